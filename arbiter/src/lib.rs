@@ -1,0 +1,1 @@
+//! The master process (filled by issue 5).

@@ -1,0 +1,1 @@
+//! The settings registry (filled by issue 3).

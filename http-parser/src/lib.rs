@@ -1,0 +1,1 @@
+//! Strict, incremental HTTP/1.1 request parser (filled by issue 2).

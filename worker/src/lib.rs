@@ -1,0 +1,1 @@
+//! One worker process (filled by issue 4).
