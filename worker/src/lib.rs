@@ -1,1 +1,100 @@
-//! One worker process (filled by issue 4).
+//! One ferrocorn worker process: the `mio` event loop over inherited listeners, the `App`
+//! interface and the built-in apps.
+//!
+//! The worker knows nothing of fork, clap or figment. The arbiter forks, then calls [`run`]
+//! in the child with the listeners, the settings, the application and a [`Supervisor`]: the
+//! arbiter's side of the contract (heartbeat and log reopening).
+//!
+//! The signatures below are the contract between the worker and the arbiter; the bodies are
+//! filled by the worker issue.
+
+use std::sync::Arc;
+
+pub use ferrocorn_config::Settings;
+
+/// A listening socket inherited from the arbiter, already bound and listening.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// What a worker is doing, as shown to the arbiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Set up, not yet accepting.
+    Booting,
+    /// Accepting and serving.
+    Serving,
+    /// No longer accepting; finishing what is in flight.
+    Stopping,
+}
+
+/// A snapshot the worker reports at least once a second (its heartbeat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerStatus {
+    pub state: WorkerState,
+    /// Requests answered since the worker started.
+    pub requests: u64,
+    /// Connections open now.
+    pub connections: u32,
+}
+
+/// The arbiter's side of the contract, called from the worker's event loop thread.
+pub trait Supervisor {
+    /// Records a heartbeat. Called at least once a second while the worker runs, and on
+    /// every change of state; must not block.
+    fn heartbeat(&self, status: WorkerStatus);
+    /// Reopens the log files the arbiter set up for this process (SIGUSR1). The worker
+    /// reopens its own access log itself.
+    fn reopen_logs(&self);
+}
+
+/// Why a worker's [`run`] returned; the process then exits with [`WorkerExit::code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// A graceful or quick stop that was asked for by a signal.
+    Stopped,
+    /// `max_requests` reached: the arbiter should start a replacement.
+    MaxRequests,
+    /// The parent process went away.
+    ParentGone,
+    /// The worker could not start or serve (message for the log).
+    Failed(String),
+}
+
+impl WorkerExit {
+    /// The process exit code for this outcome.
+    pub fn code(&self) -> i32 {
+        match self {
+            WorkerExit::Stopped | WorkerExit::MaxRequests | WorkerExit::ParentGone => 0,
+            WorkerExit::Failed(_) => 3,
+        }
+    }
+}
+
+/// An application served by the worker. Filled by the worker issue.
+pub trait App: Send + Sync + 'static {}
+
+/// Loads a built-in application from the binary's `APP` argument (`hello`, `echo`,
+/// `static:DIR`). Fails with a message naming the argument when it is unknown or, for
+/// `static:DIR`, when DIR does not exist.
+pub fn load_app(spec: &str) -> Result<Arc<dyn App>, String> {
+    Err(format!(
+        "unknown application {spec:?}: the worker issue has not landed"
+    ))
+}
+
+/// Runs one worker until it is told to stop, reaches `max_requests` or loses its parent.
+///
+/// Installs the worker's own signal handling (TERM graceful, INT/QUIT quick, USR1 reopen);
+/// the caller must have reset the arbiter's handlers and unblocked signals in the child.
+pub fn run(
+    settings: &Settings,
+    listeners: Vec<Listener>,
+    app: Arc<dyn App>,
+    supervisor: &dyn Supervisor,
+) -> WorkerExit {
+    let _ = (settings, listeners, app, supervisor);
+    WorkerExit::Failed("the worker event loop has not landed".to_string())
+}
