@@ -172,9 +172,9 @@ pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
 
     apply_conventional_defaults(&sources.env, &mut settings, &mut origins, &mut errors);
 
-    let env_dict = env_layer(&sources.env, &mut errors);
-    let file = config_file_path(sources, &env_dict)
+    let file = config_file_path(sources)
         .and_then(|(path, explicit)| read_file(&path, explicit, &mut errors));
+    let env_dict = env_layer(&sources.env, &mut errors);
 
     let mut figment = Figment::new();
     if let Some(file) = &file {
@@ -332,7 +332,7 @@ fn env_layer(env: &BTreeMap<String, String>, errors: &mut Vec<ConfigError>) -> D
 /// Which config file to read: `config` from the command line, `FERROCORN_CMD_ARGS` or
 /// the environment (explicit: it must exist), else `ferrocorn.toml` in `cwd` if it exists.
 /// A bad `config` value is reported by the main validation pass, not here.
-fn config_file_path(sources: &Sources, env_dict: &Dict) -> Option<(PathBuf, bool)> {
+fn config_file_path(sources: &Sources) -> Option<(PathBuf, bool)> {
     let given = sources
         .cli
         .get("config")
@@ -343,11 +343,7 @@ fn config_file_path(sources: &Sources, env_dict: &Dict) -> Option<(PathBuf, bool
                 .get("config")
                 .and_then(|v| v.last().cloned())
         })
-        .or_else(|| {
-            env_dict
-                .get("config")
-                .and_then(|v| v.as_str().map(String::from))
-        });
+        .or_else(|| sources.env.get("FERROCORN_CONFIG").cloned());
     match given {
         Some(path) if path.trim().is_empty() => None,
         Some(path) => Some((sources.cwd.join(path.trim()), true)),
@@ -408,6 +404,8 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
         dict: Dict::new(),
         lines: BTreeMap::new(),
     };
+    // Keys come in name order; report their errors in line order.
+    let mut key_errors: Vec<ConfigError> = Vec::new();
     for (key, _) in table.get_ref().iter() {
         let name: &str = key.get_ref();
         let line = line_of(&text, key.span().start);
@@ -416,12 +414,12 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
             line: Some(line),
         };
         match find(name) {
-            None => errors.push(ConfigError::UnknownSetting {
+            None => key_errors.push(ConfigError::UnknownSetting {
                 key: name.to_string(),
                 origin,
                 suggestion: closest(name, SETTINGS.iter().map(|s| s.name)).map(String::from),
             }),
-            Some(setting) if setting.name == "config" => errors.push(ConfigError::Misplaced {
+            Some(setting) if setting.name == "config" => key_errors.push(ConfigError::Misplaced {
                 setting: setting.name,
                 origin,
                 reason: "cannot be set in the config file; use -c or FERROCORN_CONFIG",
@@ -433,7 +431,7 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
                         Ok(value) => {
                             layer.dict.insert(setting.name.to_string(), value);
                         }
-                        Err(err) => errors.push(ConfigError::InvalidValue {
+                        Err(err) => key_errors.push(ConfigError::InvalidValue {
                             setting: setting.name,
                             origin,
                             value: value.to_string(),
@@ -445,6 +443,16 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
             }
         }
     }
+    key_errors.sort_by_key(|err| match err {
+        ConfigError::UnknownSetting { origin, .. }
+        | ConfigError::InvalidValue { origin, .. }
+        | ConfigError::Misplaced { origin, .. } => match origin {
+            Origin::File { line, .. } => *line,
+            _ => None,
+        },
+        _ => None,
+    });
+    errors.extend(key_errors);
     Some(layer)
 }
 
@@ -582,11 +590,11 @@ mod tests {
         assert_eq!(
             errors,
             [
-                format!("file {p} line 5: unknown setting completely_unrelated"),
+                format!("file {p} line 3: unknown setting wokers; did you mean workers?"),
                 format!(
                     "file {p} line 4: unknown setting max-requests; did you mean max_requests?"
                 ),
-                format!("file {p} line 3: unknown setting wokers; did you mean workers?"),
+                format!("file {p} line 5: unknown setting completely_unrelated"),
             ]
         );
     }
