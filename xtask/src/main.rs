@@ -3,6 +3,8 @@
 //! xtask links none of the server crates: it drives them through `cargo`, the way
 //! CI and a developer would, so that it keeps building when they do not.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,7 +17,8 @@ commands:
   ci              cargo fmt --check, clippy -D warnings, the workspace tests, docs --check
   docs [--check]  regenerate docs/settings.md (or check that it is up to date)
   fuzz [SECONDS]  run the http-parser fuzz target (needs cargo-fuzz and a nightly toolchain)
-  bench           benchmark ferrocorn against its peers, write docs/BENCHMARKS.md";
+  bench [OPTIONS] benchmark ferrocorn against nginx and gunicorn, write docs/BENCHMARKS.md
+                  (cargo xtask bench --help for the options)";
 
 fn main() {
     if let Err(err) = run() {
@@ -159,6 +162,6 @@ fn fuzz(_args: &[String]) -> Result<()> {
     bail!("fuzz: the http-parser fuzz target does not exist yet")
 }
 
-fn bench(_args: &[String]) -> Result<()> {
-    bail!("bench: not built yet")
+fn bench(args: &[String]) -> Result<()> {
+    bench::run(args, project_root(), cargo)
 }
