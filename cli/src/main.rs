@@ -1,31 +1,23 @@
 //! The `ferrocorn` binary: glue over the library crates. Parses the command line into
-//! `Settings`, sets up logging, runs the arbiter and turns errors into exit codes: 2 for
-//! usage and configuration errors, 1 for runtime failures, each one line on stderr.
+//! settings (`args`), sets up logging (`logging`), runs the arbiter and turns errors into
+//! exit codes: 2 for usage and configuration errors, 1 for runtime failures, each one line
+//! on stderr.
 
+mod args;
 mod logging;
-mod shim_args;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use ferrocorn_arbiter::Arbiter;
 
-/// Usage or configuration error.
-const EXIT_USAGE: u8 = 2;
 /// Runtime failure (cannot bind, cannot load the app, a worker failed to boot).
 const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
-    let settings = match shim_args::load() {
-        Ok(shim_args::Command::Serve(settings)) => *settings,
-        Ok(shim_args::Command::Version) => {
-            println!("ferrocorn {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("ferrocorn: error: {message}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let (settings, invocation) = match args::load_invocation() {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let log = match logging::init(&settings) {
         Ok(log) => log,
@@ -34,17 +26,26 @@ fn main() -> ExitCode {
                 "ferrocorn: error: cannot open the error log {:?}: {error}",
                 settings.errorlog
             );
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(args::EXIT_USAGE);
         }
     };
     let reopen = {
         let log = log.clone();
         Arc::new(move || log.reopen())
     };
-    let reload = Box::new(|| match shim_args::load() {
-        Ok(shim_args::Command::Serve(settings)) => Ok(*settings),
-        Ok(shim_args::Command::Version) => Err("--version given".to_string()),
-        Err(message) => Err(message),
+    // HUP reads the same command line, environment and config file again (the config file
+    // is resolved against the directory the binary started in, whatever `chdir` says).
+    let reload = Box::new(move || {
+        invocation
+            .load()
+            .map(|loaded| loaded.settings)
+            .map_err(|errors| {
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
     });
     let logs_to_stderr = settings.errorlog == "-";
     let result = Arbiter::with_loader(settings, Arc::new(ferrocorn_worker::load_app))
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
             }
             eprintln!("ferrocorn: error: {error}");
             if error.is_config() {
-                ExitCode::from(EXIT_USAGE)
+                ExitCode::from(args::EXIT_USAGE)
             } else {
                 ExitCode::from(EXIT_FAILURE)
             }
