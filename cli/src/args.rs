@@ -315,16 +315,15 @@ impl Invocation {
 
 impl Invocation {
     /// Loads the settings again for a reload (HUP): the same command line and environment,
-    /// the config file read anew. Errors come as one string, one error per line.
-    // Called by the arbiter's HUP path once it is wired in main.rs.
-    #[allow(dead_code)]
+    /// the config file read anew (resolved against the directory the binary started in,
+    /// whatever `chdir` says). Errors come as one string (one log line), joined by `; `.
     pub fn reload(&self) -> Result<Settings, String> {
         self.load().map(|loaded| loaded.settings).map_err(|errors| {
             errors
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
-                .join("\n")
+                .join("; ")
         })
     }
 }
@@ -497,7 +496,7 @@ mod tests {
         );
         std::fs::write(&file, "workers = 0\nthreds = 1\n").unwrap();
         let errors = invocation.reload().unwrap_err();
-        assert_eq!(errors.lines().count(), 2, "{errors}");
+        assert_eq!(errors.split("; ").count(), 2, "{errors}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
