@@ -3,6 +3,8 @@
 //! xtask links none of the server crates: it drives them through `cargo`, the way
 //! CI and a developer would, so that it keeps building when they do not.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,7 +17,8 @@ commands:
   ci              cargo fmt --check, clippy -D warnings, the workspace tests, docs --check
   docs [--check]  regenerate docs/settings.md (or check that it is up to date)
   fuzz [SECONDS]  run the http-parser fuzz target (needs cargo-fuzz and a nightly toolchain)
-  bench           benchmark ferrocorn against its peers, write docs/BENCHMARKS.md";
+  bench [OPTIONS] benchmark ferrocorn against nginx and gunicorn, write docs/BENCHMARKS.md
+                  (cargo xtask bench --help for the options)";
 
 fn main() {
     if let Err(err) = run() {
@@ -101,9 +104,57 @@ fn ci() -> Result<()> {
     run_step(test)
 }
 
-fn docs(_args: &[String]) -> Result<()> {
-    // Filled by the settings-registry issue: regenerate or check docs/settings.md.
-    eprintln!("xtask: docs: nothing to generate yet");
+/// The settings reference, generated from the declarations in `config/`.
+const SETTINGS_DOC: &str = "docs/settings.md";
+
+/// `docs`: writes `docs/settings.md` from the settings declarations; `docs --check` fails
+/// when the file differs from what the declarations give. The markdown comes from the
+/// `settings-doc` example of ferrocorn-config, since xtask links no server crate.
+fn docs(args: &[String]) -> Result<()> {
+    let check = match args {
+        [] => false,
+        [flag] if flag == "--check" => true,
+        _ => bail!("usage: cargo xtask docs [--check]"),
+    };
+    let mut generate = cargo();
+    generate.args([
+        "run",
+        "--quiet",
+        "--package",
+        "ferrocorn-config",
+        "--example",
+        "settings-doc",
+    ]);
+    eprintln!("xtask: running {generate:?}");
+    let output = generate
+        .output()
+        .with_context(|| format!("could not start {generate:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{generate:?} failed with {}:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let generated = String::from_utf8(output.stdout).context("the settings doc is not UTF-8")?;
+    let path = project_root().join(SETTINGS_DOC);
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if check {
+        if current != generated {
+            bail!("{SETTINGS_DOC} is out of date with the settings declarations: run `cargo xtask docs`");
+        }
+        eprintln!("xtask: {SETTINGS_DOC} is up to date");
+        return Ok(());
+    }
+    if current == generated {
+        eprintln!("xtask: {SETTINGS_DOC} is up to date");
+        return Ok(());
+    }
+    std::fs::create_dir_all(path.parent().expect("docs/ has a parent"))
+        .with_context(|| format!("could not create {}", path.display()))?;
+    std::fs::write(&path, generated)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    eprintln!("xtask: wrote {SETTINGS_DOC}");
     Ok(())
 }
 
@@ -111,6 +162,6 @@ fn fuzz(_args: &[String]) -> Result<()> {
     bail!("fuzz: the http-parser fuzz target does not exist yet")
 }
 
-fn bench(_args: &[String]) -> Result<()> {
-    bail!("bench: not built yet")
+fn bench(args: &[String]) -> Result<()> {
+    bench::run(args, project_root(), cargo)
 }

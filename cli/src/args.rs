@@ -1,0 +1,525 @@
+//! The command line: the clap parser built from the settings declarations, the action
+//! flags (`--print-config`, `--check-config`, `--help`, `--version`), `FERROCORN_CMD_ARGS`,
+//! and the reporting of configuration errors (one line each on stderr, exit code 2).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use ferrocorn_config::{
+    closest, Arity, CliForm, ConfigError, Loaded, Origin, Overrides, Settings, Sources,
+    CMD_ARGS_VAR, SETTINGS,
+};
+
+/// The exit code for usage and configuration errors.
+pub const EXIT_USAGE: u8 = 2;
+
+const PRINT_CONFIG: &str = "print_config";
+const CHECK_CONFIG: &str = "check_config";
+
+/// What the command line asks for besides the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Serve.
+    Run,
+    /// `--print-config`: print every setting with its source, exit 0.
+    PrintConfig,
+    /// `--check-config`: validate, exit 0 or 2.
+    CheckConfig,
+}
+
+/// The clap command: one argument per setting declaration, plus the action flags.
+pub fn command() -> Command {
+    let mut command = Command::new("ferrocorn")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("A pre-fork HTTP/1.1 server.")
+        .after_help(
+            "Every option can also be set in FERROCORN_CMD_ARGS, in FERROCORN_<NAME> variables \
+             and in a TOML config file (see docs/settings.md). --help shows the details.",
+        )
+        .args_override_self(true);
+    for setting in SETTINGS {
+        command = command.arg(setting_arg(setting));
+    }
+    command
+        .arg(
+            Arg::new(PRINT_CONFIG)
+                .long("print-config")
+                .action(ArgAction::SetTrue)
+                .help("Print every setting as `name = value  # source`, then exit")
+                .help_heading("Actions"),
+        )
+        .arg(
+            Arg::new(CHECK_CONFIG)
+                .long("check-config")
+                .action(ArgAction::SetTrue)
+                .help("Validate the configuration, then exit (0 if valid, 2 if not)")
+                .help_heading("Actions"),
+        )
+}
+
+fn setting_arg(setting: &'static ferrocorn_config::Setting) -> Arg {
+    let long_help = format!(
+        "{}\n\nAccepts {}. Default: {}. Environment: {}.",
+        setting.doc_text(),
+        setting.accepted(),
+        setting.value_in(&Settings::default()),
+        setting.env_var()
+    );
+    let arg = Arg::new(setting.name)
+        .help(setting.summary())
+        .long_help(long_help)
+        .help_heading(setting.section.title());
+    match setting.cli {
+        CliForm::Positional { value_name } => {
+            arg.index(1).value_name(value_name).action(ArgAction::Set)
+        }
+        CliForm::Flag {
+            short,
+            long,
+            value_name,
+        } => {
+            let arg = arg.long(long);
+            let arg = match short {
+                Some(short) => arg.short(short),
+                None => arg,
+            };
+            match setting.arity() {
+                Arity::Switch => arg.action(ArgAction::SetTrue),
+                Arity::One => arg.value_name(value_name).action(ArgAction::Set),
+                Arity::Many => arg.value_name(value_name).action(ArgAction::Append),
+            }
+        }
+    }
+}
+
+/// What parsing one argument list gave.
+enum Parsed {
+    /// Settings given, and the action asked for.
+    Args(Overrides, Action),
+    /// `--help` or `--version`: print this text to stdout and exit 0.
+    Display(String),
+    /// The arguments could not be parsed.
+    Failed(ConfigError),
+}
+
+/// Parses `args` (the program name first) with [`command`].
+fn parse(args: Vec<OsString>, origin: &Origin) -> Parsed {
+    match command().try_get_matches_from(args) {
+        Ok(matches) => Parsed::Args(overrides(&matches), action(&matches)),
+        Err(err) => match err.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                Parsed::Display(err.render().to_string())
+            }
+            _ => Parsed::Failed(to_config_error(&err, origin)),
+        },
+    }
+}
+
+fn action(matches: &ArgMatches) -> Action {
+    if matches.get_flag(CHECK_CONFIG) {
+        Action::CheckConfig
+    } else if matches.get_flag(PRINT_CONFIG) {
+        Action::PrintConfig
+    } else {
+        Action::Run
+    }
+}
+
+/// The settings given in `matches`, as raw text for the config loader.
+fn overrides(matches: &ArgMatches) -> Overrides {
+    let mut overrides = Overrides::new();
+    for setting in SETTINGS {
+        if matches.value_source(setting.name) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        if setting.arity() == Arity::Switch {
+            overrides.push(setting.name, "true");
+        } else if let Some(values) = matches.get_many::<String>(setting.name) {
+            for value in values {
+                overrides.push(setting.name, value.clone());
+            }
+        }
+    }
+    overrides
+}
+
+/// Every long flag, for typo suggestions.
+fn long_flags() -> Vec<String> {
+    let mut flags: Vec<String> = command()
+        .get_arguments()
+        .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+        .collect();
+    flags.extend(["--help".to_string(), "--version".to_string()]);
+    flags
+}
+
+/// Turns a clap error into one line: an unknown flag with our suggestion, or clap's own
+/// first line for the other usage errors.
+fn to_config_error(err: &clap::Error, origin: &Origin) -> ConfigError {
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    if err.kind() == ErrorKind::UnknownArgument {
+        if let Some(arg) = context(ContextKind::InvalidArg) {
+            if arg.starts_with('-') {
+                let name = arg.split('=').next().unwrap_or(&arg).to_string();
+                let flags = long_flags();
+                let suggestion = closest(&name, flags.iter().map(String::as_str))
+                    .filter(|_| name.starts_with("--"))
+                    .map(String::from);
+                return ConfigError::UnknownSetting {
+                    key: name,
+                    origin: origin.clone(),
+                    suggestion,
+                };
+            }
+            return ConfigError::Usage {
+                origin: origin.clone(),
+                message: format!("unexpected argument {arg:?} (only one APP is accepted)"),
+            };
+        }
+    }
+    let rendered = err.render().to_string();
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    ConfigError::Usage {
+        origin: origin.clone(),
+        message: first,
+    }
+}
+
+/// One invocation of the binary: the command line and environment it was started with,
+/// ready to be loaded, and loaded again on a reload (HUP) after `chdir`.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// What the command line asks for.
+    pub action: Action,
+    sources: Sources,
+    /// Errors from parsing the command line or `FERROCORN_CMD_ARGS`, reported together
+    /// with the configuration's own.
+    parse_errors: Vec<ConfigError>,
+}
+
+/// What [`Invocation::new`] gives when the arguments ask for `--help` or `--version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayOnly(pub String);
+
+impl Invocation {
+    /// Reads the process's arguments, environment and working directory.
+    pub fn from_process() -> Result<Invocation, DisplayOnly> {
+        let env: BTreeMap<String, String> = std::env::vars_os()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Invocation::new(std::env::args_os().collect(), env, cwd)
+    }
+
+    /// Parses `argv` (the program name first) and `FERROCORN_CMD_ARGS` from `env`.
+    /// `--help`/`--version` anywhere give [`DisplayOnly`]; other parse errors are kept and
+    /// reported by [`Invocation::load`].
+    pub fn new(
+        argv: Vec<OsString>,
+        env: BTreeMap<String, String>,
+        cwd: PathBuf,
+    ) -> Result<Invocation, DisplayOnly> {
+        let mut parse_errors = Vec::new();
+        let mut action = Action::Run;
+        let mut cli = Overrides::new();
+        match parse(argv, &Origin::Cli) {
+            Parsed::Args(overrides, act) => {
+                cli = overrides;
+                action = act;
+            }
+            Parsed::Display(text) => return Err(DisplayOnly(text)),
+            Parsed::Failed(err) => parse_errors.push(err),
+        }
+        let mut cmd_args = Overrides::new();
+        if let Some(text) = env.get(CMD_ARGS_VAR) {
+            match shlex::split(text) {
+                None => parse_errors.push(ConfigError::Usage {
+                    origin: Origin::CmdArgs,
+                    message: format!("unbalanced quotes in {text:?}"),
+                }),
+                Some(words) => {
+                    let args = std::iter::once(OsString::from("ferrocorn"))
+                        .chain(words.into_iter().map(OsString::from))
+                        .collect();
+                    match parse(args, &Origin::CmdArgs) {
+                        Parsed::Args(overrides, act) => {
+                            cmd_args = overrides;
+                            if action == Action::Run {
+                                action = act;
+                            }
+                        }
+                        Parsed::Display(text) => return Err(DisplayOnly(text)),
+                        Parsed::Failed(err) => parse_errors.push(err),
+                    }
+                }
+            }
+        }
+        Ok(Invocation {
+            action,
+            sources: Sources {
+                cli,
+                cmd_args,
+                env,
+                cwd,
+            },
+            parse_errors,
+        })
+    }
+
+    /// Loads and validates the settings (reading the config file again each time), or
+    /// gives every error: the command line's first, then the configuration's.
+    pub fn load(&self) -> Result<Loaded, Vec<ConfigError>> {
+        let loaded = ferrocorn_config::load(&self.sources);
+        if self.parse_errors.is_empty() {
+            return loaded;
+        }
+        let mut errors = self.parse_errors.clone();
+        if let Err(more) = loaded {
+            errors.extend(more);
+        }
+        Err(errors)
+    }
+}
+
+/// Writes one line per error to stderr.
+pub fn report(errors: &[ConfigError]) {
+    for error in errors {
+        eprintln!("ferrocorn: error: {error}");
+    }
+}
+
+/// Parses the command line and the environment and loads the settings, for the "run the
+/// server" path. Handles everything that does not serve: `--help` and `--version` (print,
+/// exit 0), `--print-config` (print, exit 0), `--check-config` (exit 0 or 2), errors (one
+/// line each on stderr, exit 2). `Err` carries the exit code to return; `Ok` means serve.
+pub fn load_settings() -> Result<Settings, ExitCode> {
+    load_invocation().map(|(settings, _)| settings)
+}
+
+/// Like [`load_settings`], and also returns the [`Invocation`] so that a reload (HUP)
+/// can call [`Invocation::load`] again.
+pub fn load_invocation() -> Result<(Settings, Invocation), ExitCode> {
+    let invocation = match Invocation::from_process() {
+        Ok(invocation) => invocation,
+        Err(DisplayOnly(text)) => {
+            print!("{text}");
+            return Err(ExitCode::SUCCESS);
+        }
+    };
+    let loaded = match invocation.load() {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            report(&errors);
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    match invocation.action {
+        Action::Run => Ok((loaded.settings, invocation)),
+        Action::PrintConfig => {
+            print!("{}", loaded.print_config());
+            Err(ExitCode::SUCCESS)
+        }
+        Action::CheckConfig => Err(ExitCode::SUCCESS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invocation(argv: &[&str], env: &[(&str, &str)]) -> Result<Invocation, DisplayOnly> {
+        let argv = std::iter::once("ferrocorn")
+            .chain(argv.iter().copied())
+            .map(OsString::from)
+            .collect();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Invocation::new(
+            argv,
+            env,
+            std::env::temp_dir().join("ferrocorn-no-such-dir"),
+        )
+    }
+
+    fn errors(argv: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+        invocation(argv, env)
+            .unwrap()
+            .load()
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn every_setting_has_its_flag() {
+        let command = command();
+        for setting in SETTINGS {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == setting.name)
+                .unwrap_or_else(|| panic!("no argument for {}", setting.name));
+            if let CliForm::Flag { long, short, .. } = setting.cli {
+                assert_eq!(arg.get_long(), Some(long));
+                assert_eq!(arg.get_short(), short);
+            }
+        }
+    }
+
+    #[test]
+    fn flags_become_settings() {
+        let loaded = invocation(
+            &[
+                "-w",
+                "3",
+                "-b",
+                "127.0.0.1:0",
+                "--bind",
+                "[::1]:9",
+                "--reuse-port",
+                "-p",
+                "/tmp/p.pid",
+                "--keep-alive",
+                "5",
+                "--log-format",
+                "json",
+                "echo",
+            ],
+            &[],
+        )
+        .unwrap()
+        .load()
+        .unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.workers, 3);
+        assert_eq!(s.bind.len(), 2);
+        assert!(s.reuse_port);
+        assert_eq!(
+            s.pidfile.as_deref(),
+            Some(std::path::Path::new("/tmp/p.pid"))
+        );
+        assert_eq!(s.keepalive.as_secs(), 5);
+        assert_eq!(s.log_format, ferrocorn_config::LogFormat::Json);
+        assert_eq!(s.app, "echo");
+        assert_eq!(loaded.origin("workers"), Some(&Origin::Cli));
+    }
+
+    #[test]
+    fn a_later_flag_overrides_an_earlier_one() {
+        let loaded = invocation(&["-w", "3", "--workers", "5"], &[])
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(loaded.settings.workers, 5);
+    }
+
+    #[test]
+    fn cmd_args_sit_between_the_command_line_and_the_variables() {
+        let env = [
+            (
+                "FERROCORN_CMD_ARGS",
+                "--workers 4 --timeout '7' --threads=2",
+            ),
+            ("FERROCORN_WORKERS", "9"),
+            ("FERROCORN_TIMEOUT", "9"),
+            ("FERROCORN_BACKLOG", "99"),
+        ];
+        let loaded = invocation(&["--threads", "3"], &env)
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(loaded.settings.workers, 4);
+        assert_eq!(loaded.settings.timeout.as_secs(), 7);
+        assert_eq!(loaded.settings.threads, 3);
+        assert_eq!(loaded.settings.backlog, 99);
+        assert_eq!(loaded.origin("workers"), Some(&Origin::CmdArgs));
+        assert_eq!(loaded.origin("threads"), Some(&Origin::Cli));
+        assert_eq!(
+            loaded.origin("backlog"),
+            Some(&Origin::Env("FERROCORN_BACKLOG".to_string()))
+        );
+    }
+
+    #[test]
+    fn an_unknown_flag_is_reported_with_a_suggestion() {
+        assert_eq!(
+            errors(&["--wokers", "3"], &[]),
+            ["cli: unknown flag --wokers; did you mean --workers?"]
+        );
+        assert_eq!(
+            errors(&[], &[("FERROCORN_CMD_ARGS", "--keepalive=3")]),
+            ["env FERROCORN_CMD_ARGS: unknown flag --keepalive; did you mean --keep-alive?"]
+        );
+    }
+
+    #[test]
+    fn command_line_errors_are_reported_with_the_other_errors() {
+        let errors = errors(
+            &["--bogus-flag-name"],
+            &[
+                ("FERROCORN_WORKERS", "zero"),
+                ("FERROCORN_CMD_ARGS", "'open"),
+            ],
+        );
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("cli: unknown flag --bogus-flag-name"));
+        assert!(errors[1].starts_with("env FERROCORN_CMD_ARGS: unbalanced quotes"));
+        assert!(errors[2].starts_with("env FERROCORN_WORKERS: invalid value \"zero\""));
+    }
+
+    #[test]
+    fn a_missing_value_and_a_second_app_are_usage_errors() {
+        let errors = errors(&["--workers"], &[]);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("cli: "), "{errors:?}");
+        assert!(errors[0].contains("--workers"), "{errors:?}");
+        let errors = self::errors(&["hello", "echo"], &[]);
+        assert_eq!(
+            errors,
+            ["cli: unexpected argument \"echo\" (only one APP is accepted)"]
+        );
+    }
+
+    #[test]
+    fn actions_are_recognised() {
+        assert_eq!(
+            invocation(&["--print-config"], &[]).unwrap().action,
+            Action::PrintConfig
+        );
+        assert_eq!(
+            invocation(&["--check-config"], &[]).unwrap().action,
+            Action::CheckConfig
+        );
+        assert_eq!(invocation(&[], &[]).unwrap().action, Action::Run);
+        let help = invocation(&["--help"], &[]).unwrap_err().0;
+        assert!(help.contains("--worker-connections <INT>"), "{help}");
+        assert!(help.contains("FERROCORN_WORKER_CONNECTIONS"), "{help}");
+        let version = invocation(&["--version"], &[]).unwrap_err().0;
+        assert!(version.contains(env!("CARGO_PKG_VERSION")));
+    }
+}

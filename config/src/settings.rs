@@ -1,0 +1,260 @@
+//! The one list of ferrocorn's settings, and the value types some of them use.
+//!
+//! Each entry declares a setting once: doc, name, type, default, section, command-line
+//! form and kind (parser + validator). `Settings`, `--help`, the environment variables,
+//! the config-file keys and `docs/settings.md` all derive from this list: when it changes,
+//! run `cargo xtask docs`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::kinds::{
+    choice, count, int, seconds, Binds, Flag, IpList, OptPath, OptText, Umask, NON_EMPTY_TEXT, TEXT,
+};
+use crate::registry::{declare_settings, flag, positional};
+
+/// One address to listen on, as given to `--bind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindAddress {
+    /// `HOST:PORT` or `[IPv6]:PORT`; `host` is a name or an IP literal without brackets.
+    Tcp { host: String, port: u16 },
+    /// `unix:PATH`.
+    Unix(PathBuf),
+    /// `fd://N`: an already-bound listening socket inherited as file descriptor `N`.
+    Fd(i32),
+}
+
+impl fmt::Display for BindAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindAddress::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            BindAddress::Tcp { host, port } => write!(f, "{host}:{port}"),
+            BindAddress::Unix(path) => write!(f, "unix:{}", path.display()),
+            BindAddress::Fd(fd) => write!(f, "fd://{fd}"),
+        }
+    }
+}
+
+/// `loglevel`: the least severe level that is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+/// `log_format`: how the error log is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `header_map`: what to do with header names that contain `_` (gunicorn's setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderMap {
+    /// Drop them silently (gunicorn's default).
+    Drop,
+    /// Reject the request with 400.
+    Refuse,
+    /// Keep them (ambiguous with `-` once mapped to CGI-style names).
+    Dangerous,
+}
+
+/// gunicorn's default access log format.
+pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
+    r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
+
+const LOG_LEVELS: &[(&str, LogLevel)] = &[
+    ("debug", LogLevel::Debug),
+    ("info", LogLevel::Info),
+    ("warning", LogLevel::Warning),
+    ("warn", LogLevel::Warning),
+    ("error", LogLevel::Error),
+    ("critical", LogLevel::Critical),
+];
+
+const LOG_FORMATS: &[(&str, LogFormat)] = &[("text", LogFormat::Text), ("json", LogFormat::Json)];
+
+const HEADER_MAPS: &[(&str, HeaderMap)] = &[
+    ("drop", HeaderMap::Drop),
+    ("refuse", HeaderMap::Refuse),
+    ("dangerous", HeaderMap::Dangerous),
+];
+
+fn localhost_ips() -> Vec<String> {
+    vec!["127.0.0.1".to_string(), "::1".to_string()]
+}
+
+/// The largest integer a TOML file can hold.
+const TOML_INT_MAX: u64 = i64::MAX as u64;
+/// The longest duration accepted: one year.
+const MAX_SECONDS: u64 = 365 * 24 * 3600;
+
+declare_settings! {
+    /// The application to serve: `static:DIR` (the files under DIR), `hello` or `echo`.
+    app: String = "static:.".to_string();
+        Server, positional("APP"), NON_EMPTY_TEXT;
+
+    /// The TOML config file whose keys are setting names.
+    /// Without it, `ferrocorn.toml` in the working directory is read when it exists. Given on
+    /// the command line or in the environment only; after loading it holds the absolute path
+    /// of the file that was read, if any.
+    config: Option<PathBuf> = None;
+        Server, flag(Some('c'), "config", "PATH"), OptPath;
+
+    /// An address to listen on; repeat the flag to listen on several.
+    /// `HOST:PORT`, `[IPV6]:PORT`, `HOST` (port 8000), `unix:PATH` or `fd://N` (an inherited
+    /// socket). Port 0 asks the kernel for a free port. The default is `0.0.0.0:$PORT` when
+    /// the `PORT` variable is set.
+    bind: Vec<BindAddress> = vec![BindAddress::Tcp { host: "127.0.0.1".to_string(), port: 8000 }];
+        Server, flag(Some('b'), "bind", "ADDRESS"), Binds;
+
+    /// The maximum number of pending connections on each listening socket.
+    /// The kernel may cap it (`net.core.somaxconn` on Linux).
+    backlog: u32 = 2048;
+        Server, flag(None, "backlog", "INT"), int::<u32>(1, 65535);
+
+    /// Set `SO_REUSEPORT` on the listening sockets.
+    reuse_port: bool = false;
+        Server, flag(None, "reuse-port", ""), Flag;
+
+    /// The number of worker processes.
+    /// The default is the `WEB_CONCURRENCY` variable when it is set, else 1.
+    workers: usize = 1;
+        Workers, flag(Some('w'), "workers", "INT"), count(1, 1024);
+
+    /// The number of threads per worker that run application calls; 1 runs them inline.
+    threads: usize = 1;
+        Workers, flag(None, "threads", "INT"), count(1, 1024);
+
+    /// The maximum number of open connections per worker.
+    worker_connections: usize = 1000;
+        Workers, flag(None, "worker-connections", "INT"), count(1, 1_000_000);
+
+    /// Restart a worker after it has answered this many requests; 0 never restarts.
+    max_requests: u64 = 0;
+        Workers, flag(None, "max-requests", "INT"), int::<u64>(0, TOML_INT_MAX);
+
+    /// A random number from 0 to this is added to `max_requests` per worker, so that
+    /// workers do not all restart at once.
+    max_requests_jitter: u64 = 0;
+        Workers, flag(None, "max-requests-jitter", "INT"), int::<u64>(0, TOML_INT_MAX);
+
+    /// Workers silent for longer than this many seconds are killed and replaced; 0 disables
+    /// the check.
+    timeout: Duration = Duration::from_secs(30);
+        Timeouts, flag(Some('t'), "timeout", "SECONDS"), seconds(MAX_SECONDS);
+
+    /// On a graceful stop, workers still busy after this many seconds are killed.
+    graceful_timeout: Duration = Duration::from_secs(30);
+        Timeouts, flag(None, "graceful-timeout", "SECONDS"), seconds(MAX_SECONDS);
+
+    /// Seconds a kept-alive connection may stay idle between requests; 0 disables keep-alive.
+    keepalive: Duration = Duration::from_secs(2);
+        Timeouts, flag(None, "keep-alive", "SECONDS"), seconds(MAX_SECONDS);
+
+    /// Seconds allowed to receive a whole request head once its first byte arrived (a guard
+    /// against slow clients), separate from `keepalive`; 0 disables it.
+    header_timeout: Duration = Duration::from_secs(10);
+        Timeouts, flag(None, "header-timeout", "SECONDS"), seconds(MAX_SECONDS);
+
+    /// The maximum size in bytes of the request line; 0 means no limit (as gunicorn).
+    limit_request_line: usize = 8190;
+        Limits, flag(None, "limit-request-line", "INT"), count(0, 1 << 20);
+
+    /// The maximum number of header fields in a request.
+    limit_request_fields: usize = 100;
+        Limits, flag(None, "limit-request-fields", "INT"), count(1, 32768);
+
+    /// The maximum size in bytes of one header field line; 0 means no limit (as gunicorn).
+    limit_request_field_size: usize = 8190;
+        Limits, flag(None, "limit-request-field-size", "INT"), count(0, 1 << 20);
+
+    /// The maximum size in bytes of a request body; 0 means no limit.
+    limit_request_body: u64 = 0;
+        Limits, flag(None, "limit-request-body", "INT"), int::<u64>(0, TOML_INT_MAX);
+
+    /// Change to this directory after binding the sockets, before starting the workers.
+    chdir: Option<PathBuf> = None;
+        Process, flag(None, "chdir", "DIR"), OptPath;
+
+    /// Write the arbiter's process id to this file.
+    pidfile: Option<PathBuf> = None;
+        Process, flag(Some('p'), "pid", "FILE"), OptPath;
+
+    /// Run the workers as this user (a name or a numeric id) after binding.
+    user: Option<String> = None;
+        Process, flag(Some('u'), "user", "USER"), OptText;
+
+    /// Run the workers as this group (a name or a numeric id) after binding.
+    group: Option<String> = None;
+        Process, flag(Some('g'), "group", "GROUP"), OptText;
+
+    /// The file mode creation mask, set after binding: `0o22`, `022` or a decimal integer.
+    umask: u32 = 0;
+        Process, flag(Some('m'), "umask", "INT"), Umask;
+
+    /// The process name shown by `ps`.
+    proc_name: Option<String> = None;
+        Process, flag(Some('n'), "name", "STRING"), OptText;
+
+    /// Client addresses trusted to set `X-Forwarded-*` headers (`*` trusts every client).
+    forwarded_allow_ips: Vec<String> = localhost_ips();
+        Proxy, flag(None, "forwarded-allow-ips", "IPS"), IpList;
+
+    /// Expect the PROXY protocol (v1 or v2) header at the start of every connection.
+    proxy_protocol: bool = false;
+        Proxy, flag(None, "proxy-protocol", ""), Flag;
+
+    /// Client addresses allowed to send a PROXY protocol header (`*` allows every client).
+    proxy_allow_ips: Vec<String> = localhost_ips();
+        Proxy, flag(None, "proxy-allow-from", "IPS"), IpList;
+
+    /// The access log file; `-` is standard output; empty (the default) logs no access.
+    accesslog: Option<String> = None;
+        Logging, flag(None, "access-logfile", "FILE"), OptText;
+
+    /// The access log line, in gunicorn's `%(atom)s` language.
+    access_log_format: String = DEFAULT_ACCESS_LOG_FORMAT.to_string();
+        Logging, flag(None, "access-logformat", "STRING"), TEXT;
+
+    /// The error log file; `-` is standard error.
+    errorlog: String = "-".to_string();
+        Logging, flag(None, "error-logfile", "FILE"), NON_EMPTY_TEXT;
+
+    /// The least severe level that is written to the error log.
+    loglevel: LogLevel = LogLevel::Info;
+        Logging, flag(None, "log-level", "LEVEL"), choice(LOG_LEVELS);
+
+    /// How the error log is written: `text` for people, `json` (one object per line) for
+    /// machines.
+    log_format: LogFormat = LogFormat::Text;
+        Logging, flag(None, "log-format", "FORMAT"), choice(LOG_FORMATS);
+
+    /// Accept obsolete line folding in header values (RFC 9112 §5.2), joining the lines with
+    /// a space; by default it is refused with 400.
+    permit_obsolete_folding: bool = false;
+        Http, flag(None, "permit-obsolete-folding", ""), Flag;
+
+    /// Accept request methods that are not upper-case tokens of 3 to 20 characters.
+    permit_unconventional_http_method: bool = false;
+        Http, flag(None, "permit-unconventional-http-method", ""), Flag;
+
+    /// Upper-case request methods before handing them to the application.
+    casefold_http_method: bool = false;
+        Http, flag(None, "casefold-http-method", ""), Flag;
+
+    /// Strip spaces between a header name and its colon instead of refusing the request
+    /// (RFC 9112 §5.1 forbids them).
+    strip_header_spaces: bool = false;
+        Http, flag(None, "strip-header-spaces", ""), Flag;
+
+    /// What to do with header names containing `_`: `drop` them, `refuse` the request, or
+    /// keep them (`dangerous`).
+    header_map: HeaderMap = HeaderMap::Drop;
+        Http, flag(None, "header-map", "MODE"), choice(HEADER_MAPS);
+}

@@ -1,0 +1,508 @@
+//! `cargo xtask bench`: ferrocorn against nginx and gunicorn on loopback, side by side in
+//! one run, written to `docs/BENCHMARKS.md`. Every server is driven as a process; xtask
+//! links none of them.
+
+mod loadgen;
+mod parser_bench;
+mod procfs;
+mod report;
+mod scenario;
+mod servers;
+mod wrk;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use report::{ProcessMemory, Report, Row};
+use scenario::{AppKind, Scenario, SCENARIOS};
+use servers::{BenchDir, Installed, Instance, ServerKind};
+
+pub const USAGE: &str = "\
+usage: cargo xtask bench [OPTIONS]
+
+Benchmarks ferrocorn against nginx and gunicorn (sync, gthread) on 127.0.0.1, 2 workers
+each, and writes docs/BENCHMARKS.md. Needs python3 with venv and pip (gunicorn goes into
+.bench/venv); uses nginx and wrk where installed: apt-get install -y nginx wrk
+
+options:
+  --duration SECS     measured seconds per run, 1 to 10 (default 5)
+  --warmup SECS       unmeasured seconds before each run, 0 to 5 (default 1)
+  --servers LIST      comma-separated, of: ferrocorn, nginx, gunicorn-gthread, gunicorn-sync
+  --scenarios LIST    comma-separated, of: hello-ka-1, hello-ka-64, hello-close-16,
+                      hello-pipe-16, static-1m-8, echo-post-4k-64
+  --generator KIND    auto (wrk if installed, else built-in), wrk or builtin (default auto)
+  --no-parser         skip the http-parser criterion bench
+  --output PATH       the report to write (default docs/BENCHMARKS.md); - writes none
+  -h, --help          this text";
+
+/// Which load generator drives the servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generator {
+    Auto,
+    Wrk,
+    Builtin,
+}
+
+/// The parsed command line of `cargo xtask bench`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub servers: Vec<ServerKind>,
+    pub scenarios: Vec<Scenario>,
+    pub generator: Generator,
+    pub parser: bool,
+    /// `None` for `--output -`.
+    pub output: Option<PathBuf>,
+    pub help: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            servers: ServerKind::ALL.to_vec(),
+            scenarios: SCENARIOS.to_vec(),
+            generator: Generator::Auto,
+            parser: true,
+            output: Some(PathBuf::from("docs/BENCHMARKS.md")),
+            help: false,
+        }
+    }
+}
+
+fn seconds(flag: &str, value: &str, min: u64, max: u64) -> Result<Duration> {
+    match value.parse::<u64>() {
+        Ok(secs) if (min..=max).contains(&secs) => Ok(Duration::from_secs(secs)),
+        _ => bail!("{flag} {value:?}: expected whole seconds from {min} to {max}"),
+    }
+}
+
+fn list<T>(flag: &str, value: &str, find: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
+    let items: Vec<T> = value
+        .split(',')
+        .map(|name| find(name.trim()).with_context(|| format!("{flag}: unknown name {name:?}")))
+        .collect::<Result<_>>()?;
+    if items.is_empty() {
+        bail!("{flag}: empty list");
+    }
+    Ok(items)
+}
+
+impl Options {
+    /// Parses the arguments after `bench`. Fails naming the bad flag or value.
+    pub fn parse(args: &[String]) -> Result<Options> {
+        let mut options = Options::default();
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let mut value = || {
+                args.next()
+                    .map(String::as_str)
+                    .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
+            };
+            match flag.as_str() {
+                "--duration" => options.duration = seconds(flag, value()?, 1, 10)?,
+                "--warmup" => options.warmup = seconds(flag, value()?, 0, 5)?,
+                "--servers" => options.servers = list(flag, value()?, ServerKind::by_name)?,
+                "--scenarios" => options.scenarios = list(flag, value()?, Scenario::by_name)?,
+                "--generator" => {
+                    options.generator = match value()? {
+                        "auto" => Generator::Auto,
+                        "wrk" => Generator::Wrk,
+                        "builtin" => Generator::Builtin,
+                        other => bail!("--generator {other:?}: expected auto, wrk or builtin"),
+                    }
+                }
+                "--no-parser" => options.parser = false,
+                "--output" => {
+                    options.output = match value()? {
+                        "-" => None,
+                        path => Some(PathBuf::from(path)),
+                    }
+                }
+                "-h" | "--help" => options.help = true,
+                other => bail!("unknown option {other:?}\n\n{USAGE}"),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// The load generator chosen for this run, with its description for the report.
+enum Driver {
+    Wrk,
+    Builtin,
+}
+
+/// Runs the bench. `cargo` makes a `cargo` command in the project root.
+pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()> {
+    let options = Options::parse(args)?;
+    if options.help {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let dir = BenchDir { root: root.clone() };
+    let mut report = Report {
+        date: date_utc(),
+        machine: procfs::Machine::read(),
+        duration: options.duration,
+        warmup: options.warmup,
+        invocation: std::iter::once("cargo xtask bench".to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        ..Report::default()
+    };
+    servers::write_fixtures(&dir)?;
+
+    let wrk_version = wrk::version();
+    let driver = match (options.generator, &wrk_version) {
+        (Generator::Builtin, _) => Driver::Builtin,
+        (Generator::Auto | Generator::Wrk, Some(_)) => Driver::Wrk,
+        (Generator::Wrk, None) => bail!("wrk is not installed: apt-get install -y wrk"),
+        (Generator::Auto, None) => {
+            note(&mut report, "wrk is not installed (apt-get install -y wrk): the built-in load generator was used");
+            Driver::Builtin
+        }
+    };
+    report.generator = match (&driver, &wrk_version) {
+        (Driver::Wrk, Some(version)) => format!(
+            "{version} (figures from its Lua `done` hook; latency from its `--latency` histogram)"
+        ),
+        _ => "xtask's built-in generator (std threads, one blocking connection per thread)"
+            .to_string(),
+    };
+
+    let installed = install_servers(&options, &dir, cargo, &mut report);
+    let rustc = Command::new("rustc").arg("--version").output();
+    if let Ok(out) = rustc {
+        report.versions.push((
+            "rustc".to_string(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ));
+    }
+
+    // Start every server first, then run each scenario against all of them in turn, so
+    // that the figures compared with each other are measured close together in time.
+    let wanted_apps: Vec<AppKind> = AppKind::ALL
+        .into_iter()
+        .filter(|a| options.scenarios.iter().any(|s| s.app == *a))
+        .collect();
+    let mut instances: Vec<Instance> = Vec::new();
+    for server in &installed {
+        for apps in servers::instance_apps(server.kind, &wanted_apps) {
+            match Instance::start(server, &apps, &dir) {
+                Ok(instance) => {
+                    report.server_commands.push(instance.command.join(" "));
+                    instances.push(instance);
+                }
+                Err(err) => note(
+                    &mut report,
+                    &format!("{} could not start: {err:#}", server.kind.name()),
+                ),
+            }
+        }
+    }
+
+    let ticks = procfs::clock_ticks_per_second();
+    for scenario in &options.scenarios {
+        for server in &installed {
+            let Some(instance) = instances
+                .iter()
+                .find(|i| i.kind == server.kind && i.apps.contains(&scenario.app))
+            else {
+                if !server.kind.serves(scenario.app) {
+                    eprintln!(
+                        "xtask: {} has no {} app: {} not run",
+                        server.kind.name(),
+                        scenario.app.name(),
+                        scenario.name
+                    );
+                }
+                continue;
+            };
+            match measure(&driver, scenario, instance, &options, &dir, ticks) {
+                Ok((row, command)) => {
+                    eprintln!(
+                        "xtask: {:<16} {:<16} {:>10.0} req/s  {:>10} req/CPU-s  p99 {}",
+                        scenario.name,
+                        server.kind.name(),
+                        row.figures.requests_per_second(),
+                        row.requests_per_cpu_second()
+                            .map_or("-".to_string(), |r| format!("{r:.0}")),
+                        report::p99(&row.figures)
+                    );
+                    report.load_commands.push(command);
+                    report.rows.push(row);
+                }
+                Err(err) => note(
+                    &mut report,
+                    &format!(
+                        "{} under {} failed: {err:#}",
+                        server.kind.name(),
+                        scenario.name
+                    ),
+                ),
+            }
+        }
+    }
+
+    for instance in &instances {
+        let apps: Vec<&str> = instance.apps.iter().map(|a| a.name()).collect();
+        for (i, process) in instance.processes().iter().enumerate() {
+            if let Some(memory) = procfs::memory(process.pid) {
+                report.memory.push(ProcessMemory {
+                    server: instance.kind,
+                    apps: apps.join(", "),
+                    pid: process.pid,
+                    is_root: i == 0,
+                    memory,
+                });
+            }
+        }
+    }
+    // Stops every server (TERM, then KILL by pid) before the parser bench uses the CPU.
+    drop(instances);
+
+    if options.parser {
+        match parser_bench::run(cargo()) {
+            Ok(result) => report.parser = Some(result),
+            Err(err) => {
+                report.parser_note = Some(format!("{err:#}"));
+                eprintln!("xtask: parser bench skipped: {err:#}");
+            }
+        }
+    } else {
+        report.parser_note = Some("skipped with --no-parser".to_string());
+    }
+    report.machine.loadavg_after = procfs::loadavg();
+
+    println!("\n{}", report.results_table());
+    println!("{}", report.targets_table());
+    if let Some(output) = &options.output {
+        let path = root.join(output);
+        let existing = fs::read_to_string(&path).unwrap_or_default();
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("could not create {}", parent.display()))?;
+        }
+        fs::write(
+            &path,
+            report.markdown(&report::kept_limits_section(&existing)),
+        )
+        .with_context(|| format!("could not write {}", path.display()))?;
+        eprintln!("xtask: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn note(report: &mut Report, line: &str) {
+    eprintln!("xtask: {line}");
+    report.notes.push(line.to_string());
+}
+
+/// Builds or finds the servers asked for; what is missing becomes a note saying how to
+/// install it.
+fn install_servers(
+    options: &Options,
+    dir: &BenchDir,
+    cargo: fn() -> Command,
+    report: &mut Report,
+) -> Vec<Installed> {
+    let mut installed = Vec::new();
+    let wants = |kind| options.servers.contains(&kind);
+    if wants(ServerKind::Ferrocorn) {
+        match servers::install_ferrocorn(dir, cargo()) {
+            Ok(server) => installed.push(server),
+            Err(err) => note(report, &format!("ferrocorn skipped: {err:#}")),
+        }
+    }
+    if wants(ServerKind::Nginx) {
+        match servers::find_nginx(dir) {
+            Ok(server) => installed.push(server),
+            Err(err) => note(report, &format!("nginx skipped: {err:#}")),
+        }
+    }
+    if wants(ServerKind::GunicornGthread) || wants(ServerKind::GunicornSync) {
+        match servers::install_gunicorn(dir) {
+            Ok((gthread, sync)) => {
+                installed.extend([gthread, sync].into_iter().filter(|s| wants(s.kind)))
+            }
+            Err(err) => note(
+                report,
+                &format!("gunicorn skipped (needs python3 with venv and pip, and PyPI): {err:#}"),
+            ),
+        }
+    }
+    for server in &installed {
+        let name = match server.kind {
+            ServerKind::GunicornGthread | ServerKind::GunicornSync => "gunicorn",
+            kind => kind.name(),
+        };
+        if !report.versions.iter().any(|(n, _)| n == name) {
+            report
+                .versions
+                .push((name.to_string(), server.version.clone()));
+        }
+    }
+    installed
+}
+
+/// Runs `scenario` against `instance`: a warm-up, then the measured run with the server's
+/// CPU time read around it. Returns the row and the load command as run.
+fn measure(
+    driver: &Driver,
+    scenario: &Scenario,
+    instance: &Instance,
+    options: &Options,
+    dir: &BenchDir,
+    ticks: u64,
+) -> Result<(Row, String)> {
+    let label = format!("{}-{}", instance.kind.name(), scenario.name);
+    let load = |duration: Duration, log_suffix: &str| -> Result<(scenario::LoadFigures, String)> {
+        match driver {
+            Driver::Wrk => {
+                let script = wrk::write_script(&dir.abs("wrk"), scenario)?;
+                let rel_script = dir.rel("wrk").join(script.file_name().unwrap_or_default());
+                let url = format!("http://{}/", instance.addr);
+                let args = wrk::command_line(scenario, &rel_script, &url, duration);
+                let log = dir.abs("logs").join(format!("wrk-{label}{log_suffix}.txt"));
+                Ok((wrk::run(&args, &dir.root, &log)?, args.join(" ")))
+            }
+            Driver::Builtin => Ok((
+                loadgen::run(instance.addr, scenario, duration),
+                format!(
+                    "(built-in) {} against http://{}{}, {} s",
+                    scenario.describe(),
+                    instance.addr,
+                    scenario.path,
+                    duration.as_secs()
+                ),
+            )),
+        }
+    };
+    if !options.warmup.is_zero() {
+        load(options.warmup, "-warmup")?;
+    }
+    let root = instance.root_pid();
+    let cpu_before = procfs::tree_cpu(root, ticks);
+    let (figures, command) = load(options.duration, "")?;
+    let server_cpu = procfs::tree_cpu(root, ticks).saturating_sub(cpu_before);
+    if figures.requests == 0 {
+        bail!(
+            "no response in {} s (see {})",
+            options.duration.as_secs(),
+            instance.log.display()
+        );
+    }
+    let peak_kib = instance
+        .processes()
+        .iter()
+        .filter_map(|p| procfs::memory(p.pid))
+        .map(|m| m.peak_kib)
+        .collect();
+    Ok((
+        Row {
+            server: instance.kind,
+            scenario: *scenario,
+            figures,
+            server_cpu,
+            peak_kib,
+        },
+        command,
+    ))
+}
+
+/// Now, as `YYYY-MM-DD HH:MM UTC`.
+fn date_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn defaults_run_everything_for_five_seconds() {
+        let options = Options::parse(&[]).unwrap();
+        assert_eq!(options, Options::default());
+        assert_eq!(options.duration, Duration::from_secs(5));
+        assert_eq!(options.servers.len(), 4);
+        assert_eq!(options.scenarios.len(), 6);
+    }
+
+    #[test]
+    fn flags_select_servers_scenarios_and_generator() {
+        let options = Options::parse(&args(
+            "--duration 2 --warmup 0 --servers nginx,ferrocorn --scenarios hello-ka-1 \
+             --generator builtin --no-parser --output -",
+        ))
+        .unwrap();
+        assert_eq!(options.duration, Duration::from_secs(2));
+        assert_eq!(options.warmup, Duration::ZERO);
+        assert_eq!(
+            options.servers,
+            vec![ServerKind::Nginx, ServerKind::Ferrocorn]
+        );
+        assert_eq!(options.scenarios.len(), 1);
+        assert_eq!(options.generator, Generator::Builtin);
+        assert!(!options.parser);
+        assert_eq!(options.output, None);
+        assert!(Options::parse(&args("--help")).unwrap().help);
+    }
+
+    #[test]
+    fn runs_are_bounded_to_ten_seconds() {
+        for bad in [
+            "--duration 11",
+            "--duration 0",
+            "--duration x",
+            "--warmup 6",
+            "--duration",
+        ] {
+            assert!(Options::parse(&args(bad)).is_err(), "{bad}");
+        }
+        let err = Options::parse(&args("--servers nginx,apache")).unwrap_err();
+        assert!(format!("{err:#}").contains("\"apache\""), "{err:#}");
+        assert!(Options::parse(&args("--frobnicate")).is_err());
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+    }
+}

@@ -1,0 +1,608 @@
+//! The bench's results: the table of runs, the targets marked met or missed, and
+//! `docs/BENCHMARKS.md` (whose hand-written "What limits it" section is kept across runs).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::parser_bench::ParserResult;
+use super::procfs::{Machine, Memory};
+#[cfg(test)]
+use super::scenario::Latency;
+use super::scenario::{LoadFigures, Scenario};
+use super::servers::ServerKind;
+
+/// One measured run: a server under one scenario.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub server: ServerKind,
+    pub scenario: Scenario,
+    pub figures: LoadFigures,
+    /// CPU time of the server's whole process tree during the run.
+    pub server_cpu: Duration,
+    /// Peak RSS (VmHWM) of each process after the run, root first, KiB.
+    pub peak_kib: Vec<u64>,
+}
+
+impl Row {
+    /// Requests per CPU-second of the server, `None` when it used no measurable CPU.
+    pub fn requests_per_cpu_second(&self) -> Option<f64> {
+        let cpu = self.server_cpu.as_secs_f64();
+        (cpu > 0.0).then(|| self.figures.requests as f64 / cpu)
+    }
+}
+
+/// One process of a server after all the runs.
+#[derive(Debug, Clone)]
+pub struct ProcessMemory {
+    pub server: ServerKind,
+    /// The apps that process tree served.
+    pub apps: String,
+    pub pid: u32,
+    /// The arbiter or master, as opposed to a worker.
+    pub is_root: bool,
+    pub memory: Memory,
+}
+
+/// Whether a target holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Met,
+    Missed,
+    /// Not measured in this run, and why.
+    Unmeasured(String),
+}
+
+/// A target of the bench issue, with what was measured.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub what: &'static str,
+    pub measured: String,
+    pub verdict: Verdict,
+}
+
+/// Everything the report shows.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub date: String,
+    pub machine: Machine,
+    pub versions: Vec<(String, String)>,
+    pub generator: String,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub rows: Vec<Row>,
+    pub memory: Vec<ProcessMemory>,
+    pub parser: Option<ParserResult>,
+    pub parser_note: Option<String>,
+    pub server_commands: Vec<String>,
+    pub load_commands: Vec<String>,
+    /// What was skipped or failed, and how to fix it.
+    pub notes: Vec<String>,
+    /// The invocation of this run, as typed.
+    pub invocation: String,
+}
+
+/// Per-process memory limit for ferrocorn's workers after the runs.
+const WORKER_RSS_LIMIT_KIB: u64 = 4 * 1024;
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+/// A latency in the unit that keeps three significant digits readable.
+pub fn latency(d: Duration) -> String {
+    let micros = d.as_secs_f64() * 1e6;
+    if micros < 1000.0 {
+        format!("{micros:.0} µs")
+    } else {
+        format!("{:.2} ms", micros / 1000.0)
+    }
+}
+
+/// The p99 latency of a run, `-` when none was recorded.
+pub fn p99(figures: &LoadFigures) -> String {
+    figures.latency.map_or("-".to_string(), |l| latency(l.p99))
+}
+
+fn count(x: f64) -> String {
+    // Thousands separated by a thin space would not survive every terminal; use ','.
+    let whole = x.round() as u64;
+    let digits = whole.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Report {
+    fn row(&self, server: ServerKind, scenario: &str) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.server == server && r.scenario.name == scenario)
+    }
+
+    /// The targets of issue 6, each marked from this run's rows.
+    pub fn targets(&self) -> Vec<Target> {
+        use ServerKind::*;
+        let mut targets = Vec::new();
+        let ratio_target = |what: &'static str,
+                            scenario: &str,
+                            peer: ServerKind,
+                            min: f64,
+                            figure: fn(&Row) -> Option<f64>,
+                            unit: &str| {
+            let (Some(ours), Some(theirs)) =
+                (self.row(Ferrocorn, scenario), self.row(peer, scenario))
+            else {
+                return Target {
+                    what,
+                    measured: String::new(),
+                    verdict: Verdict::Unmeasured(format!(
+                        "no {scenario} run of ferrocorn and {}",
+                        peer.name()
+                    )),
+                };
+            };
+            match (figure(ours), figure(theirs)) {
+                (Some(a), Some(b)) if b > 0.0 => {
+                    let ratio = a / b;
+                    Target {
+                        what,
+                        measured: format!("{ratio:.2}× ({} vs {} {unit})", count(a), count(b)),
+                        verdict: if ratio >= min {
+                            Verdict::Met
+                        } else {
+                            Verdict::Missed
+                        },
+                    }
+                }
+                _ => Target {
+                    what,
+                    measured: String::new(),
+                    verdict: Verdict::Unmeasured("a figure was zero".to_string()),
+                },
+            }
+        };
+        let per_cpu: fn(&Row) -> Option<f64> = Row::requests_per_cpu_second;
+        let per_second: fn(&Row) -> Option<f64> = |r| Some(r.figures.requests_per_second());
+        let mib_per_second: fn(&Row) -> Option<f64> = |r| Some(r.figures.mib_per_second());
+        targets.push(ratio_target(
+            "hello keep-alive ×64: requests per server CPU-second ≥ 1.2× nginx",
+            "hello-ka-64",
+            Nginx,
+            1.2,
+            per_cpu,
+            "req/CPU-s",
+        ));
+        targets.push(ratio_target(
+            "hello keep-alive ×64: requests per server CPU-second ≥ 20× gunicorn gthread",
+            "hello-ka-64",
+            GunicornGthread,
+            20.0,
+            per_cpu,
+            "req/CPU-s",
+        ));
+        targets.push(ratio_target(
+            "hello keep-alive ×64: requests/s ≥ 1.0× nginx",
+            "hello-ka-64",
+            Nginx,
+            1.0,
+            per_second,
+            "req/s",
+        ));
+        targets.push(ratio_target(
+            "pipelined ×16: requests/s ≥ 3× nginx",
+            "hello-pipe-16",
+            Nginx,
+            3.0,
+            per_second,
+            "req/s",
+        ));
+        // Lower is better here.
+        let p99_what = "hello keep-alive ×1: p99 latency ≤ nginx's";
+        let ka1 = |server| {
+            self.row(server, "hello-ka-1")
+                .and_then(|r| Some((r, r.figures.latency?)))
+        };
+        targets.push(match (ka1(Ferrocorn), ka1(Nginx)) {
+            (Some((ours, ours_latency)), Some((theirs, theirs_latency))) => Target {
+                what: p99_what,
+                measured: format!("{} vs {}", p99(&ours.figures), p99(&theirs.figures)),
+                verdict: if ours_latency.p99 <= theirs_latency.p99 {
+                    Verdict::Met
+                } else {
+                    Verdict::Missed
+                },
+            },
+            _ => Target {
+                what: p99_what,
+                measured: String::new(),
+                verdict: Verdict::Unmeasured(
+                    "no hello-ka-1 latency of ferrocorn and nginx".to_string(),
+                ),
+            },
+        });
+        targets.push(ratio_target(
+            "1 MiB static file: throughput ≥ 0.9× nginx",
+            "static-1m-8",
+            Nginx,
+            0.9,
+            mib_per_second,
+            "MiB/s",
+        ));
+        let workers: Vec<&ProcessMemory> = self
+            .memory
+            .iter()
+            .filter(|p| p.server == Ferrocorn && !p.is_root)
+            .collect();
+        targets.push(match workers.iter().map(|p| p.memory.current_kib).max() {
+            Some(max) => Target {
+                what: "every ferrocorn worker's RSS ≤ 4 MiB after the runs",
+                measured: format!("largest {} MiB over {} workers", mib(max), workers.len()),
+                verdict: if max <= WORKER_RSS_LIMIT_KIB {
+                    Verdict::Met
+                } else {
+                    Verdict::Missed
+                },
+            },
+            None => Target {
+                what: "every ferrocorn worker's RSS ≤ 4 MiB after the runs",
+                measured: String::new(),
+                verdict: Verdict::Unmeasured("ferrocorn did not run".to_string()),
+            },
+        });
+        let parser_what = "parser bench ≥ 0.8× raw httparse (every pair)";
+        targets.push(match self.parser.as_ref().filter(|p| !p.pairs.is_empty()) {
+            Some(parser) => {
+                let worst = parser
+                    .pairs
+                    .iter()
+                    .map(|p| p.ratio())
+                    .fold(f64::INFINITY, f64::min);
+                Target {
+                    what: parser_what,
+                    measured: format!("worst {worst:.2}× over {} pairs", parser.pairs.len()),
+                    verdict: if worst >= 0.8 {
+                        Verdict::Met
+                    } else {
+                        Verdict::Missed
+                    },
+                }
+            }
+            None => {
+                Target {
+                    what: parser_what,
+                    measured: String::new(),
+                    verdict: Verdict::Unmeasured(self.parser_note.clone().unwrap_or_else(|| {
+                        "no httparse/ours pair in the parser bench".to_string()
+                    })),
+                }
+            }
+        });
+        targets
+    }
+
+    /// The results table in Markdown, which reads as plain text in a terminal too.
+    pub fn results_table(&self) -> String {
+        let mut out = String::from(
+            "| scenario | server | req/s | MiB/s | req per server CPU-s | p50 | p99 | server CPU s | client CPU s | errors | peak RSS MiB (master; workers) |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
+        );
+        for row in &self.rows {
+            let f = &row.figures;
+            let rss = match row.peak_kib.split_first() {
+                Some((root, workers)) => format!(
+                    "{}; {}",
+                    mib(*root),
+                    workers
+                        .iter()
+                        .map(|k| mib(*k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => "-".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {:.2} | {:.2} | {} | {} |",
+                row.scenario.name,
+                row.server.name(),
+                count(f.requests_per_second()),
+                f.mib_per_second(),
+                row.requests_per_cpu_second().map_or("-".to_string(), count),
+                f.latency.map_or("-".to_string(), |l| latency(l.p50)),
+                p99(f),
+                row.server_cpu.as_secs_f64(),
+                f.client_cpu.as_secs_f64(),
+                f.errors,
+                rss
+            );
+        }
+        out
+    }
+
+    /// The targets table in Markdown.
+    pub fn targets_table(&self) -> String {
+        let mut out = String::from("| target | measured | result |\n|---|---|---|\n");
+        for target in self.targets() {
+            let verdict = match &target.verdict {
+                Verdict::Met => "**met**".to_string(),
+                Verdict::Missed => "**missed**".to_string(),
+                Verdict::Unmeasured(why) => format!("not measured: {why}"),
+            };
+            let _ = writeln!(out, "| {} | {} | {verdict} |", target.what, target.measured);
+        }
+        out
+    }
+
+    fn memory_table(&self) -> String {
+        let mut out = String::from(
+            "| server | apps | pid | process | peak RSS (VmHWM) MiB | RSS after the runs MiB |\n|---|---|--:|---|--:|--:|\n",
+        );
+        for p in &self.memory {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                p.server.name(),
+                p.apps,
+                p.pid,
+                if p.is_root { "master" } else { "worker" },
+                mib(p.memory.peak_kib),
+                mib(p.memory.current_kib)
+            );
+        }
+        out
+    }
+
+    fn parser_section(&self) -> String {
+        let mut out = format!(
+            "Command: `cargo {}` (short warm-up and measurement: indicative, not publication-grade).\n\n",
+            super::parser_bench::CARGO_ARGS.join(" ")
+        );
+        match &self.parser {
+            Some(parser) => {
+                out.push_str("| benchmark | time |\n|---|--:|\n");
+                for m in &parser.measurements {
+                    let _ = writeln!(out, "| `{}` | {} |", m.id, latency_ns(m.time));
+                }
+                if !parser.pairs.is_empty() {
+                    out.push_str("\n| ours | httparse | ours vs httparse (httparse time / ours) |\n|---|---|--:|\n");
+                    for pair in &parser.pairs {
+                        let _ = writeln!(
+                            out,
+                            "| `{}` | `{}` | {:.2}× |",
+                            pair.ours.id,
+                            pair.httparse.id,
+                            pair.ratio()
+                        );
+                    }
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "Not run: {}.",
+                    self.parser_note
+                        .as_deref()
+                        .unwrap_or("skipped with --no-parser")
+                );
+            }
+        }
+        out
+    }
+
+    /// The whole of `docs/BENCHMARKS.md`; `limits` is the kept "What limits it" section.
+    pub fn markdown(&self, limits: &str) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = write!(
+            out,
+            "# Benchmarks\n\n\
+             Generated by `cargo xtask bench` ({invocation}) on {date}. Everything above \"What limits it\" \
+             is rewritten by each run; that section is written by hand and kept.\n\n\
+             ## How to run\n\n\
+             ```sh\ncargo xtask bench                  # all servers and scenarios, writes this file\n\
+             cargo xtask bench --help           # options: --duration, --servers, --scenarios, --generator, ...\n```\n\n\
+             It builds ferrocorn in release mode, installs gunicorn into `.bench/venv` (python3 -m venv + pip), \
+             and uses nginx and wrk where installed (`apt-get install -y nginx wrk`); without wrk it uses its own \
+             load generator, without nginx it skips nginx. Every server runs on 127.0.0.1 with {workers} workers; \
+             each run lasts {dur} s after a {warm} s warm-up that is not measured. A benchmark, not a test: CI does not run it.\n\n\
+             Server CPU is utime + stime (+ that of reaped children) of the server's whole process tree from \
+             `/proc/<pid>/stat`, read before and after each run; client CPU is the load generator's own. \
+             Peak RSS is each process's `VmHWM`.\n\n\
+             ## Machine\n\n\
+             - CPU: {cpu}, {nproc} cores (nproc); memory {memory}\n\
+             - kernel: {kernel}\n\
+             - load average (1, 5, 15 min) before: {before}, after: {after} (the machine is shared; \
+             other work skews absolute figures, less so the ratios of runs made side by side)\n\n\
+             ## Versions\n\n",
+            invocation = self.invocation,
+            date = self.date,
+            workers = super::servers::WORKERS,
+            dur = self.duration.as_secs(),
+            warm = self.warmup.as_secs(),
+            cpu = m.cpu_model,
+            nproc = m.nproc,
+            memory = m.memory,
+            kernel = m.kernel,
+            before = m.loadavg_before,
+            after = m.loadavg_after,
+        );
+        for (name, version) in &self.versions {
+            let _ = writeln!(out, "- {name}: {version}");
+        }
+        let _ = write!(
+            out,
+            "- load generator: {}\n\n## Results\n\n{}\n### Scenarios\n\n",
+            self.generator,
+            self.results_table()
+        );
+        let mut seen = Vec::new();
+        for row in &self.rows {
+            if !seen.contains(&row.scenario.name) {
+                seen.push(row.scenario.name);
+                let _ = writeln!(
+                    out,
+                    "- `{}`: {}",
+                    row.scenario.name,
+                    row.scenario.describe()
+                );
+            }
+        }
+        let _ = write!(
+            out,
+            "\n## Targets\n\nRatios of runs made side by side in this run, 2 workers each.\n\n{}\n\
+             ## Memory per process after the runs\n\n{}\n## Parser\n\n{}\n",
+            self.targets_table(),
+            self.memory_table(),
+            self.parser_section()
+        );
+        if !self.notes.is_empty() {
+            out.push_str("## Skipped or failed\n\n");
+            for note in &self.notes {
+                let _ = writeln!(out, "- {note}");
+            }
+            out.push('\n');
+        }
+        let _ = write!(
+            out,
+            "## Commands\n\nRun from the project root. Servers:\n\n```sh\n{}\n```\n\nLoad:\n\n```sh\n{}\n```\n\n",
+            self.server_commands.join("\n"),
+            self.load_commands.join("\n")
+        );
+        out.push_str(limits);
+        out
+    }
+}
+
+fn latency_ns(d: Duration) -> String {
+    let nanos = d.as_secs_f64() * 1e9;
+    if nanos < 1000.0 {
+        format!("{nanos:.1} ns")
+    } else {
+        format!("{:.2} µs", nanos / 1000.0)
+    }
+}
+
+/// The heading of the hand-written section kept across runs.
+pub const LIMITS_HEADING: &str = "## What limits it";
+
+/// The "What limits it" section of an existing report, or a placeholder.
+pub fn kept_limits_section(existing: &str) -> String {
+    match existing.find(LIMITS_HEADING) {
+        Some(at) => existing[at..].trim_end().to_string() + "\n",
+        None => format!("{LIMITS_HEADING}\n\nNot analysed yet.\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::scenario::Scenario;
+
+    fn row(server: ServerKind, scenario: &str, requests: u64, cpu_ms: u64, p99_us: u64) -> Row {
+        Row {
+            server,
+            scenario: Scenario::by_name(scenario).unwrap(),
+            figures: LoadFigures {
+                requests,
+                elapsed: Duration::from_secs(1),
+                bytes: requests * 100,
+                latency: Latency::checked(
+                    Duration::from_micros(p99_us / 2),
+                    Duration::from_micros(p99_us),
+                ),
+                ..LoadFigures::default()
+            },
+            server_cpu: Duration::from_millis(cpu_ms),
+            peak_kib: vec![4096, 2048, 3072],
+        }
+    }
+
+    #[test]
+    fn targets_are_marked_from_ratios() {
+        let report = Report {
+            rows: vec![
+                row(ServerKind::Ferrocorn, "hello-ka-64", 130_000, 1000, 500),
+                row(ServerKind::Nginx, "hello-ka-64", 100_000, 1000, 500),
+                row(
+                    ServerKind::GunicornGthread,
+                    "hello-ka-64",
+                    10_000,
+                    1000,
+                    500,
+                ),
+                row(ServerKind::Ferrocorn, "hello-ka-1", 10, 10, 90),
+                row(ServerKind::Nginx, "hello-ka-1", 10, 10, 80),
+            ],
+            ..Report::default()
+        };
+        let targets = report.targets();
+        assert_eq!(targets[0].verdict, Verdict::Met, "{:?}", targets[0]);
+        assert_eq!(targets[1].verdict, Verdict::Missed, "13× is short of 20×");
+        assert_eq!(targets[2].verdict, Verdict::Met);
+        assert!(matches!(targets[3].verdict, Verdict::Unmeasured(_)));
+        assert_eq!(
+            targets[4].verdict,
+            Verdict::Missed,
+            "90 µs p99 is worse than 80 µs"
+        );
+        assert!(matches!(targets[6].verdict, Verdict::Unmeasured(_)));
+        assert!(report
+            .targets_table()
+            .contains("1.30× (130,000 vs 100,000 req/CPU-s)"));
+    }
+
+    #[test]
+    fn worker_rss_target_ignores_the_master() {
+        let memory = |is_root, kib| ProcessMemory {
+            server: ServerKind::Ferrocorn,
+            apps: "hello".to_string(),
+            pid: 1,
+            is_root,
+            memory: Memory {
+                peak_kib: kib,
+                current_kib: kib,
+            },
+        };
+        let mut report = Report {
+            memory: vec![memory(true, 9000), memory(false, 4000)],
+            ..Report::default()
+        };
+        assert_eq!(report.targets()[6].verdict, Verdict::Met);
+        report.memory.push(memory(false, 4097));
+        assert_eq!(report.targets()[6].verdict, Verdict::Missed);
+    }
+
+    #[test]
+    fn limits_section_is_kept_verbatim() {
+        let old = "# Benchmarks\nold table\n## What limits it\n\n- the Date header: 12%\n";
+        assert_eq!(
+            kept_limits_section(old),
+            "## What limits it\n\n- the Date header: 12%\n"
+        );
+        assert!(kept_limits_section("# nothing").starts_with(LIMITS_HEADING));
+        let report = Report::default();
+        assert!(report
+            .markdown(&kept_limits_section(old))
+            .ends_with("- the Date header: 12%\n"));
+    }
+
+    #[test]
+    fn table_shows_master_then_workers() {
+        let report = Report {
+            rows: vec![row(ServerKind::Nginx, "hello-ka-64", 100_000, 2000, 500)],
+            ..Report::default()
+        };
+        let table = report.results_table();
+        assert!(
+            table.contains("| hello-ka-64 | nginx | 100,000 |"),
+            "{table}"
+        );
+        assert!(table.contains("| 50,000 |"), "{table}");
+        assert!(table.contains("4.0; 2.0, 3.0 |"), "{table}");
+    }
+}

@@ -1,0 +1,602 @@
+//! The servers under test: how each is installed or found, configured under `.bench/`,
+//! started on 127.0.0.1 with the same number of workers, and stopped by pid.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::procfs::{process_tree, ProcStat};
+use super::scenario::{AppKind, STATIC_FILE_BYTES, STATIC_FILE_NAME};
+
+/// Workers per server, the same for all.
+pub const WORKERS: usize = 2;
+/// gunicorn's `gthread` worker threads.
+pub const GTHREAD_THREADS: usize = 4;
+/// The gunicorn release the task installs into `.bench/venv`.
+pub const GUNICORN_PIN: &str = "gunicorn==27.0.1";
+
+/// How long a server may take to answer its first request.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server the bench knows how to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServerKind {
+    Ferrocorn,
+    Nginx,
+    GunicornGthread,
+    GunicornSync,
+}
+
+impl ServerKind {
+    /// All servers, in the order they run and print.
+    pub const ALL: [ServerKind; 4] = [
+        ServerKind::Ferrocorn,
+        ServerKind::Nginx,
+        ServerKind::GunicornGthread,
+        ServerKind::GunicornSync,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Ferrocorn => "ferrocorn",
+            ServerKind::Nginx => "nginx",
+            ServerKind::GunicornGthread => "gunicorn-gthread",
+            ServerKind::GunicornSync => "gunicorn-sync",
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<ServerKind> {
+        ServerKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether this server has an equivalent of `app`. nginx has no echo without a module.
+    pub fn serves(self, app: AppKind) -> bool {
+        !(self == ServerKind::Nginx && app == AppKind::Echo)
+    }
+
+    /// Whether one process tree serves every app (by path), or one is started per app.
+    fn one_instance_for_all_apps(self) -> bool {
+        self != ServerKind::Ferrocorn
+    }
+}
+
+/// The paths of the bench's working directory, `.bench/` at the project root.
+#[derive(Debug, Clone)]
+pub struct BenchDir {
+    /// The project root: the working directory of every command the bench runs.
+    pub root: PathBuf,
+}
+
+impl BenchDir {
+    /// `.bench` relative to the project root, as written in commands.
+    pub fn rel(&self, sub: &str) -> PathBuf {
+        Path::new(".bench").join(sub)
+    }
+
+    pub fn abs(&self, sub: &str) -> PathBuf {
+        self.root.join(self.rel(sub))
+    }
+}
+
+/// A server ready to be started: its program and version.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub kind: ServerKind,
+    /// The program, relative to the project root where it lives inside it.
+    pub program: PathBuf,
+    pub version: String,
+}
+
+/// Writes the static file, the WSGI app and the directories the servers need.
+pub fn write_fixtures(dir: &BenchDir) -> Result<()> {
+    for sub in ["static", "wsgi", "nginx/tmp", "logs", "wrk"] {
+        fs::create_dir_all(dir.abs(sub))
+            .with_context(|| format!("could not create {}", dir.abs(sub).display()))?;
+    }
+    let file = dir.abs("static").join(STATIC_FILE_NAME);
+    if fs::metadata(&file).map(|m| m.len()).ok() != Some(STATIC_FILE_BYTES as u64) {
+        // A fixed pseudo-random pattern (xorshift), so that no layer can compress it.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let bytes: Vec<u8> = (0..STATIC_FILE_BYTES)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        fs::write(&file, bytes).with_context(|| format!("could not write {}", file.display()))?;
+    }
+    let app = dir.abs("wsgi").join("bench_app.py");
+    fs::write(&app, WSGI_APP).with_context(|| format!("could not write {}", app.display()))?;
+    Ok(())
+}
+
+/// The WSGI app gunicorn serves: the same three answers as ferrocorn's `hello`, `echo` and
+/// `static:.bench/static`, chosen by path. If ferrocorn's built-in apps change what they
+/// answer, change this too.
+pub const WSGI_APP: &str = r#""""WSGI app for `cargo xtask bench`, written by the task: ferrocorn's hello, echo and static apps."""
+import json
+import os
+
+HELLO = b"Hello, World!\n"
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "static")
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path == "/echo":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = [[k[5:].replace("_", "-").title(), v] for k, v in environ.items() if k.startswith("HTTP_")]
+        for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
+            if environ.get(key):
+                headers.append([name, environ[key]])
+        out = json.dumps({
+            "method": environ["REQUEST_METHOD"],
+            "target": environ.get("RAW_URI", path),
+            "version": environ["SERVER_PROTOCOL"],
+            "headers": headers,
+            "body": body.decode("latin-1"),
+        }).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+        return [out]
+    if path.startswith("/file-"):
+        name = os.path.basename(path)
+        try:
+            f = open(os.path.join(STATIC_DIR, name), "rb")
+        except OSError:
+            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+            return [b"not found\n"]
+        size = os.fstat(f.fileno()).st_size
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))])
+        return environ["wsgi.file_wrapper"](f, 65536)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))])
+    return [HELLO]
+"#;
+
+/// The nginx configuration for `port`: `return 200` for hello, the static directory for the
+/// file, `worker_processes` as for the others; all paths under `.bench/nginx/`.
+pub fn nginx_conf(port: u16, static_dir: &Path, run_as_root: bool) -> String {
+    let user = if run_as_root {
+        // As root nginx would switch its workers to `nobody`; keep them the current user.
+        "user root;\n"
+    } else {
+        ""
+    };
+    format!(
+        "# generated by `cargo xtask bench`
+worker_processes {WORKERS};
+daemon off;
+pid nginx.pid;
+error_log stderr warn;
+{user}events {{
+    worker_connections 1024;
+}}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    # Not the stock 1000: closing every 1000th keep-alive connection would handicap nginx.
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /{STATIC_FILE_NAME} {{
+            root {static};
+        }}
+        location / {{
+            default_type text/plain;
+            return 200 \"Hello, World!\\n\";
+        }}
+    }}
+}}
+",
+        static = static_dir.display()
+    )
+}
+
+/// Runs `program args` in `cwd` and returns its stdout and stderr, or why it failed.
+fn capture(program: &Path, args: &[&str], cwd: &Path) -> Result<String> {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("could not start {}", program.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!(
+            "`{} {}` failed with {}: {}",
+            program.display(),
+            args.join(" "),
+            output.status,
+            text.trim()
+        );
+    }
+    Ok(text.trim().to_string())
+}
+
+/// Finds `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Builds ferrocorn in release mode.
+pub fn install_ferrocorn(dir: &BenchDir, cargo: Command) -> Result<Installed> {
+    let mut build = cargo;
+    build.args(["build", "--release", "-p", "ferrocorn"]);
+    eprintln!("xtask: running {build:?}");
+    let status = build.status().context("could not start cargo")?;
+    if !status.success() {
+        bail!("`cargo build --release -p ferrocorn` failed with {status}");
+    }
+    let program = PathBuf::from("target/release/ferrocorn");
+    let version = capture(&dir.root.join(&program), &["--version"], &dir.root)?;
+    Ok(Installed {
+        kind: ServerKind::Ferrocorn,
+        program,
+        version,
+    })
+}
+
+/// Creates `.bench/venv` with `python3 -m venv` and installs the pinned gunicorn into it,
+/// unless it is there already.
+pub fn install_gunicorn(dir: &BenchDir) -> Result<(Installed, Installed)> {
+    let venv = dir.rel("venv");
+    let gunicorn = venv.join("bin/gunicorn");
+    let pinned = GUNICORN_PIN.trim_start_matches("gunicorn==");
+    let current = capture(&dir.root.join(&gunicorn), &["--version"], &dir.root).ok();
+    if !current.as_deref().is_some_and(|v| v.contains(pinned)) {
+        eprintln!("xtask: installing {GUNICORN_PIN} into {}", venv.display());
+        capture(
+            Path::new("python3"),
+            &["-m", "venv", &venv.to_string_lossy()],
+            &dir.root,
+        )
+        .context("could not create the virtual environment (python3 -m venv)")?;
+        capture(
+            &dir.root.join(venv.join("bin/pip")),
+            &[
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--timeout",
+                "20",
+                "--retries",
+                "1",
+                GUNICORN_PIN,
+            ],
+            &dir.root,
+        )
+        .with_context(|| format!("could not pip install {GUNICORN_PIN}"))?;
+    }
+    let python = capture(
+        &dir.root.join(venv.join("bin/python")),
+        &["--version"],
+        &dir.root,
+    )?;
+    let version = format!(
+        "{} on {python}",
+        capture(&dir.root.join(&gunicorn), &["--version"], &dir.root)?
+    );
+    let installed = |kind| Installed {
+        kind,
+        program: gunicorn.clone(),
+        version: version.clone(),
+    };
+    Ok((
+        installed(ServerKind::GunicornGthread),
+        installed(ServerKind::GunicornSync),
+    ))
+}
+
+/// Finds nginx on PATH.
+pub fn find_nginx(dir: &BenchDir) -> Result<Installed> {
+    let Some(program) = which("nginx") else {
+        bail!("nginx is not installed (apt-get install -y nginx)");
+    };
+    let version = capture(&program, &["-v"], &dir.root)?;
+    Ok(Installed {
+        kind: ServerKind::Nginx,
+        program,
+        version,
+    })
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the server to bind).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("could not bind 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The apps one started process tree of `kind` serves.
+pub fn instance_apps(kind: ServerKind, wanted: &[AppKind]) -> Vec<Vec<AppKind>> {
+    let served: Vec<AppKind> = wanted.iter().copied().filter(|a| kind.serves(*a)).collect();
+    if served.is_empty() {
+        Vec::new()
+    } else if kind.one_instance_for_all_apps() {
+        vec![served]
+    } else {
+        served.into_iter().map(|a| vec![a]).collect()
+    }
+}
+
+/// The command line that starts `installed` on `port` serving `apps`, run in the project root.
+pub fn command_line(
+    installed: &Installed,
+    apps: &[AppKind],
+    port: u16,
+    dir: &BenchDir,
+) -> Vec<String> {
+    let program = installed.program.display().to_string();
+    let bind = format!("127.0.0.1:{port}");
+    let workers = WORKERS.to_string();
+    match installed.kind {
+        ServerKind::Ferrocorn => {
+            let app = match apps.first() {
+                Some(AppKind::Static) => format!("static:{}", dir.rel("static").display()),
+                Some(AppKind::Echo) => "echo".to_string(),
+                Some(AppKind::Hello) | None => "hello".to_string(),
+            };
+            vec![
+                program,
+                "--workers".into(),
+                workers,
+                "--bind".into(),
+                bind,
+                app,
+            ]
+        }
+        ServerKind::GunicornSync | ServerKind::GunicornGthread => {
+            let mut args = vec![program, "--workers".into(), workers];
+            if installed.kind == ServerKind::GunicornSync {
+                args.extend(["--worker-class".into(), "sync".into()]);
+            } else {
+                args.extend([
+                    "--worker-class".into(),
+                    "gthread".into(),
+                    "--threads".into(),
+                    GTHREAD_THREADS.to_string(),
+                ]);
+            }
+            args.extend([
+                "--bind".into(),
+                bind,
+                "--chdir".into(),
+                dir.rel("wsgi").display().to_string(),
+                "bench_app:app".into(),
+            ]);
+            args
+        }
+        ServerKind::Nginx => vec![
+            program,
+            "-p".into(),
+            format!("{}/", dir.rel("nginx").display()),
+            "-c".into(),
+            "nginx.conf".into(),
+            "-e".into(),
+            "stderr".into(),
+        ],
+    }
+}
+
+/// A started server: its process tree is stopped (TERM, then KILL by pid) when dropped.
+#[derive(Debug)]
+pub struct Instance {
+    pub kind: ServerKind,
+    pub apps: Vec<AppKind>,
+    pub addr: SocketAddr,
+    pub command: Vec<String>,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Instance {
+    /// Starts `installed` serving `apps` and waits until it answers and has forked its
+    /// workers. Fails with the tail of its log when it exits or does not answer in time.
+    pub fn start(installed: &Installed, apps: &[AppKind], dir: &BenchDir) -> Result<Instance> {
+        let port = free_port()?;
+        if installed.kind == ServerKind::Nginx {
+            let root = nix::unistd::geteuid().is_root();
+            let conf = dir.abs("nginx").join("nginx.conf");
+            fs::write(&conf, nginx_conf(port, &dir.abs("static"), root))
+                .with_context(|| format!("could not write {}", conf.display()))?;
+        }
+        let command = command_line(installed, apps, port, dir);
+        let names: Vec<&str> = apps.iter().map(|a| a.name()).collect();
+        let log =
+            dir.abs("logs")
+                .join(format!("{}-{}.log", installed.kind.name(), names.join("+")));
+        let log_file = fs::File::create(&log)
+            .with_context(|| format!("could not create {}", log.display()))?;
+        let program = if installed.program.is_relative() {
+            dir.root.join(&installed.program)
+        } else {
+            installed.program.clone()
+        };
+        let child = Command::new(program)
+            .args(&command[1..])
+            .current_dir(&dir.root)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("could not start {}", command.join(" ")))?;
+        let mut instance = Instance {
+            kind: installed.kind,
+            apps: apps.to_vec(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            command,
+            log,
+            child: Some(child),
+        };
+        instance.wait_ready()?;
+        Ok(instance)
+    }
+
+    /// The pid of the process the bench started (arbiter, master).
+    pub fn root_pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The server's processes now, root first.
+    pub fn processes(&self) -> Vec<ProcStat> {
+        process_tree(self.root_pid())
+    }
+
+    fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                bail!(
+                    "{} exited with {status} at start:\n{}",
+                    self.command.join(" "),
+                    self.log_tail()
+                );
+            }
+            // Answered, and every worker forked (the root plus WORKERS processes).
+            if probe(self.addr) && self.processes().len() > WORKERS {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not answer with {WORKERS} workers within {START_TIMEOUT:?}:\n{}",
+                    self.command.join(" "),
+                    self.log_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Whether a server on `addr` answers one GET with an HTTP response.
+fn probe(addr: SocketAddr) -> bool {
+    let attempt = || -> std::io::Result<bool> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1."))
+    };
+    attempt().unwrap_or(false)
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let tree = process_tree(child.id());
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        // Workers the root did not take down with it: kill them by pid, if still our tree's.
+        for process in tree.iter().skip(1) {
+            let alive = process_tree(process.pid)
+                .first()
+                .is_some_and(|p| p.ppid == process.ppid || p.ppid == 1);
+            if alive {
+                let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> BenchDir {
+        BenchDir {
+            root: PathBuf::from("/project"),
+        }
+    }
+
+    #[test]
+    fn nginx_has_no_echo_and_one_instance() {
+        let all = AppKind::ALL;
+        assert_eq!(
+            instance_apps(ServerKind::Nginx, &all),
+            vec![vec![AppKind::Hello, AppKind::Static]]
+        );
+        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 3);
+        assert!(instance_apps(ServerKind::Nginx, &[AppKind::Echo]).is_empty());
+    }
+
+    #[test]
+    fn commands_use_the_same_worker_count() {
+        let installed = |kind, program: &str| Installed {
+            kind,
+            program: PathBuf::from(program),
+            version: String::new(),
+        };
+        let ferro = command_line(
+            &installed(ServerKind::Ferrocorn, "target/release/ferrocorn"),
+            &[AppKind::Static],
+            8000,
+            &dir(),
+        );
+        assert_eq!(
+            ferro.join(" "),
+            "target/release/ferrocorn --workers 2 --bind 127.0.0.1:8000 static:.bench/static"
+        );
+        let gthread = command_line(
+            &installed(ServerKind::GunicornGthread, ".bench/venv/bin/gunicorn"),
+            &[AppKind::Hello],
+            8001,
+            &dir(),
+        );
+        assert_eq!(
+            gthread.join(" "),
+            ".bench/venv/bin/gunicorn --workers 2 --worker-class gthread --threads 4 \
+             --bind 127.0.0.1:8001 --chdir .bench/wsgi bench_app:app"
+        );
+        let conf = nginx_conf(8002, Path::new("/project/.bench/static"), false);
+        assert!(conf.contains("worker_processes 2;"));
+        assert!(conf.contains("listen 127.0.0.1:8002;"));
+        assert!(!conf.contains("user root"));
+        assert!(conf.contains("return 200 \"Hello, World!\\n\";"));
+    }
+}
