@@ -307,15 +307,11 @@ pub fn report(errors: &[ConfigError]) {
 }
 
 /// Parses the command line and the environment and loads the settings, for the "run the
-/// server" path. Handles everything that does not serve: `--help` and `--version` (print,
-/// exit 0), `--print-config` (print, exit 0), `--check-config` (exit 0 or 2), errors (one
-/// line each on stderr, exit 2). `Err` carries the exit code to return; `Ok` means serve.
-pub fn load_settings() -> Result<Settings, ExitCode> {
-    load_invocation().map(|(settings, _)| settings)
-}
-
-/// Like [`load_settings`], and also returns the [`Invocation`] so that a reload (HUP)
-/// can call [`Invocation::load`] again.
+/// server" path, and returns the [`Invocation`] so that a reload (HUP) can call
+/// [`Invocation::load`] again. Handles everything that does not serve: `--help` and
+/// `--version` (print, exit 0), `--print-config` (print, exit 0), `--check-config` (exit 0
+/// or 2), errors (one line each on stderr, exit 2). `Err` carries the exit code to return;
+/// `Ok` means serve.
 pub fn load_invocation() -> Result<(Settings, Invocation), ExitCode> {
     let invocation = match Invocation::from_process() {
         Ok(invocation) => invocation,
