@@ -36,6 +36,15 @@ pub enum Action {
 pub fn command() -> Command {
     let mut command = Command::new("ferrocorn")
         .version(env!("CARGO_PKG_VERSION"))
+        // gunicorn's -v/--version.
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("version")
+                .short('v')
+                .long("version")
+                .action(ArgAction::Version)
+                .help("Print the version"),
+        )
         .about("A pre-fork HTTP/1.1 server.")
         .after_help(
             "Every option can also be set in FERROCORN_CMD_ARGS, in FERROCORN_<NAME> variables \
@@ -81,9 +90,14 @@ fn setting_arg(setting: &'static ferrocorn_config::Setting) -> Arg {
         CliForm::Flag {
             short,
             long,
+            alias,
             value_name,
         } => {
             let arg = arg.long(long);
+            let arg = match alias {
+                Some(alias) => arg.alias(alias),
+                None => arg,
+            };
             let arg = match short {
                 Some(short) => arg.short(short),
                 None => arg,
@@ -154,7 +168,7 @@ fn long_flags() -> Vec<String> {
         .get_arguments()
         .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
         .collect();
-    flags.extend(["--help".to_string(), "--version".to_string()]);
+    flags.push("--help".to_string());
     flags
 }
 
@@ -299,6 +313,21 @@ impl Invocation {
     }
 }
 
+impl Invocation {
+    /// Loads the settings again for a reload (HUP): the same command line and environment,
+    /// the config file read anew (resolved against the directory the binary started in,
+    /// whatever `chdir` says). Errors come as one string (one log line), joined by `; `.
+    pub fn reload(&self) -> Result<Settings, String> {
+        self.load().map(|loaded| loaded.settings).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+}
+
 /// Writes one line per error to stderr.
 pub fn report(errors: &[ConfigError]) {
     for error in errors {
@@ -435,6 +464,45 @@ mod tests {
     }
 
     #[test]
+    fn gunicorn_aliases_are_accepted() {
+        let loaded = invocation(&["--log-file", "/tmp/x.log"], &[])
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(loaded.settings.errorlog, "/tmp/x.log");
+    }
+
+    #[test]
+    fn reload_reads_the_config_file_again() {
+        let dir =
+            std::env::temp_dir().join(format!("ferrocorn-args-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ferrocorn.toml");
+        std::fs::write(&file, "workers = 2\n").unwrap();
+        let invocation = Invocation::new(
+            vec!["ferrocorn".into(), "--threads".into(), "3".into()],
+            BTreeMap::new(),
+            dir.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            invocation.reload().map(|s| (s.workers, s.threads)),
+            Ok((2, 3))
+        );
+        std::fs::write(&file, "workers = 5\n").unwrap();
+        assert_eq!(
+            invocation.reload().map(|s| (s.workers, s.threads)),
+            Ok((5, 3))
+        );
+        std::fs::write(&file, "workers = 0\nthreds = 1\n").unwrap();
+        let errors = invocation.reload().unwrap_err();
+        assert!(errors.contains("unknown setting threds"), "{errors}");
+        assert!(errors.contains("invalid value 0 for workers"), "{errors}");
+        assert!(!errors.contains('\n'), "{errors}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn cmd_args_sit_between_the_command_line_and_the_variables() {
         let env = [
             (
@@ -515,7 +583,12 @@ mod tests {
         let help = invocation(&["--help"], &[]).unwrap_err().0;
         assert!(help.contains("--worker-connections <INT>"), "{help}");
         assert!(help.contains("FERROCORN_WORKER_CONNECTIONS"), "{help}");
-        let version = invocation(&["--version"], &[]).unwrap_err().0;
-        assert!(version.contains(env!("CARGO_PKG_VERSION")));
+        for flag in ["--version", "-v"] {
+            let version = invocation(&[flag], &[]).unwrap_err().0;
+            assert_eq!(
+                version,
+                format!("ferrocorn {}\n", env!("CARGO_PKG_VERSION"))
+            );
+        }
     }
 }

@@ -45,9 +45,15 @@ pub fn settings_markdown() -> String {
                 }
             };
             let repeat = if setting.arity() == Arity::Many {
-                " (repeatable)"
+                " (repeatable)".to_string()
             } else {
-                ""
+                String::new()
+            };
+            let repeat = match setting.cli {
+                CliForm::Flag {
+                    alias: Some(alias), ..
+                } => format!("{repeat} (also `--{alias}`)"),
+                _ => repeat,
             };
             let _ = write!(
                 out,
