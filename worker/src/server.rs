@@ -476,7 +476,9 @@ impl Worker {
 
     fn close_idle(&mut self) {
         for slot in 0..self.slots.conns.len() {
-            let idle = self.slots.conns[slot].as_ref().is_some_and(|c| c.is_idle());
+            let idle = self.slots.conns[slot]
+                .as_ref()
+                .is_some_and(|c| c.is_idle_between_requests());
             if idle {
                 self.slots.remove(slot);
             }
@@ -548,7 +550,7 @@ impl Worker {
             let Some(c) = self.slots.conns[slot].as_mut() else {
                 continue;
             };
-            if self.ctx.stopping && c.is_idle() {
+            if self.ctx.stopping && c.is_idle_between_requests() {
                 self.slots.remove(slot);
                 continue;
             }
