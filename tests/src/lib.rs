@@ -625,6 +625,34 @@ pub fn worker_pids_of(pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// True when process `pid` has accepted the TCP connection from `client` to `server`
+/// (both on 127.0.0.1): the server side of that connection, found in `/proc/net/tcp`, is
+/// one of the process's open descriptors. A connection still in the accept queue has no
+/// descriptor in any process.
+pub fn has_accepted(pid: i32, client: SocketAddr, server: SocketAddr) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!(":{:04X}", server.port());
+    let remote = format!(":{:04X}", client.port());
+    let inode = table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let matches =
+            fields.len() > 9 && fields[1].ends_with(&local) && fields[2].ends_with(&remote);
+        matches.then(|| fields[9].to_string())
+    });
+    let Some(inode) = inode.filter(|inode| inode != "0") else {
+        return false;
+    };
+    let target = format!("socket:[{inode}]");
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == target.as_str())
+    })
+}
+
 /// One HTTP response as read off the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
