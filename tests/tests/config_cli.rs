@@ -253,3 +253,40 @@ fn help_and_version_exit_0() {
         assert!(out.stdout.contains(flag), "--help lacks {flag}");
     }
 }
+
+#[test]
+fn the_merged_settings_reach_the_server() {
+    // The file gives the bind, the app and 2 workers; FERROCORN_WORKERS overrides the
+    // worker count, and the command line overrides the variable.
+    let dir = TempDir::new();
+    dir.write(
+        "ferrocorn.toml",
+        "bind = \"127.0.0.1:0\"\napp = \"hello\"\nworkers = 2\n",
+    );
+    let server = ferrocorn_tests::Server::builder()
+        .no_default_bind()
+        .cwd(&dir.0)
+        .env("FERROCORN_WORKERS", "3")
+        .start();
+    assert!(
+        server.wait_for_workers(3, DEADLINE),
+        "3 workers (from FERROCORN_WORKERS): {:?}\n{}",
+        server.worker_pids(),
+        server.stderr()
+    );
+    let response = server.get("/").expect("GET / answers");
+    assert_eq!(response.text(), "Hello, World!\n");
+    drop(server);
+
+    let server = ferrocorn_tests::Server::builder()
+        .no_default_bind()
+        .cwd(&dir.0)
+        .env("FERROCORN_WORKERS", "3")
+        .args(["-w", "1"])
+        .start();
+    assert!(
+        server.wait_for_workers(1, DEADLINE),
+        "1 worker (from the command line): {:?}",
+        server.worker_pids()
+    );
+}
