@@ -308,20 +308,17 @@ impl Invocation {
         cwd: PathBuf,
     ) -> Result<Invocation, DisplayOnly> {
         let mut parse_errors = Vec::new();
-        let mut action = Action::Run;
-        let mut cli = Overrides::new();
-        match parse(argv, &Origin::Cli) {
+        let (cli, mut action) = match parse(argv, &Origin::Cli) {
             Parsed::Args {
                 overrides,
-                action: act,
+                action,
                 errors,
             } => {
-                cli = overrides;
-                action = act;
                 parse_errors.extend(errors);
+                (overrides, action)
             }
             Parsed::Display(text) => return Err(DisplayOnly(text)),
-        }
+        };
         let mut cmd_args = Overrides::new();
         if let Some(text) = env.get(CMD_ARGS_VAR) {
             match shlex::split(text) {
