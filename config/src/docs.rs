@@ -69,3 +69,23 @@ pub fn settings_markdown() -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_documented_once_with_its_variable_and_default() {
+        let markdown = settings_markdown();
+        let defaults = Settings::default();
+        for setting in SETTINGS {
+            let heading = format!("\n### `{}`\n", setting.name);
+            assert_eq!(markdown.matches(&heading).count(), 1, "{}", setting.name);
+            let section = markdown.split(&heading).nth(1).unwrap();
+            let section = section.split("\n### ").next().unwrap();
+            assert!(section.contains(&format!("`{}`", setting.env_var())));
+            assert!(section.contains(&format!("default: `{}`", setting.value_in(&defaults))));
+            assert!(section.contains(&setting.accepted()));
+        }
+    }
+}
