@@ -263,6 +263,11 @@ pub(crate) struct Conn {
     pub drained_bytes: usize,
     /// The poller reported that the peer closed its side.
     pub peer_hup: bool,
+    /// A PROXY protocol header may still come first (`proxy_protocol`, peer in
+    /// `proxy_allow_ips`).
+    pub proxy_pending: bool,
+    /// The peer may set the scheme headers (`forwarded_allow_ips`).
+    pub trusted: bool,
 }
 
 impl Conn {
@@ -290,6 +295,8 @@ impl Conn {
             read_drained: false,
             drained_bytes: 0,
             peer_hup: false,
+            proxy_pending: false,
+            trusted: false,
         }
     }
 
