@@ -28,7 +28,7 @@ pub enum Action {
     Run,
     /// `--print-config`: print every setting with its source, exit 0.
     PrintConfig,
-    /// `--check-config`: validate, exit 0 or 2.
+    /// `--check-config`: validate the settings and load the app, exit 0 or 2.
     CheckConfig,
 }
 
@@ -66,7 +66,9 @@ pub fn command() -> Command {
             Arg::new(CHECK_CONFIG)
                 .long("check-config")
                 .action(ArgAction::SetTrue)
-                .help("Validate the configuration, then exit (0 if valid, 2 if not)")
+                .help(
+                    "Validate the configuration and load the app, then exit (0 if valid, 2 if not)",
+                )
                 .help_heading("Actions"),
         )
 }
@@ -113,25 +115,81 @@ fn setting_arg(setting: &'static ferrocorn_config::Setting) -> Arg {
 
 /// What parsing one argument list gave.
 enum Parsed {
-    /// Settings given, and the action asked for.
-    Args(Overrides, Action),
+    /// The settings given, the action asked for, and the errors met on the way (with
+    /// errors, the settings are those of the arguments that could be parsed).
+    Args {
+        overrides: Overrides,
+        action: Action,
+        errors: Vec<ConfigError>,
+    },
     /// `--help` or `--version`: print this text to stdout and exit 0.
     Display(String),
-    /// The arguments could not be parsed.
-    Failed(ConfigError),
 }
 
-/// Parses `args` (the program name first) with [`command`].
-fn parse(args: Vec<OsString>, origin: &Origin) -> Parsed {
-    match command().try_get_matches_from(args) {
-        Ok(matches) => Parsed::Args(overrides(&matches), action(&matches)),
-        Err(err) => match err.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                Parsed::Display(err.render().to_string())
+/// At most this many unknown arguments are skipped to look for more errors after them.
+const MAX_SKIPPED: usize = 32;
+
+/// Parses `args` (the program name first) with [`command`]. clap stops at the first error;
+/// an unknown argument is then left out and parsing starts again, so that every unknown
+/// flag is reported, and the values of the others are still validated by the loader.
+fn parse(mut args: Vec<OsString>, origin: &Origin) -> Parsed {
+    let mut errors = Vec::new();
+    loop {
+        let err = match command().try_get_matches_from(args.clone()) {
+            Ok(matches) => {
+                return Parsed::Args {
+                    overrides: overrides(&matches),
+                    action: action(&matches),
+                    errors,
+                }
             }
-            _ => Parsed::Failed(to_config_error(&err, origin)),
-        },
+            Err(err) => err,
+        };
+        if matches!(
+            err.kind(),
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+        ) {
+            return Parsed::Display(err.render().to_string());
+        }
+        errors.push(to_config_error(&err, origin));
+        if errors.len() > MAX_SKIPPED || !skip_unknown(&err, &mut args) {
+            return Parsed::Args {
+                overrides: Overrides::new(),
+                action: Action::Run,
+                errors,
+            };
+        }
     }
+}
+
+/// Removes from `args` the argument `err` reports as unknown and, for a flag written
+/// without `=VALUE`, the value that follows it (so that it is not taken for `APP`). False
+/// when `err` is not about an unknown argument that can be found in `args`.
+fn skip_unknown(err: &clap::Error, args: &mut Vec<OsString>) -> bool {
+    if err.kind() != ErrorKind::UnknownArgument {
+        return false;
+    }
+    let Some(ContextValue::String(unknown)) = err.get(ContextKind::InvalidArg) else {
+        return false;
+    };
+    let with_value = format!("{unknown}=");
+    let Some(index) = args.iter().enumerate().skip(1).find_map(|(i, arg)| {
+        let arg = arg.to_str()?;
+        (arg == unknown || arg.starts_with(&with_value)).then_some(i)
+    }) else {
+        return false;
+    };
+    let token = args.remove(index);
+    let bare_flag = token
+        .to_str()
+        .is_some_and(|t| t.starts_with('-') && !t.contains('='));
+    let next_is_value = args
+        .get(index)
+        .is_some_and(|next| !next.to_string_lossy().starts_with('-'));
+    if bare_flag && next_is_value {
+        args.remove(index);
+    }
+    true
 }
 
 fn action(matches: &ArgMatches) -> Action {
@@ -252,16 +310,17 @@ impl Invocation {
         cwd: PathBuf,
     ) -> Result<Invocation, DisplayOnly> {
         let mut parse_errors = Vec::new();
-        let mut action = Action::Run;
-        let mut cli = Overrides::new();
-        match parse(argv, &Origin::Cli) {
-            Parsed::Args(overrides, act) => {
-                cli = overrides;
-                action = act;
+        let (cli, mut action) = match parse(argv, &Origin::Cli) {
+            Parsed::Args {
+                overrides,
+                action,
+                errors,
+            } => {
+                parse_errors.extend(errors);
+                (overrides, action)
             }
             Parsed::Display(text) => return Err(DisplayOnly(text)),
-            Parsed::Failed(err) => parse_errors.push(err),
-        }
+        };
         let mut cmd_args = Overrides::new();
         if let Some(text) = env.get(CMD_ARGS_VAR) {
             match shlex::split(text) {
@@ -274,14 +333,18 @@ impl Invocation {
                         .chain(words.into_iter().map(OsString::from))
                         .collect();
                     match parse(args, &Origin::CmdArgs) {
-                        Parsed::Args(overrides, act) => {
+                        Parsed::Args {
+                            overrides,
+                            action: act,
+                            errors,
+                        } => {
                             cmd_args = overrides;
                             if action == Action::Run {
                                 action = act;
                             }
+                            parse_errors.extend(errors);
                         }
                         Parsed::Display(text) => return Err(DisplayOnly(text)),
-                        Parsed::Failed(err) => parse_errors.push(err),
                     }
                 }
             }
@@ -362,8 +425,25 @@ pub fn load_invocation() -> Result<(Settings, Invocation), ExitCode> {
             print!("{}", loaded.print_config());
             Err(ExitCode::SUCCESS)
         }
-        Action::CheckConfig => Err(ExitCode::SUCCESS),
+        Action::CheckConfig => match check_app(&loaded.settings) {
+            Ok(()) => Err(ExitCode::SUCCESS),
+            Err(message) => {
+                eprintln!("ferrocorn: error: app: {message}");
+                Err(ExitCode::from(EXIT_USAGE))
+            }
+        },
     }
+}
+
+/// For `--check-config`: loads the application as the server would, from the directory
+/// it would serve from (`chdir`), as gunicorn's `--check-config` loads the app. Changes this
+/// process's working directory; the process exits right after.
+fn check_app(settings: &Settings) -> Result<(), String> {
+    if let Some(dir) = &settings.chdir {
+        std::env::set_current_dir(dir)
+            .map_err(|err| format!("cannot chdir to {}: {err}", dir.display()))?;
+    }
+    ferrocorn_worker::load_app(&settings.app).map(|_| ())
 }
 
 #[cfg(test)]
@@ -554,6 +634,35 @@ mod tests {
         assert!(errors[0].starts_with("cli: unknown flag --bogus-flag-name"));
         assert!(errors[1].starts_with("env FERROCORN_CMD_ARGS: unbalanced quotes"));
         assert!(errors[2].starts_with("env FERROCORN_WORKERS: invalid value \"zero\""));
+    }
+
+    #[test]
+    fn every_unknown_flag_and_every_bad_value_is_reported() {
+        assert_eq!(
+            errors(
+                &[
+                    "-w",
+                    "0",
+                    "--wokers",
+                    "2",
+                    "--threds=3",
+                    "-Z",
+                    "hello",
+                    "--backlog",
+                    "x"
+                ],
+                &[]
+            ),
+            [
+                "cli: unknown flag --wokers; did you mean --workers?",
+                "cli: unknown flag --threds; did you mean --threads?",
+                "cli: unknown flag -Z",
+                "cli --backlog: invalid value \"x\" for backlog: not an integer; expected an \
+                 integer from 1 to 65535",
+                "cli --workers: invalid value \"0\" for workers: below the minimum 1; expected \
+                 an integer from 1 to 1024",
+            ]
+        );
     }
 
     #[test]

@@ -214,24 +214,17 @@ pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
         let Ok(value) = figment.find_value(setting.name) else {
             continue;
         };
-        let layer = figment
-            .find_metadata(setting.name)
-            .map_or(LAYER_CLI, |m| match &*m.name {
-                LAYER_FILE => LAYER_FILE,
-                LAYER_ENV => LAYER_ENV,
-                LAYER_CMD_ARGS => LAYER_CMD_ARGS,
-                _ => LAYER_CLI,
-            });
-        let origin = match layer {
-            LAYER_FILE => {
+        // Each layer's metadata is named after it: that says where the value came from.
+        let origin = match figment.find_metadata(setting.name).map(|m| &*m.name) {
+            Some(LAYER_FILE) => {
                 let file = file.as_ref();
                 Origin::File {
                     path: file.map(|f| f.path.clone()).unwrap_or_default(),
                     line: file.and_then(|f| f.lines.get(setting.name).copied()),
                 }
             }
-            LAYER_ENV => Origin::Env(setting.env_var()),
-            LAYER_CMD_ARGS => Origin::CmdArgs,
+            Some(LAYER_ENV) => Origin::Env(setting.env_var()),
+            Some(LAYER_CMD_ARGS) => Origin::CmdArgs,
             _ => Origin::Cli,
         };
         let raw = Raw::from_figment(&value);

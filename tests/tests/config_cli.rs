@@ -187,6 +187,36 @@ fn check_config_exits_0_when_valid_and_2_with_every_error() {
 }
 
 #[test]
+fn check_config_loads_the_app_from_the_chdir_directory() {
+    let dir = TempDir::new();
+    std::fs::create_dir(dir.0.join("site")).unwrap();
+    let out = run(&dir, &["--check-config", "static:site"], &[]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    let out = run(
+        &dir,
+        &["--check-config", "--chdir", "site", "static:."],
+        &[],
+    );
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+
+    let out = run(
+        &dir,
+        &["--check-config", "--chdir", "site", "static:site"],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("ferrocorn: error: app: "),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("site"), "{}", out.stderr);
+    let out = run(&dir, &["--check-config", "helo"], &[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("\"helo\""), "{}", out.stderr);
+}
+
+#[test]
 fn an_unknown_flag_exits_2_with_a_suggestion() {
     let dir = TempDir::new();
     let out = run(&dir, &["--worker-conections", "10"], &[]);
@@ -252,4 +282,41 @@ fn help_and_version_exit_0() {
     ] {
         assert!(out.stdout.contains(flag), "--help lacks {flag}");
     }
+}
+
+#[test]
+fn the_merged_settings_reach_the_server() {
+    // The file gives the bind, the app and 2 workers; FERROCORN_WORKERS overrides the
+    // worker count, and the command line overrides the variable.
+    let dir = TempDir::new();
+    dir.write(
+        "ferrocorn.toml",
+        "bind = \"127.0.0.1:0\"\napp = \"hello\"\nworkers = 2\n",
+    );
+    let server = ferrocorn_tests::Server::builder()
+        .no_default_bind()
+        .cwd(&dir.0)
+        .env("FERROCORN_WORKERS", "3")
+        .start();
+    assert!(
+        server.wait_for_workers(3, DEADLINE),
+        "3 workers (from FERROCORN_WORKERS): {:?}\n{}",
+        server.worker_pids(),
+        server.stderr()
+    );
+    let response = server.get("/").expect("GET / answers");
+    assert_eq!(response.text(), "Hello, World!\n");
+    drop(server);
+
+    let server = ferrocorn_tests::Server::builder()
+        .no_default_bind()
+        .cwd(&dir.0)
+        .env("FERROCORN_WORKERS", "3")
+        .args(["-w", "1"])
+        .start();
+    assert!(
+        server.wait_for_workers(1, DEADLINE),
+        "1 worker (from the command line): {:?}",
+        server.worker_pids()
+    );
 }

@@ -72,6 +72,7 @@ pub struct Request {
     pub(crate) headers: Vec<(Range<usize>, Range<usize>)>,
     pub(crate) peer: Peer,
     pub(crate) body: RequestBody,
+    pub(crate) secure: bool,
 }
 
 impl Request {
@@ -84,6 +85,7 @@ impl Request {
             headers: Vec::new(),
             peer,
             body: RequestBody::empty(),
+            secure: false,
         }
     }
 
@@ -133,7 +135,17 @@ impl Request {
         self.version
     }
 
-    /// The client's address.
+    /// `"https"` when a peer in `forwarded_allow_ips` said so with a scheme header
+    /// (`X-Forwarded-Proto: https`, …), else `"http"`.
+    pub fn scheme(&self) -> &'static str {
+        if self.secure {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The client's address (from the PROXY protocol header when one was accepted).
     pub fn peer(&self) -> &Peer {
         &self.peer
     }

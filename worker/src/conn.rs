@@ -267,6 +267,11 @@ pub(crate) struct Conn {
     /// yet: its request is on the way (closing it would drop it); it is served with
     /// `Connection: close`, or closed at its header deadline.
     pub had_input: bool,
+    /// A PROXY protocol header may still come first (`proxy_protocol`, peer in
+    /// `proxy_allow_ips`).
+    pub proxy_pending: bool,
+    /// The peer may set the scheme headers (`forwarded_allow_ips`).
+    pub trusted: bool,
 }
 
 impl Conn {
@@ -295,6 +300,8 @@ impl Conn {
             drained_bytes: 0,
             peer_hup: false,
             had_input: false,
+            proxy_pending: false,
+            trusted: false,
         }
     }
 

@@ -1,25 +1,18 @@
-//! The adapter between the event loop and the HTTP parser: parse one request head into a
-//! reusable [`Request`], and decode a body incrementally.
-//!
-//! TEMPORARY SHIM over `httparse` until `ferrocorn-http-parser` lands on main; only this
-//! file changes when the loop switches to it.
+//! The adapter between the event loop and `ferrocorn-http-parser`: maps `Settings` onto the
+//! parser's `Limits`/`Policy`, parses one request head into a reusable [`Request`], decodes
+//! bodies and reads PROXY protocol headers. The only file that knows the parser's API.
+
+use std::net::IpAddr;
+
+use ferrocorn_config::{HeaderMap, Settings};
+use ferrocorn_http_parser as hp;
 
 use crate::app::{Request, Version};
-use ferrocorn_config::Settings;
 
-/// How the body of a request is delimited (RFC 9112 §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
-    /// No body.
-    None,
-    /// `Content-Length` bytes.
-    Length(u64),
-    /// Chunked transfer coding.
-    Chunked,
-}
+pub(crate) use hp::Framing;
 
 /// What the loop needs to know about a parsed head besides the request itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct Head {
     /// Bytes of the buffer the head took, including the final CRLF.
     pub len: usize,
@@ -28,6 +21,8 @@ pub(crate) struct Head {
     pub keep_alive: bool,
     /// `Expect: 100-continue` on HTTP/1.1 (RFC 9110 §10.1.1).
     pub expect_continue: bool,
+    /// The decoder for the body, with the parser's limits.
+    pub decoder: BodyDecoder,
 }
 
 /// A request the worker refuses, with the status to answer.
@@ -37,11 +32,11 @@ pub(crate) struct HttpError {
     pub message: String,
 }
 
-impl HttpError {
-    fn new(status: u16, message: impl Into<String>) -> HttpError {
+impl From<hp::Error> for HttpError {
+    fn from(e: hp::Error) -> HttpError {
         HttpError {
-            status,
-            message: message.into(),
+            status: e.status(),
+            message: e.to_string(),
         }
     }
 }
@@ -57,263 +52,223 @@ pub(crate) enum HeadOutcome {
     Error(HttpError),
 }
 
-/// Limits and leniencies taken from the settings.
+/// The outcome of looking for a PROXY protocol header.
+#[derive(Debug)]
+pub(crate) enum ProxyOutcome {
+    Partial,
+    /// No header (or none expected): the request starts at the first byte.
+    Absent,
+    /// A header of `len` bytes; the client is `source` when the proxy named one.
+    Complete {
+        len: usize,
+        source: Option<std::net::SocketAddr>,
+    },
+    Error(HttpError),
+}
+
+/// A list of trusted peer addresses (`forwarded_allow_ips`, `proxy_allow_ips`): IPs, or `*`.
 #[derive(Debug, Clone)]
-pub(crate) struct ParserConfig {
-    pub limit_request_line: usize,
-    pub limit_request_fields: usize,
-    pub limit_request_field_size: usize,
-    /// Zero: unlimited.
-    pub limit_request_body: u64,
+pub(crate) struct AllowList {
+    any: bool,
+    ips: Vec<IpAddr>,
 }
 
-impl ParserConfig {
-    pub fn from_settings(s: &Settings) -> ParserConfig {
-        ParserConfig {
-            limit_request_line: if s.limit_request_line == 0 {
-                usize::MAX / 4
-            } else {
-                s.limit_request_line
-            },
-            limit_request_fields: s.limit_request_fields.clamp(1, 32_768),
-            limit_request_field_size: if s.limit_request_field_size == 0 {
-                usize::MAX / 4
-            } else {
-                s.limit_request_field_size
-            },
-            limit_request_body: s.limit_request_body,
+impl AllowList {
+    /// Builds the list; entries that are not IP addresses are ignored (the settings
+    /// registry validates them).
+    pub fn new(entries: &[String]) -> AllowList {
+        AllowList {
+            any: entries.iter().any(|e| e.trim() == "*"),
+            ips: entries
+                .iter()
+                .filter_map(|e| e.trim().parse().ok())
+                .collect(),
         }
     }
 
-    /// The most bytes a head may take; more without a complete head is 431.
+    /// Whether `ip` is trusted. Unix-socket peers are always trusted (gunicorn does the same).
+    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
+        match ip {
+            None => true,
+            Some(ip) => {
+                let ip = match ip {
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                    v4 => v4,
+                };
+                self.any || self.ips.contains(&ip)
+            }
+        }
+    }
+}
+
+/// The parser with the worker's limits and policy, shared by all connections of the loop
+/// (a head is copied into its [`Request`] before the next parse).
+#[derive(Debug)]
+pub(crate) struct Parser {
+    parser: hp::HeadParser,
+    policy: hp::Policy,
+    max_head: usize,
+    proxy_mode: hp::ProxyProtocol,
+    pub forwarded_allow: AllowList,
+    pub proxy_allow: AllowList,
+}
+
+impl Parser {
+    /// Maps the gunicorn-named settings onto the parser's `Limits` and `Policy` (strict RFC
+    /// 9110/9112 otherwise). If a setting is added to either side, update this mapping.
+    pub fn from_settings(s: &Settings) -> Parser {
+        let limits = hp::Limits {
+            request_line: s.limit_request_line,
+            fields: s.limit_request_fields,
+            field_size: s.limit_request_field_size,
+            body: s.limit_request_body,
+            chunk_extensions: hp::Limits::DEFAULT_CHUNK_EXTENSIONS,
+        };
+        let policy = hp::Policy {
+            permit_obsolete_folding: s.permit_obsolete_folding,
+            permit_unconventional_http_method: s.permit_unconventional_http_method,
+            casefold_http_method: s.casefold_http_method,
+            strip_header_spaces: s.strip_header_spaces,
+            header_map: match s.header_map {
+                HeaderMap::Drop => hp::UnderscoreHeaders::Drop,
+                HeaderMap::Refuse => hp::UnderscoreHeaders::Refuse,
+                HeaderMap::Dangerous => hp::UnderscoreHeaders::Keep,
+            },
+            ..hp::Policy::default()
+        };
+        let line = if s.limit_request_line == 0 {
+            64 * 1024
+        } else {
+            s.limit_request_line
+        };
+        let fields = if s.limit_request_fields == 0 {
+            hp::Limits::MAX_FIELDS
+        } else {
+            s.limit_request_fields
+        };
+        let field_size = if s.limit_request_field_size == 0 {
+            hp::Limits::DEFAULT_FIELD_SIZE
+        } else {
+            s.limit_request_field_size
+        };
+        // The parser enforces its limits on partial input; this only bounds the read buffer
+        // in case a head could still be partial beyond them.
+        let max_head = line
+            .saturating_add(2 + 2 * hp::MAX_LEADING_EMPTY_LINES)
+            .saturating_add(fields.saturating_mul(field_size))
+            .saturating_add(2)
+            .min(64 << 20);
+        Parser {
+            parser: hp::HeadParser::new(limits, policy),
+            policy,
+            max_head,
+            proxy_mode: if s.proxy_protocol {
+                hp::ProxyProtocol::Any
+            } else {
+                hp::ProxyProtocol::Off
+            },
+            forwarded_allow: AllowList::new(&s.forwarded_allow_ips),
+            proxy_allow: AllowList::new(&s.proxy_allow_ips),
+        }
+    }
+
+    /// The most bytes a head may take.
     pub fn max_head(&self) -> usize {
-        self.limit_request_line.saturating_add(2).saturating_add(
-            (self.limit_request_field_size.saturating_add(2))
-                .saturating_mul(self.limit_request_fields)
-                .saturating_add(2),
-        )
+        self.max_head
+    }
+
+    /// Whether connections from `ip` may start with a PROXY header.
+    pub fn expects_proxy_header(&self, ip: Option<IpAddr>) -> bool {
+        self.proxy_mode != hp::ProxyProtocol::Off && self.proxy_allow.allows(ip)
+    }
+
+    /// Reads a PROXY protocol header at the start of a connection.
+    pub fn parse_proxy(&self, buf: &[u8]) -> ProxyOutcome {
+        match hp::parse_proxy_header(buf, self.proxy_mode) {
+            Ok(hp::ProxyStatus::Partial) => ProxyOutcome::Partial,
+            Ok(hp::ProxyStatus::Absent) => ProxyOutcome::Absent,
+            Ok(hp::ProxyStatus::Complete(h, len)) => ProxyOutcome::Complete {
+                len,
+                source: h.source,
+            },
+            Err(e) => ProxyOutcome::Error(e.into()),
+        }
+    }
+
+    /// Parses the head at the start of `buf` into `req`. `trusted` says whether the peer may
+    /// set the scheme headers (`forwarded_allow_ips`).
+    pub fn parse_head(&mut self, buf: &[u8], trusted: bool, req: &mut Request) -> HeadOutcome {
+        if self.policy.trust_scheme_headers != trusted {
+            self.policy.trust_scheme_headers = trusted;
+            self.parser.set_policy(self.policy);
+        }
+        let (head, len) = match self.parser.parse(buf) {
+            Ok(hp::Status::Partial) => {
+                if buf.len() > self.max_head {
+                    return HeadOutcome::Error(HttpError {
+                        status: 431,
+                        message: format!(
+                            "request head over {} bytes without its end",
+                            self.max_head
+                        ),
+                    });
+                }
+                return HeadOutcome::Partial;
+            }
+            Ok(hp::Status::Complete(head, len)) => (head, len),
+            Err(e) => return HeadOutcome::Error(e.into()),
+        };
+        req.head.clear();
+        req.headers.clear();
+        req.method = push(&mut req.head, head.method().as_bytes());
+        let target = head.target();
+        req.target = match std::str::from_utf8(target) {
+            Ok(_) => push(&mut req.head, target),
+            Err(_) => {
+                // Request::target() is a &str: keep bytes that are not UTF-8 percent-encoded.
+                let start = req.head.len();
+                for &b in target {
+                    if b < 0x80 {
+                        req.head.push(b);
+                    } else {
+                        req.head.extend_from_slice(format!("%{b:02X}").as_bytes());
+                    }
+                }
+                start..req.head.len()
+            }
+        };
+        for h in head.headers() {
+            let n = push(&mut req.head, h.name.as_bytes());
+            let v = push(&mut req.head, h.value);
+            req.headers.push((n, v));
+        }
+        req.version = match head.version() {
+            hp::Version::Http10 => Version::Http10,
+            hp::Version::Http11 => Version::Http11,
+        };
+        req.secure = head.forwarded_secure() == Some(true);
+        HeadOutcome::Complete(Head {
+            len,
+            framing: head.framing(),
+            keep_alive: head.keep_alive(),
+            expect_continue: head.expects_continue(),
+            decoder: BodyDecoder {
+                inner: head.body_decoder(),
+            },
+        })
     }
 }
 
-/// Parses the head at the start of `buf` into `req`.
-pub(crate) fn parse_head(buf: &[u8], cfg: &ParserConfig, req: &mut Request) -> HeadOutcome {
-    // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
-    let mut skip = 0;
-    while buf[skip..].starts_with(b"\r\n") && skip < 4 {
-        skip += 2;
-    }
-    let data = &buf[skip..];
-    let line_end = data.iter().position(|&b| b == b'\n');
-    match line_end {
-        None if data.len() > cfg.limit_request_line + 1 => {
-            return HeadOutcome::Error(HttpError::new(
-                414,
-                format!(
-                    "request line longer than limit_request_line ({})",
-                    cfg.limit_request_line
-                ),
-            ))
-        }
-        Some(n) if n.saturating_sub(1) > cfg.limit_request_line => {
-            return HeadOutcome::Error(HttpError::new(
-                414,
-                format!(
-                    "request line of {} bytes is longer than limit_request_line ({})",
-                    n - 1,
-                    cfg.limit_request_line
-                ),
-            ))
-        }
-        _ => {}
-    }
-    let mut storage = [httparse::EMPTY_HEADER; 128];
-    let mut heap;
-    let headers: &mut [httparse::Header] = if cfg.limit_request_fields < storage.len() {
-        &mut storage[..cfg.limit_request_fields + 1]
-    } else {
-        heap = vec![httparse::EMPTY_HEADER; cfg.limit_request_fields + 1];
-        &mut heap
-    };
-    let mut parsed = httparse::Request::new(headers);
-    let len = match parsed.parse(data) {
-        Ok(httparse::Status::Partial) => {
-            if data.len() > cfg.max_head() {
-                return HeadOutcome::Error(HttpError::new(431, "request head too large"));
-            }
-            return HeadOutcome::Partial;
-        }
-        Ok(httparse::Status::Complete(n)) => n,
-        Err(httparse::Error::TooManyHeaders) => {
-            return HeadOutcome::Error(HttpError::new(
-                431,
-                format!(
-                    "more header fields than limit_request_fields ({})",
-                    cfg.limit_request_fields
-                ),
-            ))
-        }
-        Err(httparse::Error::Version) => {
-            return HeadOutcome::Error(HttpError::new(505, "unsupported http version"))
-        }
-        Err(e) => {
-            return HeadOutcome::Error(HttpError::new(400, format!("malformed request: {e}")))
-        }
-    };
-    if parsed.headers.len() > cfg.limit_request_fields {
-        return HeadOutcome::Error(HttpError::new(431, "too many header fields"));
-    }
-    let version = if parsed.version == Some(0) {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
-    let base = data.as_ptr() as usize;
-    let off = |s: &[u8]| -> std::ops::Range<usize> {
-        let start = s.as_ptr() as usize - base;
-        start..start + s.len()
-    };
-    req.head.clear();
-    req.head.extend_from_slice(&data[..len]);
-    req.headers.clear();
-    req.version = version;
-    req.method = off(parsed.method.unwrap_or("").as_bytes());
-    req.target = off(parsed.path.unwrap_or("").as_bytes());
-    let mut content_length: Option<u64> = None;
-    let mut chunked = false;
-    let mut te_seen = false;
-    let mut conn_close = false;
-    let mut conn_keep = false;
-    let mut expect_continue = false;
-    let mut host_count = 0;
-    for h in parsed.headers.iter() {
-        if h.name.len() + h.value.len() + 2 > cfg.limit_request_field_size {
-            return HeadOutcome::Error(HttpError::new(
-                431,
-                format!(
-                    "header field {:?} longer than limit_request_field_size ({})",
-                    h.name, cfg.limit_request_field_size
-                ),
-            ));
-        }
-        let name = h.name;
-        let value = h.value;
-        if name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(value).unwrap_or("").trim();
-            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return HeadOutcome::Error(HttpError::new(400, "invalid content-length"));
-            }
-            let Ok(n) = v.parse::<u64>() else {
-                return HeadOutcome::Error(HttpError::new(400, "content-length out of range"));
-            };
-            // RFC 9112 §6.3 (5): differing Content-Length values are unrecoverable.
-            if content_length.is_some_and(|c| c != n) {
-                return HeadOutcome::Error(HttpError::new(400, "conflicting content-length"));
-            }
-            content_length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            te_seen = true;
-            let v = std::str::from_utf8(value).unwrap_or("");
-            for coding in v.split(',').map(str::trim) {
-                if chunked {
-                    // RFC 9112 §6.3 (4): chunked must be the final coding.
-                    return HeadOutcome::Error(HttpError::new(
-                        400,
-                        "chunked is not the final coding",
-                    ));
-                }
-                if coding.eq_ignore_ascii_case("chunked") {
-                    chunked = true;
-                } else {
-                    return HeadOutcome::Error(HttpError::new(
-                        501,
-                        format!("unsupported transfer coding {coding:?}"),
-                    ));
-                }
-            }
-        } else if name.eq_ignore_ascii_case("connection") {
-            let v = std::str::from_utf8(value).unwrap_or("");
-            for t in v.split(',').map(str::trim) {
-                conn_close |= t.eq_ignore_ascii_case("close");
-                conn_keep |= t.eq_ignore_ascii_case("keep-alive");
-            }
-        } else if name.eq_ignore_ascii_case("expect") {
-            if value.eq_ignore_ascii_case(b"100-continue") {
-                expect_continue = version == Version::Http11;
-            } else {
-                return HeadOutcome::Error(HttpError::new(417, "unsupported expectation"));
-            }
-        } else if name.eq_ignore_ascii_case("host") {
-            host_count += 1;
-        }
-        req.headers.push((off(name.as_bytes()), off(value)));
-    }
-    // RFC 9112 §3.2: a request without Host (HTTP/1.1) or with several is a 400.
-    if host_count > 1 || (host_count == 0 && version == Version::Http11) {
-        return HeadOutcome::Error(HttpError::new(400, "missing or repeated host header"));
-    }
-    if te_seen && version == Version::Http10 {
-        return HeadOutcome::Error(HttpError::new(
-            400,
-            "transfer-encoding in an http/1.0 request",
-        ));
-    }
-    // RFC 9112 §6.1: TE and CL together is a smuggling attempt; we refuse it.
-    if te_seen && content_length.is_some() {
-        return HeadOutcome::Error(HttpError::new(
-            400,
-            "both transfer-encoding and content-length",
-        ));
-    }
-    if te_seen && !chunked {
-        return HeadOutcome::Error(HttpError::new(400, "transfer-encoding without chunked"));
-    }
-    let framing = if chunked {
-        Framing::Chunked
-    } else {
-        match content_length {
-            Some(0) | None => Framing::None,
-            Some(n) => Framing::Length(n),
-        }
-    };
-    if let Framing::Length(n) = framing {
-        if cfg.limit_request_body != 0 && n > cfg.limit_request_body {
-            return HeadOutcome::Error(HttpError::new(
-                413,
-                format!(
-                    "content-length {n} exceeds limit_request_body ({})",
-                    cfg.limit_request_body
-                ),
-            ));
-        }
-    }
-    let keep_alive = match version {
-        Version::Http11 => !conn_close,
-        Version::Http10 => conn_keep && !conn_close,
-    };
-    HeadOutcome::Complete(Head {
-        len: skip + len,
-        framing,
-        keep_alive,
-        expect_continue,
-    })
+fn push(buf: &mut Vec<u8>, bytes: &[u8]) -> std::ops::Range<usize> {
+    let start = buf.len();
+    buf.extend_from_slice(bytes);
+    start..buf.len()
 }
 
 /// Decodes a request body incrementally.
 #[derive(Debug)]
 pub(crate) struct BodyDecoder {
-    state: DecodeState,
-    limit: u64,
-    total: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DecodeState {
-    Length(u64),
-    ChunkSize,
-    ChunkData(u64),
-    ChunkDataEnd,
-    Trailers,
-    Done,
+    inner: hp::BodyDecoder,
 }
 
 /// What one call to [`BodyDecoder::decode`] did.
@@ -326,20 +281,7 @@ pub(crate) struct Decoded {
 }
 
 impl BodyDecoder {
-    pub fn new(framing: Framing, limit: u64) -> BodyDecoder {
-        let state = match framing {
-            Framing::None => DecodeState::Done,
-            Framing::Length(n) => DecodeState::Length(n),
-            Framing::Chunked => DecodeState::ChunkSize,
-        };
-        BodyDecoder {
-            state,
-            limit: if limit == 0 { u64::MAX } else { limit },
-            total: 0,
-        }
-    }
-
-    /// Decodes from `input`, passing body bytes to `sink`.
+    /// Decodes as much of `input` as possible, passing body bytes to `sink`.
     pub fn decode(
         &mut self,
         input: &[u8],
@@ -347,94 +289,24 @@ impl BodyDecoder {
     ) -> Result<Decoded, HttpError> {
         let mut pos = 0;
         loop {
-            match self.state {
-                DecodeState::Done => {
-                    return Ok(Decoded {
-                        consumed: pos,
-                        done: true,
-                    })
-                }
-                DecodeState::Length(0) => self.state = DecodeState::Done,
-                DecodeState::Length(n) | DecodeState::ChunkData(n) => {
-                    let take = (input.len() - pos).min(usize::try_from(n).unwrap_or(usize::MAX));
-                    if take == 0 {
-                        break;
-                    }
-                    self.total += take as u64;
-                    if self.total > self.limit {
-                        return Err(HttpError::new(
-                            413,
-                            format!("body exceeds limit_request_body ({})", self.limit),
-                        ));
-                    }
-                    sink(&input[pos..pos + take]);
-                    pos += take;
-                    let left = n - take as u64;
-                    self.state = match self.state {
-                        DecodeState::Length(_) => DecodeState::Length(left),
-                        _ if left == 0 => DecodeState::ChunkDataEnd,
-                        _ => DecodeState::ChunkData(left),
-                    };
-                }
-                DecodeState::ChunkDataEnd => {
-                    if input.len() - pos < 2 {
-                        break;
-                    }
-                    if &input[pos..pos + 2] != b"\r\n" {
-                        return Err(HttpError::new(400, "chunk data not followed by crlf"));
-                    }
-                    pos += 2;
-                    self.state = DecodeState::ChunkSize;
-                }
-                DecodeState::ChunkSize => {
-                    let Some(nl) = input[pos..].iter().position(|&b| b == b'\n') else {
-                        if input.len() - pos > 4096 {
-                            return Err(HttpError::new(400, "chunk size line too long"));
-                        }
-                        break;
-                    };
-                    let line = &input[pos..pos + nl];
-                    let Some(line) = line.strip_suffix(b"\r") else {
-                        return Err(HttpError::new(400, "chunk size line without crlf"));
-                    };
-                    let size_part = line.split(|&b| b == b';').next().unwrap_or(b"");
-                    if size_part.is_empty()
-                        || size_part.len() > 15
-                        || !size_part.iter().all(u8::is_ascii_hexdigit)
-                    {
-                        return Err(HttpError::new(400, "invalid chunk size"));
-                    }
-                    let size = size_part.iter().fold(0u64, |acc, &b| {
-                        acc * 16 + (b as char).to_digit(16).unwrap_or(0) as u64
-                    });
-                    pos += nl + 1;
-                    self.state = if size == 0 {
-                        DecodeState::Trailers
-                    } else {
-                        DecodeState::ChunkData(size)
-                    };
-                }
-                DecodeState::Trailers => {
-                    let Some(nl) = input[pos..].iter().position(|&b| b == b'\n') else {
-                        if input.len() - pos > 8192 {
-                            return Err(HttpError::new(431, "trailer section too large"));
-                        }
-                        break;
-                    };
-                    let line = &input[pos..pos + nl];
-                    pos += nl + 1;
-                    if line == b"\r" {
-                        self.state = DecodeState::Done;
-                    } else if !line.ends_with(b"\r") {
-                        return Err(HttpError::new(400, "trailer line without crlf"));
-                    }
-                }
+            let step = self.inner.decode(&input[pos..])?;
+            if !step.data.is_empty() {
+                sink(step.data);
+            }
+            pos += step.consumed;
+            if step.complete {
+                return Ok(Decoded {
+                    consumed: pos,
+                    done: true,
+                });
+            }
+            if step.consumed == 0 || pos == input.len() {
+                return Ok(Decoded {
+                    consumed: pos,
+                    done: false,
+                });
             }
         }
-        Ok(Decoded {
-            consumed: pos,
-            done: false,
-        })
     }
 }
 
@@ -442,15 +314,15 @@ impl BodyDecoder {
 mod tests {
     use super::*;
 
-    fn cfg() -> ParserConfig {
-        ParserConfig::from_settings(&Settings::default())
+    fn parser() -> Parser {
+        Parser::from_settings(&Settings::default())
     }
 
     #[test]
     fn complete_head_fills_request() {
         let mut req = Request::for_test("X", "/", &[], b"");
         let buf = b"GET /a?b HTTP/1.1\r\nHost: x\r\nX-Y: z\r\n\r\nrest";
-        let HeadOutcome::Complete(head) = parse_head(buf, &cfg(), &mut req) else {
+        let HeadOutcome::Complete(head) = parser().parse_head(buf, false, &mut req) else {
             panic!("not complete")
         };
         assert_eq!(head.len, buf.len() - 4);
@@ -461,10 +333,73 @@ mod tests {
     }
 
     #[test]
+    fn settings_map_onto_the_parser() {
+        let mut s = Settings {
+            limit_request_line: 10,
+            ..Settings::default()
+        };
+        let mut req = Request::for_test("X", "/", &[], b"");
+        let out = Parser::from_settings(&s).parse_head(
+            b"GET /0123456789 HTTP/1.1\r\nHost: a\r\n\r\n",
+            false,
+            &mut req,
+        );
+        assert!(
+            matches!(out, HeadOutcome::Error(HttpError { status: 414, .. })),
+            "{out:?}"
+        );
+        s.limit_request_line = 8190;
+        let folded = b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n";
+        let out = Parser::from_settings(&s).parse_head(folded, false, &mut req);
+        assert!(
+            matches!(out, HeadOutcome::Error(HttpError { status: 400, .. })),
+            "{out:?}"
+        );
+        s.permit_obsolete_folding = true;
+        let out = Parser::from_settings(&s).parse_head(folded, false, &mut req);
+        assert!(matches!(out, HeadOutcome::Complete(_)), "{out:?}");
+        assert_eq!(req.header("x"), Some(&b"a b"[..]));
+    }
+
+    #[test]
+    fn scheme_headers_count_only_from_trusted_peers() {
+        let mut p = parser();
+        let mut req = Request::for_test("X", "/", &[], b"");
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\r\n";
+        assert!(matches!(
+            p.parse_head(buf, false, &mut req),
+            HeadOutcome::Complete(_)
+        ));
+        assert_eq!(req.scheme(), "http");
+        assert!(matches!(
+            p.parse_head(buf, true, &mut req),
+            HeadOutcome::Complete(_)
+        ));
+        assert_eq!(req.scheme(), "https");
+    }
+
+    #[test]
+    fn allow_list() {
+        let l = AllowList::new(&["127.0.0.1".into(), "::1".into()]);
+        assert!(l.allows(Some("127.0.0.1".parse().unwrap())));
+        assert!(l.allows(Some("::ffff:127.0.0.1".parse().unwrap())));
+        assert!(!l.allows(Some("10.0.0.1".parse().unwrap())));
+        assert!(AllowList::new(&["*".into()]).allows(Some("10.0.0.1".parse().unwrap())));
+    }
+
+    #[test]
     fn chunked_body_decodes_across_splits() {
         let body = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nT: v\r\n\r\nNEXT";
         for split in 0..body.len() {
-            let mut d = BodyDecoder::new(Framing::Chunked, 0);
+            let mut req = Request::for_test("X", "/", &[], b"");
+            let HeadOutcome::Complete(head) = parser().parse_head(
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                &mut req,
+            ) else {
+                panic!()
+            };
+            let mut d = head.decoder;
             let mut out = Vec::new();
             let mut buf = body[..split].to_vec();
             let r1 = d.decode(&buf, &mut |b| out.extend_from_slice(b)).unwrap();
@@ -475,12 +410,5 @@ mod tests {
             assert_eq!(&buf[r2.consumed..], b"NEXT");
             assert_eq!(out, b"Wikipedia");
         }
-    }
-
-    #[test]
-    fn body_over_limit_is_413() {
-        let mut d = BodyDecoder::new(Framing::Chunked, 3);
-        let err = d.decode(b"4\r\nWiki\r\n", &mut |_| {}).unwrap_err();
-        assert_eq!(err.status, 413);
     }
 }

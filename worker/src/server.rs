@@ -23,7 +23,7 @@ use crate::app::{App, Body, Peer, RequestBody};
 use crate::conn::{Conn, Exchange, OutBody, Phase, Spool, Stream};
 use crate::date::DateCache;
 use crate::pool::{call_app, Job, Pool};
-use crate::proto::{self, BodyDecoder, Framing, HeadOutcome, ParserConfig};
+use crate::proto::{Framing, HeadOutcome, Parser, ProxyOutcome};
 use crate::response::{self, plan, write_error, write_head};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
 
@@ -45,7 +45,7 @@ const COPY_BODY_MAX: usize = 16 * 1024;
 /// Timeouts and limits taken from the settings once.
 #[derive(Debug)]
 struct Config {
-    parser: ParserConfig,
+    parser: Parser,
     /// `None`: keep-alive disabled (`keepalive` = 0).
     keepalive: Option<Duration>,
     header_timeout: Duration,
@@ -64,7 +64,7 @@ impl Config {
             s.max_requests + jitter(s.max_requests_jitter)
         };
         Config {
-            parser: ParserConfig::from_settings(s),
+            parser: Parser::from_settings(s),
             keepalive: (!s.keepalive.is_zero()).then_some(s.keepalive),
             header_timeout: if s.header_timeout.is_zero() {
                 Duration::from_secs(3600)
@@ -502,11 +502,22 @@ impl Worker {
                 Ok((stream, peer)) => {
                     let deadline = self.ctx.now + self.ctx.cfg.header_timeout;
                     let serial = self.slots.next_serial();
+                    let ip = match &peer {
+                        Peer::Tcp(a) => Some(a.ip()),
+                        Peer::Unix => None,
+                    };
+                    let parser = &self.ctx.cfg.parser;
+                    let (proxy_pending, trusted) = (
+                        parser.expects_proxy_header(ip),
+                        parser.forwarded_allow.allows(ip),
+                    );
                     let slot = self.slots.insert(Conn::new(stream, peer, serial, deadline));
                     let Some(c) = self.slots.conns[slot].as_mut() else {
                         continue;
                     };
                     c.slot = slot;
+                    c.proxy_pending = proxy_pending;
+                    c.trusted = trusted;
                     if let Err(e) = self.poll.registry().register(
                         &mut c.stream,
                         Token(slot),
@@ -686,7 +697,32 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
             let Some(ex) = c.exchange.as_mut() else {
                 return Step::Stall;
             };
-            match proto::parse_head(&c.rbuf[c.rpos..c.rend], &ctx.cfg.parser, &mut ex.req) {
+            if c.proxy_pending {
+                return match ctx.cfg.parser.parse_proxy(&c.rbuf[c.rpos..c.rend]) {
+                    ProxyOutcome::Partial => Step::Stall,
+                    ProxyOutcome::Absent => {
+                        c.proxy_pending = false;
+                        Step::Progress
+                    }
+                    ProxyOutcome::Complete { len, source } => {
+                        c.proxy_pending = false;
+                        c.rpos += len;
+                        if let Some(addr) = source {
+                            ex.req.peer = Peer::Tcp(addr);
+                        }
+                        Step::Progress
+                    }
+                    ProxyOutcome::Error(e) => {
+                        respond_error(c, ctx, e.status, &e.message);
+                        Step::Progress
+                    }
+                };
+            }
+            match ctx
+                .cfg
+                .parser
+                .parse_head(&c.rbuf[c.rpos..c.rend], c.trusted, &mut ex.req)
+            {
                 HeadOutcome::Partial => Step::Stall,
                 HeadOutcome::Error(e) => {
                     respond_error(c, ctx, e.status, &e.message);
@@ -707,7 +743,7 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                         c.wbuf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
                     c.phase = Phase::Body {
-                        decoder: BodyDecoder::new(head.framing, ctx.cfg.parser.limit_request_body),
+                        decoder: head.decoder,
                         spool: Spool::new(reuse),
                     };
                     c.deadline = ctx.now + ctx.cfg.header_timeout;
