@@ -28,7 +28,7 @@ pub enum Action {
     Run,
     /// `--print-config`: print every setting with its source, exit 0.
     PrintConfig,
-    /// `--check-config`: validate, exit 0 or 2.
+    /// `--check-config`: validate the settings and load the app, exit 0 or 2.
     CheckConfig,
 }
 
@@ -66,7 +66,9 @@ pub fn command() -> Command {
             Arg::new(CHECK_CONFIG)
                 .long("check-config")
                 .action(ArgAction::SetTrue)
-                .help("Validate the configuration, then exit (0 if valid, 2 if not)")
+                .help(
+                    "Validate the configuration and load the app, then exit (0 if valid, 2 if not)",
+                )
                 .help_heading("Actions"),
         )
 }
@@ -423,8 +425,25 @@ pub fn load_invocation() -> Result<(Settings, Invocation), ExitCode> {
             print!("{}", loaded.print_config());
             Err(ExitCode::SUCCESS)
         }
-        Action::CheckConfig => Err(ExitCode::SUCCESS),
+        Action::CheckConfig => match check_app(&loaded.settings) {
+            Ok(()) => Err(ExitCode::SUCCESS),
+            Err(message) => {
+                eprintln!("ferrocorn: error: app: {message}");
+                Err(ExitCode::from(EXIT_USAGE))
+            }
+        },
     }
+}
+
+/// For `--check-config`: loads the application as the server would, from the directory
+/// it would serve from (`chdir`), as gunicorn's `--check-config` loads the app. Changes this
+/// process's working directory; the process exits right after.
+fn check_app(settings: &Settings) -> Result<(), String> {
+    if let Some(dir) = &settings.chdir {
+        std::env::set_current_dir(dir)
+            .map_err(|err| format!("cannot chdir to {}: {err}", dir.display()))?;
+    }
+    ferrocorn_worker::load_app(&settings.app).map(|_| ())
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub fn settings_markdown() -> String {
          An unknown flag, file key or `FERROCORN_*` variable, or a value of the wrong type or out \
          of range, stops the start with exit code 2 and one line per error. \
          `ferrocorn --print-config` shows every setting as `name = value  # source`; \
-         `ferrocorn --check-config` only validates.\n",
+         `ferrocorn --check-config` validates them and loads the app, then exits.\n",
     );
     for section in Section::ALL {
         let settings: Vec<_> = SETTINGS.iter().filter(|s| s.section == section).collect();

@@ -187,6 +187,36 @@ fn check_config_exits_0_when_valid_and_2_with_every_error() {
 }
 
 #[test]
+fn check_config_loads_the_app_from_the_chdir_directory() {
+    let dir = TempDir::new();
+    std::fs::create_dir(dir.0.join("site")).unwrap();
+    let out = run(&dir, &["--check-config", "static:site"], &[]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    let out = run(
+        &dir,
+        &["--check-config", "--chdir", "site", "static:."],
+        &[],
+    );
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+
+    let out = run(
+        &dir,
+        &["--check-config", "--chdir", "site", "static:site"],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("ferrocorn: error: app: "),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("site"), "{}", out.stderr);
+    let out = run(&dir, &["--check-config", "helo"], &[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("\"helo\""), "{}", out.stderr);
+}
+
+#[test]
 fn an_unknown_flag_exits_2_with_a_suggestion() {
     let dir = TempDir::new();
     let out = run(&dir, &["--worker-conections", "10"], &[]);
