@@ -483,7 +483,9 @@ impl Worker {
             };
             if c.is_idle() {
                 c.read_drained = false;
-                if !drive(c, &mut self.ctx) || c.is_idle() {
+                // A connection that has sent nothing yet stays: its request may be on the
+                // way (see `Conn::had_input`).
+                if !drive(c, &mut self.ctx) || c.is_idle_between_requests() {
                     self.slots.remove(slot);
                 }
             }
@@ -566,7 +568,7 @@ impl Worker {
             let Some(c) = self.slots.conns[slot].as_mut() else {
                 continue;
             };
-            if self.ctx.stopping && c.is_idle() {
+            if self.ctx.stopping && c.is_idle_between_requests() {
                 self.slots.remove(slot);
                 continue;
             }
