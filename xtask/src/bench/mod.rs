@@ -266,6 +266,9 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
             }
         }
     }
+    report.nginx_conf = fs::read_to_string(dir.abs("nginx").join("nginx.conf"))
+        .ok()
+        .filter(|_| instances.iter().any(|i| i.kind == ServerKind::Nginx));
     // Stops every server (TERM, then KILL by pid) before the parser bench uses the CPU.
     drop(instances);
 

@@ -79,6 +79,8 @@ pub struct Report {
     pub notes: Vec<String>,
     /// The invocation of this run, as typed.
     pub invocation: String,
+    /// The nginx configuration the run generated, if nginx ran.
+    pub nginx_conf: Option<String>,
 }
 
 /// Per-process memory limit for ferrocorn's workers after the runs.
@@ -452,6 +454,12 @@ impl Report {
                 );
             }
         }
+        out.push_str(
+            "\ngunicorn's `sync` worker does not keep connections alive (it answers `Connection: close`), \
+             so its keep-alive rows measure a new connection per request and its pipelined row one answer per \
+             connection. nginx has no echo without a module, so it has no echo row. For pipelining, wrk records \
+             one latency per batch of 16, from its write to its last response; so does the built-in generator.\n",
+        );
         let _ = write!(
             out,
             "\n## Targets\n\nRatios of runs made side by side in this run, 2 workers each.\n\n{}\n\
@@ -473,6 +481,15 @@ impl Report {
             self.server_commands.join("\n"),
             self.load_commands.join("\n")
         );
+        if let Some(conf) = &self.nginx_conf {
+            let _ = write!(
+                out,
+                "The nginx configuration, `.bench/nginx/nginx.conf`:\n\n<details><summary>nginx.conf</summary>\n\n\
+                 ```nginx\n{}```\n\n</details>\n\n\
+                 gunicorn serves `.bench/wsgi/bench_app.py`, written from `WSGI_APP` in `xtask/src/bench/servers.rs`.\n\n",
+                conf
+            );
+        }
         out.push_str(limits);
         out
     }
