@@ -159,6 +159,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
         ..Report::default()
     };
     servers::write_fixtures(&dir)?;
+    report.setup_commands = servers::setup_commands();
 
     let wrk_version = wrk::version();
     let driver = match (options.generator, &wrk_version) {

@@ -73,6 +73,8 @@ pub struct Report {
     pub memory: Vec<ProcessMemory>,
     pub parser: Option<ParserResult>,
     pub parser_note: Option<String>,
+    /// Builds and installs, in the order run.
+    pub setup_commands: Vec<String>,
     pub server_commands: Vec<String>,
     pub load_commands: Vec<String>,
     /// What was skipped or failed, and how to fix it.
@@ -477,7 +479,9 @@ impl Report {
         }
         let _ = write!(
             out,
-            "## Commands\n\nRun from the project root. Servers:\n\n```sh\n{}\n```\n\nLoad:\n\n```sh\n{}\n```\n\n",
+            "## Commands\n\nRun from the project root. Setup:\n\n```sh\n{}\n```\n\nServers:\n\n```sh\n{}\n```\n\n\
+             Load:\n\n```sh\n{}\n```\n\n",
+            self.setup_commands.join("\n"),
             self.server_commands.join("\n"),
             self.load_commands.join("\n")
         );
