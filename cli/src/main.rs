@@ -1,27 +1,60 @@
 //! The `ferrocorn` binary: glue over the library crates. Parses the command line into
-//! settings (`args`), then runs the server.
+//! settings (`args`), sets up logging (`logging`), runs the arbiter and turns errors into
+//! exit codes: 2 for usage and configuration errors, 1 for runtime failures, each one line
+//! on stderr.
 
 mod args;
+mod logging;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use ferrocorn_arbiter::Arbiter;
+
+/// Runtime failure (cannot bind, cannot load the app, a worker failed to boot).
+const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
-    let settings = match args::load_settings() {
-        Ok(settings) => settings,
+    let (settings, invocation) = match args::load_invocation() {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    // Until the arbiter lands, the binary shows the settings it would serve with.
-    println!(
-        "ferrocorn {}: would serve {} on {} with {} worker(s)",
-        env!("CARGO_PKG_VERSION"),
-        settings.app,
-        settings
-            .bind
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        settings.workers
-    );
-    ExitCode::SUCCESS
+    let log = match logging::init(&settings) {
+        Ok(log) => log,
+        Err(error) => {
+            eprintln!(
+                "ferrocorn: error: cannot open the error log {:?}: {error}",
+                settings.errorlog
+            );
+            return ExitCode::from(args::EXIT_USAGE);
+        }
+    };
+    let reopen = {
+        let log = log.clone();
+        Arc::new(move || log.reopen())
+    };
+    // HUP reads the same command line, environment and config file again (the config file
+    // is resolved against the directory the binary started in, whatever `chdir` says).
+    let reload = Box::new(move || invocation.reload());
+    let logs_to_stderr = settings.errorlog == "-";
+    let result = Arbiter::with_loader(settings, Arc::new(ferrocorn_worker::load_app))
+        .on_reload(reload)
+        .on_reopen_logs(reopen)
+        .run();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if !logs_to_stderr {
+                // The one line on stderr is what a person at a terminal sees; the log
+                // file gets it too.
+                tracing::error!("{error}");
+            }
+            eprintln!("ferrocorn: error: {error}");
+            if error.is_config() {
+                ExitCode::from(args::EXIT_USAGE)
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+    }
 }

@@ -172,9 +172,9 @@ pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
 
     apply_conventional_defaults(&sources.env, &mut settings, &mut origins, &mut errors);
 
-    let env_dict = env_layer(&sources.env, &mut errors);
-    let file = config_file_path(sources, &env_dict)
+    let file = config_file_path(sources)
         .and_then(|(path, explicit)| read_file(&path, explicit, &mut errors));
+    let env_dict = env_layer(&sources.env, &mut errors);
 
     let mut figment = Figment::new();
     if let Some(file) = &file {
@@ -214,24 +214,17 @@ pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
         let Ok(value) = figment.find_value(setting.name) else {
             continue;
         };
-        let layer = figment
-            .find_metadata(setting.name)
-            .map_or(LAYER_CLI, |m| match &*m.name {
-                LAYER_FILE => LAYER_FILE,
-                LAYER_ENV => LAYER_ENV,
-                LAYER_CMD_ARGS => LAYER_CMD_ARGS,
-                _ => LAYER_CLI,
-            });
-        let origin = match layer {
-            LAYER_FILE => {
+        // Each layer's metadata is named after it: that says where the value came from.
+        let origin = match figment.find_metadata(setting.name).map(|m| &*m.name) {
+            Some(LAYER_FILE) => {
                 let file = file.as_ref();
                 Origin::File {
                     path: file.map(|f| f.path.clone()).unwrap_or_default(),
                     line: file.and_then(|f| f.lines.get(setting.name).copied()),
                 }
             }
-            LAYER_ENV => Origin::Env(setting.env_var()),
-            LAYER_CMD_ARGS => Origin::CmdArgs,
+            Some(LAYER_ENV) => Origin::Env(setting.env_var()),
+            Some(LAYER_CMD_ARGS) => Origin::CmdArgs,
             _ => Origin::Cli,
         };
         let raw = Raw::from_figment(&value);
@@ -332,7 +325,7 @@ fn env_layer(env: &BTreeMap<String, String>, errors: &mut Vec<ConfigError>) -> D
 /// Which config file to read: `config` from the command line, `FERROCORN_CMD_ARGS` or
 /// the environment (explicit: it must exist), else `ferrocorn.toml` in `cwd` if it exists.
 /// A bad `config` value is reported by the main validation pass, not here.
-fn config_file_path(sources: &Sources, env_dict: &Dict) -> Option<(PathBuf, bool)> {
+fn config_file_path(sources: &Sources) -> Option<(PathBuf, bool)> {
     let given = sources
         .cli
         .get("config")
@@ -343,11 +336,7 @@ fn config_file_path(sources: &Sources, env_dict: &Dict) -> Option<(PathBuf, bool
                 .get("config")
                 .and_then(|v| v.last().cloned())
         })
-        .or_else(|| {
-            env_dict
-                .get("config")
-                .and_then(|v| v.as_str().map(String::from))
-        });
+        .or_else(|| sources.env.get("FERROCORN_CONFIG").cloned());
     match given {
         Some(path) if path.trim().is_empty() => None,
         Some(path) => Some((sources.cwd.join(path.trim()), true)),
@@ -408,6 +397,8 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
         dict: Dict::new(),
         lines: BTreeMap::new(),
     };
+    // Keys come in name order; report their errors in line order.
+    let mut key_errors: Vec<ConfigError> = Vec::new();
     for (key, _) in table.get_ref().iter() {
         let name: &str = key.get_ref();
         let line = line_of(&text, key.span().start);
@@ -416,12 +407,12 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
             line: Some(line),
         };
         match find(name) {
-            None => errors.push(ConfigError::UnknownSetting {
+            None => key_errors.push(ConfigError::UnknownSetting {
                 key: name.to_string(),
                 origin,
                 suggestion: closest(name, SETTINGS.iter().map(|s| s.name)).map(String::from),
             }),
-            Some(setting) if setting.name == "config" => errors.push(ConfigError::Misplaced {
+            Some(setting) if setting.name == "config" => key_errors.push(ConfigError::Misplaced {
                 setting: setting.name,
                 origin,
                 reason: "cannot be set in the config file; use -c or FERROCORN_CONFIG",
@@ -433,7 +424,7 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
                         Ok(value) => {
                             layer.dict.insert(setting.name.to_string(), value);
                         }
-                        Err(err) => errors.push(ConfigError::InvalidValue {
+                        Err(err) => key_errors.push(ConfigError::InvalidValue {
                             setting: setting.name,
                             origin,
                             value: value.to_string(),
@@ -445,5 +436,463 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
             }
         }
     }
+    key_errors.sort_by_key(|err| match err {
+        ConfigError::UnknownSetting { origin, .. }
+        | ConfigError::InvalidValue { origin, .. }
+        | ConfigError::Misplaced { origin, .. } => match origin {
+            Origin::File { line, .. } => *line,
+            _ => None,
+        },
+        _ => None,
+    });
+    errors.extend(key_errors);
     Some(layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{BindAddress, LogLevel};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "ferrocorn-config-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn sources(dir: &TempDir) -> Sources {
+        Sources {
+            cwd: dir.0.clone(),
+            ..Sources::default()
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn messages(errors: Vec<ConfigError>) -> Vec<String> {
+        errors.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn nothing_given_gives_the_defaults() {
+        let dir = TempDir::new();
+        let loaded = load(&sources(&dir)).unwrap();
+        assert_eq!(loaded.settings, Settings::default());
+        assert!(SETTINGS
+            .iter()
+            .all(|s| loaded.origin(s.name) == Some(&Origin::Default)));
+    }
+
+    #[test]
+    fn the_file_in_the_working_directory_is_read_with_typed_values() {
+        let dir = TempDir::new();
+        let path = dir.write(
+            DEFAULT_CONFIG_FILE,
+            "# comment\nworkers = 4\nbind = [\"127.0.0.1:0\", \"unix:/tmp/s\"]\n\
+             timeout = 2.5\nreuse_port = true\numask = 0o27\nloglevel = \"debug\"\n\
+             forwarded_allow_ips = \"*\"\n",
+        );
+        let loaded = load(&sources(&dir)).unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.workers, 4);
+        assert_eq!(s.bind.len(), 2);
+        assert_eq!(s.timeout, Duration::from_millis(2500));
+        assert!(s.reuse_port);
+        assert_eq!(s.umask, 0o27);
+        assert_eq!(s.loglevel, LogLevel::Debug);
+        assert_eq!(s.forwarded_allow_ips, ["*"]);
+        assert_eq!(s.config.as_deref(), Some(path.as_path()));
+        assert_eq!(
+            loaded.origin("workers"),
+            Some(&Origin::File {
+                path: path.clone(),
+                line: Some(2)
+            })
+        );
+    }
+
+    #[test]
+    fn an_explicit_file_is_resolved_against_the_working_directory() {
+        let dir = TempDir::new();
+        dir.write(DEFAULT_CONFIG_FILE, "workers = 4\n");
+        let path = dir.write("other.toml", "workers = 5\n");
+        let mut sources = sources(&dir);
+        sources.env = env(&[("FERROCORN_CONFIG", "other.toml")]);
+        let settings = Settings::load(&sources).unwrap();
+        assert_eq!(settings.workers, 5);
+        assert_eq!(settings.config, Some(path));
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error_a_missing_default_one_is_not() {
+        let dir = TempDir::new();
+        let mut sources = sources(&dir);
+        sources.cli.push("config", "absent.toml");
+        let errors = messages(load(&sources).unwrap_err());
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with(&format!(
+                "file {}: cannot read:",
+                dir.0.join("absent.toml").display()
+            )),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_file_key_names_the_file_line_and_the_closest_setting() {
+        let dir = TempDir::new();
+        let path = dir.write(
+            DEFAULT_CONFIG_FILE,
+            "workers = 2\n\nwokers = 3\nmax-requests = 10\ncompletely_unrelated = 1\n",
+        );
+        let errors = messages(load(&sources(&dir)).unwrap_err());
+        let p = path.display();
+        assert_eq!(
+            errors,
+            [
+                format!("file {p} line 3: unknown setting wokers; did you mean workers?"),
+                format!(
+                    "file {p} line 4: unknown setting max-requests; did you mean max_requests?"
+                ),
+                format!("file {p} line 5: unknown setting completely_unrelated"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_value_in_the_file_names_its_line() {
+        let dir = TempDir::new();
+        let path = dir.write(
+            DEFAULT_CONFIG_FILE,
+            "backlog = 10\nworkers = \"many\"\nthreads = 0\nbind = 8000\n",
+        );
+        let errors = messages(load(&sources(&dir)).unwrap_err());
+        let p = path.display();
+        assert_eq!(
+            errors,
+            [
+                format!(
+                    "file {p} line 4: invalid value 8000 for bind: not a string or an array \
+                     (an integer); expected one or more of HOST:PORT, [IPV6]:PORT, HOST \
+                     (port 8000), unix:PATH, fd://N"
+                ),
+                format!(
+                    "file {p} line 2: invalid value \"many\" for workers: not an integer; \
+                     expected an integer from 1 to 1024"
+                ),
+                format!(
+                    "file {p} line 3: invalid value 0 for threads: below the minimum 1; \
+                     expected an integer from 1 to 1024"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_toml_names_the_line() {
+        let dir = TempDir::new();
+        let path = dir.write(DEFAULT_CONFIG_FILE, "workers = 2\nbind = [\n");
+        let errors = messages(load(&sources(&dir)).unwrap_err());
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with(&format!("file {} line 2: invalid TOML:", path.display())),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn config_cannot_be_set_in_the_file() {
+        let dir = TempDir::new();
+        dir.write(DEFAULT_CONFIG_FILE, "config = \"other.toml\"\n");
+        let errors = load(&sources(&dir)).unwrap_err();
+        assert!(matches!(
+            &errors[..],
+            [ConfigError::Misplaced {
+                setting: "config",
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn an_unknown_ferrocorn_variable_is_an_error_and_others_are_ignored() {
+        let dir = TempDir::new();
+        let mut sources = sources(&dir);
+        sources.env = env(&[
+            ("FERROCORN_WOKERS", "3"),
+            ("FERROCORN_FD", "3,4"),
+            ("FERROCORN_SHARED", "/x"),
+            ("FERROCORN_CMD_ARGS", "--workers 2"),
+            ("HOME", "/root"),
+            ("WORKERS", "x"),
+        ]);
+        let errors = load(&sources).unwrap_err();
+        assert_eq!(
+            messages(errors.clone()),
+            ["env: unknown variable FERROCORN_WOKERS; did you mean FERROCORN_WORKERS?"]
+        );
+        assert!(errors[0].is_unknown_setting());
+    }
+
+    #[test]
+    fn a_bad_variable_value_names_the_variable() {
+        let dir = TempDir::new();
+        let mut sources = sources(&dir);
+        sources.env = env(&[
+            ("FERROCORN_LOGLEVEL", "loud"),
+            ("FERROCORN_KEEPALIVE", "-1"),
+        ]);
+        let errors = load(&sources).unwrap_err();
+        assert!(errors.iter().all(ConfigError::is_invalid_value));
+        assert_eq!(
+            messages(errors),
+            [
+                "env FERROCORN_KEEPALIVE: invalid value \"-1\" for keepalive: negative; \
+                 expected a number of seconds from 0 to 31536000",
+                "env FERROCORN_LOGLEVEL: invalid value \"loud\" for loglevel: not one of the \
+                 choices; expected one of debug, info, warning, error, critical",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_command_line_value_names_the_flag() {
+        let dir = TempDir::new();
+        let mut sources = sources(&dir);
+        sources.cli.push("bind", "127.0.0.1:99999");
+        sources.cmd_args.push("workers", "2000");
+        let errors = messages(load(&sources).unwrap_err());
+        assert_eq!(
+            errors,
+            [
+                "cli --bind: invalid value [\"127.0.0.1:99999\"] for bind: port 99999 is above \
+                 the maximum 65535; expected one or more of HOST:PORT, [IPV6]:PORT, HOST \
+                 (port 8000), unix:PATH, fd://N",
+                "env FERROCORN_CMD_ARGS --workers: invalid value \"2000\" for workers: above \
+                 the maximum 1024; expected an integer from 1 to 1024",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_override_name_is_an_error() {
+        let dir = TempDir::new();
+        let mut sources = sources(&dir);
+        sources.cli.push("wrokers", "2");
+        assert_eq!(
+            messages(load(&sources).unwrap_err()),
+            ["cli: unknown flag wrokers; did you mean workers?"]
+        );
+    }
+
+    #[test]
+    fn every_error_is_collected() {
+        let dir = TempDir::new();
+        dir.write(DEFAULT_CONFIG_FILE, "typo = 1\nworkers = 0\n");
+        let mut sources = sources(&dir);
+        sources.env = env(&[("FERROCORN_NOPE", "1"), ("FERROCORN_THREADS", "x")]);
+        sources.cli.push("backlog", "0");
+        assert_eq!(load(&sources).unwrap_err().len(), 5);
+    }
+
+    #[test]
+    fn web_concurrency_and_port_change_the_defaults_only() {
+        let dir = TempDir::new();
+        let mut sources = sources(&dir);
+        sources.env = env(&[("WEB_CONCURRENCY", "6"), ("PORT", "5000")]);
+        let loaded = load(&sources).unwrap();
+        assert_eq!(loaded.settings.workers, 6);
+        assert_eq!(
+            loaded.settings.bind,
+            [BindAddress::Tcp {
+                host: "0.0.0.0".into(),
+                port: 5000
+            }]
+        );
+        assert_eq!(
+            loaded.origin("workers"),
+            Some(&Origin::DefaultFromEnv("WEB_CONCURRENCY"))
+        );
+        dir.write(DEFAULT_CONFIG_FILE, "workers = 2\nbind = \"127.0.0.1:1\"\n");
+        let loaded = load(&sources).unwrap();
+        assert_eq!(loaded.settings.workers, 2);
+        assert_eq!(loaded.settings.bind.len(), 1);
+        assert_eq!(loaded.settings.bind[0].to_string(), "127.0.0.1:1");
+
+        sources.env = env(&[("WEB_CONCURRENCY", "0"), ("PORT", "http")]);
+        std::fs::remove_file(dir.0.join(DEFAULT_CONFIG_FILE)).unwrap();
+        assert_eq!(
+            messages(load(&sources).unwrap_err()),
+            [
+                "env WEB_CONCURRENCY: invalid value \"0\" for workers: below the minimum 1; \
+                 expected an integer from 1 to 1024",
+                "env PORT: invalid value \"http\" for bind: not a port number; expected a port \
+                 from 0 to 65535",
+            ]
+        );
+    }
+
+    #[test]
+    fn print_config_shows_every_setting_with_its_source() {
+        let dir = TempDir::new();
+        let path = dir.write(DEFAULT_CONFIG_FILE, "threads = 3\n");
+        let mut sources = sources(&dir);
+        sources.env = env(&[("FERROCORN_BACKLOG", "64")]);
+        sources.cmd_args.push("timeout", "9");
+        sources.cli.push("bind", "[::1]:0");
+        sources.cli.push("bind", "unix:/tmp/a b.sock");
+        let text = load(&sources).unwrap().print_config();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), SETTINGS.len());
+        assert!(lines.contains(&"workers = 1  # default"));
+        assert!(lines.contains(&format!("threads = 3  # file {}", path.display()).as_str()));
+        assert!(lines.contains(&"backlog = 64  # env FERROCORN_BACKLOG"));
+        assert!(lines.contains(&"timeout = 9  # env FERROCORN_CMD_ARGS"));
+        assert!(lines.contains(&"bind = [\"[::1]:0\", \"unix:/tmp/a b.sock\"]  # cli"));
+        // Every value is valid TOML that loads back to the same settings.
+        let values: String = lines
+            .iter()
+            .filter(|l| !l.starts_with("config ="))
+            .map(|l| format!("{}\n", l.rsplit_once("  # ").unwrap().0))
+            .collect();
+        let again = TempDir::new();
+        again.write(DEFAULT_CONFIG_FILE, &values);
+        let reloaded = load(&Sources {
+            cwd: again.0.clone(),
+            ..Sources::default()
+        })
+        .unwrap();
+        let mut expected = load(&sources).unwrap().settings;
+        expected.config = reloaded.settings.config.clone();
+        assert_eq!(reloaded.settings, expected);
+    }
+
+    /// The sources in priority order, lowest first, as the property test assigns them.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Layer {
+        File,
+        Env,
+        CmdArgs,
+        Cli,
+    }
+
+    const LAYERS: [Layer; 4] = [Layer::File, Layer::Env, Layer::CmdArgs, Layer::Cli];
+
+    /// For every setting but `config`: which layers give it a value (bit per layer) and
+    /// which sample each one gives.
+    fn assignments() -> impl Strategy<Value = Vec<(u8, [usize; 4])>> {
+        proptest::collection::vec((0u8..16, [0usize..3, 0..3, 0..3, 0..3]), SETTINGS.len())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The priority law: every setting takes the value of the highest source that
+        /// gives one (cli > FERROCORN_CMD_ARGS > FERROCORN_<NAME> > file > default).
+        #[test]
+        fn the_highest_source_present_wins(assignment in assignments(), explicit_file in any::<bool>()) {
+            let dir = TempDir::new();
+            let mut sources = sources(&dir);
+            let mut file = String::new();
+            let mut expected = Settings::default();
+            let mut expected_origins = vec![Origin::Default; SETTINGS.len()];
+            let file_name = if explicit_file { "chosen.toml" } else { DEFAULT_CONFIG_FILE };
+            let file_path = dir.0.join(file_name);
+            if explicit_file {
+                sources.cli.push("config", file_name);
+            }
+            for ((index, setting), (mask, picks)) in
+                SETTINGS.iter().enumerate().zip(&assignment)
+            {
+                if setting.name == "config" {
+                    continue;
+                }
+                let samples = setting.samples();
+                for (bit, layer) in LAYERS.iter().enumerate() {
+                    if mask & (1 << bit) == 0 {
+                        continue;
+                    }
+                    let sample = samples[picks[bit] % samples.len()].clone();
+                    let mut value = Settings::default();
+                    setting.apply(&mut value, &Raw::Str(sample.clone())).unwrap();
+                    // Layers come lowest first: each present one overrides the last.
+                    setting.apply(&mut expected, &Raw::Str(sample.clone())).unwrap();
+                    expected_origins[index] = match layer {
+                        Layer::File => {
+                            // Typed TOML, as a person would write it.
+                            let toml = setting.value_in(&value);
+                            file.push_str(&format!("{} = {toml}\n", setting.name));
+                            Origin::File {
+                                path: file_path.clone(),
+                                line: Some(file.lines().count()),
+                            }
+                        }
+                        Layer::Env => {
+                            sources.env.insert(setting.env_var(), sample);
+                            Origin::Env(setting.env_var())
+                        }
+                        Layer::CmdArgs => {
+                            sources.cmd_args.push(setting.name, sample);
+                            Origin::CmdArgs
+                        }
+                        Layer::Cli => {
+                            sources.cli.push(setting.name, sample);
+                            Origin::Cli
+                        }
+                    };
+                }
+            }
+            if explicit_file || !file.is_empty() {
+                dir.write(file_name, &file);
+                expected.config = Some(file_path.clone());
+            }
+            if explicit_file {
+                expected_origins[SETTINGS.iter().position(|s| s.name == "config").unwrap()] =
+                    Origin::Cli;
+            }
+            let loaded = load(&sources).map_err(messages).unwrap();
+            for (setting, origin) in SETTINGS.iter().zip(&expected_origins) {
+                prop_assert_eq!(
+                    setting.value_in(&loaded.settings),
+                    setting.value_in(&expected),
+                    "value of {}", setting.name
+                );
+                prop_assert_eq!(loaded.origin(setting.name), Some(origin), "origin of {}", setting.name);
+            }
+            prop_assert_eq!(loaded.settings, expected);
+        }
+    }
 }

@@ -1,1 +1,883 @@
-//! Helpers shared by the black-box tests: start the real binary, talk to it over TCP.
+//! Helpers shared by the black-box tests: build and start the real `ferrocorn` binary on an
+//! ephemeral port, talk to it over TCP with timeouts, send it signals, count its workers by
+//! pid, and kill every process it started when the test ends (even when the test fails).
+//!
+//! Every wait is bounded; nothing asserts on timing.
+
+use std::collections::BTreeSet;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// The process name (`/proc/PID/comm`) of a worker. If this changes, update
+/// `ferrocorn_arbiter::WORKER_PROCESS_NAME` (the two must agree).
+pub const WORKER_PROCESS_NAME: &str = "ferrocorn-wrk";
+
+/// How long [`Server::start`] waits for the `Listening at:` line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connect, read and write timeout of the request helpers.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `Drop` lets the processes stop after SIGINT before it sends SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// The workspace root (the parent of `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The `ferrocorn` binary, built once per test process with the same cargo that runs the
+/// tests (`cargo build -p ferrocorn --bin ferrocorn`), found next to the test executable.
+/// Panics with cargo's output when the build fails.
+pub fn binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "ferrocorn", "--bin", "ferrocorn"])
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run cargo build");
+        assert!(
+            output.status.success(),
+            "cargo build -p ferrocorn failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // target/debug/deps/<test-binary> -> target/debug/ferrocorn
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut dir = exe.parent().expect("test binary has a directory");
+        if dir.ends_with("deps") {
+            dir = dir.parent().expect("deps has a parent");
+        }
+        let binary = dir.join("ferrocorn");
+        assert!(binary.exists(), "{} was not built", binary.display());
+        binary
+    })
+}
+
+/// The shared corpus directory: `<workspace root>/../shared/corpus`, else
+/// `$FERROCORN_SHARED/corpus`. `None` (after a loud message on stderr) when neither exists;
+/// the caller then returns early.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let beside = workspace_root().join("../shared/corpus");
+    if beside.is_dir() {
+        return Some(beside);
+    }
+    if let Some(shared) = std::env::var_os("FERROCORN_SHARED") {
+        let dir = PathBuf::from(shared).join("corpus");
+        if dir.is_dir() {
+            return Some(dir);
+        }
+    }
+    eprintln!(
+        "\n!!!!!!!! SKIPPED: the shared corpus is missing (looked in {} and $FERROCORN_SHARED/corpus) !!!!!!!!\n",
+        beside.display()
+    );
+    None
+}
+
+/// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Text captured from one of the server's output streams, line by line.
+#[derive(Debug, Default)]
+struct Captured {
+    text: Mutex<String>,
+    changed: Condvar,
+    closed: AtomicBool,
+}
+
+impl Captured {
+    fn spawn_reader(self: &Arc<Self>, stream: impl Read + Send + 'static) -> JoinHandle<()> {
+        let this = self.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let mut text = this.text.lock().unwrap_or_else(|e| e.into_inner());
+                        text.push_str(&String::from_utf8_lossy(&line));
+                        this.changed.notify_all();
+                    }
+                }
+            }
+            this.closed.store(true, Ordering::SeqCst);
+            this.changed.notify_all();
+        })
+    }
+
+    fn snapshot(&self) -> String {
+        self.text.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until `found` returns `Some` on the text so far, or the timeout passes.
+    fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut found: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(value) = found(&text) {
+                return Some(value);
+            }
+            let now = Instant::now();
+            if now >= deadline || self.closed.load(Ordering::SeqCst) {
+                return found(&text);
+            }
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            text = self
+                .changed
+                .wait_timeout(text, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// Every `Listening at: http://ADDR (PID)` in `log`, in order.
+pub fn listening_lines(log: &str) -> Vec<(String, i32)> {
+    let mut found = Vec::new();
+    for line in log.lines() {
+        let Some(rest) = line.split("Listening at: ").nth(1) else {
+            continue;
+        };
+        let Some((address, tail)) = rest.split_once(" (") else {
+            continue;
+        };
+        let pid: String = tail.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(pid) = pid.parse() {
+            found.push((address.to_string(), pid));
+        }
+    }
+    found
+}
+
+/// How to start a server: arguments, environment, working directory.
+#[derive(Debug, Clone)]
+pub struct ServerBuilder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    bind: bool,
+}
+
+impl ServerBuilder {
+    /// Adds command-line arguments (after `--bind 127.0.0.1:0`).
+    pub fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args
+            .extend(args.into_iter().map(|arg| arg.as_ref().to_string()));
+        self
+    }
+
+    /// Sets an environment variable for the server.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Runs the server in `dir`.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Leaves out `--bind 127.0.0.1:0` (the test passes its own binds or a config file does).
+    pub fn no_default_bind(mut self) -> Self {
+        self.bind = false;
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(binary());
+        if self.bind {
+            command.args(["--bind", "127.0.0.1:0"]);
+        }
+        command.args(&self.args);
+        command.env_remove("FERROCORN_FD");
+        command.env_remove("LISTEN_FDS");
+        command.env_remove("LISTEN_PID");
+        command.env_remove("NOTIFY_SOCKET");
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe and touches only the child's own attributes.
+        // If the test process dies, the arbiter gets SIGTERM and stops its workers.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)
+            });
+        }
+        command
+    }
+
+    /// Starts the server and waits (bounded by [`START_TIMEOUT`]) for its first
+    /// `Listening at:` line. Panics with the server's output when it exits or stays silent.
+    pub fn start(self) -> Server {
+        become_subreaper();
+        let mut child = self.command().spawn().expect("spawn ferrocorn");
+        let stderr = Arc::new(Captured::default());
+        let stdout = Arc::new(Captured::default());
+        stderr.spawn_reader(child.stderr.take().expect("piped stderr"));
+        stdout.spawn_reader(child.stdout.take().expect("piped stdout"));
+        let mut server = Server {
+            pid: child.id() as i32,
+            addr: "127.0.0.1:0".parse().expect("literal address"),
+            addresses: Vec::new(),
+            child,
+            stderr,
+            stdout,
+        };
+        let first = server
+            .stderr
+            .wait_for(START_TIMEOUT, |log| listening_lines(log).into_iter().next());
+        let Some((address, pid)) = first else {
+            let status = server.wait_exit(Duration::from_secs(2));
+            panic!(
+                "ferrocorn did not report `Listening at:` (exit: {status:?}); its stderr:\n{}",
+                server.stderr()
+            );
+        };
+        assert_eq!(
+            pid, server.pid,
+            "the Listening line names the arbiter's pid"
+        );
+        // Give the arbiter a moment to print the other Listening lines (same burst).
+        std::thread::sleep(Duration::from_millis(20));
+        server.addresses = listening_lines(&server.stderr())
+            .into_iter()
+            .filter(|(_, p)| *p == pid)
+            .map(|(a, _)| a)
+            .collect();
+        if let Some(tcp) = address.strip_prefix("http://") {
+            if let Ok(addr) = tcp.parse() {
+                server.addr = addr;
+            }
+        }
+        server
+    }
+
+    /// Runs the binary to completion (bounded by `timeout`, killed after it) and returns
+    /// its exit status and stderr. For starts that must fail.
+    pub fn run_to_exit(self, timeout: Duration) -> (Option<ExitStatus>, String) {
+        let mut child = self.command().spawn().expect("spawn ferrocorn");
+        let stderr = Arc::new(Captured::default());
+        let stdout = Arc::new(Captured::default());
+        let reader = stderr.spawn_reader(child.stderr.take().expect("piped stderr"));
+        stdout.spawn_reader(child.stdout.take().expect("piped stdout"));
+        let status = wait_child(&mut child, timeout);
+        if status.is_none() {
+            kill_tree(child.id() as i32, &mut child);
+        }
+        // The reader ends when the last holder of the pipe (workers too) is gone.
+        let _ = stderr.wait_for(Duration::from_secs(5), |_| None::<()>);
+        if stderr.closed.load(Ordering::SeqCst) {
+            let _ = reader.join();
+        }
+        (status, stderr.snapshot())
+    }
+}
+
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => return None,
+        }
+    }
+}
+
+/// A running `ferrocorn` arbiter. Dropping it stops the arbiter, its workers and any
+/// arbiter it re-executed, by pid: SIGINT, then SIGKILL after a grace period.
+#[derive(Debug)]
+pub struct Server {
+    /// The arbiter started by the test.
+    pub pid: i32,
+    /// The first TCP address it listens on.
+    pub addr: SocketAddr,
+    /// Every address of its `Listening at:` lines (`http://...`, `unix:...`).
+    pub addresses: Vec<String>,
+    child: Child,
+    stderr: Arc<Captured>,
+    stdout: Arc<Captured>,
+}
+
+impl Server {
+    /// A builder for `ferrocorn --bind 127.0.0.1:0 ARGS...`.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            bind: true,
+        }
+    }
+
+    /// Starts `ferrocorn --bind 127.0.0.1:0 ARGS...` (see [`ServerBuilder::start`]).
+    pub fn start<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Server {
+        Server::builder().args(args).start()
+    }
+
+    /// Everything the server (and its workers) wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.snapshot()
+    }
+
+    /// Everything written to stdout so far (the access log when it is `-`).
+    pub fn stdout(&self) -> String {
+        self.stdout.snapshot()
+    }
+
+    /// Waits until stderr contains `needle`; false after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.stderr
+            .wait_for(timeout, |log| log.contains(needle).then_some(()))
+            .is_some()
+    }
+
+    /// Waits until `needle` occurs at least `count` times in stderr; false after `timeout`.
+    pub fn wait_for_log_count(&self, needle: &str, count: usize, timeout: Duration) -> bool {
+        self.stderr
+            .wait_for(timeout, |log| {
+                (log.matches(needle).count() >= count).then_some(())
+            })
+            .is_some()
+    }
+
+    /// Sends `signal` to the arbiter.
+    pub fn signal(&self, signal: Signal) {
+        send_signal(self.pid, signal);
+    }
+
+    /// The arbiter's live workers: its children named [`WORKER_PROCESS_NAME`].
+    pub fn worker_pids(&self) -> Vec<i32> {
+        worker_pids_of(self.pid)
+    }
+
+    /// Waits until the arbiter has exactly `count` workers; false after `timeout`.
+    pub fn wait_for_workers(&self, count: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || self.worker_pids().len() == count)
+    }
+
+    /// Waits for the arbiter to exit; its status, or `None` after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_child(&mut self.child, timeout)
+    }
+
+    /// Sends `raw` on a new connection and reads one response.
+    pub fn request(&self, raw: &[u8]) -> io::Result<Response> {
+        request(self.addr, raw)
+    }
+
+    /// `GET path` with `Connection: close` on a new connection.
+    pub fn get(&self, path: &str) -> io::Result<Response> {
+        get(self.addr, path)
+    }
+
+    /// Every arbiter pid this test has seen: the one it started and any that logged a
+    /// `Listening at:` line since (re-executed on USR2).
+    pub fn arbiter_pids(&self) -> Vec<i32> {
+        let mut pids: BTreeSet<i32> = listening_lines(&self.stderr())
+            .into_iter()
+            .map(|(_, pid)| pid)
+            .collect();
+        pids.insert(self.pid);
+        pids.into_iter().collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let arbiters = self.arbiter_pids();
+        // Collect every process before signalling: children re-parent once a parent exits.
+        let mut all: BTreeSet<i32> = BTreeSet::new();
+        for &pid in &arbiters {
+            all.insert(pid);
+            all.extend(descendants(pid));
+        }
+        for &pid in &arbiters {
+            if is_running(pid) {
+                send_signal(pid, Signal::SIGINT);
+            }
+        }
+        let _ = wait_until(STOP_GRACE, || {
+            let _ = self.child.try_wait();
+            all.iter().all(|&pid| !is_running(pid))
+        });
+        for &pid in &all {
+            all_descendants_killed(pid);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = wait_until(STOP_GRACE, || {
+            all.iter().for_each(|&pid| reap(pid));
+            all.iter().all(|&pid| !is_running(pid))
+        });
+        all.iter().for_each(|&pid| reap(pid));
+    }
+}
+
+/// Makes the test process adopt orphaned descendants (an upgraded arbiter whose parent
+/// exited) so that `Drop` can reap them instead of leaving zombies behind.
+fn become_subreaper() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+    });
+}
+
+/// Reaps `pid` if it is a (zombie) child of the test process; harmless otherwise.
+fn reap(pid: i32) {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+}
+
+/// SIGKILLs `pid` and whatever it started, unless already gone.
+fn all_descendants_killed(pid: i32) {
+    for child in descendants(pid) {
+        if is_running(child) {
+            send_signal(child, Signal::SIGKILL);
+        }
+    }
+    if is_running(pid) {
+        send_signal(pid, Signal::SIGKILL);
+    }
+}
+
+fn kill_tree(pid: i32, child: &mut Child) {
+    all_descendants_killed(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Sends `signal` to `pid`, ignoring a process that is already gone.
+pub fn send_signal(pid: i32, signal: Signal) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn is_running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => process_state(&stat) != Some('Z'),
+        Err(_) => false,
+    }
+}
+
+/// The state letter and parent pid from `/proc/PID/stat` (fields after the `(comm)`).
+fn process_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+fn parent_of(stat: &str) -> Option<i32> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The live (non-zombie) children of `pid`, from `/proc`.
+pub fn children(pid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        if parent_of(&stat) == Some(pid) && process_state(&stat) != Some('Z') {
+            found.push(child);
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+/// All live descendants of `pid`, children first.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(next) = queue.pop() {
+        for child in children(next) {
+            if !found.contains(&child) {
+                found.push(child);
+                queue.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// The process name of `pid` (`/proc/PID/comm`).
+pub fn process_name(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|name| name.trim_end().to_string())
+}
+
+/// The workers of arbiter `pid`: its live children named [`WORKER_PROCESS_NAME`].
+pub fn worker_pids_of(pid: i32) -> Vec<i32> {
+    children(pid)
+        .into_iter()
+        .filter(|&child| process_name(child).as_deref() == Some(WORKER_PROCESS_NAME))
+        .collect()
+}
+
+/// One HTTP response as read off the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    /// In received order, names as sent.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Connects to `addr` with [`IO_TIMEOUT`] on connect, reads and writes.
+pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(stream)
+}
+
+/// Sends `raw` on a new connection to `addr` and reads one response.
+pub fn request(addr: SocketAddr, raw: &[u8]) -> io::Result<Response> {
+    let mut stream = connect(addr)?;
+    stream.write_all(raw)?;
+    let mut reader = BufReader::new(stream);
+    read_response(&mut reader, false)
+}
+
+/// `GET path HTTP/1.1` with `Connection: close` on a new connection to `addr`.
+pub fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+fn bad_data(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+/// Reads one response from `reader`: status line, headers, then the body framed by
+/// Content-Length, chunked coding, or the end of the connection (RFC 9112 §6.3). With
+/// `head_request`, no body is read. Interim 1xx responses are returned like any other.
+pub fn read_response(reader: &mut impl BufRead, head_request: bool) -> io::Result<Response> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed before a response",
+        ));
+    }
+    let status_line = line.trim_end();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err(bad_data(format!("bad status line {status_line:?}")));
+    }
+    let status: u16 = parts
+        .next()
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| bad_data(format!("bad status line {status_line:?}")))?;
+    let reason = parts.next().unwrap_or_default().to_string();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "eof in headers",
+            ));
+        }
+        let header = line.trim_end_matches(['\r', '\n']);
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| bad_data(format!("bad header line {header:?}")))?;
+        headers.push((name.to_string(), value.trim().to_string()));
+    }
+    let mut response = Response {
+        status,
+        reason,
+        headers,
+        body: Vec::new(),
+    };
+    if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(response);
+    }
+    let chunked = response
+        .header("transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size_text = line.trim_end().split(';').next().unwrap_or_default();
+            let size = usize::from_str_radix(size_text.trim(), 16)
+                .map_err(|_| bad_data(format!("bad chunk size {line:?}")))?;
+            if size == 0 {
+                // Trailers until the empty line.
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            let start = response.body.len();
+            response.body.resize(start + size, 0);
+            reader.read_exact(&mut response.body[start..])?;
+            line.clear();
+            reader.read_line(&mut line)?;
+        }
+    } else if let Some(length) = response.header("content-length") {
+        let length: usize = length
+            .parse()
+            .map_err(|_| bad_data(format!("bad content-length {length:?}")))?;
+        response.body.resize(length, 0);
+        reader.read_exact(&mut response.body)?;
+    } else {
+        reader.read_to_end(&mut response.body)?;
+    }
+    Ok(response)
+}
+
+/// Background clients sending requests one after another (a new connection each) until
+/// stopped; every error or non-2xx answer is recorded. For "no request fails while ...".
+#[derive(Debug)]
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failures: Arc<Mutex<Vec<String>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// What a [`Load`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    pub ok: u64,
+    pub failures: Vec<String>,
+}
+
+impl Load {
+    /// Starts `clients` threads requesting `GET path` from `addr` in a loop.
+    pub fn start(addr: SocketAddr, path: &str, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+                let path = path.to_string();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        match get(addr, &path) {
+                            Ok(response) if (200..300).contains(&response.status) => {
+                                ok.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Ok(response) => failures
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(format!("status {}", response.status)),
+                            Err(error) => failures
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(error.to_string()),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failures,
+            threads,
+        }
+    }
+
+    /// Requests answered with 2xx so far.
+    pub fn ok(&self) -> u64 {
+        self.ok.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `more` further requests succeed; false after `timeout`.
+    pub fn wait_for_more(&self, more: u64, timeout: Duration) -> bool {
+        let target = self.ok() + more;
+        wait_until(timeout, || self.ok() >= target)
+    }
+
+    /// Stops the clients (each finishes its current request) and reports.
+    pub fn stop(mut self) -> LoadReport {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        LoadReport {
+            ok: self.ok(),
+            failures: self
+                .failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A fresh temporary directory for one test, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `$TMPDIR/ferrocorn-test-<name>-<pid>-<n>`.
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("ferrocorn-test-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `path()/name`.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_lines_are_parsed_in_text_and_json() {
+        let log = "[t] [12] [INFO] Listening at: http://127.0.0.1:4321 (12)\n\
+                   {\"fields\":{\"message\":\"Listening at: unix:/tmp/x.sock (34)\"}}\n";
+        assert_eq!(
+            listening_lines(log),
+            vec![
+                ("http://127.0.0.1:4321".to_string(), 12),
+                ("unix:/tmp/x.sock".to_string(), 34)
+            ]
+        );
+    }
+
+    #[test]
+    fn responses_are_framed_by_length_chunks_or_close() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA";
+        let response = read_response(&mut &raw[..], false).unwrap();
+        assert_eq!(
+            (response.status, response.text()),
+            (200, "hello".to_string())
+        );
+
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
+        let response = read_response(&mut &raw[..], false).unwrap();
+        assert_eq!(response.text(), "abcde");
+
+        let raw = b"HTTP/1.0 404 Not Found\r\nServer: x\r\n\r\nuntil close";
+        let response = read_response(&mut &raw[..], false).unwrap();
+        assert_eq!(
+            (response.status, response.text()),
+            (404, "until close".to_string())
+        );
+        assert_eq!(response.header("SERVER"), Some("x"));
+
+        assert!(read_response(&mut &b"garbage\r\n\r\n"[..], false).is_err());
+    }
+
+    #[test]
+    fn process_tree_helpers_see_our_child() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        assert!(children(std::process::id() as i32).contains(&pid));
+        assert!(is_running(pid));
+        assert_eq!(process_name(pid).as_deref(), Some("sleep"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!is_running(pid));
+    }
+}

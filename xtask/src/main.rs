@@ -158,8 +158,49 @@ fn docs(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn fuzz(_args: &[String]) -> Result<()> {
-    bail!("fuzz: the http-parser fuzz target does not exist yet")
+/// Runs the http-parser fuzz target for `SECONDS` (default 60) with cargo-fuzz on nightly.
+fn fuzz(args: &[String]) -> Result<()> {
+    let seconds: u64 = match args {
+        [] => 60,
+        [seconds] => seconds
+            .parse()
+            .with_context(|| format!("fuzz: SECONDS must be a whole number, not {seconds:?}"))?,
+        _ => bail!("usage: cargo xtask fuzz [SECONDS]"),
+    };
+    let has_nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .map(|out| out.status.success())
+        .unwrap_or(false);
+    if !has_nightly {
+        bail!(
+            "fuzz: a nightly toolchain is needed (cargo-fuzz builds with sanitizers); \
+             install it with `rustup toolchain install nightly`"
+        );
+    }
+    let has_cargo_fuzz = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .map(|out| out.status.success())
+        .unwrap_or(false);
+    if !has_cargo_fuzz {
+        bail!("fuzz: cargo-fuzz is not installed; install it with `cargo install cargo-fuzz`");
+    }
+    // Not `cargo()`: the fuzz crate is its own workspace, and `CARGO` would pin the toolchain
+    // that runs xtask instead of nightly.
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(project_root().join("http-parser").join("fuzz"))
+        .env_remove("CARGO")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .args([
+            "+nightly",
+            "fuzz",
+            "run",
+            "parse_request",
+            "--",
+            &format!("-max_total_time={seconds}"),
+        ]);
+    run_step(cmd)
 }
 
 fn bench(args: &[String]) -> Result<()> {

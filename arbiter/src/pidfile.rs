@@ -1,0 +1,138 @@
+//! The pidfile: written atomically (temporary file + rename), refused when it names a live
+//! process, removed on exit only if it still names this process.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+use crate::error::ArbiterError;
+
+/// A pidfile this process wrote.
+#[derive(Debug)]
+pub struct Pidfile {
+    path: PathBuf,
+    pid: i32,
+}
+
+impl Pidfile {
+    /// Writes `pid` to `path` atomically. Fails with [`ArbiterError::PidfileLive`] when the
+    /// file names another process that is alive, or when it cannot be written.
+    pub fn create(path: &Path, pid: i32) -> Result<Pidfile, ArbiterError> {
+        if let Some(other) = read_pid(path) {
+            if other != pid && is_alive(other) {
+                return Err(ArbiterError::PidfileLive {
+                    path: path.to_path_buf(),
+                    pid: other,
+                });
+            }
+        }
+        write_atomically(path, pid).map_err(|source| ArbiterError::Pidfile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Pidfile {
+            path: path.to_path_buf(),
+            pid,
+        })
+    }
+
+    /// Moves the pidfile to `path` (after an upgrade the new arbiter's `<pid>.2` becomes the
+    /// pidfile). The new file is written before the old one is removed.
+    pub fn rename_to(&mut self, path: &Path) -> io::Result<()> {
+        write_atomically(path, self.pid)?;
+        if read_pid(&self.path) == Some(self.pid) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        self.path = path.to_path_buf();
+        Ok(())
+    }
+}
+
+impl Drop for Pidfile {
+    /// Removes the file only if it still names this process: after an upgrade it may name
+    /// the new arbiter.
+    fn drop(&mut self) {
+        if read_pid(&self.path) == Some(self.pid) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The pid a pidfile names, if it exists and holds one.
+pub fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn is_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // kill(pid, 0): EPERM means it exists but belongs to someone else.
+    matches!(kill(Pid::from_raw(pid), None), Ok(()) | Err(Errno::EPERM))
+}
+
+fn write_atomically(path: &Path, pid: i32) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        writeln!(file, "{pid}")?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("ferrocorn-pid-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn written_then_removed_when_ours() {
+        let path = temp_path("ours");
+        let pidfile = Pidfile::create(&path, std::process::id() as i32).unwrap();
+        assert_eq!(read_pid(&path), Some(std::process::id() as i32));
+        drop(pidfile);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn live_pid_is_refused_stale_one_replaced() {
+        let path = temp_path("live");
+        // The parent of the test runner is alive and is not us.
+        let live = nix::unistd::getppid().as_raw();
+        std::fs::write(&path, format!("{live}\n")).unwrap();
+        let error = Pidfile::create(&path, std::process::id() as i32).unwrap_err();
+        assert!(matches!(error, ArbiterError::PidfileLive { pid, .. } if pid == live));
+        // A pid that cannot be alive (above pid_max) is stale.
+        std::fs::write(&path, "2147483000\n").unwrap();
+        let pidfile = Pidfile::create(&path, std::process::id() as i32).unwrap();
+        drop(pidfile);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn not_removed_when_it_names_someone_else() {
+        let path = temp_path("theirs");
+        let pidfile = Pidfile::create(&path, std::process::id() as i32).unwrap();
+        std::fs::write(&path, "1\n").unwrap();
+        drop(pidfile);
+        assert_eq!(read_pid(&path), Some(1));
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -1,0 +1,312 @@
+//! The scoreboard: one shared anonymous mapping, created before the first fork, holding a
+//! slot per worker (pid, generation, last heartbeat on the monotonic clock, requests served,
+//! open connections, state). Workers write their own slot; the arbiter reads all of them.
+//! This replaces gunicorn's temporary file per worker (one `fchmod` per heartbeat).
+
+use std::cell::UnsafeCell;
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ferrocorn_worker::{Supervisor, WorkerState, WorkerStatus};
+use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+use nix::time::{clock_gettime, ClockId};
+
+use crate::error::{system, ArbiterError};
+
+/// How many bytes of a worker's failure message the slot keeps.
+pub const MESSAGE_CAPACITY: usize = 240;
+
+/// How many slots the scoreboard holds: the most workers alive at once, old generations
+/// included. The mapping is reserved, not committed: untouched pages cost nothing.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// Slot state values. `FREE` slots belong to nobody.
+const FREE: u32 = 0;
+const BOOTING: u32 = 1;
+const SERVING: u32 = 2;
+const STOPPING: u32 = 3;
+
+/// One worker's slot. Only atomics and a message buffer written once by the worker just
+/// before it exits (read by the arbiter after `waitpid`, which orders the two).
+#[repr(C)]
+#[derive(Debug)]
+pub struct Slot {
+    pid: AtomicI32,
+    state: AtomicU32,
+    generation: AtomicU64,
+    heartbeat_ns: AtomicU64,
+    requests: AtomicU64,
+    connections: AtomicU32,
+    message_len: AtomicU32,
+    message: UnsafeCell<[u8; MESSAGE_CAPACITY]>,
+}
+
+/// What the arbiter reads from a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotView {
+    pub pid: i32,
+    pub generation: u64,
+    pub state: WorkerState,
+    /// Last heartbeat, nanoseconds on CLOCK_MONOTONIC.
+    pub heartbeat_ns: u64,
+    pub requests: u64,
+    pub connections: u32,
+}
+
+impl Slot {
+    fn claim(&self, generation: u64) {
+        self.pid.store(0, Ordering::Relaxed);
+        self.generation.store(generation, Ordering::Relaxed);
+        self.heartbeat_ns.store(monotonic_ns(), Ordering::Relaxed);
+        self.requests.store(0, Ordering::Relaxed);
+        self.connections.store(0, Ordering::Relaxed);
+        self.message_len.store(0, Ordering::Relaxed);
+        self.state.store(BOOTING, Ordering::Release);
+    }
+
+    /// Records the worker's heartbeat: state, counters and the time now.
+    pub fn beat(&self, status: WorkerStatus) {
+        self.requests.store(status.requests, Ordering::Relaxed);
+        self.connections
+            .store(status.connections, Ordering::Relaxed);
+        self.heartbeat_ns.store(monotonic_ns(), Ordering::Relaxed);
+        let state = match status.state {
+            WorkerState::Booting => BOOTING,
+            WorkerState::Serving => SERVING,
+            WorkerState::Stopping => STOPPING,
+        };
+        self.state.store(state, Ordering::Release);
+    }
+
+    /// Stores why the worker failed, truncated to [`MESSAGE_CAPACITY`] bytes. Called once
+    /// by the worker just before it exits.
+    pub fn set_message(&self, message: &str) {
+        let bytes = message.as_bytes();
+        let mut len = bytes.len().min(MESSAGE_CAPACITY);
+        while !message.is_char_boundary(len) {
+            len -= 1;
+        }
+        // SAFETY: only the worker owning the slot writes the buffer, once, before it exits;
+        // the arbiter reads it only after reaping that worker.
+        unsafe { (&mut *self.message.get())[..len].copy_from_slice(&bytes[..len]) };
+        self.message_len.store(len as u32, Ordering::Release);
+    }
+
+    /// The failure message the worker left, if any.
+    pub fn message(&self) -> Option<String> {
+        let len = self.message_len.load(Ordering::Acquire) as usize;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: see `set_message`: the writer has exited before the arbiter reads.
+        let bytes = unsafe { &(&*self.message.get())[..len.min(MESSAGE_CAPACITY)] };
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    pub fn view(&self) -> SlotView {
+        let state = match self.state.load(Ordering::Acquire) {
+            SERVING => WorkerState::Serving,
+            STOPPING => WorkerState::Stopping,
+            _ => WorkerState::Booting,
+        };
+        SlotView {
+            pid: self.pid.load(Ordering::Relaxed),
+            generation: self.generation.load(Ordering::Relaxed),
+            state,
+            heartbeat_ns: self.heartbeat_ns.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The shared mapping. Cloned into every worker by `fork`; unmapped when the arbiter drops it.
+#[derive(Debug)]
+pub struct Scoreboard {
+    slots: NonNull<Slot>,
+    capacity: usize,
+    /// Which slots the arbiter has handed out (arbiter-side bookkeeping only).
+    used: Vec<bool>,
+}
+
+impl Scoreboard {
+    /// Maps `capacity` zeroed slots shared with every child forked afterwards. Fails when
+    /// mmap fails.
+    pub fn new(capacity: usize) -> Result<Scoreboard, ArbiterError> {
+        let bytes = std::mem::size_of::<Slot>() * capacity.max(1);
+        let length = NonZeroUsize::new(bytes)
+            .ok_or_else(|| system("mmap", std::io::Error::other("zero length")))?;
+        // SAFETY: a fresh anonymous mapping aliases nothing; zeroed memory is a valid `Slot`
+        // (all atomics zero, state FREE, empty message).
+        let ptr = unsafe {
+            mmap_anonymous(
+                None,
+                length,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
+        }
+        .map_err(|e| system("mmap", e))?;
+        Ok(Scoreboard {
+            slots: ptr.cast(),
+            capacity: capacity.max(1),
+            used: vec![false; capacity.max(1)],
+        })
+    }
+
+    /// How many slots exist.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Hands out a free slot for a worker of `generation`, or `None` when all are used.
+    pub fn claim(&mut self, generation: u64) -> Option<usize> {
+        let index = self.used.iter().position(|used| !used)?;
+        self.used[index] = true;
+        self.slot(index).claim(generation);
+        Some(index)
+    }
+
+    /// Records the pid of the worker that owns slot `index` (after fork, in the arbiter).
+    pub fn set_pid(&self, index: usize, pid: i32) {
+        self.slot(index).pid.store(pid, Ordering::Relaxed);
+    }
+
+    /// Returns slot `index` to the pool once its worker is reaped.
+    pub fn release(&mut self, index: usize) {
+        if index < self.capacity {
+            self.slot(index).state.store(FREE, Ordering::Release);
+            self.used[index] = false;
+        }
+    }
+
+    /// The slot at `index`. Panics never: an index out of range yields the last slot, which
+    /// callers never do (indices come from `claim`).
+    pub fn slot(&self, index: usize) -> &Slot {
+        let index = index.min(self.capacity - 1);
+        // SAFETY: `index < capacity` and the mapping holds `capacity` slots for as long as
+        // `self` lives.
+        unsafe { &*self.slots.as_ptr().add(index) }
+    }
+
+    /// A `Supervisor` for the worker in slot `index`, to be used in that worker's process.
+    pub fn supervisor(
+        &self,
+        index: usize,
+        reopen_logs: Option<Arc<dyn Fn() + Send + Sync>>,
+    ) -> SlotSupervisor<'_> {
+        SlotSupervisor {
+            slot: self.slot(index),
+            reopen_logs,
+        }
+    }
+}
+
+impl Drop for Scoreboard {
+    fn drop(&mut self) {
+        let bytes = std::mem::size_of::<Slot>() * self.capacity;
+        // SAFETY: the mapping was created by `new` with this length and nothing borrows it
+        // once the scoreboard is dropped.
+        let _ = unsafe { munmap(self.slots.cast(), bytes) };
+    }
+}
+
+/// The worker's side: heartbeats go to its slot, log reopening to the binary's hook.
+pub struct SlotSupervisor<'a> {
+    slot: &'a Slot,
+    reopen_logs: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for SlotSupervisor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotSupervisor")
+            .field("slot", &self.slot.view())
+            .finish()
+    }
+}
+
+impl Supervisor for SlotSupervisor<'_> {
+    fn heartbeat(&self, status: WorkerStatus) {
+        self.slot.beat(status);
+    }
+
+    fn reopen_logs(&self) {
+        if let Some(reopen) = &self.reopen_logs {
+            reopen();
+        }
+    }
+}
+
+/// Nanoseconds on CLOCK_MONOTONIC, the same clock in every process of the machine.
+pub fn monotonic_ns() -> u64 {
+    match clock_gettime(ClockId::CLOCK_MONOTONIC) {
+        Ok(now) => (now.tv_sec() as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(now.tv_nsec() as u64),
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_is_seen_across_fork() {
+        let mut board = Scoreboard::new(4).unwrap();
+        let index = board.claim(7).unwrap();
+        let before = board.slot(index).view();
+        assert_eq!(before.state, WorkerState::Booting);
+        assert_eq!(before.generation, 7);
+        // SAFETY: the test process is single-threaded here as far as the child cares: the
+        // child only touches the mapping and exits with _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                board.supervisor(index, None).heartbeat(WorkerStatus {
+                    state: WorkerState::Serving,
+                    requests: 42,
+                    connections: 3,
+                });
+                board.slot(index).set_message("boom: ünïcode");
+                // SAFETY: _exit skips destructors and atexit handlers of the test harness.
+                unsafe { nix::libc::_exit(0) };
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                nix::sys::wait::waitpid(child, None).unwrap();
+            }
+        }
+        let after = board.slot(index).view();
+        assert_eq!(after.state, WorkerState::Serving);
+        assert_eq!(after.requests, 42);
+        assert_eq!(after.connections, 3);
+        assert!(after.heartbeat_ns >= before.heartbeat_ns);
+        assert_eq!(
+            board.slot(index).message().as_deref(),
+            Some("boom: ünïcode")
+        );
+    }
+
+    #[test]
+    fn slots_are_reused_after_release_and_run_out() {
+        let mut board = Scoreboard::new(2).unwrap();
+        let a = board.claim(1).unwrap();
+        let b = board.claim(1).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(board.claim(1), None);
+        board.release(a);
+        assert_eq!(board.claim(2), Some(a));
+        assert_eq!(board.slot(a).message(), None);
+    }
+
+    #[test]
+    fn long_message_is_cut_on_a_char_boundary() {
+        let board = Scoreboard::new(1).unwrap();
+        let long = "é".repeat(MESSAGE_CAPACITY);
+        board.slot(0).set_message(&long);
+        let kept = board.slot(0).message().unwrap();
+        assert!(kept.len() <= MESSAGE_CAPACITY);
+        assert!(kept.chars().all(|c| c == 'é'));
+    }
+}

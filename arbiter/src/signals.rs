@@ -1,0 +1,143 @@
+//! Signal delivery into the arbiter's loop through a self-pipe: the handler only writes the
+//! signal number to a non-blocking pipe; the loop reads and acts on it. Nothing else ever
+//! runs inside a handler.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+
+use crate::error::{system, ArbiterError};
+
+/// The signals the arbiter acts on (gunicorn's set).
+pub const HANDLED: [Signal; 10] = [
+    Signal::SIGHUP,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCHLD,
+];
+
+/// Write end of the self-pipe, read by the handler; -1 when not installed.
+static PIPE_WRITE_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(signo: nix::libc::c_int) {
+    let saved = Errno::last_raw();
+    let fd = PIPE_WRITE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = signo as u8;
+        // SAFETY: write(2) is async-signal-safe; `byte` outlives the call. A full pipe
+        // (EAGAIN) only loses a duplicate wake-up: the loop drains before acting.
+        unsafe { nix::libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+    Errno::set_raw(saved);
+}
+
+/// The arbiter's end of the self-pipe. Dropping it restores the default handlers.
+#[derive(Debug)]
+pub struct SignalPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl SignalPipe {
+    /// Creates the pipe and installs the handlers for [`HANDLED`]. Fails when pipe2 or
+    /// sigaction fails. Only one may exist per process.
+    pub fn install() -> Result<SignalPipe, ArbiterError> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .map_err(|e| system("pipe2", e))?;
+        PIPE_WRITE_FD.store(write.as_raw_fd(), Ordering::Relaxed);
+        let action = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        for signal in HANDLED {
+            // SAFETY: `on_signal` only calls async-signal-safe functions (write, errno).
+            unsafe { sigaction(signal, &action) }.map_err(|e| system("sigaction", e))?;
+        }
+        let mut unblock = SigSet::empty();
+        for signal in HANDLED {
+            unblock.add(signal);
+        }
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&unblock), None)
+            .map_err(|e| system("sigprocmask", e))?;
+        Ok(SignalPipe { read, write })
+    }
+
+    /// Waits up to `timeout` for signals and returns those received, in arrival order
+    /// (duplicates collapsed only when adjacent). Returns early when one arrives.
+    pub fn wait(&self, timeout: Duration) -> Vec<Signal> {
+        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+        let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, timeout); // EINTR: a signal arrived; the read below sees it.
+        self.drain()
+    }
+
+    fn drain(&self) -> Vec<Signal> {
+        let mut received = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            match nix::unistd::read(&self.read, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    for &byte in &buf[..n] {
+                        if let Ok(signal) = Signal::try_from(byte as i32) {
+                            if received.last() != Some(&signal) {
+                                received.push(signal);
+                            }
+                        }
+                    }
+                }
+                Err(Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+        received
+    }
+
+    /// In a forked child: closes the child's copies of both pipe ends. The child must not
+    /// drop this value afterwards (it leaves through `exit` or `exec`).
+    pub fn close_in_child(&self) {
+        // SAFETY: both descriptors are open in the child (inherited copies) and nothing in
+        // the child uses them again; the `OwnedFd`s are never dropped there.
+        unsafe {
+            nix::libc::close(self.read.as_raw_fd());
+            nix::libc::close(self.write.as_raw_fd());
+        }
+    }
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        PIPE_WRITE_FD.store(-1, Ordering::Relaxed);
+        reset_to_default();
+    }
+}
+
+/// In a freshly forked child: forget the arbiter's pipe (the caller closes its copy by
+/// dropping or forgetting it), give every signal its default disposition and unblock all,
+/// so the worker or the re-executed binary starts with a clean signal state.
+pub fn reset_in_child() {
+    PIPE_WRITE_FD.store(-1, Ordering::Relaxed);
+    reset_to_default();
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+fn reset_to_default() {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in HANDLED {
+        // SAFETY: installing SIG_DFL runs no code of ours in a handler.
+        let _ = unsafe { sigaction(signal, &default) };
+    }
+}

@@ -1,0 +1,166 @@
+//! The error log: tracing to standard error or to `--error-logfile`, as text in gunicorn's
+//! shape (`[time] [pid] [LEVEL] message`) or as JSON lines, reopenable on SIGUSR1.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ferrocorn_config::{LogFormat, LogLevel, Settings};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Where log lines go. A file is opened for appending and can be reopened (log rotation).
+#[derive(Debug)]
+pub struct LogTarget {
+    path: Option<PathBuf>,
+    file: Mutex<Option<File>>,
+}
+
+impl LogTarget {
+    /// `-` is standard error; anything else a file opened for appending. Fails when the
+    /// file cannot be opened.
+    pub fn open(errorlog: &str) -> io::Result<LogTarget> {
+        if errorlog == "-" {
+            return Ok(LogTarget {
+                path: None,
+                file: Mutex::new(None),
+            });
+        }
+        let path = PathBuf::from(errorlog);
+        let file = open_append(&path)?;
+        Ok(LogTarget {
+            path: Some(path),
+            file: Mutex::new(Some(file)),
+        })
+    }
+
+    /// Reopens the file (after logrotate moved it). Standard error needs nothing.
+    pub fn reopen(&self) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        match open_append(path) {
+            Ok(file) => {
+                if let Ok(mut slot) = self.file.lock() {
+                    *slot = Some(file);
+                }
+            }
+            Err(error) => tracing::error!("cannot reopen {}: {error}", path.display()),
+        }
+    }
+}
+
+fn open_append(path: &PathBuf) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// One log line being written; written out whole so lines from one process never mix.
+#[derive(Debug)]
+pub struct LineWriter<'a> {
+    target: &'a LogTarget,
+    line: Vec<u8>,
+}
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter<'_> {
+    fn drop(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let written = match self.target.file.lock() {
+            Ok(mut guard) => match guard.as_mut() {
+                Some(file) => file.write_all(&self.line),
+                None => io::stderr().write_all(&self.line),
+            },
+            Err(_) => io::stderr().write_all(&self.line),
+        };
+        let _ = written;
+    }
+}
+
+/// Shares one [`LogTarget`] between the subscriber and the reopen hook.
+#[derive(Debug, Clone)]
+pub struct SharedTarget(pub Arc<LogTarget>);
+
+impl<'a> MakeWriter<'a> for SharedTarget {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter {
+            target: &self.0,
+            line: Vec::with_capacity(256),
+        }
+    }
+}
+
+/// gunicorn's error log line: `[2024-01-01T00:00:00.000000Z] [PID] [INFO] message`.
+/// The pid is read per line: workers are forked from the arbiter.
+struct GunicornFormat;
+
+impl<S, N> FormatEvent<S, N> for GunicornFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "[")?;
+        SystemTime.format_time(&mut writer)?;
+        let level = match *event.metadata().level() {
+            Level::ERROR => "ERROR",
+            Level::WARN => "WARNING",
+            Level::INFO => "INFO",
+            Level::DEBUG => "DEBUG",
+            Level::TRACE => "TRACE",
+        };
+        write!(writer, "] [{}] [{level}] ", std::process::id())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Installs the global subscriber for `settings` (`errorlog`, `loglevel`, `log_format`)
+/// and returns the target, whose `reopen` the arbiter calls on SIGUSR1. Fails when the
+/// error log file cannot be opened.
+pub fn init(settings: &Settings) -> io::Result<Arc<LogTarget>> {
+    let target = Arc::new(LogTarget::open(&settings.errorlog)?);
+    let level = match settings.loglevel {
+        LogLevel::Debug => Level::DEBUG,
+        LogLevel::Info => Level::INFO,
+        LogLevel::Warning => Level::WARN,
+        LogLevel::Error | LogLevel::Critical => Level::ERROR,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(SharedTarget(target.clone()));
+    let result = match settings.log_format {
+        LogFormat::Text => builder.event_format(GunicornFormat).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
+    // A subscriber installed already (tests calling twice) keeps logging; not an error.
+    let _ = result;
+    Ok(target)
+}

@@ -1,0 +1,628 @@
+//! The request head: [`HeadParser`] (push parser, reusable per connection) and the [`Head`] it
+//! returns, which borrows from the caller's buffer.
+
+use crate::body::{BodyDecoder, Framing};
+use crate::error::{Error, ErrorKind};
+use crate::fields::{line_size, parse_fields, FieldSpan};
+use crate::limits::{Limits, Policy};
+use crate::syntax::{check_host, check_target, is_target_byte, is_tchar, trim_ows, TargetForm};
+
+/// The outcome of feeding bytes to a push parser.
+#[derive(Debug)]
+pub enum Status<T> {
+    /// Not enough bytes yet: call again with the same bytes and more appended.
+    Partial,
+    /// Done: the value and how many bytes of the input it consumed.
+    Complete(T, usize),
+}
+
+/// The HTTP version of a request. Only HTTP/1.x is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Version {
+    /// HTTP/1.0.
+    Http10,
+    /// HTTP/1.1, or a later 1.x minor version (RFC 9110 §2.5: processed as the highest minor
+    /// version we conform to).
+    Http11,
+}
+
+impl Version {
+    /// `(major, minor)`: `(1, 0)` or `(1, 1)`.
+    pub fn as_tuple(self) -> (u8, u8) {
+        match self {
+            Version::Http10 => (1, 0),
+            Version::Http11 => (1, 1),
+        }
+    }
+
+    /// `"HTTP/1.0"` or `"HTTP/1.1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// One header field as received: the name as sent (a token, so ASCII) and the value without
+/// leading or trailing whitespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// The field name, in the case the client sent.
+    pub name: &'a str,
+    /// The field value, trimmed of surrounding spaces and tabs. It may hold obs-text bytes
+    /// (>= 0x80); it holds no control bytes.
+    pub value: &'a [u8],
+}
+
+/// Where the method lives: the buffer, or (casefolded) the parser's scratch.
+#[derive(Debug, Clone, Copy)]
+enum MethodLoc {
+    Buf(usize, usize),
+    Scratch(usize, usize),
+}
+
+/// At most this many empty lines may precede a request line (RFC 9112 §2.2 asks servers to
+/// ignore "at least one"; a few cover clients that add CRLF after a body).
+pub const MAX_LEADING_EMPTY_LINES: usize = 8;
+
+/// The longest method accepted without [`Policy::permit_unconventional_http_method`]
+/// (gunicorn's bound).
+const CONVENTIONAL_METHOD_LEN: std::ops::RangeInclusive<usize> = 3..=20;
+
+/// A push parser for request heads. Keep one per connection: it owns the scratch space that
+/// the returned [`Head`] borrows, so parsing allocates nothing per header once warmed up.
+#[derive(Debug, Clone)]
+pub struct HeadParser {
+    limits: Limits,
+    policy: Policy,
+    fields: Vec<FieldSpan>,
+    scratch: Vec<u8>,
+}
+
+/// A complete, validated request head. It borrows the input buffer and the parser; copy what
+/// you need before parsing again.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    buf: &'a [u8],
+    scratch: &'a [u8],
+    fields: &'a [FieldSpan],
+    method: &'a str,
+    target: &'a [u8],
+    target_form: TargetForm,
+    version: Version,
+    framing: Framing,
+    keep_alive: bool,
+    expects_continue: bool,
+    host: Option<&'a [u8]>,
+    forwarded_secure: Option<bool>,
+    limits: &'a Limits,
+    policy: &'a Policy,
+}
+
+impl HeadParser {
+    /// A parser enforcing `limits` and `policy`.
+    pub fn new(limits: Limits, policy: Policy) -> Self {
+        HeadParser {
+            limits,
+            policy,
+            fields: Vec::with_capacity(32),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The limits this parser enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The policy this parser applies.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Changes the policy, e.g. [`Policy::trust_scheme_headers`] for a new peer.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// Parses the request head at the start of `buf`, the bytes received so far.
+    ///
+    /// Returns [`Status::Partial`] when `buf` is a prefix of a head that may still be valid:
+    /// call again once more bytes arrived (the parser keeps no state between calls). Returns
+    /// [`Status::Complete`] with the head and the number of bytes it spans (the body, if any,
+    /// starts there). Fails with the [`Error`] that answers the request; the verdict does not
+    /// depend on how the bytes were split. Limits are enforced on partial input too, so the
+    /// caller needs no buffer limit of its own beyond them.
+    pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Status<Head<'a>>, Error> {
+        self.fields.clear();
+        self.scratch.clear();
+
+        // RFC 9112 §2.2: ignore empty lines before the request line.
+        let mut pos = 0;
+        let mut empty_lines = 0;
+        loop {
+            match buf.get(pos..pos + 2) {
+                Some(b"\r\n") => {
+                    empty_lines += 1;
+                    if empty_lines > MAX_LEADING_EMPTY_LINES {
+                        return Err(Error::new(ErrorKind::InvalidRequestLine));
+                    }
+                    pos += 2;
+                }
+                None if buf.get(pos) == Some(&b'\r') || pos == buf.len() => {
+                    return Ok(Status::Partial)
+                }
+                _ => break,
+            }
+        }
+
+        // The request line.
+        let line_start = pos;
+        let rest = &buf[pos..];
+        let newline = memchr::memchr(b'\n', rest);
+        let line = &rest[..newline.unwrap_or(rest.len())];
+        let line_len = line_size(line) - 2;
+        if let Some(limit) = self.limits.request_line_limit() {
+            if line_len > limit {
+                return Err(Error::with_limit(
+                    ErrorKind::RequestLineTooLong,
+                    line_len as u64,
+                    limit as u64,
+                ));
+            }
+        }
+        let Some(newline) = newline else {
+            return Ok(Status::Partial);
+        };
+        let Some(line) = line.strip_suffix(b"\r") else {
+            return Err(Error::with_value(ErrorKind::InvalidLineEnding, line));
+        };
+        let request_line = parse_request_line(line, &self.policy)?;
+        let method = &line[..request_line.method_len];
+        let method_loc =
+            if self.policy.casefold_http_method && method.iter().any(u8::is_ascii_lowercase) {
+                self.scratch
+                    .extend(method.iter().map(u8::to_ascii_uppercase));
+                MethodLoc::Scratch(0, method.len())
+            } else {
+                MethodLoc::Buf(line_start, line_start + method.len())
+            };
+        let target_start = line_start + request_line.method_len + 1;
+        let target_end = target_start + request_line.target_len;
+
+        // The field lines.
+        let fields_start = line_start + newline + 1;
+        let Some(end) = parse_fields(
+            buf,
+            fields_start,
+            &self.limits,
+            &self.policy,
+            &mut self.fields,
+            &mut self.scratch,
+            None,
+        )?
+        else {
+            return Ok(Status::Partial);
+        };
+
+        let version = match request_line.version {
+            (1, 0) => Version::Http10,
+            _ => Version::Http11,
+        };
+        let meta = analyze_fields(buf, &self.scratch, &self.fields, version, &self.policy)?;
+        // RFC 9110 §15.6.6: 505 for a major version we do not support, once the head has
+        // proved well-formed as HTTP/1.x (a malformed one is 400).
+        if request_line.version.0 != 1 {
+            return Err(Error::with_value(
+                ErrorKind::UnsupportedVersion,
+                &line[line.len() - 8..],
+            ));
+        }
+        if let Framing::Length(n) = meta.framing {
+            if let Some(limit) = self.limits.body_limit() {
+                if n > limit {
+                    return Err(Error::with_limit(ErrorKind::BodyTooLarge, n, limit));
+                }
+            }
+        }
+        if meta.unsupported_expectation {
+            return Err(Error::new(ErrorKind::UnsupportedExpectation));
+        }
+
+        let method = match method_loc {
+            MethodLoc::Buf(s, e) => &buf[s..e],
+            MethodLoc::Scratch(s, e) => &self.scratch[s..e],
+        };
+        let head = Head {
+            buf,
+            scratch: &self.scratch,
+            fields: &self.fields,
+            method: ascii_str(method),
+            target: &buf[target_start..target_end],
+            target_form: request_line.target_form,
+            version,
+            framing: meta.framing,
+            keep_alive: meta.keep_alive,
+            expects_continue: meta.expects_continue,
+            host: meta.host,
+            forwarded_secure: meta.forwarded_secure,
+            limits: &self.limits,
+            policy: &self.policy,
+        };
+        Ok(Status::Complete(head, end))
+    }
+}
+
+/// A token (checked ASCII) as `&str`.
+fn ascii_str(token: &[u8]) -> &str {
+    // Tokens are ASCII, so this never fails; an empty string would only hide a bug.
+    std::str::from_utf8(token).unwrap_or("")
+}
+
+struct RequestLine {
+    method_len: usize,
+    target_len: usize,
+    target_form: TargetForm,
+    version: (u8, u8),
+}
+
+/// Parses `method SP request-target SP HTTP-version` (RFC 9112 §3), without its CRLF.
+fn parse_request_line(line: &[u8], policy: &Policy) -> Result<RequestLine, Error> {
+    let invalid = || Error::with_value(ErrorKind::InvalidRequestLine, line);
+    let method_len = line.iter().position(|&b| b == b' ').ok_or_else(invalid)?;
+    let method = &line[..method_len];
+    check_method(method, line, policy)?;
+
+    let rest = &line[method_len + 1..];
+    let target_len = rest.iter().position(|&b| b == b' ').ok_or_else(invalid)?;
+    let target = &rest[..target_len];
+    if target.is_empty() {
+        return Err(invalid());
+    }
+    if !target.iter().all(|&b| is_target_byte(b)) {
+        return Err(Error::with_value(ErrorKind::InvalidTarget, target));
+    }
+    let version = parse_version(&rest[target_len + 1..])?;
+    let target_form = check_target(method, target, policy.allow_fragment, policy.allow_userinfo)?;
+    Ok(RequestLine {
+        method_len,
+        target_len,
+        target_form,
+        version,
+    })
+}
+
+/// Checks the method: a token (RFC 9110 §9.1), and unless the policy permits unconventional
+/// methods, 3 to 20 bytes without lower case or `#`, as gunicorn checks.
+fn check_method(method: &[u8], line: &[u8], policy: &Policy) -> Result<(), Error> {
+    let bad = || Error::with_value(ErrorKind::InvalidMethod, line);
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return Err(bad());
+    }
+    if !policy.permit_unconventional_http_method
+        && (!CONVENTIONAL_METHOD_LEN.contains(&method.len())
+            || method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#'))
+    {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// Parses `HTTP-version = "HTTP/" DIGIT "." DIGIT` (RFC 9112 §2.3), exactly.
+fn parse_version(v: &[u8]) -> Result<(u8, u8), Error> {
+    match v {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Ok((major - b'0', minor - b'0'))
+        }
+        _ => Err(Error::with_value(ErrorKind::InvalidVersion, v)),
+    }
+}
+
+/// What the fields say about the request.
+struct FieldMeta<'a> {
+    framing: Framing,
+    keep_alive: bool,
+    expects_continue: bool,
+    unsupported_expectation: bool,
+    host: Option<&'a [u8]>,
+    forwarded_secure: Option<bool>,
+}
+
+/// gunicorn's default `secure_scheme_headers`: the header and the value that means https.
+pub const SECURE_SCHEME_HEADERS: [(&str, &str); 3] = [
+    ("x-forwarded-protocol", "ssl"),
+    ("x-forwarded-proto", "https"),
+    ("x-forwarded-ssl", "on"),
+];
+
+/// Transfer codings that [`Policy::permit_unimplemented_transfer_codings`] passes through.
+const PASS_THROUGH_CODINGS: [&[u8]; 5] =
+    [b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"];
+
+fn analyze_fields<'a>(
+    buf: &'a [u8],
+    scratch: &'a [u8],
+    fields: &[FieldSpan],
+    version: Version,
+    policy: &Policy,
+) -> Result<FieldMeta<'a>, Error> {
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut chunked_count = 0usize;
+    let mut codings = 0usize;
+    let mut last_is_chunked = false;
+    let mut unsupported_coding: Option<&[u8]> = None;
+    let mut host: Option<&[u8]> = None;
+    let mut content_type_seen = false;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expects_continue = false;
+    let mut unsupported_expectation = false;
+    let mut secure_seen = false;
+    let mut insecure_seen = false;
+
+    for field in fields {
+        let name = field.name(buf);
+        let value = field.value(buf, scratch);
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                // RFC 9112 §3.2: more than one Host field line is answered 400.
+                if host.is_some() {
+                    return Err(Error::with_value(ErrorKind::InvalidHost, value));
+                }
+                check_host(value)?;
+                host = Some(value);
+            }
+            6 if name.eq_ignore_ascii_case(b"expect") => {
+                // RFC 9110 §10.1.1; a 100-continue on HTTP/1.0 MUST be ignored.
+                if value.eq_ignore_ascii_case(b"100-continue") {
+                    expects_continue = version == Version::Http11;
+                } else {
+                    unsupported_expectation = true;
+                }
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for token in value.split(|&b| b == b',').map(trim_ows) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive_token = true;
+                    }
+                }
+            }
+            12 if name.eq_ignore_ascii_case(b"content-type") => {
+                if content_type_seen {
+                    return Err(Error::with_value(ErrorKind::DuplicateField, name));
+                }
+                content_type_seen = true;
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                // RFC 9112 §6.3 item 5: a repeated or list-valued Content-Length is an
+                // unrecoverable framing error, even with equal values.
+                if content_length.is_some() {
+                    return Err(Error::with_value(ErrorKind::InvalidContentLength, value));
+                }
+                content_length = Some(parse_content_length(value)?);
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                transfer_encoding = true;
+                // The field is a list; several lines concatenate (RFC 9110 §5.3).
+                for coding in value.split(|&b| b == b',').map(trim_ows) {
+                    let compat = policy.permit_unimplemented_transfer_codings;
+                    // RFC 9110 §5.6.1: empty list elements are ignored. Under the
+                    // compatibility policy `identity` (which changes nothing) is too.
+                    if coding.is_empty() || (compat && coding.eq_ignore_ascii_case(b"identity")) {
+                        continue;
+                    }
+                    codings += 1;
+                    last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
+                    if last_is_chunked {
+                        chunked_count += 1;
+                    } else if unsupported_coding.is_none()
+                        && !(compat
+                            && PASS_THROUGH_CODINGS
+                                .iter()
+                                .any(|c| coding.eq_ignore_ascii_case(c)))
+                    {
+                        unsupported_coding = Some(coding);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if policy.trust_scheme_headers {
+            for (header, secure_value) in SECURE_SCHEME_HEADERS {
+                if name.eq_ignore_ascii_case(header.as_bytes()) {
+                    if value.eq_ignore_ascii_case(secure_value.as_bytes()) {
+                        secure_seen = true;
+                    } else {
+                        insecure_seen = true;
+                    }
+                }
+            }
+        }
+    }
+
+    // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
+    if host.is_none() && version == Version::Http11 && policy.require_host {
+        return Err(Error::new(ErrorKind::MissingHost));
+    }
+
+    // Under the compatibility policy a Transfer-Encoding of only `identity` is no coding.
+    let transfer_encoding = if policy.permit_unimplemented_transfer_codings {
+        codings > 0
+    } else {
+        transfer_encoding
+    };
+    let framing = if transfer_encoding {
+        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
+        if version == Version::Http10 {
+            return Err(Error::new(ErrorKind::InvalidTransferEncoding));
+        }
+        // RFC 9112 §6.3 item 3: both headers is a smuggling attempt; reject.
+        if content_length.is_some() {
+            return Err(Error::new(ErrorKind::ConflictingFraming));
+        }
+        // RFC 9112 §6.3 item 4, §7: chunked must be the last coding, applied once.
+        if chunked_count != 1 || !last_is_chunked {
+            return Err(Error::new(ErrorKind::InvalidTransferEncoding));
+        }
+        if let Some(coding) = unsupported_coding {
+            return Err(Error::with_value(
+                ErrorKind::UnsupportedTransferCoding,
+                coding,
+            ));
+        }
+        Framing::Chunked
+    } else {
+        match content_length {
+            Some(n) => Framing::Length(n),
+            // RFC 9112 §6.3 item 7: no Content-Length or Transfer-Encoding, no body.
+            None => Framing::None,
+        }
+    };
+
+    if secure_seen && insecure_seen {
+        return Err(Error::new(ErrorKind::InvalidSchemeHeaders));
+    }
+    let forwarded_secure = (secure_seen || insecure_seen).then_some(secure_seen);
+
+    // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+    let keep_alive = !close && (version == Version::Http11 || keep_alive_token);
+
+    Ok(FieldMeta {
+        framing,
+        keep_alive,
+        expects_continue,
+        unsupported_expectation,
+        host,
+        forwarded_secure,
+    })
+}
+
+/// Parses `Content-Length = 1*DIGIT` (RFC 9110 §8.6), refusing overflow.
+fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
+    let bad = || Error::with_value(ErrorKind::InvalidContentLength, value);
+    if value.is_empty() {
+        return Err(bad());
+    }
+    let mut n: u64 = 0;
+    for &b in value {
+        if !b.is_ascii_digit() {
+            return Err(bad());
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or_else(bad)?;
+    }
+    Ok(n)
+}
+
+impl<'a> Head<'a> {
+    /// The method, upper-cased if [`Policy::casefold_http_method`] is set.
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// The request target exactly as sent. It holds no whitespace or control bytes; it may
+    /// hold bytes >= 0x80.
+    pub fn target(&self) -> &'a [u8] {
+        self.target
+    }
+
+    /// The form of the target (RFC 9112 §3.2).
+    pub fn target_form(&self) -> TargetForm {
+        self.target_form
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The header fields in received order (without those dropped by
+    /// [`crate::UnderscoreHeaders::Drop`]).
+    pub fn headers(&self) -> Headers<'a> {
+        Headers {
+            buf: self.buf,
+            scratch: self.scratch,
+            fields: self.fields.iter(),
+        }
+    }
+
+    /// The number of header fields [`Head::headers`] yields.
+    pub fn header_count(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// The value of the first field named `name` (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    /// How the body is framed.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// A decoder for this request's body, with the parser's limits and policy. It owns its
+    /// state, so it outlives the head.
+    pub fn body_decoder(&self) -> BodyDecoder {
+        BodyDecoder::new(self.framing, self.limits, self.policy)
+    }
+
+    /// Whether the connection may carry another request after this one (RFC 9112 §9.3):
+    /// HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Whether the client waits for `100 Continue` before sending the body
+    /// (`Expect: 100-continue` on HTTP/1.1, RFC 9110 §10.1.1).
+    pub fn expects_continue(&self) -> bool {
+        self.expects_continue
+    }
+
+    /// The `Host` field value, if one was sent (validated as `uri-host [":" port]`).
+    pub fn host(&self) -> Option<&'a [u8]> {
+        self.host
+    }
+
+    /// With [`Policy::trust_scheme_headers`]: `Some(true)` when the scheme headers say
+    /// https, `Some(false)` when they say otherwise, `None` when absent or untrusted.
+    pub fn forwarded_secure(&self) -> Option<bool> {
+        self.forwarded_secure
+    }
+}
+
+/// The iterator of [`Head::headers`].
+#[derive(Debug, Clone)]
+pub struct Headers<'a> {
+    buf: &'a [u8],
+    scratch: &'a [u8],
+    fields: std::slice::Iter<'a, FieldSpan>,
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = Header<'a>;
+
+    fn next(&mut self) -> Option<Header<'a>> {
+        let field = self.fields.next()?;
+        Some(Header {
+            name: ascii_str(field.name(self.buf)),
+            value: field.value(self.buf, self.scratch),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.fields.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Headers<'_> {}

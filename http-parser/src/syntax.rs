@@ -1,0 +1,304 @@
+//! Byte classes and the grammar checks of request targets and hosts (RFC 9110, RFC 3986).
+
+use crate::error::{Error, ErrorKind};
+
+/// A 256-entry lookup table built at compile time from a predicate on a byte `b`.
+macro_rules! byte_table {
+    (|$b:ident| $pred:expr) => {{
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let $b = i as u8;
+            table[i] = $pred;
+            i += 1;
+        }
+        table
+    }};
+}
+
+/// `tchar` (RFC 9110 §5.6.2).
+static TCHAR: [bool; 256] = byte_table!(|b| {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+});
+
+/// `field-vchar / SP / HTAB` (RFC 9110 §5.5): VCHAR, obs-text, space and tab; no controls.
+static FIELD_VALUE: [bool; 256] = byte_table!(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+
+/// Bytes allowed in a request target: visible ASCII and, as httparse allows, bytes >= 0x80.
+static TARGET: [bool; 256] = byte_table!(|b| (b >= 0x21 && b < 0x7f) || b >= 0x80);
+
+/// `unreserved / sub-delims` (RFC 3986 §2.2, §2.3), the bytes of a reg-name besides `%`.
+static REG_NAME: [bool; 256] = byte_table!(|b| {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
+});
+
+#[inline]
+pub(crate) fn is_tchar(b: u8) -> bool {
+    TCHAR[b as usize]
+}
+
+#[inline]
+pub(crate) fn is_field_value_byte(b: u8) -> bool {
+    FIELD_VALUE[b as usize]
+}
+
+#[inline]
+pub(crate) fn is_target_byte(b: u8) -> bool {
+    TARGET[b as usize]
+}
+
+/// Strips leading and trailing SP and HTAB (OWS, RFC 9110 §5.6.3).
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// The form of a request target (RFC 9112 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetForm {
+    /// `/path?query`.
+    Origin,
+    /// `scheme://authority/path?query`.
+    Absolute,
+    /// `host:port`, only with `CONNECT`.
+    Authority,
+    /// `*`, only with `OPTIONS`.
+    Asterisk,
+}
+
+/// Checks a request target against the method (RFC 9112 §3.2). `target` holds only
+/// [`is_target_byte`] bytes.
+pub(crate) fn check_target(
+    method: &[u8],
+    target: &[u8],
+    allow_fragment: bool,
+    allow_userinfo: bool,
+) -> Result<TargetForm, Error> {
+    let bad = || Error::with_value(ErrorKind::InvalidTarget, target);
+    if !allow_fragment && target.contains(&b'#') {
+        return Err(bad());
+    }
+    // RFC 9112 §3.2.3: authority-form is only used for CONNECT, and CONNECT only uses it.
+    if method == b"CONNECT" {
+        return match check_authority(target, false, true) {
+            Ok(()) => Ok(TargetForm::Authority),
+            Err(()) => Err(bad()),
+        };
+    }
+    match target.first() {
+        Some(b'/') => Ok(TargetForm::Origin),
+        // RFC 9112 §3.2.4: asterisk-form is only used for a server-wide OPTIONS request.
+        Some(b'*') if target.len() == 1 => {
+            if method == b"OPTIONS" {
+                Ok(TargetForm::Asterisk)
+            } else {
+                Err(bad())
+            }
+        }
+        _ => {
+            // RFC 9112 §3.2.2: absolute-form. We require `scheme "://" authority` (an http(s)
+            // URI shape); anything else here (relative paths, authority-form) is an error.
+            let Some(colon) = target.iter().position(|&b| b == b':') else {
+                return Err(bad());
+            };
+            let scheme = &target[..colon];
+            let scheme_ok = matches!(scheme.first(), Some(b) if b.is_ascii_alphabetic())
+                && scheme
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+            let rest = &target[colon + 1..];
+            if !scheme_ok || !rest.starts_with(b"//") {
+                return Err(bad());
+            }
+            let rest = &rest[2..];
+            let end = rest
+                .iter()
+                .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+                .unwrap_or(rest.len());
+            // RFC 9110 §4.2.1: an http URI with an empty host MUST be rejected.
+            check_authority(&rest[..end], allow_userinfo, false).map_err(|()| bad())?;
+            Ok(TargetForm::Absolute)
+        }
+    }
+}
+
+/// Checks `[ userinfo "@" ] host [ ":" port ]` (RFC 3986 §3.2) with a non-empty host.
+fn check_authority(authority: &[u8], allow_userinfo: bool, require_port: bool) -> Result<(), ()> {
+    let host_port = match authority.iter().rposition(|&b| b == b'@') {
+        Some(at) => {
+            // RFC 9110 §4.2.4: userinfo is deprecated in http(s) URIs.
+            if !allow_userinfo {
+                return Err(());
+            }
+            let userinfo = &authority[..at];
+            if !userinfo
+                .iter()
+                .all(|&b| REG_NAME[b as usize] || b == b':' || b == b'%')
+            {
+                return Err(());
+            }
+            &authority[at + 1..]
+        }
+        None => authority,
+    };
+    let (host, port) = split_host_port(host_port)?;
+    if host.is_empty() {
+        return Err(());
+    }
+    match port {
+        None if require_port => Err(()),
+        Some(port) if port.is_empty() && require_port => Err(()),
+        _ => Ok(()),
+    }
+}
+
+/// Splits `host [":" port]`, checking the host (IP-literal, IPv4 or reg-name) and that the
+/// port is digits.
+fn split_host_port(s: &[u8]) -> Result<(&[u8], Option<&[u8]>), ()> {
+    let (host, rest) = if s.first() == Some(&b'[') {
+        let close = s.iter().position(|&b| b == b']').ok_or(())?;
+        let literal = &s[1..close];
+        let text = std::str::from_utf8(literal).map_err(|_| ())?;
+        let is_future = matches!(literal.first(), Some(b'v' | b'V'));
+        if !is_future && text.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(());
+        }
+        if is_future && !literal.iter().all(|&b| REG_NAME[b as usize] || b == b':') {
+            return Err(());
+        }
+        (&s[..=close], &s[close + 1..])
+    } else {
+        let end = s.iter().position(|&b| b == b':').unwrap_or(s.len());
+        let host = &s[..end];
+        if !is_reg_name(host) {
+            return Err(());
+        }
+        (host, &s[end..])
+    };
+    match rest {
+        [] => Ok((host, None)),
+        [b':', port @ ..] if port.iter().all(u8::is_ascii_digit) => Ok((host, Some(port))),
+        _ => Err(()),
+    }
+}
+
+/// `*( unreserved / pct-encoded / sub-delims )` (RFC 3986 §3.2.2).
+fn is_reg_name(s: &[u8]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if b == b'%' {
+            match s.get(i + 1..i + 3) {
+                Some([hi, lo]) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+        } else if REG_NAME[b as usize] {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// Checks a `Host` field value: `uri-host [ ":" port ]`, possibly empty (RFC 9112 §3.2).
+pub(crate) fn check_host(value: &[u8]) -> Result<(), Error> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    split_host_port(value)
+        .map(|_| ())
+        .map_err(|()| Error::with_value(ErrorKind::InvalidHost, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let ok = |m: &[u8], t: &[u8]| check_target(m, t, false, false);
+        assert_eq!(ok(b"GET", b"/a?b"), Ok(TargetForm::Origin));
+        assert_eq!(ok(b"GET", b"///x"), Ok(TargetForm::Origin));
+        assert_eq!(ok(b"OPTIONS", b"*"), Ok(TargetForm::Asterisk));
+        assert!(ok(b"GET", b"*").is_err());
+        assert_eq!(
+            ok(b"GET", b"http://[::1]:8080/foo"),
+            Ok(TargetForm::Absolute)
+        );
+        assert!(ok(b"GET", b"http://[::1/").is_err());
+        assert!(ok(b"GET", b"http:///x").is_err());
+        assert!(ok(b"PUT", b"s://]ufd/:").is_err());
+        assert!(ok(b"GET", b"example.com:443").is_err());
+        assert!(ok(b"GET", b"foo/bar").is_err());
+        assert_eq!(
+            ok(b"CONNECT", b"example.com:443"),
+            Ok(TargetForm::Authority)
+        );
+        assert_eq!(ok(b"CONNECT", b"[::1]:443"), Ok(TargetForm::Authority));
+        assert!(ok(b"CONNECT", b"/x").is_err());
+        assert!(ok(b"CONNECT", b"example.com").is_err());
+        assert!(ok(b"GET", b"/a#b").is_err());
+        assert!(check_target(b"GET", b"/a#b", true, false).is_ok());
+        assert!(ok(b"GET", b"http://u:p@h/").is_err());
+        assert!(check_target(b"GET", b"http://u:p@h:1/", false, true).is_ok());
+    }
+
+    #[test]
+    fn hosts() {
+        assert!(check_host(b"").is_ok());
+        assert!(check_host(b"0.0.0.0=5000").is_ok());
+        assert!(check_host(b"example.com:8080").is_ok());
+        assert!(check_host(b"[::1]:8080").is_ok());
+        assert!(check_host(b"a%41b").is_ok());
+        assert!(check_host(b"a%4").is_err());
+        assert!(check_host(b"a b").is_err());
+        assert!(check_host(b"a:b").is_err());
+        assert!(check_host(b"u@h").is_err());
+    }
+
+    #[test]
+    fn trims() {
+        assert_eq!(trim_ows(b" \t a b \t"), b"a b");
+        assert_eq!(trim_ows(b"  "), b"");
+    }
+}

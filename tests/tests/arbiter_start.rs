@@ -1,0 +1,58 @@
+//! Black-box tests of how the binary starts and refuses to start: exit codes and the one
+//! line of error on stderr.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use ferrocorn_tests::Server;
+
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `ferrocorn: error:` lines of a run.
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|line| line.starts_with("ferrocorn: error:"))
+        .collect()
+}
+
+#[test]
+fn port_in_use_stops_the_start_naming_the_address() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = held.local_addr().unwrap().to_string();
+    let (status, stderr) = Server::builder()
+        .no_default_bind()
+        .args(["--bind", &address, "hello"])
+        .run_to_exit(EXIT_TIMEOUT);
+    let status = status.expect("ferrocorn exits when its port is taken");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
+    assert!(
+        errors[0].contains(&address) && errors[0].contains("address already in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_code_2() {
+    let (status, stderr) = Server::builder()
+        .args(["--no-such-flag"])
+        .run_to_exit(EXIT_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{stderr}");
+    assert!(!stderr.trim().is_empty(), "the error is reported on stderr");
+}
+
+#[test]
+fn version_is_printed() {
+    let output = std::process::Command::new(ferrocorn_tests::binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(env!("CARGO_PKG_VERSION")),
+        "--version prints the version: {stdout}"
+    );
+}
