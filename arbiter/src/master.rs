@@ -215,7 +215,7 @@ impl Master {
             }
             self.reap_children();
             if let Some(error) = self.boot_failure.take() {
-                tracing::error!("{error}; stopping");
+                tracing::error!("A worker failed to boot: stopping");
                 self.stop(Stop::Quick)?;
                 return Err(error);
             }
@@ -360,8 +360,8 @@ impl Master {
         let code = match outcome {
             Ok(exit) => {
                 if let WorkerExit::Failed(message) = &exit {
+                    // The arbiter logs it when it reaps this process.
                     board_slot.set_message(message);
-                    tracing::error!("worker failed: {message}");
                 }
                 exit.code()
             }

@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use ferrocorn_tests::Server;
+use ferrocorn_tests::{Server, TempDir};
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -31,6 +31,24 @@ fn port_in_use_stops_the_start_naming_the_address() {
     assert!(
         errors[0].contains(&address) && errors[0].contains("address already in use"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn missing_static_directory_stops_the_start() {
+    let dir = TempDir::new("missing-static");
+    let missing = dir.join("no-such-dir");
+    let app = format!("static:{}", missing.display());
+    let (status, stderr) = Server::builder().args([&app]).run_to_exit(EXIT_TIMEOUT);
+    let status = status.expect("ferrocorn exits when the static directory is missing");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
+    let line = errors[0].to_ascii_lowercase();
+    assert!(line.contains(&missing.display().to_string()), "{stderr}");
+    assert!(
+        line.contains("exist") || line.contains("no such") || line.contains("not found"),
+        "the error says the directory is missing: {stderr}"
     );
 }
 

@@ -263,6 +263,10 @@ pub(crate) struct Conn {
     pub drained_bytes: usize,
     /// The poller reported that the peer closed its side.
     pub peer_hup: bool,
+    /// Some bytes have arrived. A stopping worker keeps a connection that has sent nothing
+    /// yet: its request is on the way (closing it would drop it); it is served with
+    /// `Connection: close`, or closed at its header deadline.
+    pub had_input: bool,
     /// A PROXY protocol header may still come first (`proxy_protocol`, peer in
     /// `proxy_allow_ips`).
     pub proxy_pending: bool,
@@ -295,6 +299,7 @@ impl Conn {
             read_drained: false,
             drained_bytes: 0,
             peer_hup: false,
+            had_input: false,
             proxy_pending: false,
             trusted: false,
         }
@@ -308,6 +313,12 @@ impl Conn {
     /// Whether the connection is between requests with nothing buffered.
     pub fn is_idle(&self) -> bool {
         matches!(self.phase, Phase::Head) && self.rpos == self.rend && !self.output_pending()
+    }
+
+    /// Idle after at least one exchange: what a stopping worker may close at once. A
+    /// connection accepted but silent so far may carry a request already in flight.
+    pub fn is_idle_between_requests(&self) -> bool {
+        self.had_input && self.is_idle()
     }
 
     /// Reads once into the free end of `rbuf`, growing it (doubling) while unconsumed input
@@ -335,6 +346,7 @@ impl Conn {
         let room = self.rbuf.len() - self.rend;
         let n = self.stream.read(&mut self.rbuf[self.rend..])?;
         self.rend += n;
+        self.had_input |= n > 0;
         Ok((n, n == room))
     }
 

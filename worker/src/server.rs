@@ -474,11 +474,20 @@ impl Worker {
         supervisor.heartbeat(self.status());
     }
 
+    /// Closes the connections that have no request in progress. A request already in the
+    /// socket buffer but not yet read is served first (it is in flight for the client).
     fn close_idle(&mut self) {
         for slot in 0..self.slots.conns.len() {
-            let idle = self.slots.conns[slot].as_ref().is_some_and(|c| c.is_idle());
-            if idle {
-                self.slots.remove(slot);
+            let Some(c) = self.slots.conns[slot].as_mut() else {
+                continue;
+            };
+            if c.is_idle() {
+                c.read_drained = false;
+                // A connection that has sent nothing yet stays: its request may be on the
+                // way (see `Conn::had_input`).
+                if !drive(c, &mut self.ctx) || c.is_idle_between_requests() {
+                    self.slots.remove(slot);
+                }
             }
         }
     }
@@ -559,7 +568,7 @@ impl Worker {
             let Some(c) = self.slots.conns[slot].as_mut() else {
                 continue;
             };
-            if self.ctx.stopping && c.is_idle() {
+            if self.ctx.stopping && c.is_idle_between_requests() {
                 self.slots.remove(slot);
                 continue;
             }

@@ -1,0 +1,171 @@
+//! Black-box tests of zero-downtime operations under continuous load: HUP starts a new
+//! generation of workers and retires the old one; USR2 then TERM to the old arbiter
+//! upgrades the binary. No request may fail.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ferrocorn_tests::{
+    is_running, listening_lines, wait_until, worker_pids_of, Load, Server, Signal, TempDir,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn read_pid(path: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn hup_replaces_every_worker_without_a_failed_request() {
+    let server = Server::start(["--workers", "2", "hello"]);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let before: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+    let load = Load::start(server.addr, "/", 3);
+    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
+
+    server.signal(Signal::SIGHUP);
+    let renewed = wait_until(WAIT, || {
+        let now: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+        now.len() == 2 && now.is_disjoint(&before)
+    });
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the load goes on after the reload"
+    );
+    let report = load.stop();
+    assert!(
+        renewed,
+        "a new generation replaced {before:?}: {:?}\n{}",
+        server.worker_pids(),
+        server.stderr()
+    );
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        report.failures
+    );
+}
+
+#[test]
+fn hup_with_a_changed_config_file_changes_the_worker_count_without_a_failed_request() {
+    let dir = TempDir::new("hup-config");
+    let config = dir.join("ferrocorn.toml");
+    std::fs::write(&config, "workers = 2\n").unwrap();
+    let config_arg = config.display().to_string();
+    let server = Server::start(["--config", &config_arg, "hello"]);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let load = Load::start(server.addr, "/", 3);
+    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
+
+    std::fs::write(&config, "workers = 3\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    let grown = server.wait_for_workers(3, WAIT)
+        && server.wait_for_log("Reloaded: starting generation 2 with 3 worker(s)", WAIT);
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the load goes on after the reload"
+    );
+
+    // A config file that no longer validates keeps the running configuration.
+    std::fs::write(&config, "workers = \"many\"\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    let refused = server.wait_for_log("reload failed, keeping the running configuration", WAIT);
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the load goes on after the failed reload"
+    );
+    let report = load.stop();
+    assert!(
+        grown,
+        "3 workers after HUP: {:?}\n{}",
+        server.worker_pids(),
+        server.stderr()
+    );
+    assert!(refused, "{}", server.stderr());
+    assert_eq!(server.worker_pids().len(), 3);
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        report.failures
+    );
+}
+
+#[test]
+fn usr2_then_term_to_the_old_arbiter_upgrades_without_a_failed_request() {
+    let dir = TempDir::new("usr2");
+    let pidfile = dir.join("ferrocorn.pid");
+    let pidfile_arg = pidfile.display().to_string();
+    let mut server = Server::start(["--workers", "2", "--pid", &pidfile_arg, "hello"]);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    assert_eq!(
+        read_pid(&pidfile),
+        Some(server.pid),
+        "the pidfile names the arbiter"
+    );
+    let load = Load::start(server.addr, "/", 3);
+    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
+
+    server.signal(Signal::SIGUSR2);
+    let new_arbiter = wait_until(WAIT, || {
+        listening_lines(&server.stderr())
+            .iter()
+            .any(|(_, pid)| *pid != server.pid)
+    });
+    assert!(
+        new_arbiter,
+        "a new arbiter reports its listeners:\n{}",
+        server.stderr()
+    );
+    let (address, new_pid) = listening_lines(&server.stderr())
+        .into_iter()
+        .find(|(_, pid)| *pid != server.pid)
+        .unwrap();
+    assert_eq!(
+        address,
+        format!("http://{}", server.addr),
+        "same socket, inherited"
+    );
+    assert!(
+        wait_until(WAIT, || worker_pids_of(new_pid).len() == 2),
+        "the new arbiter runs its workers:\n{}",
+        server.stderr()
+    );
+    let upgrade_pidfile = dir.join("ferrocorn.pid.2");
+    assert_eq!(
+        read_pid(&upgrade_pidfile),
+        Some(new_pid),
+        "the new arbiter writes <pidfile>.2"
+    );
+
+    server.signal(Signal::SIGTERM);
+    let old_status = server
+        .wait_exit(WAIT)
+        .expect("the old arbiter exits on TERM");
+    assert!(old_status.success(), "{old_status:?}");
+    assert!(
+        wait_until(WAIT, || read_pid(&pidfile) == Some(new_pid)),
+        "the new arbiter takes over the pidfile: {:?}\n{}",
+        read_pid(&pidfile),
+        server.stderr()
+    );
+    assert!(
+        !upgrade_pidfile.exists(),
+        "<pidfile>.2 is gone after the takeover"
+    );
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the new arbiter serves the load"
+    );
+    let report = load.stop();
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}\n{}",
+        report.failures,
+        server.stderr()
+    );
+    assert!(is_running(new_pid));
+    assert_eq!(
+        server.get("/").expect("served by the new arbiter").status,
+        200
+    );
+}
