@@ -333,3 +333,26 @@ fn worker_connections_caps_open_connections() {
     let r = read_response(&mut reader, false).expect("served once a slot is free");
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn unix_socket_listener_is_served() {
+    let tmp = ferrocorn_tests::TempDir::new("worker-unix");
+    let path = tmp.join("ferrocorn.sock");
+    let server = Server::start([
+        "--bind".to_string(),
+        format!("unix:{}", path.display()),
+        "echo".to_string(),
+    ]);
+    assert!(wait_until(Duration::from_secs(10), || path.exists()));
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /over-unix HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut BufReader::new(stream), false).unwrap();
+    assert_eq!(echo_json(&r)["target"], "/over-unix");
+    // The TCP listener of the same server still works.
+    assert_eq!(server.get("/tcp").unwrap().status, 200);
+}

@@ -325,7 +325,7 @@ impl Body {
 /// connection after this response.
 #[derive(Debug)]
 pub struct Response {
-    /// The status code (100..=999; an out-of-range code is answered as 500).
+    /// The status code (200..=999; anything else is answered as 500).
     pub status: u16,
     pub(crate) headers: Vec<(HeaderText, HeaderText)>,
     /// The body.

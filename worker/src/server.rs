@@ -247,6 +247,8 @@ struct Worker {
     parent: nix::unistd::Pid,
     stop_deadline: Option<Instant>,
     exit_reason: WorkerExit,
+    /// After an accept error (EMFILE, ENOMEM), listening resumes at this time.
+    accept_paused_until: Option<Instant>,
 }
 
 impl Worker {
@@ -313,6 +315,7 @@ impl Worker {
             parent: nix::unistd::getppid(),
             stop_deadline: None,
             exit_reason: WorkerExit::Stopped,
+            accept_paused_until: None,
         })
     }
 
@@ -425,7 +428,11 @@ impl Worker {
                     );
                     return self.exit_reason.clone();
                 }
-            } else if !self.listening && self.slots.open < self.ctx.cfg.max_connections {
+            } else if !self.listening
+                && self.slots.open < self.ctx.cfg.max_connections
+                && self.accept_paused_until.is_none_or(|t| self.ctx.now >= t)
+            {
+                self.accept_paused_until = None;
                 self.set_listening(true);
             }
         }
@@ -538,7 +545,12 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
+                    // Out of file descriptors or memory: the listener stays readable, and
+                    // with edge-triggered readiness no new edge would come. Stop listening
+                    // until the next tick instead of spinning.
+                    tracing::warn!("accept failed: {e}; retrying shortly");
+                    self.set_listening(false);
+                    self.accept_paused_until = Some(self.ctx.now + TICK);
                     return;
                 }
             }
@@ -821,6 +833,8 @@ fn dispatch(c: &mut Conn, ctx: &mut Ctx) {
         return;
     }
     call_app(&*ctx.app, &mut ex);
+    // The call may have taken a while: timeouts set from here on count from now.
+    ctx.now = Instant::now();
     queue_response(c, ctx, &mut ex);
     c.exchange = Some(ex);
 }
