@@ -169,3 +169,89 @@ fn usr2_then_term_to_the_old_arbiter_upgrades_without_a_failed_request() {
         200
     );
 }
+
+#[test]
+fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
+    let dir = TempDir::new("hup-rollback");
+    let config = dir.join("ferrocorn.toml");
+    std::fs::write(&config, "workers = 2\n").unwrap();
+    let config_arg = config.display().to_string();
+    let server = Server::start(["--config", &config_arg, "hello"]);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let before: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+    let load = Load::start(server.addr, "/", 2);
+    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
+
+    // Valid configuration, but the new workers cannot open their access log.
+    let missing = dir.join("no-such-dir/access.log");
+    std::fs::write(
+        &config,
+        format!(
+            "workers = 2\naccesslog = {:?}\n",
+            missing.display().to_string()
+        ),
+    )
+    .unwrap();
+    server.signal(Signal::SIGHUP);
+    let rolled_back = server.wait_for_log("fail to boot", WAIT);
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the old workers go on serving"
+    );
+    let report = load.stop();
+    assert!(rolled_back, "{}", server.stderr());
+    assert!(is_running(server.pid), "the arbiter stays up");
+    let after: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+    assert_eq!(
+        after,
+        before,
+        "the old generation still serves:\n{}",
+        server.stderr()
+    );
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        report.failures
+    );
+}
+
+#[test]
+fn usr2_keeps_a_unix_socket_file_for_the_new_arbiter_which_removes_it_on_exit() {
+    let dir = TempDir::new("usr2-unix");
+    let path = dir.join("app.sock");
+    let bind = format!("unix:{}", path.display());
+    let request = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    let mut server = Server::builder()
+        .no_default_bind()
+        .args(["--bind", &bind, "hello"])
+        .start();
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    server.signal(Signal::SIGUSR2);
+    assert!(
+        wait_until(WAIT, || listening_lines(&server.stderr())
+            .iter()
+            .any(|(_, pid)| *pid != server.pid)),
+        "{}",
+        server.stderr()
+    );
+    let new_pid = server
+        .arbiter_pids()
+        .into_iter()
+        .find(|&pid| pid != server.pid)
+        .unwrap();
+    assert!(wait_until(WAIT, || worker_pids_of(new_pid).len() == 1));
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(WAIT).is_some());
+    assert!(
+        path.exists(),
+        "the old arbiter leaves the socket file to the new one"
+    );
+    let response = ferrocorn_tests::unix_request(&path, request).expect("the new arbiter serves");
+    assert_eq!(response.status, 200);
+    ferrocorn_tests::send_signal(new_pid, Signal::SIGTERM);
+    assert!(
+        wait_until(WAIT, || !is_running(new_pid)),
+        "the new arbiter stops on TERM"
+    );
+    assert!(!path.exists(), "and removes the socket file it took over");
+}

@@ -74,3 +74,30 @@ fn version_is_printed() {
         "--version prints the version: {stdout}"
     );
 }
+
+#[test]
+fn a_worker_failing_before_it_is_ready_stops_the_arbiter_without_a_fork_loop() {
+    let dir = TempDir::new("boot-failure");
+    let log = dir.join("no-such-dir/access.log");
+    let (status, stderr) = Server::builder()
+        .args([
+            "--workers",
+            "2",
+            "--access-logfile",
+            &log.display().to_string(),
+            "hello",
+        ])
+        .run_to_exit(EXIT_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
+    assert!(
+        errors[0].contains("failed to boot") && errors[0].contains("cannot open access log"),
+        "the worker's own reason is given: {stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Booting worker with pid:").count(),
+        2,
+        "no worker is started again after the boot failure:\n{stderr}"
+    );
+}

@@ -174,7 +174,14 @@ fn term_lets_an_in_flight_slow_request_finish() {
             client,
             server.addr
         )),
-        "the worker accepted the slow request"
+        "the worker accepted the slow request: {client} -> {}\n{}\nworker fds: {:?}\nworkers now {:?}\n{}",
+        server.addr,
+        std::fs::read_to_string("/proc/net/tcp").unwrap_or_default(),
+        std::fs::read_dir(format!("/proc/{worker}/fd"))
+            .map(|d| d.flatten().filter_map(|e| std::fs::read_link(e.path()).ok()).collect::<Vec<_>>())
+            .unwrap_or_default(),
+        server.worker_pids(),
+        server.stderr()
     );
     server.signal(Signal::SIGTERM);
     let response = slow
@@ -190,5 +197,29 @@ fn term_lets_an_in_flight_slow_request_finish() {
         server.wait_for_log("Shutting down: Master", WAIT),
         "{}",
         server.stderr()
+    );
+}
+
+#[test]
+fn repeated_crashes_back_off_and_the_workers_come_back() {
+    let server = Server::start(["--workers", "1", "hello"]);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    for _ in 0..3 {
+        let victim = server.worker_pids()[0];
+        send_signal(victim, Signal::SIGKILL);
+        let replaced = wait_until(WAIT, || {
+            let pids = server.worker_pids();
+            pids.len() == 1 && pids[0] != victim
+        });
+        assert!(replaced, "{}", server.stderr());
+    }
+    assert!(
+        server.wait_for_log("3 worker crashes in a row: waiting", WAIT),
+        "the arbiter backs off:\n{}",
+        server.stderr()
+    );
+    assert_eq!(
+        server.get("/").expect("serving after the crashes").status,
+        200
     );
 }
