@@ -59,6 +59,14 @@ enum Ended {
     Signal(Signal),
 }
 
+/// What a reload replaced, kept until the old generation is retired.
+struct Previous {
+    generation: u64,
+    settings: Settings,
+    app: Arc<dyn App>,
+    target: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
     /// TERM: finish in-flight requests within `graceful_timeout`.
@@ -90,6 +98,9 @@ pub(crate) struct Master {
     reexec_child: Option<Pid>,
     start_dir: PathBuf,
     boot_failure: Option<ArbiterError>,
+    /// The configuration before the last HUP, while its workers still run: a new
+    /// generation whose workers fail to boot is rolled back to it.
+    previous: Option<Previous>,
     crash_streak: u32,
     last_crash: Option<Instant>,
     next_spawn_at: Option<Instant>,
@@ -178,6 +189,7 @@ impl Master {
             reexec_child: None,
             start_dir,
             boot_failure: None,
+            previous: None,
             crash_streak: 0,
             last_crash: None,
             next_spawn_at: None,
@@ -215,7 +227,7 @@ impl Master {
             }
             self.reap_children();
             if let Some(error) = self.boot_failure.take() {
-                tracing::error!("{error}; stopping");
+                tracing::error!("A worker failed to boot: stopping");
                 self.stop(Stop::Quick)?;
                 return Err(error);
             }
@@ -360,8 +372,8 @@ impl Master {
         let code = match outcome {
             Ok(exit) => {
                 if let WorkerExit::Failed(message) = &exit {
+                    // The arbiter logs it when it reaps this process.
                     board_slot.set_message(message);
-                    tracing::error!("worker failed: {message}");
                 }
                 exit.code()
             }
@@ -433,11 +445,22 @@ impl Master {
                     None => format!("exit code {code}"),
                 };
                 tracing::error!("Worker (pid:{pid}) failed to boot: {reason}");
-                if self.boot_failure.is_none() {
-                    self.boot_failure = Some(ArbiterError::WorkerBoot {
-                        pid: pid.as_raw(),
-                        reason,
-                    });
+                if !self.ready_notified {
+                    // Nothing has served yet: starting more would loop. Stop.
+                    if self.boot_failure.is_none() {
+                        self.boot_failure = Some(ArbiterError::WorkerBoot {
+                            pid: pid.as_raw(),
+                            reason,
+                        });
+                    }
+                } else if worker.generation == self.generation && self.previous.is_some() {
+                    self.roll_back(&reason);
+                } else if worker.generation != self.generation {
+                    // A generation already rolled back or replaced: nothing more to do.
+                } else {
+                    // Served before with this configuration: a passing failure (a log
+                    // directory gone?); retry with backoff rather than stop serving.
+                    self.crashed();
                 }
             }
             Ended::Exit(code) => {
@@ -471,6 +494,33 @@ impl Master {
                 tracing::error!("Worker (pid:{pid}) was killed by {}", signal_name(signal));
                 self.crashed();
             }
+        }
+    }
+
+    /// The workers of a reloaded configuration fail to boot: go back to the configuration
+    /// whose workers still run, and retire the new generation.
+    fn roll_back(&mut self, reason: &str) {
+        let Some(previous) = self.previous.take() else {
+            return;
+        };
+        tracing::error!(
+            "reload failed: workers of generation {} fail to boot ({reason}); back to generation {}",
+            self.generation,
+            previous.generation
+        );
+        self.settings = previous.settings;
+        self.app = previous.app;
+        self.target = previous.target;
+        self.generation = previous.generation;
+        self.generation_started = Instant::now();
+        let failed: Vec<Pid> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation != self.generation)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in failed {
+            self.retire(pid);
         }
     }
 
@@ -536,10 +586,12 @@ impl Master {
         let old: Vec<Pid> = self
             .workers
             .iter()
-            .filter(|(_, w)| w.generation < self.generation && w.retire_sent.is_none())
+            .filter(|(_, w)| w.generation != self.generation && w.retire_sent.is_none())
             .map(|(pid, _)| *pid)
             .collect();
         if old.is_empty() {
+            // The old generation is retired: nothing to roll back to any more.
+            self.previous = None;
             return;
         }
         let serving = self
@@ -550,7 +602,7 @@ impl Master {
             .count();
         let waited_enough = !self.settings.timeout.is_zero()
             && self.generation_started.elapsed() > self.settings.timeout;
-        if serving >= self.target || waited_enough {
+        if serving >= self.target || (waited_enough && serving > 0) {
             for pid in old {
                 self.retire(pid);
             }
@@ -620,9 +672,11 @@ impl Master {
             }
             None => self.settings.clone(),
         };
+        let previous_target = self.target;
+        let mut app = self.app.clone();
         if let Some(loader) = &self.loader {
             match loader(&settings.app) {
-                Ok(app) => self.app = app,
+                Ok(loaded) => app = loaded,
                 Err(message) => {
                     tracing::error!(
                         "reload failed, keeping the running configuration: cannot load the application: {message}"
@@ -659,7 +713,14 @@ impl Master {
         } else {
             self.target = settings.workers;
         }
-        self.settings = settings;
+        let replaced = std::mem::replace(&mut self.settings, settings);
+        let previous_app = std::mem::replace(&mut self.app, app);
+        self.previous = Some(Previous {
+            generation: self.generation,
+            settings: replaced,
+            app: previous_app,
+            target: previous_target,
+        });
         self.generation += 1;
         self.generation_started = Instant::now();
         self.crash_streak = 0;

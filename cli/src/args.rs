@@ -28,7 +28,7 @@ pub enum Action {
     Run,
     /// `--print-config`: print every setting with its source, exit 0.
     PrintConfig,
-    /// `--check-config`: validate, exit 0 or 2.
+    /// `--check-config`: validate the settings and load the app, exit 0 or 2.
     CheckConfig,
 }
 
@@ -36,6 +36,15 @@ pub enum Action {
 pub fn command() -> Command {
     let mut command = Command::new("ferrocorn")
         .version(env!("CARGO_PKG_VERSION"))
+        // gunicorn's -v/--version.
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("version")
+                .short('v')
+                .long("version")
+                .action(ArgAction::Version)
+                .help("Print the version"),
+        )
         .about("A pre-fork HTTP/1.1 server.")
         .after_help(
             "Every option can also be set in FERROCORN_CMD_ARGS, in FERROCORN_<NAME> variables \
@@ -57,7 +66,9 @@ pub fn command() -> Command {
             Arg::new(CHECK_CONFIG)
                 .long("check-config")
                 .action(ArgAction::SetTrue)
-                .help("Validate the configuration, then exit (0 if valid, 2 if not)")
+                .help(
+                    "Validate the configuration and load the app, then exit (0 if valid, 2 if not)",
+                )
                 .help_heading("Actions"),
         )
 }
@@ -81,9 +92,14 @@ fn setting_arg(setting: &'static ferrocorn_config::Setting) -> Arg {
         CliForm::Flag {
             short,
             long,
+            alias,
             value_name,
         } => {
             let arg = arg.long(long);
+            let arg = match alias {
+                Some(alias) => arg.alias(alias),
+                None => arg,
+            };
             let arg = match short {
                 Some(short) => arg.short(short),
                 None => arg,
@@ -99,25 +115,81 @@ fn setting_arg(setting: &'static ferrocorn_config::Setting) -> Arg {
 
 /// What parsing one argument list gave.
 enum Parsed {
-    /// Settings given, and the action asked for.
-    Args(Overrides, Action),
+    /// The settings given, the action asked for, and the errors met on the way (with
+    /// errors, the settings are those of the arguments that could be parsed).
+    Args {
+        overrides: Overrides,
+        action: Action,
+        errors: Vec<ConfigError>,
+    },
     /// `--help` or `--version`: print this text to stdout and exit 0.
     Display(String),
-    /// The arguments could not be parsed.
-    Failed(ConfigError),
 }
 
-/// Parses `args` (the program name first) with [`command`].
-fn parse(args: Vec<OsString>, origin: &Origin) -> Parsed {
-    match command().try_get_matches_from(args) {
-        Ok(matches) => Parsed::Args(overrides(&matches), action(&matches)),
-        Err(err) => match err.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                Parsed::Display(err.render().to_string())
+/// At most this many unknown arguments are skipped to look for more errors after them.
+const MAX_SKIPPED: usize = 32;
+
+/// Parses `args` (the program name first) with [`command`]. clap stops at the first error;
+/// an unknown argument is then left out and parsing starts again, so that every unknown
+/// flag is reported, and the values of the others are still validated by the loader.
+fn parse(mut args: Vec<OsString>, origin: &Origin) -> Parsed {
+    let mut errors = Vec::new();
+    loop {
+        let err = match command().try_get_matches_from(args.clone()) {
+            Ok(matches) => {
+                return Parsed::Args {
+                    overrides: overrides(&matches),
+                    action: action(&matches),
+                    errors,
+                }
             }
-            _ => Parsed::Failed(to_config_error(&err, origin)),
-        },
+            Err(err) => err,
+        };
+        if matches!(
+            err.kind(),
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+        ) {
+            return Parsed::Display(err.render().to_string());
+        }
+        errors.push(to_config_error(&err, origin));
+        if errors.len() > MAX_SKIPPED || !skip_unknown(&err, &mut args) {
+            return Parsed::Args {
+                overrides: Overrides::new(),
+                action: Action::Run,
+                errors,
+            };
+        }
     }
+}
+
+/// Removes from `args` the argument `err` reports as unknown and, for a flag written
+/// without `=VALUE`, the value that follows it (so that it is not taken for `APP`). False
+/// when `err` is not about an unknown argument that can be found in `args`.
+fn skip_unknown(err: &clap::Error, args: &mut Vec<OsString>) -> bool {
+    if err.kind() != ErrorKind::UnknownArgument {
+        return false;
+    }
+    let Some(ContextValue::String(unknown)) = err.get(ContextKind::InvalidArg) else {
+        return false;
+    };
+    let with_value = format!("{unknown}=");
+    let Some(index) = args.iter().enumerate().skip(1).find_map(|(i, arg)| {
+        let arg = arg.to_str()?;
+        (arg == unknown || arg.starts_with(&with_value)).then_some(i)
+    }) else {
+        return false;
+    };
+    let token = args.remove(index);
+    let bare_flag = token
+        .to_str()
+        .is_some_and(|t| t.starts_with('-') && !t.contains('='));
+    let next_is_value = args
+        .get(index)
+        .is_some_and(|next| !next.to_string_lossy().starts_with('-'));
+    if bare_flag && next_is_value {
+        args.remove(index);
+    }
+    true
 }
 
 fn action(matches: &ArgMatches) -> Action {
@@ -154,7 +226,7 @@ fn long_flags() -> Vec<String> {
         .get_arguments()
         .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
         .collect();
-    flags.extend(["--help".to_string(), "--version".to_string()]);
+    flags.push("--help".to_string());
     flags
 }
 
@@ -238,16 +310,17 @@ impl Invocation {
         cwd: PathBuf,
     ) -> Result<Invocation, DisplayOnly> {
         let mut parse_errors = Vec::new();
-        let mut action = Action::Run;
-        let mut cli = Overrides::new();
-        match parse(argv, &Origin::Cli) {
-            Parsed::Args(overrides, act) => {
-                cli = overrides;
-                action = act;
+        let (cli, mut action) = match parse(argv, &Origin::Cli) {
+            Parsed::Args {
+                overrides,
+                action,
+                errors,
+            } => {
+                parse_errors.extend(errors);
+                (overrides, action)
             }
             Parsed::Display(text) => return Err(DisplayOnly(text)),
-            Parsed::Failed(err) => parse_errors.push(err),
-        }
+        };
         let mut cmd_args = Overrides::new();
         if let Some(text) = env.get(CMD_ARGS_VAR) {
             match shlex::split(text) {
@@ -260,14 +333,18 @@ impl Invocation {
                         .chain(words.into_iter().map(OsString::from))
                         .collect();
                     match parse(args, &Origin::CmdArgs) {
-                        Parsed::Args(overrides, act) => {
+                        Parsed::Args {
+                            overrides,
+                            action: act,
+                            errors,
+                        } => {
                             cmd_args = overrides;
                             if action == Action::Run {
                                 action = act;
                             }
+                            parse_errors.extend(errors);
                         }
                         Parsed::Display(text) => return Err(DisplayOnly(text)),
-                        Parsed::Failed(err) => parse_errors.push(err),
                     }
                 }
             }
@@ -296,6 +373,21 @@ impl Invocation {
             errors.extend(more);
         }
         Err(errors)
+    }
+}
+
+impl Invocation {
+    /// Loads the settings again for a reload (HUP): the same command line and environment,
+    /// the config file read anew (resolved against the directory the binary started in,
+    /// whatever `chdir` says). Errors come as one string (one log line), joined by `; `.
+    pub fn reload(&self) -> Result<Settings, String> {
+        self.load().map(|loaded| loaded.settings).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 }
 
@@ -333,8 +425,25 @@ pub fn load_invocation() -> Result<(Settings, Invocation), ExitCode> {
             print!("{}", loaded.print_config());
             Err(ExitCode::SUCCESS)
         }
-        Action::CheckConfig => Err(ExitCode::SUCCESS),
+        Action::CheckConfig => match check_app(&loaded.settings) {
+            Ok(()) => Err(ExitCode::SUCCESS),
+            Err(message) => {
+                eprintln!("ferrocorn: error: app: {message}");
+                Err(ExitCode::from(EXIT_USAGE))
+            }
+        },
     }
+}
+
+/// For `--check-config`: loads the application as the server would, from the directory
+/// it would serve from (`chdir`), as gunicorn's `--check-config` loads the app. Changes this
+/// process's working directory; the process exits right after.
+fn check_app(settings: &Settings) -> Result<(), String> {
+    if let Some(dir) = &settings.chdir {
+        std::env::set_current_dir(dir)
+            .map_err(|err| format!("cannot chdir to {}: {err}", dir.display()))?;
+    }
+    ferrocorn_worker::load_app(&settings.app).map(|_| ())
 }
 
 #[cfg(test)]
@@ -435,6 +544,45 @@ mod tests {
     }
 
     #[test]
+    fn gunicorn_aliases_are_accepted() {
+        let loaded = invocation(&["--log-file", "/tmp/x.log"], &[])
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(loaded.settings.errorlog, "/tmp/x.log");
+    }
+
+    #[test]
+    fn reload_reads_the_config_file_again() {
+        let dir =
+            std::env::temp_dir().join(format!("ferrocorn-args-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ferrocorn.toml");
+        std::fs::write(&file, "workers = 2\n").unwrap();
+        let invocation = Invocation::new(
+            vec!["ferrocorn".into(), "--threads".into(), "3".into()],
+            BTreeMap::new(),
+            dir.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            invocation.reload().map(|s| (s.workers, s.threads)),
+            Ok((2, 3))
+        );
+        std::fs::write(&file, "workers = 5\n").unwrap();
+        assert_eq!(
+            invocation.reload().map(|s| (s.workers, s.threads)),
+            Ok((5, 3))
+        );
+        std::fs::write(&file, "workers = 0\nthreds = 1\n").unwrap();
+        let errors = invocation.reload().unwrap_err();
+        assert!(errors.contains("unknown setting threds"), "{errors}");
+        assert!(errors.contains("invalid value 0 for workers"), "{errors}");
+        assert!(!errors.contains('\n'), "{errors}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn cmd_args_sit_between_the_command_line_and_the_variables() {
         let env = [
             (
@@ -489,6 +637,35 @@ mod tests {
     }
 
     #[test]
+    fn every_unknown_flag_and_every_bad_value_is_reported() {
+        assert_eq!(
+            errors(
+                &[
+                    "-w",
+                    "0",
+                    "--wokers",
+                    "2",
+                    "--threds=3",
+                    "-Z",
+                    "hello",
+                    "--backlog",
+                    "x"
+                ],
+                &[]
+            ),
+            [
+                "cli: unknown flag --wokers; did you mean --workers?",
+                "cli: unknown flag --threds; did you mean --threads?",
+                "cli: unknown flag -Z",
+                "cli --backlog: invalid value \"x\" for backlog: not an integer; expected an \
+                 integer from 1 to 65535",
+                "cli --workers: invalid value \"0\" for workers: below the minimum 1; expected \
+                 an integer from 1 to 1024",
+            ]
+        );
+    }
+
+    #[test]
     fn a_missing_value_and_a_second_app_are_usage_errors() {
         let errors = errors(&["--workers"], &[]);
         assert_eq!(errors.len(), 1);
@@ -515,7 +692,12 @@ mod tests {
         let help = invocation(&["--help"], &[]).unwrap_err().0;
         assert!(help.contains("--worker-connections <INT>"), "{help}");
         assert!(help.contains("FERROCORN_WORKER_CONNECTIONS"), "{help}");
-        let version = invocation(&["--version"], &[]).unwrap_err().0;
-        assert!(version.contains(env!("CARGO_PKG_VERSION")));
+        for flag in ["--version", "-v"] {
+            let version = invocation(&[flag], &[]).unwrap_err().0;
+            assert_eq!(
+                version,
+                format!("ferrocorn {}\n", env!("CARGO_PKG_VERSION"))
+            );
+        }
     }
 }

@@ -35,18 +35,7 @@ fn main() -> ExitCode {
     };
     // HUP reads the same command line, environment and config file again (the config file
     // is resolved against the directory the binary started in, whatever `chdir` says).
-    let reload = Box::new(move || {
-        invocation
-            .load()
-            .map(|loaded| loaded.settings)
-            .map_err(|errors| {
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-    });
+    let reload = Box::new(move || invocation.reload());
     let logs_to_stderr = settings.errorlog == "-";
     let result = Arbiter::with_loader(settings, Arc::new(ferrocorn_worker::load_app))
         .on_reload(reload)

@@ -28,7 +28,7 @@ pub fn settings_markdown() -> String {
          An unknown flag, file key or `FERROCORN_*` variable, or a value of the wrong type or out \
          of range, stops the start with exit code 2 and one line per error. \
          `ferrocorn --print-config` shows every setting as `name = value  # source`; \
-         `ferrocorn --check-config` only validates.\n",
+         `ferrocorn --check-config` validates them and loads the app, then exits.\n",
     );
     for section in Section::ALL {
         let settings: Vec<_> = SETTINGS.iter().filter(|s| s.section == section).collect();
@@ -45,9 +45,15 @@ pub fn settings_markdown() -> String {
                 }
             };
             let repeat = if setting.arity() == Arity::Many {
-                " (repeatable)"
+                " (repeatable)".to_string()
             } else {
-                ""
+                String::new()
+            };
+            let repeat = match setting.cli {
+                CliForm::Flag {
+                    alias: Some(alias), ..
+                } => format!("{repeat} (also `--{alias}`)"),
+                _ => repeat,
             };
             let _ = write!(
                 out,
@@ -62,4 +68,24 @@ pub fn settings_markdown() -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_documented_once_with_its_variable_and_default() {
+        let markdown = settings_markdown();
+        let defaults = Settings::default();
+        for setting in SETTINGS {
+            let heading = format!("\n### `{}`\n", setting.name);
+            assert_eq!(markdown.matches(&heading).count(), 1, "{}", setting.name);
+            let section = markdown.split(&heading).nth(1).unwrap();
+            let section = section.split("\n### ").next().unwrap();
+            assert!(section.contains(&format!("`{}`", setting.env_var())));
+            assert!(section.contains(&format!("default: `{}`", setting.value_in(&defaults))));
+            assert!(section.contains(&setting.accepted()));
+        }
+    }
 }

@@ -126,22 +126,27 @@ pub const fn int<T>(min: u64, max: u64) -> Int<T> {
     }
 }
 
+/// An unsigned integer: a TOML integer, or decimal digits (`_` separators and a leading
+/// `+` allowed, as in TOML).
 fn parse_u64(raw: &Raw) -> Result<u64, String> {
-    match single(raw)? {
-        Raw::Int(i) => u64::try_from(*i).map_err(|_| "negative".to_string()),
-        Raw::Str(s) => {
-            let s = s.trim();
-            let digits = s.strip_prefix('+').unwrap_or(s).replace('_', "");
-            if s.starts_with('-') && s[1..].chars().all(|c| c.is_ascii_digit()) && s.len() > 1 {
-                return Err("negative".to_string());
-            }
-            if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-                return Err("not an integer".to_string());
-            }
-            digits.parse().map_err(|_| "too large".to_string())
-        }
-        _ => Err("not an integer".to_string()),
+    let text = match single(raw)? {
+        Raw::Int(i) if *i < 0 => return Err("negative".to_string()),
+        Raw::Int(i) => return u64::try_from(*i).map_err(|_| "too large".to_string()),
+        Raw::Str(s) => s.trim(),
+        _ => return Err("not an integer".to_string()),
+    };
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let digits = unsigned.replace('_', "");
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err("not an integer".to_string());
     }
+    if negative && digits.chars().any(|c| c != '0') {
+        return Err("negative".to_string());
+    }
+    digits.parse().map_err(|_| "too large".to_string())
 }
 
 impl<T: TryFrom<u64> + Copy + Into<u64>> Kind for Int<T> {

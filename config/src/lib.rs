@@ -23,7 +23,7 @@
 mod bind;
 pub mod docs;
 mod error;
-pub mod kinds;
+mod kinds;
 mod load;
 pub mod registry;
 mod settings;

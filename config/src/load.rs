@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{closest, ConfigError, Origin};
 use crate::kinds::{Arity, Raw};
-use crate::{find, Settings, SETTINGS};
+use crate::{find, Setting, Settings, SETTINGS};
 
 /// The config file read from the working directory when no `config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "ferrocorn.toml";
@@ -176,26 +176,27 @@ pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
         .and_then(|(path, explicit)| read_file(&path, explicit, &mut errors));
     let env_dict = env_layer(&sources.env, &mut errors);
 
-    let mut figment = Figment::new();
-    if let Some(file) = &file {
-        figment = figment.merge(Layer {
-            name: LAYER_FILE,
-            dict: file.dict.clone(),
-        });
-    }
-    figment = figment
-        .merge(Layer {
-            name: LAYER_ENV,
-            dict: env_dict,
-        })
-        .merge(Layer {
-            name: LAYER_CMD_ARGS,
-            dict: sources.cmd_args.to_dict(),
-        })
-        .merge(Layer {
-            name: LAYER_CLI,
-            dict: sources.cli.to_dict(),
-        });
+    // The layers, lowest priority first.
+    let layers = [
+        (
+            LAYER_FILE,
+            file.as_ref().map(|f| f.dict.clone()).unwrap_or_default(),
+        ),
+        (LAYER_ENV, env_dict),
+        (LAYER_CMD_ARGS, sources.cmd_args.to_dict()),
+        (LAYER_CLI, sources.cli.to_dict()),
+    ];
+    let origin_in = |layer: &str, setting: &Setting| match layer {
+        LAYER_FILE => Origin::File {
+            path: file.as_ref().map(|f| f.path.clone()).unwrap_or_default(),
+            line: file
+                .as_ref()
+                .and_then(|f| f.lines.get(setting.name).copied()),
+        },
+        LAYER_ENV => Origin::Env(setting.env_var()),
+        LAYER_CMD_ARGS => Origin::CmdArgs,
+        _ => Origin::Cli,
+    };
 
     for (overrides, origin) in [
         (&sources.cli, Origin::Cli),
@@ -210,40 +211,55 @@ pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
         }
     }
 
-    for (index, setting) in SETTINGS.iter().enumerate() {
-        let Ok(value) = figment.find_value(setting.name) else {
-            continue;
-        };
-        let layer = figment
-            .find_metadata(setting.name)
-            .map_or(LAYER_CLI, |m| match &*m.name {
-                LAYER_FILE => LAYER_FILE,
-                LAYER_ENV => LAYER_ENV,
-                LAYER_CMD_ARGS => LAYER_CMD_ARGS,
-                _ => LAYER_CLI,
-            });
-        let origin = match layer {
-            LAYER_FILE => {
-                let file = file.as_ref();
-                Origin::File {
-                    path: file.map(|f| f.path.clone()).unwrap_or_default(),
-                    line: file.and_then(|f| f.lines.get(setting.name).copied()),
-                }
+    // Every value is validated, also one that a higher source overrides: a broken file
+    // or variable is reported now, not when the flag that hid it goes away.
+    let mut valid = true;
+    for setting in SETTINGS {
+        for (layer, dict) in &layers {
+            let Some(value) = dict.get(setting.name) else {
+                continue;
+            };
+            let raw = Raw::from_figment(value);
+            if let Err(reason) = setting.apply(&mut Settings::default(), &raw) {
+                valid = false;
+                errors.push(ConfigError::InvalidValue {
+                    setting: setting.name,
+                    origin: origin_in(layer, setting),
+                    value: raw.to_toml_text(),
+                    reason,
+                    accepted: setting.accepted(),
+                });
             }
-            LAYER_ENV => Origin::Env(setting.env_var()),
-            LAYER_CMD_ARGS => Origin::CmdArgs,
-            _ => Origin::Cli,
-        };
-        let raw = Raw::from_figment(&value);
-        match setting.apply(&mut settings, &raw) {
-            Ok(()) => origins[index] = origin,
-            Err(reason) => errors.push(ConfigError::InvalidValue {
-                setting: setting.name,
-                origin,
-                value: raw.to_toml_text(),
-                reason,
-                accepted: setting.accepted(),
-            }),
+        }
+    }
+
+    if valid {
+        let figment = layers
+            .into_iter()
+            .fold(Figment::new(), |figment, (name, dict)| {
+                figment.merge(Layer { name, dict })
+            });
+        for (index, setting) in SETTINGS.iter().enumerate() {
+            let Ok(value) = figment.find_value(setting.name) else {
+                continue;
+            };
+            // Each layer's metadata is named after it: that says where the value came from.
+            let layer = figment
+                .find_metadata(setting.name)
+                .map_or(LAYER_CLI, |m| &*m.name);
+            let raw = Raw::from_figment(&value);
+            match setting.apply(&mut settings, &raw) {
+                Ok(()) => origins[index] = origin_in(layer, setting),
+                // Cannot fail (every layer's value passed the same check above); reported
+                // rather than dropped all the same.
+                Err(reason) => errors.push(ConfigError::InvalidValue {
+                    setting: setting.name,
+                    origin: origin_in(layer, setting),
+                    value: raw.to_toml_text(),
+                    reason,
+                    accepted: setting.accepted(),
+                }),
+            }
         }
     }
 
@@ -710,6 +726,28 @@ mod tests {
                  (port 8000), unix:PATH, fd://N",
                 "env FERROCORN_CMD_ARGS --workers: invalid value \"2000\" for workers: above \
                  the maximum 1024; expected an integer from 1 to 1024",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_even_when_a_higher_source_overrides_it() {
+        let dir = TempDir::new();
+        let path = dir.write(DEFAULT_CONFIG_FILE, "workers = \"x\"\n");
+        let mut sources = sources(&dir);
+        sources.env = env(&[("FERROCORN_WORKERS", "0")]);
+        sources.cli.push("workers", "2");
+        assert_eq!(
+            messages(load(&sources).unwrap_err()),
+            [
+                format!(
+                    "file {} line 1: invalid value \"x\" for workers: not an integer; \
+                     expected an integer from 1 to 1024",
+                    path.display()
+                ),
+                "env FERROCORN_WORKERS: invalid value \"0\" for workers: below the minimum 1; \
+                 expected an integer from 1 to 1024"
+                    .to_string(),
             ]
         );
     }

@@ -49,10 +49,12 @@ impl Section {
 /// How a setting appears on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CliForm {
-    /// `-s`/`--long`, with the placeholder shown for its value (unused by switches).
+    /// `-s`/`--long` (and `--alias`, accepted but not shown), with the placeholder shown
+    /// for its value (unused by switches).
     Flag {
         short: Option<char>,
         long: &'static str,
+        alias: Option<&'static str>,
         value_name: &'static str,
     },
     /// A positional argument (only `APP`).
@@ -64,6 +66,22 @@ pub const fn flag(short: Option<char>, long: &'static str, value_name: &'static 
     CliForm::Flag {
         short,
         long,
+        alias: None,
+        value_name,
+    }
+}
+
+/// A flag that also answers to a second long name (gunicorn's `--log-file`).
+pub const fn flag_with_alias(
+    short: Option<char>,
+    long: &'static str,
+    alias: &'static str,
+    value_name: &'static str,
+) -> CliForm {
+    CliForm::Flag {
+        short,
+        long,
+        alias: Some(alias),
         value_name,
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::kinds::{
     choice, count, int, seconds, Binds, Flag, IpList, OptPath, OptText, Umask, NON_EMPTY_TEXT, TEXT,
 };
-use crate::registry::{declare_settings, flag, positional};
+use crate::registry::{declare_settings, flag, flag_with_alias, positional};
 
 /// One address to listen on, as given to `--bind`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +224,7 @@ declare_settings! {
 
     /// The error log file; `-` is standard error.
     errorlog: String = "-".to_string();
-        Logging, flag(None, "error-logfile", "FILE"), NON_EMPTY_TEXT;
+        Logging, flag_with_alias(None, "error-logfile", "log-file", "FILE"), NON_EMPTY_TEXT;
 
     /// The least severe level that is written to the error log.
     loglevel: LogLevel = LogLevel::Info;

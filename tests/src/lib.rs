@@ -187,6 +187,9 @@ pub struct ServerBuilder {
     env: Vec<(String, String)>,
     cwd: Option<PathBuf>,
     bind: bool,
+    fd3: Option<Arc<std::net::TcpListener>>,
+    systemd: bool,
+    wait_for_listening: bool,
 }
 
 impl ServerBuilder {
@@ -215,8 +218,38 @@ impl ServerBuilder {
         self
     }
 
+    /// Hands `listener` to the server as descriptor 3 (for `--bind fd://3` or systemd
+    /// activation).
+    pub fn fd3(mut self, listener: std::net::TcpListener) -> Self {
+        self.fd3 = Some(Arc::new(listener));
+        self
+    }
+
+    /// Starts the server the way systemd socket activation does: descriptor 3 (see
+    /// [`ServerBuilder::fd3`]) with `LISTEN_FDS=1` and `LISTEN_PID` set to the server's pid
+    /// (through `sh -c '... exec'`, which keeps the pid).
+    pub fn systemd_activation(mut self) -> Self {
+        self.systemd = true;
+        self
+    }
+
+    /// Returns from [`ServerBuilder::start`] without waiting for `Listening at:` on stderr
+    /// (when the log goes to a file); `Server::addr` is then `127.0.0.1:0` until the test
+    /// sets it.
+    pub fn dont_wait_for_listening(mut self) -> Self {
+        self.wait_for_listening = false;
+        self
+    }
+
     fn command(&self) -> Command {
-        let mut command = Command::new(binary());
+        let mut command = if self.systemd {
+            let mut sh = Command::new("/bin/sh");
+            sh.args(["-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""])
+                .arg(binary());
+            sh
+        } else {
+            Command::new(binary())
+        };
         if self.bind {
             command.args(["--bind", "127.0.0.1:0"]);
         }
@@ -235,11 +268,27 @@ impl ServerBuilder {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe and touches only the child's own attributes.
-        // If the test process dies, the arbiter gets SIGTERM and stops its workers.
+        let fd3 = self.fd3.as_ref().map(|listener| {
+            use std::os::fd::AsRawFd;
+            listener.as_raw_fd()
+        });
+        // SAFETY: prctl, dup2 and fcntl are async-signal-safe and touch only the child's own
+        // attributes and descriptor table. If the test process dies, the arbiter gets
+        // SIGTERM and stops its workers.
         unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)
+            command.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)?;
+                if let Some(fd) = fd3 {
+                    let rc = if fd == 3 {
+                        nix::libc::fcntl(3, nix::libc::F_SETFD, 0)
+                    } else {
+                        nix::libc::dup2(fd, 3)
+                    };
+                    if rc == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
             });
         }
         command
@@ -262,6 +311,9 @@ impl ServerBuilder {
             stderr,
             stdout,
         };
+        if !self.wait_for_listening {
+            return server;
+        }
         let first = server
             .stderr
             .wait_for(START_TIMEOUT, |log| listening_lines(log).into_iter().next());
@@ -346,6 +398,9 @@ impl Server {
             env: Vec::new(),
             cwd: None,
             bind: true,
+            fd3: None,
+            systemd: false,
+            wait_for_listening: true,
         }
     }
 
@@ -401,6 +456,8 @@ impl Server {
     }
 
     /// Sends `raw` on a new connection and reads one response.
+    ///
+    /// `addr` is the first TCP address; see [`unix_request`] for Unix sockets.
     pub fn request(&self, raw: &[u8]) -> io::Result<Response> {
         request(self.addr, raw)
     }
@@ -568,6 +625,34 @@ pub fn worker_pids_of(pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// True when process `pid` has accepted the TCP connection from `client` to `server`
+/// (both on 127.0.0.1): the server side of that connection, found in `/proc/net/tcp`, is
+/// one of the process's open descriptors. A connection still in the accept queue has no
+/// descriptor in any process.
+pub fn has_accepted(pid: i32, client: SocketAddr, server: SocketAddr) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!(":{:04X}", server.port());
+    let remote = format!(":{:04X}", client.port());
+    let inode = table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let matches =
+            fields.len() > 9 && fields[1].ends_with(&local) && fields[2].ends_with(&remote);
+        matches.then(|| fields[9].to_string())
+    });
+    let Some(inode) = inode.filter(|inode| inode != "0") else {
+        return false;
+    };
+    let target = format!("socket:[{inode}]");
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == target.as_str())
+    })
+}
+
 /// One HTTP response as read off the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -607,6 +692,15 @@ pub fn request(addr: SocketAddr, raw: &[u8]) -> io::Result<Response> {
     stream.write_all(raw)?;
     let mut reader = BufReader::new(stream);
     read_response(&mut reader, false)
+}
+
+/// Sends `raw` on a new connection to the Unix socket at `path` and reads one response.
+pub fn unix_request(path: &Path, raw: &[u8]) -> io::Result<Response> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.write_all(raw)?;
+    read_response(&mut BufReader::new(stream), false)
 }
 
 /// `GET path HTTP/1.1` with `Connection: close` on a new connection to `addr`.

@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use ferrocorn_tests::Server;
+use ferrocorn_tests::{Server, TempDir};
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -35,6 +35,24 @@ fn port_in_use_stops_the_start_naming_the_address() {
 }
 
 #[test]
+fn missing_static_directory_stops_the_start() {
+    let dir = TempDir::new("missing-static");
+    let missing = dir.join("no-such-dir");
+    let app = format!("static:{}", missing.display());
+    let (status, stderr) = Server::builder().args([&app]).run_to_exit(EXIT_TIMEOUT);
+    let status = status.expect("ferrocorn exits when the static directory is missing");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
+    let line = errors[0].to_ascii_lowercase();
+    assert!(line.contains(&missing.display().to_string()), "{stderr}");
+    assert!(
+        line.contains("exist") || line.contains("no such") || line.contains("not found"),
+        "the error says the directory is missing: {stderr}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_with_code_2() {
     let (status, stderr) = Server::builder()
         .args(["--no-such-flag"])
@@ -54,5 +72,32 @@ fn version_is_printed() {
     assert!(
         stdout.contains(env!("CARGO_PKG_VERSION")),
         "--version prints the version: {stdout}"
+    );
+}
+
+#[test]
+fn a_worker_failing_before_it_is_ready_stops_the_arbiter_without_a_fork_loop() {
+    let dir = TempDir::new("boot-failure");
+    let log = dir.join("no-such-dir/access.log");
+    let (status, stderr) = Server::builder()
+        .args([
+            "--workers",
+            "2",
+            "--access-logfile",
+            &log.display().to_string(),
+            "hello",
+        ])
+        .run_to_exit(EXIT_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
+    assert!(
+        errors[0].contains("failed to boot") && errors[0].contains("cannot open access log"),
+        "the worker's own reason is given: {stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Booting worker with pid:").count(),
+        2,
+        "no worker is started again after the boot failure:\n{stderr}"
     );
 }

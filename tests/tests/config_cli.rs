@@ -4,42 +4,15 @@
 //! invocation exits on its own, and is killed by pid if it has not within the deadline.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use ferrocorn_tests::binary;
 
 /// The longest an invocation may take before it is killed and the test fails.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// The `ferrocorn` binary, built once per test process with the cargo that runs the tests.
-fn binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--package",
-                "ferrocorn",
-                "--bin",
-                "ferrocorn",
-            ])
-            .current_dir(workspace)
-            .status()
-            .expect("cargo build runs");
-        assert!(status.success(), "cargo build -p ferrocorn failed");
-        // The test executable is target/<profile>/deps/<name>; the binary is
-        // target/<profile>/ferrocorn.
-        let exe = std::env::current_exe().unwrap();
-        let path = exe.parent().unwrap().parent().unwrap().join("ferrocorn");
-        assert!(path.is_file(), "no binary at {}", path.display());
-        path
-    })
-}
 
 /// A fresh working directory, removed on drop.
 struct TempDir(PathBuf);
@@ -214,6 +187,36 @@ fn check_config_exits_0_when_valid_and_2_with_every_error() {
 }
 
 #[test]
+fn check_config_loads_the_app_from_the_chdir_directory() {
+    let dir = TempDir::new();
+    std::fs::create_dir(dir.0.join("site")).unwrap();
+    let out = run(&dir, &["--check-config", "static:site"], &[]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    let out = run(
+        &dir,
+        &["--check-config", "--chdir", "site", "static:."],
+        &[],
+    );
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+
+    let out = run(
+        &dir,
+        &["--check-config", "--chdir", "site", "static:site"],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("ferrocorn: error: app: "),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("site"), "{}", out.stderr);
+    let out = run(&dir, &["--check-config", "helo"], &[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("\"helo\""), "{}", out.stderr);
+}
+
+#[test]
 fn an_unknown_flag_exits_2_with_a_suggestion() {
     let dir = TempDir::new();
     let out = run(&dir, &["--worker-conections", "10"], &[]);
@@ -279,4 +282,41 @@ fn help_and_version_exit_0() {
     ] {
         assert!(out.stdout.contains(flag), "--help lacks {flag}");
     }
+}
+
+#[test]
+fn the_merged_settings_reach_the_server() {
+    // The file gives the bind, the app and 2 workers; FERROCORN_WORKERS overrides the
+    // worker count, and the command line overrides the variable.
+    let dir = TempDir::new();
+    dir.write(
+        "ferrocorn.toml",
+        "bind = \"127.0.0.1:0\"\napp = \"hello\"\nworkers = 2\n",
+    );
+    let server = ferrocorn_tests::Server::builder()
+        .no_default_bind()
+        .cwd(&dir.0)
+        .env("FERROCORN_WORKERS", "3")
+        .start();
+    assert!(
+        server.wait_for_workers(3, DEADLINE),
+        "3 workers (from FERROCORN_WORKERS): {:?}\n{}",
+        server.worker_pids(),
+        server.stderr()
+    );
+    let response = server.get("/").expect("GET / answers");
+    assert_eq!(response.text(), "Hello, World!\n");
+    drop(server);
+
+    let server = ferrocorn_tests::Server::builder()
+        .no_default_bind()
+        .cwd(&dir.0)
+        .env("FERROCORN_WORKERS", "3")
+        .args(["-w", "1"])
+        .start();
+    assert!(
+        server.wait_for_workers(1, DEADLINE),
+        "1 worker (from the command line): {:?}",
+        server.worker_pids()
+    );
 }

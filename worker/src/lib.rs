@@ -5,10 +5,25 @@
 //! in the child with the listeners, the settings, the application and a [`Supervisor`]: the
 //! arbiter's side of the contract (heartbeat and log reopening).
 //!
-//! The signatures below are the contract between the worker and the arbiter; the bodies are
-//! filled by the worker issue.
+//! The signatures below are the contract between the worker and the arbiter.
+//!
+//! A custom application implements [`App`]; see `worker/examples/custom_app.rs`.
 
 use std::sync::Arc;
+
+mod access_log;
+mod app;
+pub mod apps;
+mod conn;
+mod date;
+mod pool;
+mod proto;
+mod response;
+mod server;
+
+pub use app::{
+    reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
+};
 
 pub use ferrocorn_config::Settings;
 
@@ -73,16 +88,20 @@ impl WorkerExit {
     }
 }
 
-/// An application served by the worker. Filled by the worker issue.
-pub trait App: Send + Sync + 'static {}
-
 /// Loads a built-in application from the binary's `APP` argument (`hello`, `echo`,
 /// `static:DIR`). Fails with a message naming the argument when it is unknown or, for
 /// `static:DIR`, when DIR does not exist.
 pub fn load_app(spec: &str) -> Result<Arc<dyn App>, String> {
-    Err(format!(
-        "unknown application {spec:?}: the worker issue has not landed"
-    ))
+    match spec {
+        "hello" => Ok(Arc::new(apps::Hello)),
+        "echo" => Ok(Arc::new(apps::Echo)),
+        _ => match spec.strip_prefix("static:") {
+            Some(dir) => Ok(Arc::new(apps::StaticFiles::new(std::path::Path::new(dir))?)),
+            None => Err(format!(
+                "unknown application {spec:?}: expected hello, echo or static:DIR"
+            )),
+        },
+    }
 }
 
 /// Runs one worker until it is told to stop, reaches `max_requests` or loses its parent.
@@ -95,6 +114,21 @@ pub fn run(
     app: Arc<dyn App>,
     supervisor: &dyn Supervisor,
 ) -> WorkerExit {
-    let _ = (settings, listeners, app, supervisor);
-    WorkerExit::Failed("the worker event loop has not landed".to_string())
+    server::serve(settings, listeners, app, supervisor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_app_knows_the_builtins() {
+        assert!(load_app("hello").is_ok());
+        assert!(load_app("echo").is_ok());
+        assert!(load_app("static:.").is_ok());
+        let err = load_app("static:/nonexistent/ferrocorn-dir").err().unwrap();
+        assert!(err.contains("/nonexistent/ferrocorn-dir"), "{err}");
+        let err = load_app("nope").err().unwrap();
+        assert!(err.contains("\"nope\""), "{err}");
+    }
 }

@@ -31,6 +31,8 @@ each, and writes docs/BENCHMARKS.md. Needs python3 with venv and pip (gunicorn g
 options:
   --duration SECS     measured seconds per run, 1 to 10 (default 5)
   --warmup SECS       unmeasured seconds before each run, 0 to 5 (default 1)
+  --rounds N          run everything N times, 1 to 5, and keep each median (default 1);
+                      on a shared machine 3 steadies the ratios
   --servers LIST      comma-separated, of: ferrocorn, nginx, gunicorn-gthread, gunicorn-sync
   --scenarios LIST    comma-separated, of: hello-ka-1, hello-ka-64, hello-close-16,
                       hello-pipe-16, static-1m-8, echo-post-4k-64
@@ -56,6 +58,9 @@ pub struct Options {
     pub scenarios: Vec<Scenario>,
     pub generator: Generator,
     pub parser: bool,
+    /// How many times every scenario runs against every server; the report keeps the run
+    /// with the median requests/s.
+    pub rounds: usize,
     /// `None` for `--output -`.
     pub output: Option<PathBuf>,
     pub help: bool,
@@ -70,6 +75,7 @@ impl Default for Options {
             scenarios: SCENARIOS.to_vec(),
             generator: Generator::Auto,
             parser: true,
+            rounds: 1,
             output: Some(PathBuf::from("docs/BENCHMARKS.md")),
             help: false,
         }
@@ -108,6 +114,12 @@ impl Options {
             match flag.as_str() {
                 "--duration" => options.duration = seconds(flag, value()?, 1, 10)?,
                 "--warmup" => options.warmup = seconds(flag, value()?, 0, 5)?,
+                "--rounds" => {
+                    options.rounds = match value()?.parse() {
+                        Ok(n @ 1..=5) => n,
+                        _ => bail!("--rounds: expected a count from 1 to 5"),
+                    }
+                }
                 "--servers" => options.servers = list(flag, value()?, ServerKind::by_name)?,
                 "--scenarios" => options.scenarios = list(flag, value()?, Scenario::by_name)?,
                 "--generator" => {
@@ -159,6 +171,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
         ..Report::default()
     };
     servers::write_fixtures(&dir)?;
+    report.setup_commands = servers::setup_commands();
 
     let wrk_version = wrk::version();
     let driver = match (options.generator, &wrk_version) {
@@ -210,47 +223,54 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
     }
 
     let ticks = procfs::clock_ticks_per_second();
-    for scenario in &options.scenarios {
-        for server in &installed {
-            let Some(instance) = instances
-                .iter()
-                .find(|i| i.kind == server.kind && i.apps.contains(&scenario.app))
-            else {
-                if !server.kind.serves(scenario.app) {
-                    eprintln!(
-                        "xtask: {} has no {} app: {} not run",
-                        server.kind.name(),
-                        scenario.app.name(),
-                        scenario.name
-                    );
-                }
-                continue;
-            };
-            match measure(&driver, scenario, instance, &options, &dir, ticks) {
-                Ok((row, command)) => {
-                    eprintln!(
-                        "xtask: {:<16} {:<16} {:>10.0} req/s  {:>10} req/CPU-s  p99 {}",
-                        scenario.name,
-                        server.kind.name(),
-                        row.figures.requests_per_second(),
-                        row.requests_per_cpu_second()
-                            .map_or("-".to_string(), |r| format!("{r:.0}")),
-                        report::p99(&row.figures)
-                    );
-                    report.load_commands.push(command);
-                    report.rows.push(row);
-                }
-                Err(err) => note(
-                    &mut report,
-                    &format!(
-                        "{} under {} failed: {err:#}",
-                        server.kind.name(),
-                        scenario.name
+    let mut measured: Vec<Row> = Vec::new();
+    for round in 1..=options.rounds {
+        for scenario in &options.scenarios {
+            for server in &installed {
+                let Some(instance) = instances
+                    .iter()
+                    .find(|i| i.kind == server.kind && i.apps.contains(&scenario.app))
+                else {
+                    if round == 1 && !server.kind.serves(scenario.app) {
+                        eprintln!(
+                            "xtask: {} has no {} app: {} not run",
+                            server.kind.name(),
+                            scenario.app.name(),
+                            scenario.name
+                        );
+                    }
+                    continue;
+                };
+                match measure(&driver, scenario, instance, &options, &dir, ticks) {
+                    Ok((row, command)) => {
+                        eprintln!(
+                            "xtask: round {round} {:<16} {:<16} {:>10.0} req/s  {:>10} req/CPU-s  p99 {}",
+                            scenario.name,
+                            server.kind.name(),
+                            row.figures.requests_per_second(),
+                            row.requests_per_cpu_second()
+                                .map_or("-".to_string(), |r| format!("{r:.0}")),
+                            report::p99(&row.figures)
+                        );
+                        if !report.load_commands.contains(&command) {
+                            report.load_commands.push(command);
+                        }
+                        measured.push(row);
+                    }
+                    Err(err) => note(
+                        &mut report,
+                        &format!(
+                            "{} under {} failed in round {round}: {err:#}",
+                            server.kind.name(),
+                            scenario.name
+                        ),
                     ),
-                ),
+                }
             }
         }
     }
+    report.rounds = options.rounds;
+    report.rows = report::median_rows(measured);
 
     for instance in &instances {
         let apps: Vec<&str> = instance.apps.iter().map(|a| a.name()).collect();
@@ -266,6 +286,9 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
             }
         }
     }
+    report.nginx_conf = fs::read_to_string(dir.abs("nginx").join("nginx.conf"))
+        .ok()
+        .filter(|_| instances.iter().any(|i| i.kind == ServerKind::Nginx));
     // Stops every server (TERM, then KILL by pid) before the parser bench uses the CPU.
     drop(instances);
 
@@ -413,6 +436,7 @@ fn measure(
             figures,
             server_cpu,
             peak_kib,
+            round_rates: Vec::new(),
         },
         command,
     ))
@@ -466,12 +490,13 @@ mod tests {
     #[test]
     fn flags_select_servers_scenarios_and_generator() {
         let options = Options::parse(&args(
-            "--duration 2 --warmup 0 --servers nginx,ferrocorn --scenarios hello-ka-1 \
+            "--duration 2 --warmup 0 --rounds 3 --servers nginx,ferrocorn --scenarios hello-ka-1 \
              --generator builtin --no-parser --output -",
         ))
         .unwrap();
         assert_eq!(options.duration, Duration::from_secs(2));
         assert_eq!(options.warmup, Duration::ZERO);
+        assert_eq!(options.rounds, 3);
         assert_eq!(
             options.servers,
             vec![ServerKind::Nginx, ServerKind::Ferrocorn]
@@ -491,6 +516,8 @@ mod tests {
             "--duration x",
             "--warmup 6",
             "--duration",
+            "--rounds 0",
+            "--rounds 6",
         ] {
             assert!(Options::parse(&args(bad)).is_err(), "{bad}");
         }

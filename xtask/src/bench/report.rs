@@ -8,7 +8,7 @@ use super::parser_bench::ParserResult;
 use super::procfs::{Machine, Memory};
 #[cfg(test)]
 use super::scenario::Latency;
-use super::scenario::{LoadFigures, Scenario};
+use super::scenario::{LoadFigures, Scenario, SCENARIOS};
 use super::servers::ServerKind;
 
 /// One measured run: a server under one scenario.
@@ -21,6 +21,45 @@ pub struct Row {
     pub server_cpu: Duration,
     /// Peak RSS (VmHWM) of each process after the run, root first, KiB.
     pub peak_kib: Vec<u64>,
+    /// Requests/s of every round of this server and scenario, in order; filled by
+    /// [`median_rows`].
+    pub round_rates: Vec<f64>,
+}
+
+/// One row per (scenario, server), in first-seen order: the round with the median
+/// requests/s (the lower middle one for an even count), so that all the figures of a row
+/// come from one real run.
+pub fn median_rows(rows: Vec<Row>) -> Vec<Row> {
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    for row in rows {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].server == row.server && g[0].scenario.name == row.scenario.name)
+        {
+            Some(group) => group.push(row),
+            None => groups.push(vec![row]),
+        }
+    }
+    let mut out: Vec<Row> = groups
+        .into_iter()
+        .map(|mut group| {
+            let rates: Vec<f64> = group
+                .iter()
+                .map(|r| r.figures.requests_per_second())
+                .collect();
+            group.sort_by(|a, b| {
+                a.figures
+                    .requests_per_second()
+                    .total_cmp(&b.figures.requests_per_second())
+            });
+            let mut median = group.swap_remove((group.len() - 1) / 2);
+            median.round_rates = rates;
+            median
+        })
+        .collect();
+    // Scenario order first, then the servers in the order they ran (the sort is stable).
+    out.sort_by_key(|r| SCENARIOS.iter().position(|s| s.name == r.scenario.name));
+    out
 }
 
 impl Row {
@@ -69,16 +108,21 @@ pub struct Report {
     pub generator: String,
     pub duration: Duration,
     pub warmup: Duration,
+    pub rounds: usize,
     pub rows: Vec<Row>,
     pub memory: Vec<ProcessMemory>,
     pub parser: Option<ParserResult>,
     pub parser_note: Option<String>,
+    /// Builds and installs, in the order run.
+    pub setup_commands: Vec<String>,
     pub server_commands: Vec<String>,
     pub load_commands: Vec<String>,
     /// What was skipped or failed, and how to fix it.
     pub notes: Vec<String>,
     /// The invocation of this run, as typed.
     pub invocation: String,
+    /// The nginx configuration the run generated, if nginx ran.
+    pub nginx_conf: Option<String>,
 }
 
 /// Per-process memory limit for ferrocorn's workers after the runs.
@@ -288,8 +332,8 @@ impl Report {
     /// The results table in Markdown, which reads as plain text in a terminal too.
     pub fn results_table(&self) -> String {
         let mut out = String::from(
-            "| scenario | server | req/s | MiB/s | req per server CPU-s | p50 | p99 | server CPU s | client CPU s | errors | peak RSS MiB (master; workers) |\n\
-             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
+            "| scenario | server | req/s | req/s by round | MiB/s | req per server CPU-s | p50 | p99 | server CPU s | client CPU s | errors | peak RSS MiB (master; workers) |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
         );
         for row in &self.rows {
             let f = &row.figures;
@@ -307,10 +351,15 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.1} | {} | {} | {} | {:.2} | {:.2} | {} | {} |",
+                "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.2} | {:.2} | {} | {} |",
                 row.scenario.name,
                 row.server.name(),
                 count(f.requests_per_second()),
+                row.round_rates
+                    .iter()
+                    .map(|r| count(*r))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
                 f.mib_per_second(),
                 row.requests_per_cpu_second().map_or("-".to_string(), count),
                 f.latency.map_or("-".to_string(), |l| latency(l.p50)),
@@ -409,7 +458,9 @@ impl Report {
              It builds ferrocorn in release mode, installs gunicorn into `.bench/venv` (python3 -m venv + pip), \
              and uses nginx and wrk where installed (`apt-get install -y nginx wrk`); without wrk it uses its own \
              load generator, without nginx it skips nginx. Every server runs on 127.0.0.1 with {workers} workers; \
-             each run lasts {dur} s after a {warm} s warm-up that is not measured. A benchmark, not a test: CI does not run it.\n\n\
+             each run lasts {dur} s after a {warm} s warm-up that is not measured. Every scenario runs against \
+             every server in turn, {rounds} round(s); each row is the round with the median requests/s. \
+             A benchmark, not a test: CI does not run it.\n\n\
              Server CPU is utime + stime (+ that of reaped children) of the server's whole process tree from \
              `/proc/<pid>/stat`, read before and after each run; client CPU is the load generator's own. \
              Peak RSS is each process's `VmHWM`.\n\n\
@@ -424,6 +475,7 @@ impl Report {
             workers = super::servers::WORKERS,
             dur = self.duration.as_secs(),
             warm = self.warmup.as_secs(),
+            rounds = self.rounds,
             cpu = m.cpu_model,
             nproc = m.nproc,
             memory = m.memory,
@@ -452,6 +504,12 @@ impl Report {
                 );
             }
         }
+        out.push_str(
+            "\ngunicorn's `sync` worker does not keep connections alive (it answers `Connection: close`), \
+             so its keep-alive rows measure a new connection per request and its pipelined row one answer per \
+             connection. nginx has no echo without a module, so it has no echo row. For pipelining, wrk records \
+             one latency per batch of 16, from its write to its last response; so does the built-in generator.\n",
+        );
         let _ = write!(
             out,
             "\n## Targets\n\nRatios of runs made side by side in this run, 2 workers each.\n\n{}\n\
@@ -469,10 +527,21 @@ impl Report {
         }
         let _ = write!(
             out,
-            "## Commands\n\nRun from the project root. Servers:\n\n```sh\n{}\n```\n\nLoad:\n\n```sh\n{}\n```\n\n",
+            "## Commands\n\nRun from the project root. Setup:\n\n```sh\n{}\n```\n\nServers:\n\n```sh\n{}\n```\n\n\
+             Load:\n\n```sh\n{}\n```\n\n",
+            self.setup_commands.join("\n"),
             self.server_commands.join("\n"),
             self.load_commands.join("\n")
         );
+        if let Some(conf) = &self.nginx_conf {
+            let _ = write!(
+                out,
+                "The nginx configuration, `.bench/nginx/nginx.conf`:\n\n<details><summary>nginx.conf</summary>\n\n\
+                 ```nginx\n{}```\n\n</details>\n\n\
+                 gunicorn serves `.bench/wsgi/bench_app.py`, written from `WSGI_APP` in `xtask/src/bench/servers.rs`.\n\n",
+                conf
+            );
+        }
         out.push_str(limits);
         out
     }
@@ -519,6 +588,7 @@ mod tests {
             },
             server_cpu: Duration::from_millis(cpu_ms),
             peak_kib: vec![4096, 2048, 3072],
+            round_rates: Vec::new(),
         }
     }
 
@@ -589,6 +659,25 @@ mod tests {
         assert!(report
             .markdown(&kept_limits_section(old))
             .ends_with("- the Date header: 12%\n"));
+    }
+
+    #[test]
+    fn median_round_is_kept_in_scenario_order() {
+        let rows = vec![
+            row(ServerKind::Nginx, "hello-ka-64", 300, 1000, 500),
+            row(ServerKind::Nginx, "hello-ka-1", 50, 1000, 500),
+            row(ServerKind::Nginx, "hello-ka-64", 100, 1000, 500),
+            row(ServerKind::Nginx, "hello-ka-64", 200, 1000, 900),
+        ];
+        let medians = median_rows(rows);
+        assert_eq!(medians.len(), 2);
+        assert_eq!(medians[0].scenario.name, "hello-ka-1");
+        assert_eq!(medians[1].figures.requests, 200);
+        assert_eq!(
+            medians[1].figures.latency.unwrap().p99,
+            Duration::from_micros(900)
+        );
+        assert_eq!(medians[1].round_rates, vec![300.0, 100.0, 200.0]);
     }
 
     #[test]

@@ -243,6 +243,15 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The commands that build or install the servers, for the report.
+pub fn setup_commands() -> Vec<String> {
+    vec![
+        "cargo build --release -p ferrocorn".to_string(),
+        format!("python3 -m venv .bench/venv && .bench/venv/bin/pip install {GUNICORN_PIN}"),
+        "apt-get install -y nginx wrk   # where missing, as root".to_string(),
+    ]
+}
+
 /// Builds ferrocorn in release mode.
 pub fn install_ferrocorn(dir: &BenchDir, cargo: Command) -> Result<Installed> {
     let mut build = cargo;

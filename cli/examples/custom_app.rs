@@ -1,0 +1,83 @@
+//! A custom Rust application served by the full server (arbiter, forked workers, signals):
+//! `cargo run -p ferrocorn --example custom_app -- [ADDR] [WORKERS]` serves it on ADDR
+//! (default 127.0.0.1:8080) with WORKERS worker processes (default 2). TERM stops it.
+//!
+//! The application answers `GET /` with a greeting naming the worker's pid, `POST /sum` with
+//! the sum of the whitespace-separated integers in the body, and `GET /stream` with a
+//! streamed (chunked) body.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use ferrocorn_config::{parse_bind, Settings};
+use ferrocorn_worker::{App, Body, Request, Response};
+
+/// The example application.
+#[derive(Debug, Default)]
+struct Calculator;
+
+impl App for Calculator {
+    fn call(&self, request: &mut Request, response: &mut Response) {
+        match (request.method(), request.path()) {
+            ("GET", "/") => {
+                response.header("Content-Type", "text/plain");
+                response.body =
+                    Body::Bytes(format!("hello from worker {}\n", std::process::id()).into_bytes());
+            }
+            ("POST", "/sum") => {
+                let mut text = String::new();
+                if request.body().read_to_string(&mut text).is_err() {
+                    response.plain(400, "the body is not utf-8\n");
+                    return;
+                }
+                let sum: Result<i64, _> = text.split_whitespace().map(str::parse::<i64>).sum();
+                match sum {
+                    Ok(sum) => response.plain(200, format!("{sum}\n")),
+                    Err(e) => response.plain(400, format!("not an integer: {e}\n")),
+                }
+            }
+            ("GET", "/stream") => {
+                let lines: Vec<u8> = (1..=5)
+                    .flat_map(|i| format!("line {i}\n").into_bytes())
+                    .collect();
+                response.header("Content-Type", "text/plain");
+                response.body = Body::Stream {
+                    reader: Box::new(std::io::Cursor::new(lines)),
+                    len: None,
+                };
+            }
+            _ => response.plain(404, "not found\n"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_ansi(false)
+        .init();
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let workers = args.next().and_then(|w| w.parse().ok()).unwrap_or(2);
+    let bind = match parse_bind(&addr) {
+        Ok(bind) => bind,
+        Err(e) => {
+            eprintln!("custom_app: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = Settings {
+        bind: vec![bind],
+        workers,
+        ..Settings::default()
+    };
+    match ferrocorn_arbiter::serve(settings, Arc::new(Calculator)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("custom_app: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Black-box tests of zero-downtime operations under continuous load: HUP starts a new
+//! generation of workers and retires the old one; USR2 then TERM to the old arbiter
+//! upgrades the binary. No request may fail.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ferrocorn_tests::{
+    is_running, listening_lines, wait_until, worker_pids_of, Load, Server, Signal, TempDir,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn read_pid(path: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn hup_replaces_every_worker_without_a_failed_request() {
+    let server = Server::start(["--workers", "2", "hello"]);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let before: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+    let load = Load::start(server.addr, "/", 3);
+    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
+
+    server.signal(Signal::SIGHUP);
+    let renewed = wait_until(WAIT, || {
+        let now: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+        now.len() == 2 && now.is_disjoint(&before)
+    });
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the load goes on after the reload"
+    );
+    let report = load.stop();
+    assert!(
+        renewed,
+        "a new generation replaced {before:?}: {:?}\n{}",
+        server.worker_pids(),
+        server.stderr()
+    );
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        report.failures
+    );
+}
+
+#[test]
+fn hup_with_a_changed_config_file_changes_the_worker_count_without_a_failed_request() {
+    let dir = TempDir::new("hup-config");
+    let config = dir.join("ferrocorn.toml");
+    std::fs::write(&config, "workers = 2\n").unwrap();
+    let config_arg = config.display().to_string();
+    let server = Server::start(["--config", &config_arg, "hello"]);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let load = Load::start(server.addr, "/", 3);
+    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
+
+    std::fs::write(&config, "workers = 3\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    let grown = server.wait_for_workers(3, WAIT)
+        && server.wait_for_log("Reloaded: starting generation 2 with 3 worker(s)", WAIT);
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the load goes on after the reload"
+    );
+
+    // A config file that no longer validates keeps the running configuration.
+    std::fs::write(&config, "workers = \"many\"\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    let refused = server.wait_for_log("reload failed, keeping the running configuration", WAIT);
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the load goes on after the failed reload"
+    );
+    let report = load.stop();
+    assert!(
+        grown,
+        "3 workers after HUP: {:?}\n{}",
+        server.worker_pids(),
+        server.stderr()
+    );
+    assert!(refused, "{}", server.stderr());
+    assert_eq!(server.worker_pids().len(), 3);
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        report.failures
+    );
+}
+
+#[test]
+fn usr2_then_term_to_the_old_arbiter_upgrades_without_a_failed_request() {
+    let dir = TempDir::new("usr2");
+    let pidfile = dir.join("ferrocorn.pid");
+    let pidfile_arg = pidfile.display().to_string();
+    let mut server = Server::start(["--workers", "2", "--pid", &pidfile_arg, "hello"]);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    assert_eq!(
+        read_pid(&pidfile),
+        Some(server.pid),
+        "the pidfile names the arbiter"
+    );
+    let load = Load::start(server.addr, "/", 3);
+    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
+
+    server.signal(Signal::SIGUSR2);
+    let new_arbiter = wait_until(WAIT, || {
+        listening_lines(&server.stderr())
+            .iter()
+            .any(|(_, pid)| *pid != server.pid)
+    });
+    assert!(
+        new_arbiter,
+        "a new arbiter reports its listeners:\n{}",
+        server.stderr()
+    );
+    let (address, new_pid) = listening_lines(&server.stderr())
+        .into_iter()
+        .find(|(_, pid)| *pid != server.pid)
+        .unwrap();
+    assert_eq!(
+        address,
+        format!("http://{}", server.addr),
+        "same socket, inherited"
+    );
+    assert!(
+        wait_until(WAIT, || worker_pids_of(new_pid).len() == 2),
+        "the new arbiter runs its workers:\n{}",
+        server.stderr()
+    );
+    let upgrade_pidfile = dir.join("ferrocorn.pid.2");
+    assert_eq!(
+        read_pid(&upgrade_pidfile),
+        Some(new_pid),
+        "the new arbiter writes <pidfile>.2"
+    );
+
+    server.signal(Signal::SIGTERM);
+    let old_status = server
+        .wait_exit(WAIT)
+        .expect("the old arbiter exits on TERM");
+    assert!(old_status.success(), "{old_status:?}");
+    assert!(
+        wait_until(WAIT, || read_pid(&pidfile) == Some(new_pid)),
+        "the new arbiter takes over the pidfile: {:?}\n{}",
+        read_pid(&pidfile),
+        server.stderr()
+    );
+    assert!(
+        !upgrade_pidfile.exists(),
+        "<pidfile>.2 is gone after the takeover"
+    );
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the new arbiter serves the load"
+    );
+    let report = load.stop();
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}\n{}",
+        report.failures,
+        server.stderr()
+    );
+    assert!(is_running(new_pid));
+    assert_eq!(
+        server.get("/").expect("served by the new arbiter").status,
+        200
+    );
+}
+
+#[test]
+fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
+    let dir = TempDir::new("hup-rollback");
+    let config = dir.join("ferrocorn.toml");
+    std::fs::write(&config, "workers = 2\n").unwrap();
+    let config_arg = config.display().to_string();
+    let server = Server::start(["--config", &config_arg, "hello"]);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let before: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+    let load = Load::start(server.addr, "/", 2);
+    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
+
+    // Valid configuration, but the new workers cannot open their access log.
+    let missing = dir.join("no-such-dir/access.log");
+    std::fs::write(
+        &config,
+        format!(
+            "workers = 2\naccesslog = {:?}\n",
+            missing.display().to_string()
+        ),
+    )
+    .unwrap();
+    server.signal(Signal::SIGHUP);
+    let rolled_back = server.wait_for_log("fail to boot", WAIT);
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the old workers go on serving"
+    );
+    let report = load.stop();
+    assert!(rolled_back, "{}", server.stderr());
+    assert!(is_running(server.pid), "the arbiter stays up");
+    let after: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+    assert_eq!(
+        after,
+        before,
+        "the old generation still serves:\n{}",
+        server.stderr()
+    );
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        report.failures
+    );
+}
+
+#[test]
+fn usr2_keeps_a_unix_socket_file_for_the_new_arbiter_which_removes_it_on_exit() {
+    let dir = TempDir::new("usr2-unix");
+    let path = dir.join("app.sock");
+    let bind = format!("unix:{}", path.display());
+    let request = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    let mut server = Server::builder()
+        .no_default_bind()
+        .args(["--bind", &bind, "hello"])
+        .start();
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    server.signal(Signal::SIGUSR2);
+    assert!(
+        wait_until(WAIT, || listening_lines(&server.stderr())
+            .iter()
+            .any(|(_, pid)| *pid != server.pid)),
+        "{}",
+        server.stderr()
+    );
+    let new_pid = server
+        .arbiter_pids()
+        .into_iter()
+        .find(|&pid| pid != server.pid)
+        .unwrap();
+    assert!(wait_until(WAIT, || worker_pids_of(new_pid).len() == 1));
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(WAIT).is_some());
+    assert!(
+        path.exists(),
+        "the old arbiter leaves the socket file to the new one"
+    );
+    let response = ferrocorn_tests::unix_request(&path, request).expect("the new arbiter serves");
+    assert_eq!(response.status, 200);
+    ferrocorn_tests::send_signal(new_pid, Signal::SIGTERM);
+    assert!(
+        wait_until(WAIT, || !is_running(new_pid)),
+        "the new arbiter stops on TERM"
+    );
+    assert!(!path.exists(), "and removes the socket file it took over");
+}

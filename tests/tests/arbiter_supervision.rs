@@ -1,0 +1,225 @@
+//! Black-box tests of supervision: workers start, a killed worker is replaced, TTIN/TTOU
+//! resize, a silent worker times out, `max_requests` recycles, TERM drains. Processes are
+//! counted by pid through `/proc`; every wait is bounded.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::Duration;
+
+use ferrocorn_tests::{send_signal, wait_until, Load, Server, Signal, TempDir};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Pids from the arbiter's `Booting worker with pid: N` lines, in spawn order.
+fn booted_pids(server: &Server) -> Vec<i32> {
+    server
+        .stderr()
+        .lines()
+        .filter_map(|line| line.split("Booting worker with pid: ").nth(1))
+        .filter_map(|pid| pid.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn workers_start_and_a_killed_worker_is_replaced() {
+    let server = Server::start(["--workers", "3", "hello"]);
+    assert!(
+        server.wait_for_workers(3, WAIT),
+        "3 workers: {:?}\n{}",
+        server.worker_pids(),
+        server.stderr()
+    );
+    assert_eq!(server.get("/").expect("a worker answers").status, 200);
+
+    let victim = server.worker_pids()[0];
+    send_signal(victim, Signal::SIGKILL);
+    let replaced = wait_until(WAIT, || {
+        let pids = server.worker_pids();
+        pids.len() == 3 && !pids.contains(&victim)
+    });
+    assert!(replaced, "{:?}\n{}", server.worker_pids(), server.stderr());
+    assert!(
+        server.wait_for_log(&format!("Worker (pid:{victim}) was sent SIGKILL"), WAIT),
+        "the log says a SIGKILL it did not send ended the worker:\n{}",
+        server.stderr()
+    );
+    assert_eq!(server.get("/").expect("still serving").status, 200);
+}
+
+#[test]
+fn ttin_and_ttou_change_the_worker_count_oldest_first_never_below_one() {
+    let server = Server::start(["--workers", "2", "hello"]);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+
+    server.signal(Signal::SIGTTIN);
+    assert!(
+        server.wait_for_workers(3, WAIT),
+        "TTIN adds one:\n{}",
+        server.stderr()
+    );
+    let order = booted_pids(&server);
+    assert_eq!(order.len(), 3, "{}", server.stderr());
+
+    server.signal(Signal::SIGTTOU);
+    let oldest_gone = wait_until(WAIT, || {
+        let pids = server.worker_pids();
+        pids.len() == 2 && !pids.contains(&order[0])
+    });
+    assert!(
+        oldest_gone,
+        "TTOU retires the oldest: {:?} of {order:?}",
+        server.worker_pids()
+    );
+
+    server.signal(Signal::SIGTTOU);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    assert_eq!(server.worker_pids(), vec![order[2]], "the newest stays");
+
+    server.signal(Signal::SIGTTOU);
+    assert!(
+        server.wait_for_log("TTOU ignored", WAIT),
+        "the arbiter refuses to go below one worker:\n{}",
+        server.stderr()
+    );
+    assert_eq!(server.worker_pids().len(), 1);
+    assert_eq!(server.get("/").expect("still serving").status, 200);
+}
+
+#[test]
+fn a_request_slower_than_timeout_gets_its_worker_killed_and_replaced() {
+    // SIGABRT may dump core: let it land in a directory that is removed afterwards.
+    let dir = TempDir::new("timeout");
+    let server = Server::builder()
+        .cwd(dir.path())
+        .args(["--workers", "2", "--timeout", "1", "echo"])
+        .start();
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let before: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+
+    let addr = server.addr;
+    let slow = std::thread::spawn(move || ferrocorn_tests::get(addr, "/delay/20000"));
+    assert!(
+        server.wait_for_log("WORKER TIMEOUT (pid:", WAIT),
+        "the silent worker is reported:\n{}",
+        server.stderr()
+    );
+    // The other worker keeps serving meanwhile.
+    assert_eq!(
+        server.get("/").expect("the other worker answers").status,
+        200
+    );
+
+    let replaced = wait_until(WAIT, || {
+        let now: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+        now.len() == 2 && now.difference(&before).count() == 1
+    });
+    assert!(
+        replaced,
+        "{:?} vs {before:?}\n{}",
+        server.worker_pids(),
+        server.stderr()
+    );
+    assert!(
+        server.wait_for_log("after its timeout", WAIT),
+        "the log says why the worker ended:\n{}",
+        server.stderr()
+    );
+    let slow = slow.join().unwrap();
+    assert!(
+        slow.map(|r| r.status >= 500).unwrap_or(true),
+        "the timed-out request did not get a normal answer"
+    );
+    assert_eq!(server.get("/").expect("still serving").status, 200);
+}
+
+#[test]
+fn max_requests_recycles_workers_without_a_failed_request() {
+    let server = Server::start(["--workers", "2", "--max-requests", "10", "hello"]);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let load = Load::start(server.addr, "/", 3);
+    let recycled = server.wait_for_log_count("Worker exiting (pid:", 3, WAIT);
+    let report = load.stop();
+    assert!(
+        recycled,
+        "workers recycle after 10 requests:\n{}",
+        server.stderr()
+    );
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        report.failures
+    );
+    assert!(report.ok >= 20, "{report:?}");
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    assert!(booted_pids(&server).len() >= 4, "replacements were booted");
+}
+
+#[test]
+fn term_lets_an_in_flight_slow_request_finish() {
+    let mut server = Server::start(["--workers", "1", "--graceful-timeout", "20", "echo"]);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    let worker = server.worker_pids()[0];
+
+    let mut stream = ferrocorn_tests::connect(server.addr).unwrap();
+    let client = stream.local_addr().unwrap();
+    stream
+        .write_all(b"GET /delay/1500 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let slow = std::thread::spawn(move || {
+        ferrocorn_tests::read_response(&mut std::io::BufReader::new(stream), false)
+    });
+    assert!(
+        wait_until(WAIT, || ferrocorn_tests::has_accepted(
+            worker,
+            client,
+            server.addr
+        )),
+        "the worker accepted the slow request: {client} -> {}\n{}\nworker fds: {:?}\nworkers now {:?}\n{}",
+        server.addr,
+        std::fs::read_to_string("/proc/net/tcp").unwrap_or_default(),
+        std::fs::read_dir(format!("/proc/{worker}/fd"))
+            .map(|d| d.flatten().filter_map(|e| std::fs::read_link(e.path()).ok()).collect::<Vec<_>>())
+            .unwrap_or_default(),
+        server.worker_pids(),
+        server.stderr()
+    );
+    server.signal(Signal::SIGTERM);
+    let response = slow
+        .join()
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(response.status, 200);
+    let status = server
+        .wait_exit(WAIT)
+        .expect("the arbiter exits after TERM");
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
+    assert!(
+        server.wait_for_log("Shutting down: Master", WAIT),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn repeated_crashes_back_off_and_the_workers_come_back() {
+    let server = Server::start(["--workers", "1", "hello"]);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    for _ in 0..3 {
+        let victim = server.worker_pids()[0];
+        send_signal(victim, Signal::SIGKILL);
+        let replaced = wait_until(WAIT, || {
+            let pids = server.worker_pids();
+            pids.len() == 1 && pids[0] != victim
+        });
+        assert!(replaced, "{}", server.stderr());
+    }
+    assert!(
+        server.wait_for_log("3 worker crashes in a row: waiting", WAIT),
+        "the arbiter backs off:\n{}",
+        server.stderr()
+    );
+    assert_eq!(
+        server.get("/").expect("serving after the crashes").status,
+        200
+    );
+}

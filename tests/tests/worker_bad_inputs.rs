@@ -1,0 +1,150 @@
+//! Black-box: the bad-input corpus (`../shared/corpus/bad_inputs.json`) sent over TCP. Each
+//! case gets exactly one response with a status from `expect_any` and `Connection: close`,
+//! then the connection is closed: nothing smuggled after the bad request is served.
+
+use std::io::{BufReader, Read, Write};
+
+use ferrocorn_tests::{connect, corpus_dir, read_response, Server};
+
+/// Decodes a Python bytes-literal escape string (`codecs.escape_decode`): `\\`, `\'`, `\"`,
+/// `\a \b \f \n \r \t \v`, `\xNN`, octal `\NNN`; other backslashes stay as they are.
+fn python_unescape(raw: &str) -> Vec<u8> {
+    let b: Vec<u8> = raw.chars().map(|c| c as u32 as u8).collect();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 == b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let c = b[i + 1];
+        i += 2;
+        match c {
+            b'\\' => out.push(b'\\'),
+            b'\'' => out.push(b'\''),
+            b'"' => out.push(b'"'),
+            b'a' => out.push(7),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'\n' => {}
+            b'x' => {
+                let hex = std::str::from_utf8(&b[i..(i + 2).min(b.len())]).unwrap_or("");
+                out.push(u8::from_str_radix(hex, 16).expect("valid \\x escape in corpus"));
+                i += 2;
+            }
+            b'0'..=b'7' => {
+                let mut v = u32::from(c - b'0');
+                let mut n = 1;
+                while n < 3 && i < b.len() && (b'0'..=b'7').contains(&b[i]) {
+                    v = v * 8 + u32::from(b[i] - b'0');
+                    i += 1;
+                    n += 1;
+                }
+                out.push(v as u8);
+            }
+            other => {
+                out.push(b'\\');
+                out.push(other);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn python_unescape_handles_the_corpus_escapes() {
+    assert_eq!(
+        python_unescape(r"a\r\n\x00\xff\\\t\101"),
+        b"a\r\n\x00\xff\\\tA"
+    );
+}
+
+#[test]
+fn bad_input_corpus_each_gets_one_closing_answer() {
+    let Some(dir) = corpus_dir() else {
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("bad_inputs.json")).expect("read corpus");
+    let corpus: serde_json::Value = serde_json::from_str(&text).expect("corpus is json");
+    let settings = &corpus["settings"];
+    let arg = |name: &str| {
+        settings[name]
+            .as_u64()
+            .expect("numeric setting")
+            .to_string()
+    };
+    let server = Server::start([
+        "--limit-request-line",
+        &arg("limit_request_line"),
+        "--limit-request-fields",
+        &arg("limit_request_fields"),
+        "--limit-request-field-size",
+        &arg("limit_request_field_size"),
+        "--limit-request-body",
+        &arg("limit_request_body"),
+        "echo",
+    ]);
+    let cases = corpus["cases"].as_array().expect("cases");
+    assert!(!cases.is_empty());
+    let mut failures = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap_or("?");
+        let raw = python_unescape(case["raw"].as_str().expect("raw"));
+        let expect: Vec<u64> = case["expect_any"]
+            .as_array()
+            .expect("expect_any")
+            .iter()
+            .filter_map(|v| v.as_u64())
+            .collect();
+        let mut stream = connect(server.addr).expect("connect");
+        // The server may answer and close before reading everything: a failed write of the
+        // rest is fine, the answer is what counts.
+        let _ = stream.write_all(&raw);
+        let mut reader = BufReader::new(stream);
+        let response = match read_response(&mut reader, false) {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{name}: no response: {e}"));
+                continue;
+            }
+        };
+        if !expect.contains(&u64::from(response.status)) {
+            failures.push(format!(
+                "{name}: status {} not in {expect:?} ({})",
+                response.status,
+                response.text().trim()
+            ));
+        }
+        if !response
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        {
+            failures.push(format!("{name}: no Connection: close"));
+        }
+        let mut rest = Vec::new();
+        match reader.read_to_end(&mut rest) {
+            Ok(_) if rest.is_empty() => {}
+            Ok(_) => failures.push(format!(
+                "{name}: bytes after the answer: {:?}",
+                String::from_utf8_lossy(&rest)
+            )),
+            // A reset after our unread input is also a close.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => failures.push(format!("{name}: connection not closed: {e}")),
+        }
+    }
+    // The worker kept serving through all of it.
+    assert_eq!(server.get("/after").expect("still serving").status, 200);
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

@@ -1,0 +1,112 @@
+//! Black-box: the custom application in `cli/examples/custom_app.rs`, served by the full
+//! server (arbiter and forked workers) through `ferrocorn_arbiter::serve`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ferrocorn_tests::{
+    descendants, is_running, listening_lines, request, send_signal, wait_until, workspace_root,
+    Signal,
+};
+
+/// Kills the example's arbiter and workers by pid when the test ends.
+struct Guard {
+    child: Child,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        let all = descendants(pid);
+        send_signal(pid, Signal::SIGINT);
+        let _ = wait_until(Duration::from_secs(5), || {
+            let _ = self.child.try_wait();
+            !is_running(pid) && all.iter().all(|&p| !is_running(p))
+        });
+        for &p in &all {
+            if is_running(p) {
+                send_signal(p, Signal::SIGKILL);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn custom_app_example_is_served_by_the_full_server() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "ferrocorn",
+            "--example",
+            "custom_app",
+        ])
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .status()
+        .expect("run cargo build");
+    assert!(built.success(), "the example builds");
+    let exe = std::env::current_exe().unwrap();
+    let mut dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap();
+    }
+    let example = dir.join("examples").join("custom_app");
+    let mut child = Command::new(&example)
+        .args(["127.0.0.1:0", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the example");
+    let stderr = child.stderr.take().unwrap();
+    let guard = Guard { child };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a Listening at: line");
+        if let Some((address, _)) = listening_lines(&line).into_iter().next() {
+            break address
+                .trim_start_matches("http://")
+                .parse()
+                .expect("an address");
+        }
+    };
+    let r = request(
+        addr,
+        b"POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\nConnection: close\r\n\r\n1 2 39\n",
+    )
+    .unwrap();
+    assert_eq!((r.status, r.text()), (200, "42\n".to_string()));
+    let r = request(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let worker: i32 = r.text().trim().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        descendants(guard.child.id() as i32).contains(&worker),
+        "answered by a forked worker of the example's arbiter"
+    );
+    let r = request(
+        addr,
+        b"GET /stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert!(r.text().ends_with("line 5\n"));
+}

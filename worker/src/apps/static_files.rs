@@ -1,0 +1,619 @@
+//! `static:DIR`: GET and HEAD of files under DIR with `ETag`/`Last-Modified` validators,
+//! conditional requests, single byte ranges, `index.html` or a listing for directories, and
+//! file bodies sent with `sendfile`. Nothing outside DIR is ever served.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::app::{App, Body, Request, Response};
+use crate::date::{http_date, parse_http_date};
+
+/// Serves the files under a directory.
+#[derive(Debug, Clone)]
+pub struct StaticFiles {
+    root: PathBuf,
+}
+
+impl StaticFiles {
+    /// Serves `dir`. Fails when `dir` does not exist or is not a directory; the message
+    /// names the directory.
+    pub fn new(dir: &Path) -> Result<StaticFiles, String> {
+        let root = fs::canonicalize(dir)
+            .map_err(|e| format!("static directory {:?} is not usable: {e}", dir.display()))?;
+        if !root.is_dir() {
+            return Err(format!(
+                "static directory {:?} is not a directory",
+                dir.display()
+            ));
+        }
+        Ok(StaticFiles { root })
+    }
+
+    /// Maps a request path to a path under the root, or `None` (answered 404) when the path
+    /// is malformed or would leave the root: `..` segments (also percent-encoded), encoded
+    /// `/` or `\`, NUL, and symlinks whose target lies outside.
+    pub fn resolve(&self, request_path: &str) -> Option<PathBuf> {
+        if !request_path.starts_with('/') {
+            return None;
+        }
+        let decoded = percent_decode(request_path)?;
+        let mut path = self.root.clone();
+        for segment in decoded.split(|&b| b == b'/') {
+            match segment {
+                b"" | b"." => continue,
+                b".." => return None,
+                s if s.contains(&0) || s.contains(&b'\\') => return None,
+                s => {
+                    use std::os::unix::ffi::OsStrExt;
+                    path.push(std::ffi::OsStr::from_bytes(s));
+                }
+            }
+        }
+        // Symlinks are followed, then the real path must still lie under the root.
+        let real = fs::canonicalize(&path).ok()?;
+        real.starts_with(&self.root).then_some(real)
+    }
+
+    fn serve(&self, req: &Request, res: &mut Response) -> io::Result<()> {
+        let Some(path) = self.resolve(req.path()) else {
+            res.plain(404, "not found\n");
+            return Ok(());
+        };
+        let meta = fs::metadata(&path)?;
+        if meta.is_dir() {
+            if !req.path().ends_with('/') {
+                let mut location = req.path().to_string();
+                location.push('/');
+                if !req.query().is_empty() {
+                    location.push('?');
+                    location.push_str(req.query());
+                }
+                res.status = 301;
+                res.header("Location", location);
+                res.plain(301, "moved permanently\n");
+                return Ok(());
+            }
+            let index = path.join("index.html");
+            if index.is_file() {
+                return self.send_file(req, res, &index);
+            }
+            return listing(req, res, &path);
+        }
+        if !meta.is_file() {
+            res.plain(404, "not found\n");
+            return Ok(());
+        }
+        self.send_file(req, res, &path)
+    }
+
+    fn send_file(&self, req: &Request, res: &mut Response, path: &Path) -> io::Result<()> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        let size = meta.len();
+        let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+        let etag = format!(
+            "\"{:x}-{:x}-{:x}\"",
+            meta.ino(),
+            size,
+            meta.mtime_nsec() as u64 ^ (mtime << 20)
+        );
+        let last_modified = http_date(mtime);
+        res.header("Last-Modified", last_modified);
+        res.header("ETag", etag.clone());
+        res.header("Accept-Ranges", "bytes");
+        match precondition(req, &etag, mtime) {
+            Precondition::Proceed => {}
+            Precondition::NotModified => {
+                res.status = 304;
+                return Ok(());
+            }
+            Precondition::Failed => {
+                res.status = 412;
+                return Ok(());
+            }
+        }
+        res.header("Content-Type", content_type(path));
+        let range = req
+            .header("range")
+            .filter(|_| if_range_allows(req, &etag, mtime))
+            .map(|r| parse_range(r, size));
+        match range {
+            None | Some(RangeOutcome::Ignore) => {
+                res.body = Body::File {
+                    file,
+                    offset: 0,
+                    len: size,
+                };
+            }
+            Some(RangeOutcome::Unsatisfiable) => {
+                // RFC 9110 §15.5.17: 416 carries `Content-Range: bytes */size`.
+                res.header("Content-Range", format!("bytes */{size}"));
+                res.status = 416;
+                res.body = Body::Empty;
+            }
+            Some(RangeOutcome::Range(start, end)) => {
+                res.status = 206;
+                res.header("Content-Range", format!("bytes {start}-{end}/{size}"));
+                res.body = Body::File {
+                    file,
+                    offset: start,
+                    len: end - start + 1,
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+impl App for StaticFiles {
+    fn call(&self, req: &mut Request, res: &mut Response) {
+        if req.method() != "GET" && req.method() != "HEAD" {
+            res.header("Allow", "GET, HEAD");
+            res.plain(405, "method not allowed\n");
+            return;
+        }
+        if let Err(e) = self.serve(req, res) {
+            res.reset();
+            match e.kind() {
+                io::ErrorKind::NotFound => res.plain(404, "not found\n"),
+                io::ErrorKind::PermissionDenied => res.plain(403, "forbidden\n"),
+                _ => res.plain(500, "internal server error\n"),
+            }
+        }
+    }
+}
+
+/// Decodes `%XX` escapes. `None` for a malformed escape or an encoded `/` (which would
+/// change how the path splits into segments).
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+            if v == b'/' {
+                return None;
+            }
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Precondition {
+    Proceed,
+    NotModified,
+    Failed,
+}
+
+/// Whether `etag` matches one of a list of entity tags (`*` matches anything). Weak
+/// comparison (RFC 9110 §8.8.3.2) when `weak`, strong otherwise.
+fn etag_matches(list: &[u8], etag: &str, weak: bool) -> bool {
+    let list = String::from_utf8_lossy(list);
+    list.split(',').map(str::trim).any(|t| {
+        if t == "*" {
+            return true;
+        }
+        match t.strip_prefix("W/") {
+            Some(w) => weak && w == etag,
+            None => t == etag,
+        }
+    })
+}
+
+/// Evaluates the preconditions in RFC 9110 §13.2.2's order.
+fn precondition(req: &Request, etag: &str, mtime: u64) -> Precondition {
+    if let Some(v) = req.header("if-match") {
+        if !etag_matches(v, etag, false) {
+            return Precondition::Failed;
+        }
+    } else if let Some(t) = req.header("if-unmodified-since").and_then(parse_http_date) {
+        if mtime > t {
+            return Precondition::Failed;
+        }
+    }
+    if let Some(v) = req.header("if-none-match") {
+        if etag_matches(v, etag, true) {
+            return Precondition::NotModified;
+        }
+    } else if let Some(t) = req.header("if-modified-since").and_then(parse_http_date) {
+        if mtime <= t {
+            return Precondition::NotModified;
+        }
+    }
+    Precondition::Proceed
+}
+
+/// RFC 9110 §13.1.5: a Range is honoured only if `If-Range` (when present) still matches.
+fn if_range_allows(req: &Request, etag: &str, mtime: u64) -> bool {
+    match req.header("if-range") {
+        None => true,
+        Some(v) if v.starts_with(b"\"") => v == etag.as_bytes(),
+        Some(v) => parse_http_date(v) == Some(mtime),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeOutcome {
+    /// Not a single byte range we serve: answer the whole file (RFC 9110 §14.2 lets a
+    /// server ignore Range).
+    Ignore,
+    Unsatisfiable,
+    /// Inclusive first and last byte.
+    Range(u64, u64),
+}
+
+fn parse_range(value: &[u8], size: u64) -> RangeOutcome {
+    let Ok(v) = std::str::from_utf8(value) else {
+        return RangeOutcome::Ignore;
+    };
+    let Some(spec) = v.trim().strip_prefix("bytes=") else {
+        return RangeOutcome::Ignore;
+    };
+    if spec.contains(',') {
+        return RangeOutcome::Ignore;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeOutcome::Ignore;
+    };
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (first.trim(), last.trim()) {
+        ("", suffix) => match num(suffix) {
+            None => RangeOutcome::Ignore,
+            Some(0) => RangeOutcome::Unsatisfiable,
+            Some(_) if size == 0 => RangeOutcome::Unsatisfiable,
+            Some(n) => RangeOutcome::Range(size.saturating_sub(n), size - 1),
+        },
+        (a, "") => match num(a) {
+            None => RangeOutcome::Ignore,
+            Some(a) if a >= size => RangeOutcome::Unsatisfiable,
+            Some(a) => RangeOutcome::Range(a, size - 1),
+        },
+        (a, b) => match (num(a), num(b)) {
+            (Some(a), Some(b)) if a <= b => {
+                if a >= size {
+                    RangeOutcome::Unsatisfiable
+                } else {
+                    RangeOutcome::Range(a, b.min(size - 1))
+                }
+            }
+            _ => RangeOutcome::Ignore,
+        },
+    }
+}
+
+/// The media type for a file name's extension.
+fn content_type(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "txt" | "text" | "md" => "text/plain; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "ico" => "image/x-icon",
+        "wasm" => "application/wasm",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "wav" => "audio/wav",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        "otf" => "font/otf",
+        _ => "application/octet-stream",
+    }
+}
+
+fn html_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn href_escape(name: &[u8], out: &mut String) {
+    use std::fmt::Write;
+    for &b in name {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// An HTML listing of a directory, sorted by name, directories with a trailing `/`.
+fn listing(req: &Request, res: &mut Response, dir: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut entries: Vec<(String, Vec<u8>, bool)> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| {
+            let name = e.file_name();
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            (
+                name.to_string_lossy().into_owned(),
+                name.as_bytes().to_vec(),
+                is_dir,
+            )
+        })
+        .collect();
+    entries.sort();
+    let mut title = String::new();
+    html_escape(req.path(), &mut title);
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n"
+    );
+    for (name, raw, is_dir) in entries {
+        html.push_str("<li><a href=\"");
+        href_escape(&raw, &mut html);
+        if is_dir {
+            html.push('/');
+        }
+        html.push_str("\">");
+        html_escape(&name, &mut html);
+        if is_dir {
+            html.push('/');
+        }
+        html.push_str("</a></li>\n");
+    }
+    html.push_str("</ul></body></html>\n");
+    res.header("Content-Type", "text/html; charset=utf-8");
+    res.body = Body::Bytes(html.into_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn fixture(name: &str) -> (TempDir, StaticFiles) {
+        let base =
+            std::env::temp_dir().join(format!("ferrocorn-static-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let root = base.join("root");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("a.txt"), b"0123456789").unwrap();
+        fs::write(root.join("sub/index.html"), b"<p>hi</p>").unwrap();
+        fs::create_dir_all(root.join("list")).unwrap();
+        fs::write(root.join("list/<b>.txt"), b"x").unwrap();
+        fs::write(base.join("secret"), b"secret").unwrap();
+        std::os::unix::fs::symlink(base.join("secret"), root.join("escape")).unwrap();
+        std::os::unix::fs::symlink(root.join("a.txt"), root.join("inside")).unwrap();
+        let app = StaticFiles::new(&root).unwrap();
+        (TempDir(base), app)
+    }
+
+    fn get(app: &StaticFiles, target: &str, headers: &[(&str, &str)]) -> Response {
+        let mut req = Request::for_test("GET", target, headers, b"");
+        let mut res = Response::new();
+        app.call(&mut req, &mut res);
+        res
+    }
+
+    #[test]
+    fn missing_dir_fails_with_its_name() {
+        let err = StaticFiles::new(Path::new("/nonexistent/ferrocorn-x")).unwrap_err();
+        assert!(err.contains("/nonexistent/ferrocorn-x"), "{err}");
+    }
+
+    #[test]
+    fn traversal_attempts_are_404() {
+        let (_t, app) = fixture("trav");
+        for target in [
+            "/../secret",
+            "/sub/../../secret",
+            "/%2e%2e/secret",
+            "/%2E%2E/secret",
+            "/sub%2f..%2f..%2fsecret",
+            "/..%2fsecret",
+            "/escape",
+            "/a.txt%00",
+            "/..\\secret",
+            "/%zz",
+            "relative",
+        ] {
+            assert_eq!(get(&app, target, &[]).status, 404, "{target}");
+        }
+        assert!(
+            app.resolve("/inside").is_some(),
+            "symlink inside the root is served"
+        );
+        assert_eq!(get(&app, "/inside", &[]).status, 200);
+        assert_eq!(get(&app, "/sub/./index.html", &[]).status, 200);
+    }
+
+    #[test]
+    fn file_has_validators_and_file_body() {
+        let (_t, app) = fixture("file");
+        let res = get(&app, "/a.txt", &[]);
+        assert_eq!(res.status, 200);
+        assert_eq!(
+            res.header_value("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert!(res.header_value("etag").is_some());
+        assert!(res.header_value("last-modified").is_some());
+        assert!(matches!(
+            res.body,
+            Body::File {
+                offset: 0,
+                len: 10,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn conditional_requests() {
+        let (_t, app) = fixture("cond");
+        let res = get(&app, "/a.txt", &[]);
+        let etag = res.header_value("etag").unwrap().to_string();
+        let lm = res.header_value("last-modified").unwrap().to_string();
+        assert_eq!(get(&app, "/a.txt", &[("If-None-Match", &etag)]).status, 304);
+        assert_eq!(
+            get(&app, "/a.txt", &[("If-None-Match", &format!("W/{etag}"))]).status,
+            304
+        );
+        assert_eq!(
+            get(&app, "/a.txt", &[("If-None-Match", "\"other\", *")]).status,
+            304
+        );
+        assert_eq!(
+            get(&app, "/a.txt", &[("If-None-Match", "\"other\"")]).status,
+            200
+        );
+        assert_eq!(
+            get(&app, "/a.txt", &[("If-Modified-Since", &lm)]).status,
+            304
+        );
+        assert_eq!(
+            get(
+                &app,
+                "/a.txt",
+                &[("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")]
+            )
+            .status,
+            200
+        );
+        // If-None-Match takes precedence over If-Modified-Since (RFC 9110 §13.2.2).
+        assert_eq!(
+            get(
+                &app,
+                "/a.txt",
+                &[("If-None-Match", "\"other\""), ("If-Modified-Since", &lm)]
+            )
+            .status,
+            200
+        );
+        assert_eq!(
+            get(&app, "/a.txt", &[("If-Match", "\"other\"")]).status,
+            412
+        );
+        assert_eq!(get(&app, "/a.txt", &[("If-Match", &etag)]).status, 200);
+        assert_eq!(
+            get(&app, "/a.txt", &[("If-Modified-Since", "garbage")]).status,
+            200
+        );
+    }
+
+    #[test]
+    fn range_parsing() {
+        use RangeOutcome::*;
+        assert_eq!(parse_range(b"bytes=0-4", 10), Range(0, 4));
+        assert_eq!(parse_range(b"bytes=5-", 10), Range(5, 9));
+        assert_eq!(parse_range(b"bytes=-3", 10), Range(7, 9));
+        assert_eq!(parse_range(b"bytes=-30", 10), Range(0, 9));
+        assert_eq!(parse_range(b"bytes=8-100", 10), Range(8, 9));
+        assert_eq!(parse_range(b"bytes=10-", 10), Unsatisfiable);
+        assert_eq!(parse_range(b"bytes=20-30", 10), Unsatisfiable);
+        assert_eq!(parse_range(b"bytes=-0", 10), Unsatisfiable);
+        assert_eq!(parse_range(b"bytes=5-2", 10), Ignore);
+        assert_eq!(parse_range(b"bytes=0-1,3-4", 10), Ignore);
+        assert_eq!(parse_range(b"items=0-1", 10), Ignore);
+        assert_eq!(parse_range(b"bytes=a-b", 10), Ignore);
+        assert_eq!(parse_range(b"bytes=0-0", 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn range_responses() {
+        let (_t, app) = fixture("range");
+        let res = get(&app, "/a.txt", &[("Range", "bytes=2-5")]);
+        assert_eq!(res.status, 206);
+        assert_eq!(res.header_value("content-range"), Some("bytes 2-5/10"));
+        assert!(matches!(
+            res.body,
+            Body::File {
+                offset: 2,
+                len: 4,
+                ..
+            }
+        ));
+        let res = get(&app, "/a.txt", &[("Range", "bytes=50-")]);
+        assert_eq!(res.status, 416);
+        assert_eq!(res.header_value("content-range"), Some("bytes */10"));
+        let res = get(
+            &app,
+            "/a.txt",
+            &[("Range", "bytes=2-5"), ("If-Range", "\"stale\"")],
+        );
+        assert_eq!(res.status, 200);
+    }
+
+    #[test]
+    fn directories() {
+        let (_t, app) = fixture("dirs");
+        let res = get(&app, "/sub", &[]);
+        assert_eq!(res.status, 301);
+        assert_eq!(res.header_value("location"), Some("/sub/"));
+        let res = get(&app, "/sub/", &[]);
+        assert_eq!(res.status, 200);
+        assert_eq!(
+            res.header_value("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        let res = get(&app, "/list/", &[]);
+        assert_eq!(res.status, 200);
+        let Body::Bytes(html) = &res.body else {
+            panic!()
+        };
+        let html = String::from_utf8_lossy(html);
+        assert!(
+            html.contains("href=\"%3Cb%3E.txt\">&lt;b&gt;.txt</a>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn other_methods_are_405() {
+        let (_t, app) = fixture("meth");
+        let mut req = Request::for_test("POST", "/a.txt", &[], b"");
+        let mut res = Response::new();
+        app.call(&mut req, &mut res);
+        assert_eq!(res.status, 405);
+        assert_eq!(res.header_value("allow"), Some("GET, HEAD"));
+    }
+}

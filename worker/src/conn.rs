@@ -1,0 +1,507 @@
+//! One client connection: its socket, read and write buffers, and where it stands in the
+//! request/response cycle. The event loop (`server.rs`) drives it.
+
+use std::fs::File;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+
+use crate::app::{Body, BodyPipe, Peer, Request, Response};
+use crate::proto::{BodyDecoder, HttpError};
+
+/// A connected socket, TCP or Unix.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Stream {
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+impl Source for Stream {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(r, t, i),
+            Stream::Unix(s) => s.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(r, t, i),
+            Stream::Unix(s) => s.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(r),
+            Stream::Unix(s) => s.deregister(r),
+        }
+    }
+}
+
+/// A request and its response, owned by the connection and reused from one request to the
+/// next; moved to the thread pool and back when `threads` > 1.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub req: Request,
+    pub res: Response,
+    /// When the head was complete (for the access log's duration atoms).
+    pub started: Instant,
+    /// Whether the connection may stay open after this response.
+    pub keep_alive: bool,
+}
+
+/// The part of a response body that is not copied into the write buffer.
+pub(crate) enum OutBody {
+    Bytes {
+        bytes: Vec<u8>,
+        pos: usize,
+    },
+    File {
+        file: File,
+        offset: u64,
+        left: u64,
+    },
+    Stream {
+        reader: Box<dyn Read + Send>,
+        /// `Some(n)`: `Content-Length` framing with n bytes still due.
+        left: Option<u64>,
+        chunked: bool,
+    },
+}
+
+impl std::fmt::Debug for OutBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutBody::Bytes { bytes, pos } => write!(f, "Bytes({pos}/{})", bytes.len()),
+            OutBody::File { offset, left, .. } => write!(f, "File({offset}+{left})"),
+            OutBody::Stream { left, chunked, .. } => write!(f, "Stream({left:?}, {chunked})"),
+        }
+    }
+}
+
+impl OutBody {
+    /// Converts what the application answered into what is left to send after the head.
+    pub fn from_body(body: Body, chunked: bool) -> Option<OutBody> {
+        match body {
+            Body::Empty | Body::Static(_) => None,
+            Body::Bytes(bytes) => Some(OutBody::Bytes { bytes, pos: 0 }),
+            Body::File { file, offset, len } => Some(OutBody::File {
+                file,
+                offset,
+                left: len,
+            }),
+            Body::Stream { reader, len } => Some(OutBody::Stream {
+                reader,
+                left: len,
+                chunked,
+            }),
+        }
+    }
+}
+
+/// Where a connection stands.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Waiting for (more of) a request head.
+    Head,
+    /// Receiving a request body before calling the application.
+    Body {
+        decoder: BodyDecoder,
+        spool: Spool,
+        /// Stream the body to the pool if it does not arrive at once.
+        streamable: bool,
+        /// `Content-Length`, if that is the framing.
+        length: Option<u64>,
+    },
+    /// The application runs on the pool and reads the body as it arrives through `pipe`.
+    Streaming {
+        decoder: BodyDecoder,
+        pipe: Arc<BodyPipe>,
+        /// The application is behind: the socket is not read until it catches up.
+        paused: bool,
+    },
+    /// The application is running on the pool.
+    Dispatched,
+    /// The last response is written and our side is shut down; reading until the client
+    /// closes, so that unread input does not turn our close into a reset that destroys the
+    /// response in flight (lingering close).
+    Draining,
+}
+
+/// A request body being received: memory first, an unlinked temporary file beyond
+/// `RequestBody::MEMORY_LIMIT`.
+#[derive(Debug)]
+pub(crate) struct Spool {
+    pub mem: Vec<u8>,
+    pub file: Option<File>,
+    pub len: u64,
+    pub error: Option<io::Error>,
+}
+
+impl Spool {
+    pub fn new(mem: Vec<u8>) -> Spool {
+        Spool {
+            mem,
+            file: None,
+            len: 0,
+            error: None,
+        }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        self.len += bytes.len() as u64;
+        if self.file.is_none()
+            && self.mem.len() + bytes.len() > crate::app::RequestBody::MEMORY_LIMIT
+        {
+            match temp_file() {
+                Ok(mut f) => {
+                    if let Err(e) = f.write_all(&self.mem) {
+                        self.error = Some(e);
+                        return;
+                    }
+                    self.mem.clear();
+                    self.file = Some(f);
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
+        }
+        match &mut self.file {
+            Some(f) => {
+                if let Err(e) = f.write_all(bytes) {
+                    self.error = Some(e);
+                }
+            }
+            None => self.mem.extend_from_slice(bytes),
+        }
+    }
+}
+
+/// Creates an unlinked temporary file in the system temporary directory.
+fn temp_file() -> io::Result<File> {
+    let template = std::env::temp_dir().join("ferrocorn-body-XXXXXX");
+    let (fd, path) = nix::unistd::mkstemp(&template).map_err(io::Error::from)?;
+    let _ = std::fs::remove_file(&path);
+    Ok(File::from(fd))
+}
+
+/// One client connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub stream: Stream,
+    /// Distinguishes this connection from a later one in the same slot.
+    pub serial: u64,
+    /// The slot (and token) of this connection.
+    pub slot: usize,
+    /// Read buffer; always initialized to its length, data lives in `rpos..rend`.
+    pub rbuf: Vec<u8>,
+    /// Bytes of `rbuf` already consumed.
+    pub rpos: usize,
+    /// End of the received data in `rbuf`.
+    pub rend: usize,
+    pub wbuf: Vec<u8>,
+    pub wpos: usize,
+    pub out: Option<OutBody>,
+    pub phase: Phase,
+    /// `None` while the exchange is on the pool.
+    pub exchange: Option<Box<Exchange>>,
+    pub deadline: Instant,
+    /// Close (after a lingering drain) once the output is written.
+    pub close_after_write: bool,
+    /// The peer sent end-of-file.
+    pub read_closed: bool,
+    /// Set after a short read: the socket had no more data, wait for the next edge.
+    pub read_drained: bool,
+    /// Bytes discarded while draining.
+    pub drained_bytes: usize,
+    /// The poller reported that the peer closed its side.
+    pub peer_hup: bool,
+    /// Some bytes have arrived. A stopping worker keeps a connection that has sent nothing
+    /// yet: its request is on the way (closing it would drop it); it is served with
+    /// `Connection: close`, or closed at its header deadline.
+    pub had_input: bool,
+    /// A PROXY protocol header may still come first (`proxy_protocol`, peer in
+    /// `proxy_allow_ips`).
+    pub proxy_pending: bool,
+    /// The peer may set the scheme headers (`forwarded_allow_ips`).
+    pub trusted: bool,
+    /// An error to answer instead of the application's response (a streamed body broke off
+    /// while the application ran).
+    pub pending_error: Option<HttpError>,
+}
+
+impl Conn {
+    pub fn new(stream: Stream, peer: Peer, serial: u64, deadline: Instant) -> Conn {
+        Conn {
+            stream,
+            serial,
+            slot: 0,
+            rbuf: Vec::new(),
+            rpos: 0,
+            rend: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+            out: None,
+            phase: Phase::Head,
+            exchange: Some(Box::new(Exchange {
+                req: Request::new(peer),
+                res: Response::new(),
+                started: deadline,
+                keep_alive: true,
+            })),
+            deadline,
+            close_after_write: false,
+            read_closed: false,
+            read_drained: false,
+            drained_bytes: 0,
+            peer_hup: false,
+            had_input: false,
+            proxy_pending: false,
+            trusted: false,
+            pending_error: None,
+        }
+    }
+
+    /// Whether output is waiting to be written.
+    pub fn output_pending(&self) -> bool {
+        self.wpos < self.wbuf.len() || self.out.is_some()
+    }
+
+    /// Whether the connection is between requests with nothing buffered.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Head) && self.rpos == self.rend && !self.output_pending()
+    }
+
+    /// Idle after at least one exchange: what a stopping worker may close at once. A
+    /// connection accepted but silent so far may carry a request already in flight.
+    pub fn is_idle_between_requests(&self) -> bool {
+        self.had_input && self.is_idle()
+    }
+
+    /// Reads once into the free end of `rbuf`, growing it (doubling) while unconsumed input
+    /// stays under `max` bytes. Returns the bytes read (0 on end of file) and whether the
+    /// read filled all the room it was offered (if not, the socket is drained for now).
+    pub fn read_some(&mut self, max: usize) -> io::Result<(usize, bool)> {
+        if self.rpos == self.rend {
+            self.rpos = 0;
+            self.rend = 0;
+            if self.rbuf.len() > 64 * 1024 {
+                self.rbuf = Vec::new();
+            }
+        } else if self.rpos > 0 {
+            self.rbuf.copy_within(self.rpos..self.rend, 0);
+            self.rend -= self.rpos;
+            self.rpos = 0;
+        }
+        if self.rbuf.len() - self.rend < 1024 {
+            let grown = (self.rbuf.len() * 2).max(4096).min(max.max(4096) + 1024);
+            if grown <= self.rbuf.len() {
+                return Err(io::Error::other("read buffer full"));
+            }
+            self.rbuf.resize(grown, 0);
+        }
+        let room = self.rbuf.len() - self.rend;
+        let n = self.stream.read(&mut self.rbuf[self.rend..])?;
+        self.rend += n;
+        self.had_input |= n > 0;
+        Ok((n, n == room))
+    }
+
+    /// Writes pending output until done or the socket would block. Returns whether all
+    /// output is written.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        loop {
+            if self.wpos < self.wbuf.len() {
+                let n = match &self.out {
+                    Some(OutBody::Bytes { bytes, pos }) => self.stream.write_vectored(&[
+                        IoSlice::new(&self.wbuf[self.wpos..]),
+                        IoSlice::new(&bytes[*pos..]),
+                    ])?,
+                    _ => self.stream.write(&self.wbuf[self.wpos..])?,
+                };
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                let head_left = self.wbuf.len() - self.wpos;
+                if n >= head_left {
+                    self.wpos = self.wbuf.len();
+                    if let Some(OutBody::Bytes { pos, .. }) = &mut self.out {
+                        *pos += n - head_left;
+                    }
+                } else {
+                    self.wpos += n;
+                }
+                continue;
+            }
+            self.wbuf.clear();
+            self.wpos = 0;
+            match &mut self.out {
+                None => {
+                    if self.wbuf.capacity() > 64 * 1024 {
+                        self.wbuf = Vec::with_capacity(4096);
+                    }
+                    return Ok(true);
+                }
+                Some(OutBody::Bytes { bytes, pos }) => {
+                    if *pos >= bytes.len() {
+                        self.out = None;
+                        continue;
+                    }
+                    let n = self.stream.write(&bytes[*pos..])?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::WriteZero.into());
+                    }
+                    *pos += n;
+                }
+                Some(OutBody::File { file, offset, left }) => {
+                    if *left == 0 {
+                        self.out = None;
+                        continue;
+                    }
+                    let mut off =
+                        i64::try_from(*offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+                    let count = usize::try_from((*left).min(1 << 30)).unwrap_or(1 << 30);
+                    let n = match nix::sys::sendfile::sendfile(
+                        self.stream.as_fd(),
+                        file.as_fd(),
+                        Some(&mut off),
+                        count,
+                    ) {
+                        Ok(n) => n,
+                        Err(nix::errno::Errno::EAGAIN) => {
+                            return Err(io::ErrorKind::WouldBlock.into())
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    if n == 0 {
+                        // The file shrank under us: the promised length cannot be sent.
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file shorter than its content-length",
+                        ));
+                    }
+                    *offset += n as u64;
+                    *left -= n as u64;
+                }
+                Some(OutBody::Stream {
+                    reader,
+                    left,
+                    chunked,
+                }) => {
+                    const PIECE: usize = 64 * 1024;
+                    let cap = match left {
+                        Some(0) => {
+                            self.out = None;
+                            continue;
+                        }
+                        Some(n) => usize::try_from(*n).unwrap_or(PIECE).min(PIECE),
+                        None => PIECE,
+                    };
+                    let prefix = if *chunked { 10 } else { 0 };
+                    self.wbuf.resize(prefix + cap, 0);
+                    let n = loop {
+                        match reader.read(&mut self.wbuf[prefix..]) {
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            other => break other,
+                        }
+                    };
+                    let n = match n {
+                        Ok(n) => n,
+                        Err(e) => {
+                            self.wbuf.clear();
+                            return Err(e);
+                        }
+                    };
+                    self.wbuf.truncate(prefix + n);
+                    if n == 0 {
+                        if left.is_some() {
+                            self.wbuf.clear();
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "stream shorter than its content-length",
+                            ));
+                        }
+                        self.wbuf.clear();
+                        if *chunked {
+                            self.wbuf.extend_from_slice(b"0\r\n\r\n");
+                        }
+                        self.out = None;
+                        continue;
+                    }
+                    if let Some(l) = left {
+                        *l -= n as u64;
+                    }
+                    if *chunked {
+                        let size = format!("{n:x}\r\n");
+                        let start = prefix - size.len();
+                        self.wbuf[start..prefix].copy_from_slice(size.as_bytes());
+                        self.wpos = start;
+                        self.wbuf.extend_from_slice(b"\r\n");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The thread pool for `threads` > 1: application calls run on worker threads while the
+//! event loop keeps doing I/O and heartbeats; a `mio::Waker` brings finished exchanges back.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use crate::app::App;
+use crate::conn::Exchange;
+
+/// A finished (or pending) call, tagged with the connection it belongs to.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub slot: usize,
+    pub serial: u64,
+    pub exchange: Box<Exchange>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    stop: bool,
+}
+
+/// A fixed set of threads calling the application.
+pub(crate) struct Pool {
+    queue: Arc<(Mutex<Queue>, Condvar)>,
+    done: Arc<Mutex<Vec<Job>>>,
+    /// Connections (slot, serial) whose streamed body may be read again.
+    resumed: Arc<Mutex<Vec<(usize, u64)>>>,
+    waker: Arc<mio::Waker>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({} threads)", self.threads.len())
+    }
+}
+
+/// Calls the application, turning a panic into a 500.
+pub(crate) fn call_app(app: &dyn App, ex: &mut Exchange) {
+    ex.res.reset();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        app.call(&mut ex.req, &mut ex.res)
+    }));
+    if outcome.is_err() {
+        tracing::error!(target = ex.req.target(), "application panicked");
+        ex.res.reset();
+        ex.res.plain(500, "internal server error\n");
+    }
+}
+
+impl Pool {
+    /// Starts `threads` threads. Fails when a thread cannot be spawned.
+    pub fn start(
+        threads: usize,
+        app: Arc<dyn App>,
+        waker: Arc<mio::Waker>,
+    ) -> std::io::Result<Pool> {
+        let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
+        let done: Arc<Mutex<Vec<Job>>> = Arc::default();
+        let mut handles = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let queue = Arc::clone(&queue);
+            let done = Arc::clone(&done);
+            let app = Arc::clone(&app);
+            let waker = Arc::clone(&waker);
+            handles.push(std::thread::Builder::new().name(format!("app-{i}")).spawn(
+                move || loop {
+                    let mut job = {
+                        let (lock, cvar) = &*queue;
+                        let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        loop {
+                            if q.stop {
+                                return;
+                            }
+                            if let Some(job) = q.jobs.pop_front() {
+                                break job;
+                            }
+                            q = cvar.wait(q).unwrap_or_else(|p| p.into_inner());
+                        }
+                    };
+                    call_app(&*app, &mut job.exchange);
+                    done.lock().unwrap_or_else(|p| p.into_inner()).push(job);
+                    let _ = waker.wake();
+                },
+            )?);
+        }
+        Ok(Pool {
+            queue,
+            done,
+            resumed: Arc::default(),
+            waker,
+            threads: handles,
+        })
+    }
+
+    /// Queues a call.
+    pub fn submit(&self, job: Job) {
+        let (lock, cvar) = &*self.queue;
+        lock.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .jobs
+            .push_back(job);
+        cvar.notify_one();
+    }
+
+    /// Takes the finished calls (after the waker fired).
+    pub fn take_done(&self, into: &mut Vec<Job>) {
+        let mut d = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        into.append(&mut d);
+    }
+
+    /// A callback for a body pipe: tells the loop (from the application's thread) that the
+    /// connection in `slot` may read again.
+    pub fn resumer(&self, slot: usize, serial: u64) -> Box<dyn Fn() + Send + Sync> {
+        let resumed = Arc::clone(&self.resumed);
+        let waker = Arc::clone(&self.waker);
+        Box::new(move || {
+            resumed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((slot, serial));
+            let _ = waker.wake();
+        })
+    }
+
+    /// Takes the connections to resume (after the waker fired).
+    pub fn take_resumed(&self, into: &mut Vec<(usize, u64)>) {
+        into.append(&mut self.resumed.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Tells the threads to stop after their current call; does not wait for them (a
+    /// thread stuck in the application must not hold up the process exit).
+    pub fn stop(&self) {
+        let (lock, cvar) = &*self.queue;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+        cvar.notify_all();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

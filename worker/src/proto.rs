@@ -1,0 +1,414 @@
+//! The adapter between the event loop and `ferrocorn-http-parser`: maps `Settings` onto the
+//! parser's `Limits`/`Policy`, parses one request head into a reusable [`Request`], decodes
+//! bodies and reads PROXY protocol headers. The only file that knows the parser's API.
+
+use std::net::IpAddr;
+
+use ferrocorn_config::{HeaderMap, Settings};
+use ferrocorn_http_parser as hp;
+
+use crate::app::{Request, Version};
+
+pub(crate) use hp::Framing;
+
+/// What the loop needs to know about a parsed head besides the request itself.
+#[derive(Debug)]
+pub(crate) struct Head {
+    /// Bytes of the buffer the head took, including the final CRLF.
+    pub len: usize,
+    pub framing: Framing,
+    /// Whether the client allows the connection to stay open (RFC 9112 §9.3).
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on HTTP/1.1 (RFC 9110 §10.1.1).
+    pub expect_continue: bool,
+    /// The decoder for the body, with the parser's limits.
+    pub decoder: BodyDecoder,
+}
+
+/// A request the worker refuses, with the status to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HttpError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl From<hp::Error> for HttpError {
+    fn from(e: hp::Error) -> HttpError {
+        HttpError {
+            status: e.status(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The outcome of feeding the bytes received so far.
+#[derive(Debug)]
+pub(crate) enum HeadOutcome {
+    /// More bytes are needed.
+    Partial,
+    /// A complete head, copied into the request.
+    Complete(Head),
+    /// A malformed request.
+    Error(HttpError),
+}
+
+/// The outcome of looking for a PROXY protocol header.
+#[derive(Debug)]
+pub(crate) enum ProxyOutcome {
+    Partial,
+    /// No header (or none expected): the request starts at the first byte.
+    Absent,
+    /// A header of `len` bytes; the client is `source` when the proxy named one.
+    Complete {
+        len: usize,
+        source: Option<std::net::SocketAddr>,
+    },
+    Error(HttpError),
+}
+
+/// A list of trusted peer addresses (`forwarded_allow_ips`, `proxy_allow_ips`): IPs, or `*`.
+#[derive(Debug, Clone)]
+pub(crate) struct AllowList {
+    any: bool,
+    ips: Vec<IpAddr>,
+}
+
+impl AllowList {
+    /// Builds the list; entries that are not IP addresses are ignored (the settings
+    /// registry validates them).
+    pub fn new(entries: &[String]) -> AllowList {
+        AllowList {
+            any: entries.iter().any(|e| e.trim() == "*"),
+            ips: entries
+                .iter()
+                .filter_map(|e| e.trim().parse().ok())
+                .collect(),
+        }
+    }
+
+    /// Whether `ip` is trusted. Unix-socket peers are always trusted (gunicorn does the same).
+    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
+        match ip {
+            None => true,
+            Some(ip) => {
+                let ip = match ip {
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                    v4 => v4,
+                };
+                self.any || self.ips.contains(&ip)
+            }
+        }
+    }
+}
+
+/// The parser with the worker's limits and policy, shared by all connections of the loop
+/// (a head is copied into its [`Request`] before the next parse).
+#[derive(Debug)]
+pub(crate) struct Parser {
+    parser: hp::HeadParser,
+    policy: hp::Policy,
+    max_head: usize,
+    proxy_mode: hp::ProxyProtocol,
+    pub forwarded_allow: AllowList,
+    pub proxy_allow: AllowList,
+}
+
+impl Parser {
+    /// Maps the gunicorn-named settings onto the parser's `Limits` and `Policy` (strict RFC
+    /// 9110/9112 otherwise). If a setting is added to either side, update this mapping.
+    pub fn from_settings(s: &Settings) -> Parser {
+        let limits = hp::Limits {
+            request_line: s.limit_request_line,
+            fields: s.limit_request_fields,
+            field_size: s.limit_request_field_size,
+            body: s.limit_request_body,
+            chunk_extensions: hp::Limits::DEFAULT_CHUNK_EXTENSIONS,
+        };
+        let policy = hp::Policy {
+            permit_obsolete_folding: s.permit_obsolete_folding,
+            permit_unconventional_http_method: s.permit_unconventional_http_method,
+            casefold_http_method: s.casefold_http_method,
+            strip_header_spaces: s.strip_header_spaces,
+            header_map: match s.header_map {
+                HeaderMap::Drop => hp::UnderscoreHeaders::Drop,
+                HeaderMap::Refuse => hp::UnderscoreHeaders::Refuse,
+                HeaderMap::Dangerous => hp::UnderscoreHeaders::Keep,
+            },
+            ..hp::Policy::default()
+        };
+        let line = if s.limit_request_line == 0 {
+            64 * 1024
+        } else {
+            s.limit_request_line
+        };
+        let fields = if s.limit_request_fields == 0 {
+            hp::Limits::MAX_FIELDS
+        } else {
+            s.limit_request_fields
+        };
+        let field_size = if s.limit_request_field_size == 0 {
+            hp::Limits::DEFAULT_FIELD_SIZE
+        } else {
+            s.limit_request_field_size
+        };
+        // The parser enforces its limits on partial input; this only bounds the read buffer
+        // in case a head could still be partial beyond them.
+        let max_head = line
+            .saturating_add(2 + 2 * hp::MAX_LEADING_EMPTY_LINES)
+            .saturating_add(fields.saturating_mul(field_size))
+            .saturating_add(2)
+            .min(64 << 20);
+        Parser {
+            parser: hp::HeadParser::new(limits, policy),
+            policy,
+            max_head,
+            proxy_mode: if s.proxy_protocol {
+                hp::ProxyProtocol::Any
+            } else {
+                hp::ProxyProtocol::Off
+            },
+            forwarded_allow: AllowList::new(&s.forwarded_allow_ips),
+            proxy_allow: AllowList::new(&s.proxy_allow_ips),
+        }
+    }
+
+    /// The most bytes a head may take.
+    pub fn max_head(&self) -> usize {
+        self.max_head
+    }
+
+    /// Whether connections from `ip` may start with a PROXY header.
+    pub fn expects_proxy_header(&self, ip: Option<IpAddr>) -> bool {
+        self.proxy_mode != hp::ProxyProtocol::Off && self.proxy_allow.allows(ip)
+    }
+
+    /// Reads a PROXY protocol header at the start of a connection.
+    pub fn parse_proxy(&self, buf: &[u8]) -> ProxyOutcome {
+        match hp::parse_proxy_header(buf, self.proxy_mode) {
+            Ok(hp::ProxyStatus::Partial) => ProxyOutcome::Partial,
+            Ok(hp::ProxyStatus::Absent) => ProxyOutcome::Absent,
+            Ok(hp::ProxyStatus::Complete(h, len)) => ProxyOutcome::Complete {
+                len,
+                source: h.source,
+            },
+            Err(e) => ProxyOutcome::Error(e.into()),
+        }
+    }
+
+    /// Parses the head at the start of `buf` into `req`. `trusted` says whether the peer may
+    /// set the scheme headers (`forwarded_allow_ips`).
+    pub fn parse_head(&mut self, buf: &[u8], trusted: bool, req: &mut Request) -> HeadOutcome {
+        if self.policy.trust_scheme_headers != trusted {
+            self.policy.trust_scheme_headers = trusted;
+            self.parser.set_policy(self.policy);
+        }
+        let (head, len) = match self.parser.parse(buf) {
+            Ok(hp::Status::Partial) => {
+                if buf.len() > self.max_head {
+                    return HeadOutcome::Error(HttpError {
+                        status: 431,
+                        message: format!(
+                            "request head over {} bytes without its end",
+                            self.max_head
+                        ),
+                    });
+                }
+                return HeadOutcome::Partial;
+            }
+            Ok(hp::Status::Complete(head, len)) => (head, len),
+            Err(e) => return HeadOutcome::Error(e.into()),
+        };
+        req.head.clear();
+        req.headers.clear();
+        req.method = push(&mut req.head, head.method().as_bytes());
+        let target = head.target();
+        req.target = match std::str::from_utf8(target) {
+            Ok(_) => push(&mut req.head, target),
+            Err(_) => {
+                // Request::target() is a &str: keep bytes that are not UTF-8 percent-encoded.
+                let start = req.head.len();
+                for &b in target {
+                    if b < 0x80 {
+                        req.head.push(b);
+                    } else {
+                        req.head.extend_from_slice(format!("%{b:02X}").as_bytes());
+                    }
+                }
+                start..req.head.len()
+            }
+        };
+        for h in head.headers() {
+            let n = push(&mut req.head, h.name.as_bytes());
+            let v = push(&mut req.head, h.value);
+            req.headers.push((n, v));
+        }
+        req.version = match head.version() {
+            hp::Version::Http10 => Version::Http10,
+            hp::Version::Http11 => Version::Http11,
+        };
+        req.secure = head.forwarded_secure() == Some(true);
+        HeadOutcome::Complete(Head {
+            len,
+            framing: head.framing(),
+            keep_alive: head.keep_alive(),
+            expect_continue: head.expects_continue(),
+            decoder: BodyDecoder {
+                inner: head.body_decoder(),
+            },
+        })
+    }
+}
+
+fn push(buf: &mut Vec<u8>, bytes: &[u8]) -> std::ops::Range<usize> {
+    let start = buf.len();
+    buf.extend_from_slice(bytes);
+    start..buf.len()
+}
+
+/// Decodes a request body incrementally.
+#[derive(Debug)]
+pub(crate) struct BodyDecoder {
+    inner: hp::BodyDecoder,
+}
+
+/// What one call to [`BodyDecoder::decode`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Decoded {
+    /// Input bytes consumed.
+    pub consumed: usize,
+    /// Whether the body is complete.
+    pub done: bool,
+}
+
+impl BodyDecoder {
+    /// Decodes as much of `input` as possible, passing body bytes to `sink`.
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<Decoded, HttpError> {
+        let mut pos = 0;
+        loop {
+            let step = self.inner.decode(&input[pos..])?;
+            if !step.data.is_empty() {
+                sink(step.data);
+            }
+            pos += step.consumed;
+            if step.complete {
+                return Ok(Decoded {
+                    consumed: pos,
+                    done: true,
+                });
+            }
+            if step.consumed == 0 || pos == input.len() {
+                return Ok(Decoded {
+                    consumed: pos,
+                    done: false,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser() -> Parser {
+        Parser::from_settings(&Settings::default())
+    }
+
+    #[test]
+    fn complete_head_fills_request() {
+        let mut req = Request::for_test("X", "/", &[], b"");
+        let buf = b"GET /a?b HTTP/1.1\r\nHost: x\r\nX-Y: z\r\n\r\nrest";
+        let HeadOutcome::Complete(head) = parser().parse_head(buf, false, &mut req) else {
+            panic!("not complete")
+        };
+        assert_eq!(head.len, buf.len() - 4);
+        assert_eq!(req.method(), "GET");
+        assert_eq!(req.target(), "/a?b");
+        assert_eq!(req.header("x-y"), Some(&b"z"[..]));
+        assert!(head.keep_alive);
+    }
+
+    #[test]
+    fn settings_map_onto_the_parser() {
+        let mut s = Settings {
+            limit_request_line: 10,
+            ..Settings::default()
+        };
+        let mut req = Request::for_test("X", "/", &[], b"");
+        let out = Parser::from_settings(&s).parse_head(
+            b"GET /0123456789 HTTP/1.1\r\nHost: a\r\n\r\n",
+            false,
+            &mut req,
+        );
+        assert!(
+            matches!(out, HeadOutcome::Error(HttpError { status: 414, .. })),
+            "{out:?}"
+        );
+        s.limit_request_line = 8190;
+        let folded = b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n";
+        let out = Parser::from_settings(&s).parse_head(folded, false, &mut req);
+        assert!(
+            matches!(out, HeadOutcome::Error(HttpError { status: 400, .. })),
+            "{out:?}"
+        );
+        s.permit_obsolete_folding = true;
+        let out = Parser::from_settings(&s).parse_head(folded, false, &mut req);
+        assert!(matches!(out, HeadOutcome::Complete(_)), "{out:?}");
+        assert_eq!(req.header("x"), Some(&b"a b"[..]));
+    }
+
+    #[test]
+    fn scheme_headers_count_only_from_trusted_peers() {
+        let mut p = parser();
+        let mut req = Request::for_test("X", "/", &[], b"");
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\r\n";
+        assert!(matches!(
+            p.parse_head(buf, false, &mut req),
+            HeadOutcome::Complete(_)
+        ));
+        assert_eq!(req.scheme(), "http");
+        assert!(matches!(
+            p.parse_head(buf, true, &mut req),
+            HeadOutcome::Complete(_)
+        ));
+        assert_eq!(req.scheme(), "https");
+    }
+
+    #[test]
+    fn allow_list() {
+        let l = AllowList::new(&["127.0.0.1".into(), "::1".into()]);
+        assert!(l.allows(Some("127.0.0.1".parse().unwrap())));
+        assert!(l.allows(Some("::ffff:127.0.0.1".parse().unwrap())));
+        assert!(!l.allows(Some("10.0.0.1".parse().unwrap())));
+        assert!(AllowList::new(&["*".into()]).allows(Some("10.0.0.1".parse().unwrap())));
+    }
+
+    #[test]
+    fn chunked_body_decodes_across_splits() {
+        let body = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nT: v\r\n\r\nNEXT";
+        for split in 0..body.len() {
+            let mut req = Request::for_test("X", "/", &[], b"");
+            let HeadOutcome::Complete(head) = parser().parse_head(
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                &mut req,
+            ) else {
+                panic!()
+            };
+            let mut d = head.decoder;
+            let mut out = Vec::new();
+            let mut buf = body[..split].to_vec();
+            let r1 = d.decode(&buf, &mut |b| out.extend_from_slice(b)).unwrap();
+            buf.drain(..r1.consumed);
+            buf.extend_from_slice(&body[split..]);
+            let r2 = d.decode(&buf, &mut |b| out.extend_from_slice(b)).unwrap();
+            assert!(r2.done, "split {split}");
+            assert_eq!(&buf[r2.consumed..], b"NEXT");
+            assert_eq!(out, b"Wikipedia");
+        }
+    }
+}

@@ -1,0 +1,1044 @@
+//! The worker's event loop: one `mio::Poll` over the listeners, the connections, the signal
+//! fd and the pool's waker; timeouts, graceful and quick stops, `max_requests`, heartbeats
+//! and the parent-death check.
+//!
+//! Readiness is edge-triggered. A connection is registered once for reading and writing and
+//! never re-registered. After a read that did not fill the room offered, the socket is
+//! known to be empty and the loop waits for the next edge instead of issuing a read that
+//! would return `EAGAIN` (Linux raises a new readable edge for every arrival of data); this
+//! saves one system call per keep-alive request.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::access_log::{AccessLog, LogEntry};
+use crate::app::{App, Body, BodyPipe, Peer, RequestBody};
+use crate::conn::{Conn, Exchange, OutBody, Phase, Spool, Stream};
+use crate::date::DateCache;
+use crate::pool::{call_app, Job, Pool};
+use crate::proto::{Framing, HeadOutcome, HttpError, Parser, ProxyOutcome};
+use crate::response::{self, plan, write_error, write_head};
+use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
+
+const WAKER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+const LISTENER_BASE: usize = usize::MAX - 4096;
+
+/// How often timeouts are checked and the heartbeat is sent.
+const TICK: Duration = Duration::from_millis(250);
+/// How long a closing connection is drained before it is closed regardless.
+const LINGER: Duration = Duration::from_secs(2);
+/// Input discarded while lingering before the connection is closed regardless.
+const LINGER_MAX_BYTES: usize = 1 << 20;
+/// Output buffered before the loop stops answering pipelined requests and writes.
+const WBUF_HIGH: usize = 64 * 1024;
+/// Owned bodies up to this size are copied behind the head so that both go out in one write.
+const COPY_BODY_MAX: usize = 16 * 1024;
+
+/// Timeouts and limits taken from the settings once.
+#[derive(Debug)]
+struct Config {
+    parser: Parser,
+    /// `None`: keep-alive disabled (`keepalive` = 0).
+    keepalive: Option<Duration>,
+    header_timeout: Duration,
+    /// A client that accepts no output for this long is dropped.
+    write_timeout: Duration,
+    graceful_timeout: Duration,
+    max_connections: usize,
+    max_requests: u64,
+}
+
+impl Config {
+    fn from_settings(s: &Settings) -> Config {
+        let max_requests = if s.max_requests == 0 {
+            0
+        } else {
+            s.max_requests + jitter(s.max_requests_jitter)
+        };
+        Config {
+            parser: Parser::from_settings(s),
+            keepalive: (!s.keepalive.is_zero()).then_some(s.keepalive),
+            header_timeout: if s.header_timeout.is_zero() {
+                Duration::from_secs(3600)
+            } else {
+                s.header_timeout
+            },
+            write_timeout: if s.timeout.is_zero() {
+                Duration::from_secs(30)
+            } else {
+                s.timeout.max(Duration::from_secs(5))
+            },
+            graceful_timeout: s.graceful_timeout,
+            max_connections: s.worker_connections.max(1),
+            max_requests,
+        }
+    }
+}
+
+/// A random number in `0..=max`, different in each worker (gunicorn's
+/// `max_requests_jitter`: `randint(0, jitter)`).
+fn jitter(max: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let mut x = nanos ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+    // splitmix64 finalizer
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    x % (max + 1)
+}
+
+enum MioListener {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener),
+}
+
+impl MioListener {
+    fn from_std(l: Listener) -> io::Result<MioListener> {
+        Ok(match l {
+            Listener::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                MioListener::Tcp(mio::net::TcpListener::from_std(l))
+            }
+            Listener::Unix(l) => {
+                l.set_nonblocking(true)?;
+                MioListener::Unix(mio::net::UnixListener::from_std(l))
+            }
+        })
+    }
+
+    fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match self {
+            MioListener::Tcp(l) => {
+                let (s, addr) = l.accept()?;
+                // Responses go out in one write; Nagle would only delay the odd second one.
+                let _ = s.set_nodelay(true);
+                Ok((Stream::Tcp(s), Peer::Tcp(addr)))
+            }
+            MioListener::Unix(l) => {
+                let (s, _) = l.accept()?;
+                Ok((Stream::Unix(s), Peer::Unix))
+            }
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            MioListener::Tcp(l) => l,
+            MioListener::Unix(l) => l,
+        }
+    }
+}
+
+/// Everything the connection handlers share.
+struct Ctx {
+    cfg: Config,
+    app: Arc<dyn App>,
+    pool: Option<Pool>,
+    date: DateCache,
+    log: Option<AccessLog>,
+    now: Instant,
+    requests: u64,
+    /// Set when the worker stops taking new requests (TERM, max_requests).
+    stopping: bool,
+    /// Set by a handler when `max_requests` is reached; the loop then begins the stop.
+    max_requests_reached: bool,
+}
+
+/// The connections, in slots indexed by their token.
+#[derive(Default)]
+struct Slots {
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    open: usize,
+    serial: u64,
+}
+
+impl Slots {
+    fn next_serial(&mut self) -> u64 {
+        self.serial += 1;
+        self.serial
+    }
+
+    fn insert(&mut self, conn: Conn) -> usize {
+        self.open += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.conns[i] = Some(conn);
+                i
+            }
+            None => {
+                self.conns.push(Some(conn));
+                self.conns.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if let Some(c) = self.conns.get_mut(slot).and_then(Option::take) {
+            if let Phase::Streaming { pipe, .. } = &c.phase {
+                // Never leave an application thread waiting for bytes that cannot come.
+                pipe.fail("the connection closed");
+            }
+            drop(c);
+            self.open -= 1;
+            self.free.push(slot);
+        }
+    }
+}
+
+/// Runs the loop; see [`crate::run`].
+pub(crate) fn serve(
+    settings: &Settings,
+    listeners: Vec<Listener>,
+    app: Arc<dyn App>,
+    supervisor: &dyn Supervisor,
+) -> WorkerExit {
+    // Signals are taken through a signalfd: block them first so that threads spawned below
+    // (pool, access log) inherit the mask and never run a default action.
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGHUP,
+        Signal::SIGWINCH,
+        Signal::SIGUSR2,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+    ] {
+        mask.add(s);
+    }
+    let mut old_mask = SigSet::empty();
+    if let Err(e) =
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old_mask))
+    {
+        return WorkerExit::Failed(format!("cannot block signals: {e}"));
+    }
+    // SAFETY: installing SIG_IGN runs no code in signal context; writes to a closed
+    // socket then fail with EPIPE instead of killing the worker.
+    unsafe {
+        let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
+    }
+    let exit = match Worker::new(settings, listeners, app, &mask) {
+        Ok(mut w) => w.run(supervisor),
+        Err(e) => WorkerExit::Failed(e),
+    };
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    exit
+}
+
+struct Worker {
+    poll: Poll,
+    listeners: Vec<MioListener>,
+    listening: bool,
+    signals: SignalFd,
+    slots: Slots,
+    ctx: Ctx,
+    parent: nix::unistd::Pid,
+    stop_deadline: Option<Instant>,
+    exit_reason: WorkerExit,
+    /// After an accept error (EMFILE, ENOMEM), listening resumes at this time.
+    accept_paused_until: Option<Instant>,
+}
+
+impl Worker {
+    fn new(
+        settings: &Settings,
+        listeners: Vec<Listener>,
+        app: Arc<dyn App>,
+        mask: &SigSet,
+    ) -> Result<Worker, String> {
+        let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
+        let signals = SignalFd::with_flags(mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| format!("cannot create a signalfd: {e}"))?;
+        poll.registry()
+            .register(
+                &mut SourceFd(&signals.as_raw_fd()),
+                SIGNALS,
+                Interest::READABLE,
+            )
+            .map_err(|e| format!("cannot watch signals: {e}"))?;
+        let mut mio_listeners = Vec::with_capacity(listeners.len());
+        for l in listeners {
+            mio_listeners
+                .push(MioListener::from_std(l).map_err(|e| format!("cannot use a listener: {e}"))?);
+        }
+        if mio_listeners.is_empty() {
+            return Err("no listeners to serve".to_string());
+        }
+        let pool = if settings.threads > 1 {
+            let waker = Arc::new(
+                mio::Waker::new(poll.registry(), WAKER)
+                    .map_err(|e| format!("cannot create the pool waker: {e}"))?,
+            );
+            Some(
+                Pool::start(settings.threads, Arc::clone(&app), waker)
+                    .map_err(|e| format!("cannot start {} threads: {e}", settings.threads))?,
+            )
+        } else {
+            None
+        };
+        let log = match &settings.accesslog {
+            None => None,
+            Some(target) => Some(
+                AccessLog::open(target, &settings.access_log_format)
+                    .map_err(|e| format!("cannot open access log {target:?}: {e}"))?,
+            ),
+        };
+        Ok(Worker {
+            poll,
+            listeners: mio_listeners,
+            listening: false,
+            signals,
+            slots: Slots::default(),
+            ctx: Ctx {
+                cfg: Config::from_settings(settings),
+                app,
+                pool,
+                date: DateCache::new(),
+                log,
+                now: Instant::now(),
+                requests: 0,
+                stopping: false,
+                max_requests_reached: false,
+            },
+            parent: nix::unistd::getppid(),
+            stop_deadline: None,
+            exit_reason: WorkerExit::Stopped,
+            accept_paused_until: None,
+        })
+    }
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus {
+            state: if self.ctx.stopping {
+                WorkerState::Stopping
+            } else if self.listening {
+                WorkerState::Serving
+            } else {
+                WorkerState::Booting
+            },
+            requests: self.ctx.requests,
+            connections: u32::try_from(self.slots.open).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn set_listening(&mut self, on: bool) {
+        if on == self.listening {
+            return;
+        }
+        let registry = self.poll.registry();
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            let r = if on {
+                registry.register(l.source(), Token(LISTENER_BASE + i), Interest::READABLE)
+            } else {
+                registry.deregister(l.source())
+            };
+            if let Err(e) = r {
+                tracing::error!("listener {i}: cannot change registration: {e}");
+            }
+        }
+        self.listening = on;
+    }
+
+    fn run(&mut self, supervisor: &dyn Supervisor) -> WorkerExit {
+        self.set_listening(true);
+        supervisor.heartbeat(self.status());
+        let mut events = Events::with_capacity(512);
+        let mut done = Vec::new();
+        let mut resumed = Vec::new();
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return WorkerExit::Failed(format!("event loop failed: {e}"));
+                }
+            }
+            self.ctx.now = Instant::now();
+            self.ctx.date.update(SystemTime::now());
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => {
+                        if let Some(exit) = self.handle_signals(supervisor) {
+                            return exit;
+                        }
+                    }
+                    WAKER => {
+                        if let Some(pool) = &self.ctx.pool {
+                            pool.take_done(&mut done);
+                        }
+                        for job in done.drain(..) {
+                            self.finish_job(job);
+                        }
+                        if let Some(pool) = &self.ctx.pool {
+                            pool.take_resumed(&mut resumed);
+                        }
+                        for (slot, serial) in resumed.drain(..) {
+                            self.resume_stream(slot, serial);
+                        }
+                    }
+                    Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
+                    Token(slot) => {
+                        if let Some(c) = self.slots.conns.get_mut(slot).and_then(Option::as_mut) {
+                            if event.is_readable() || event.is_read_closed() {
+                                c.read_drained = false;
+                            }
+                            // The peer's FIN may have come with the data: then no later edge
+                            // announces it, so read until end of file instead of trusting a
+                            // short read.
+                            c.peer_hup |= event.is_read_closed();
+                            if !drive(c, &mut self.ctx) {
+                                self.slots.remove(slot);
+                            }
+                        }
+                    }
+                }
+            }
+            if self.ctx.max_requests_reached && !self.ctx.stopping {
+                tracing::info!(
+                    requests = self.ctx.requests,
+                    "max_requests reached: restarting"
+                );
+                self.begin_stop(WorkerExit::MaxRequests, supervisor);
+            }
+            if self.ctx.now >= next_tick {
+                next_tick = self.ctx.now + TICK;
+                self.sweep();
+                supervisor.heartbeat(self.status());
+                if nix::unistd::getppid() != self.parent {
+                    tracing::warn!("parent changed: worker exiting");
+                    return WorkerExit::ParentGone;
+                }
+            }
+            if let Some(log) = &mut self.ctx.log {
+                log.flush();
+            }
+            if self.ctx.stopping {
+                if self.slots.open == 0 {
+                    return self.exit_reason.clone();
+                }
+                if self.stop_deadline.is_some_and(|d| self.ctx.now >= d) {
+                    tracing::warn!(
+                        connections = self.slots.open,
+                        "graceful_timeout reached: closing remaining connections"
+                    );
+                    return self.exit_reason.clone();
+                }
+            } else if !self.listening
+                && self.slots.open < self.ctx.cfg.max_connections
+                && self.accept_paused_until.is_none_or(|t| self.ctx.now >= t)
+            {
+                self.accept_paused_until = None;
+                self.set_listening(true);
+            }
+        }
+    }
+
+    /// Reads pending signals. Returns an exit for a quick stop.
+    fn handle_signals(&mut self, supervisor: &dyn Supervisor) -> Option<WorkerExit> {
+        loop {
+            let info = match self.signals.read_signal() {
+                Ok(Some(info)) => info,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::error!("signalfd read failed: {e}");
+                    return None;
+                }
+            };
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGTERM) if !self.ctx.stopping => {
+                    tracing::info!("graceful stop (SIGTERM)");
+                    self.begin_stop(WorkerExit::Stopped, supervisor);
+                }
+                Ok(Signal::SIGINT | Signal::SIGQUIT) => {
+                    tracing::info!("quick stop");
+                    return Some(WorkerExit::Stopped);
+                }
+                Ok(Signal::SIGUSR1) => {
+                    if let Some(log) = &mut self.ctx.log {
+                        log.reopen();
+                    }
+                    supervisor.reopen_logs();
+                }
+                _ => {} // HUP, WINCH, USR2, TTIN, TTOU are the arbiter's business.
+            }
+        }
+    }
+
+    /// Stops accepting, closes idle connections; the others finish their current request.
+    fn begin_stop(&mut self, reason: WorkerExit, supervisor: &dyn Supervisor) {
+        self.ctx.stopping = true;
+        self.exit_reason = reason;
+        self.stop_deadline = Some(self.ctx.now + self.ctx.cfg.graceful_timeout);
+        self.set_listening(false);
+        // Dropping our copies would not close the arbiter's sockets; keeping them
+        // registered would accept connections we are not going to serve.
+        self.close_idle();
+        supervisor.heartbeat(self.status());
+    }
+
+    /// Closes the connections that have no request in progress. A request already in the
+    /// socket buffer but not yet read is served first (it is in flight for the client).
+    fn close_idle(&mut self) {
+        for slot in 0..self.slots.conns.len() {
+            let Some(c) = self.slots.conns[slot].as_mut() else {
+                continue;
+            };
+            if c.is_idle() {
+                c.read_drained = false;
+                // A connection that has sent nothing yet stays: its request may be on the
+                // way (see `Conn::had_input`).
+                if !drive(c, &mut self.ctx) || c.is_idle_between_requests() {
+                    self.slots.remove(slot);
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        loop {
+            if self.ctx.stopping || !self.listening {
+                return;
+            }
+            if self.slots.open >= self.ctx.cfg.max_connections {
+                // worker_connections reached: stop accepting until a connection closes.
+                self.set_listening(false);
+                return;
+            }
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    let deadline = self.ctx.now + self.ctx.cfg.header_timeout;
+                    let serial = self.slots.next_serial();
+                    let ip = match &peer {
+                        Peer::Tcp(a) => Some(a.ip()),
+                        Peer::Unix => None,
+                    };
+                    let parser = &self.ctx.cfg.parser;
+                    let (proxy_pending, trusted) = (
+                        parser.expects_proxy_header(ip),
+                        parser.forwarded_allow.allows(ip),
+                    );
+                    let slot = self.slots.insert(Conn::new(stream, peer, serial, deadline));
+                    let Some(c) = self.slots.conns[slot].as_mut() else {
+                        continue;
+                    };
+                    c.slot = slot;
+                    c.proxy_pending = proxy_pending;
+                    c.trusted = trusted;
+                    if let Err(e) = self.poll.registry().register(
+                        &mut c.stream,
+                        Token(slot),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        tracing::error!("cannot register a connection: {e}");
+                        self.slots.remove(slot);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // Out of file descriptors or memory: the listener stays readable, and
+                    // with edge-triggered readiness no new edge would come. Stop listening
+                    // until the next tick instead of spinning.
+                    tracing::warn!("accept failed: {e}; retrying shortly");
+                    self.set_listening(false);
+                    self.accept_paused_until = Some(self.ctx.now + TICK);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish_job(&mut self, job: Job) {
+        let Some(c) = self.slots.conns.get_mut(job.slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.serial != job.serial || !matches!(c.phase, Phase::Dispatched | Phase::Streaming { .. })
+        {
+            return; // the connection went away while the application ran
+        }
+        let mut ex = job.exchange;
+        let mid_body = match &c.phase {
+            Phase::Streaming { pipe, .. } => {
+                // Answered before the whole body arrived: the rest is not read (the
+                // connection closes after the answer, RFC 9112 §9.6 allows it).
+                pipe.fail("the application answered before reading the whole body");
+                true
+            }
+            _ => false,
+        };
+        c.phase = Phase::Head;
+        if let Some(e) = c.pending_error.take() {
+            respond_error(c, &self.ctx, e.status, &e.message);
+        } else {
+            if mid_body {
+                ex.keep_alive = false;
+            }
+            queue_response(c, &mut self.ctx, &mut ex);
+        }
+        c.exchange = Some(ex);
+        if !drive(c, &mut self.ctx) {
+            self.slots.remove(job.slot);
+        }
+    }
+
+    /// Reads again on a connection whose streamed body had paused until the application
+    /// caught up.
+    fn resume_stream(&mut self, slot: usize, serial: u64) {
+        let Some(c) = self.slots.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.serial != serial {
+            return;
+        }
+        if let Phase::Streaming { paused, .. } = &mut c.phase {
+            *paused = false;
+            c.read_drained = false;
+            c.deadline = self.ctx.now + self.ctx.cfg.header_timeout;
+            if !drive(c, &mut self.ctx) {
+                self.slots.remove(slot);
+            }
+        }
+    }
+
+    /// Applies timeouts; when stopping, closes connections that went idle.
+    fn sweep(&mut self) {
+        let now = self.ctx.now;
+        for slot in 0..self.slots.conns.len() {
+            let Some(c) = self.slots.conns[slot].as_mut() else {
+                continue;
+            };
+            if self.ctx.stopping && c.is_idle_between_requests() {
+                self.slots.remove(slot);
+                continue;
+            }
+            if now < c.deadline
+                || matches!(
+                    c.phase,
+                    Phase::Dispatched | Phase::Streaming { paused: true, .. }
+                )
+            {
+                continue;
+            }
+            if let Phase::Streaming { pipe, .. } = &c.phase {
+                // RFC 9110 §15.5.9: the body did not arrive in time; answered once the
+                // application (whose read now fails) returns.
+                pipe.fail("request body timeout");
+                c.pending_error = Some(HttpError {
+                    status: 408,
+                    message: "request body timeout".into(),
+                });
+                c.phase = Phase::Dispatched;
+                continue;
+            }
+            let keep = match c.phase {
+                Phase::Draining => false,
+                _ if c.output_pending() => false,
+                _ if c.is_idle() => false,
+                _ => {
+                    // RFC 9110 §15.5.9: 408 for a request not completed in time.
+                    respond_error(c, &self.ctx, 408, "request timeout");
+                    c.deadline = now + LINGER;
+                    drive(c, &mut self.ctx)
+                }
+            };
+            if !keep {
+                self.slots.remove(slot);
+            }
+        }
+    }
+}
+
+/// What processing buffered input achieved.
+enum Step {
+    Progress,
+    Stall,
+}
+
+/// Makes all the progress possible on a connection: answer buffered requests, write, read.
+/// Returns false when the connection must be closed.
+fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
+    loop {
+        if !c.close_after_write && c.out.is_none() && c.wbuf.len() < WBUF_HIGH {
+            if let Step::Progress = process(c, ctx) {
+                continue;
+            }
+        }
+        if c.output_pending() {
+            match c.flush() {
+                Ok(_) => {
+                    if c.close_after_write {
+                        c.stream.shutdown_write();
+                        c.phase = Phase::Draining;
+                        c.close_after_write = false;
+                        c.deadline = ctx.now + LINGER;
+                    } else if c.is_idle() {
+                        match ctx.cfg.keepalive {
+                            Some(k) => c.deadline = ctx.now + k,
+                            None => return false,
+                        }
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.deadline = ctx.now + ctx.cfg.write_timeout;
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::debug!("write failed: {e}");
+                    return false;
+                }
+            }
+        }
+        if matches!(
+            c.phase,
+            Phase::Dispatched | Phase::Streaming { paused: true, .. }
+        ) {
+            return true;
+        }
+        if c.read_closed {
+            if let Phase::Streaming { pipe, .. } = &c.phase {
+                // The client stopped sending in the middle of a streamed body.
+                pipe.fail("the connection closed before the body was complete");
+                c.pending_error = Some(HttpError {
+                    status: 400,
+                    message: "the connection closed before the body was complete".into(),
+                });
+                c.phase = Phase::Dispatched;
+                return true;
+            }
+            // The client will send nothing more and everything owed is written.
+            return false;
+        }
+        if c.read_drained && !c.peer_hup {
+            return true;
+        }
+        let was_empty = c.rpos == c.rend;
+        let max = match c.phase {
+            Phase::Head => ctx.cfg.parser.max_head() + 2,
+            _ => 64 * 1024,
+        };
+        match c.read_some(max) {
+            Ok((0, _)) => {
+                c.read_closed = true;
+                if matches!(c.phase, Phase::Draining) {
+                    return false;
+                }
+                // Answer what is complete, then close; a partial request is dropped.
+            }
+            Ok((n, full)) => {
+                c.read_drained = !full;
+                match c.phase {
+                    Phase::Draining => {
+                        c.drained_bytes += n;
+                        c.rpos = c.rend;
+                        if c.drained_bytes > LINGER_MAX_BYTES {
+                            return false;
+                        }
+                    }
+                    Phase::Head if was_empty => c.deadline = ctx.now + ctx.cfg.header_timeout,
+                    Phase::Body { .. } | Phase::Streaming { .. } => {
+                        c.deadline = ctx.now + ctx.cfg.header_timeout
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::debug!("read failed: {e}");
+                return false;
+            }
+        }
+    }
+}
+
+/// Answers `status` with `Connection: close` and discards all further input: nothing after
+/// a malformed request is served.
+fn respond_error(c: &mut Conn, ctx: &Ctx, status: u16, message: &str) {
+    tracing::debug!(status, "refusing request: {message}");
+    c.rpos = c.rend;
+    c.phase = Phase::Head;
+    write_error(&mut c.wbuf, status, message, ctx.date.value());
+    c.close_after_write = true;
+}
+
+/// Consumes buffered input: parses a head, receives a body, calls the application.
+fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
+    if c.rpos == c.rend {
+        return Step::Stall;
+    }
+    match &mut c.phase {
+        Phase::Dispatched | Phase::Draining => Step::Stall,
+        Phase::Head => {
+            let Some(ex) = c.exchange.as_mut() else {
+                return Step::Stall;
+            };
+            if c.proxy_pending {
+                return match ctx.cfg.parser.parse_proxy(&c.rbuf[c.rpos..c.rend]) {
+                    ProxyOutcome::Partial => Step::Stall,
+                    ProxyOutcome::Absent => {
+                        c.proxy_pending = false;
+                        Step::Progress
+                    }
+                    ProxyOutcome::Complete { len, source } => {
+                        c.proxy_pending = false;
+                        c.rpos += len;
+                        if let Some(addr) = source {
+                            ex.req.peer = Peer::Tcp(addr);
+                        }
+                        Step::Progress
+                    }
+                    ProxyOutcome::Error(e) => {
+                        respond_error(c, ctx, e.status, &e.message);
+                        Step::Progress
+                    }
+                };
+            }
+            match ctx
+                .cfg
+                .parser
+                .parse_head(&c.rbuf[c.rpos..c.rend], c.trusted, &mut ex.req)
+            {
+                HeadOutcome::Partial => Step::Stall,
+                HeadOutcome::Error(e) => {
+                    respond_error(c, ctx, e.status, &e.message);
+                    Step::Progress
+                }
+                HeadOutcome::Complete(head) => {
+                    c.rpos += head.len;
+                    ex.started = ctx.now;
+                    ex.keep_alive = head.keep_alive && ctx.cfg.keepalive.is_some();
+                    let reuse = ex.req.body.take_buffer();
+                    if head.framing == Framing::None {
+                        ex.req.body = RequestBody::from_bytes(reuse);
+                        dispatch(c, ctx);
+                        return Step::Progress;
+                    }
+                    // RFC 9110 §10.1.1: send 100 only when no body bytes have arrived yet.
+                    if head.expect_continue && c.rpos == c.rend {
+                        c.wbuf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    }
+                    // With a pool, a large body is streamed to the application (RequestBody).
+                    let streamable = ctx.pool.is_some()
+                        && match head.framing {
+                            Framing::Chunked => true,
+                            Framing::Length(n) => n > RequestBody::MEMORY_LIMIT as u64,
+                            Framing::None => false,
+                        };
+                    c.phase = Phase::Body {
+                        decoder: head.decoder,
+                        spool: Spool::new(reuse),
+                        streamable,
+                        length: match head.framing {
+                            Framing::Length(n) => Some(n),
+                            _ => None,
+                        },
+                    };
+                    c.deadline = ctx.now + ctx.cfg.header_timeout;
+                    Step::Progress
+                }
+            }
+        }
+        Phase::Streaming {
+            decoder,
+            pipe,
+            paused,
+        } => {
+            if *paused {
+                return Step::Stall;
+            }
+            let mut data = Vec::new();
+            let input = &c.rbuf[c.rpos..c.rend];
+            match decoder.decode(input, &mut |bytes| data.extend_from_slice(bytes)) {
+                Err(e) => {
+                    // The application gets a read error; the client gets the parser's answer.
+                    pipe.fail(&e.message);
+                    c.rpos = c.rend;
+                    c.pending_error = Some(e);
+                    c.phase = Phase::Dispatched;
+                    Step::Progress
+                }
+                Ok(d) => {
+                    c.rpos += d.consumed;
+                    *paused = pipe.push(data);
+                    if d.done {
+                        pipe.finish();
+                        c.phase = Phase::Dispatched;
+                        return Step::Progress;
+                    }
+                    if d.consumed > 0 {
+                        Step::Progress
+                    } else {
+                        Step::Stall
+                    }
+                }
+            }
+        }
+        Phase::Body {
+            decoder,
+            spool,
+            streamable,
+            ..
+        } => {
+            let input = &c.rbuf[c.rpos..c.rend];
+            let decoded = decoder.decode(input, &mut |bytes| spool.push(bytes));
+            match decoded {
+                Err(e) => {
+                    respond_error(c, ctx, e.status, &e.message);
+                    Step::Progress
+                }
+                Ok(d) => {
+                    c.rpos += d.consumed;
+                    if let Some(e) = spool.error.take() {
+                        tracing::error!("cannot store a request body: {e}");
+                        respond_error(c, ctx, 500, "cannot store the request body");
+                        return Step::Progress;
+                    }
+                    if !d.done {
+                        if d.consumed > 0 && *streamable && spool.file.is_none() {
+                            start_streaming(c, ctx);
+                        }
+                        return if d.consumed > 0 {
+                            Step::Progress
+                        } else {
+                            Step::Stall
+                        };
+                    }
+                    let Phase::Body { spool, .. } = std::mem::replace(&mut c.phase, Phase::Head)
+                    else {
+                        return Step::Stall;
+                    };
+                    let body = match spool.file {
+                        Some(f) => RequestBody::from_file(f, spool.len),
+                        None => Ok(RequestBody::from_bytes(spool.mem)),
+                    };
+                    match (body, c.exchange.as_mut()) {
+                        (Ok(body), Some(ex)) => {
+                            ex.req.body = body;
+                            dispatch(c, ctx);
+                        }
+                        (Err(e), _) => {
+                            tracing::error!("cannot rewind a request body: {e}");
+                            respond_error(c, ctx, 500, "cannot read the request body");
+                        }
+                        (_, None) => {}
+                    }
+                    Step::Progress
+                }
+            }
+        }
+    }
+}
+
+/// Hands the exchange to the pool now, with a body fed through a pipe as it arrives.
+fn start_streaming(c: &mut Conn, ctx: &mut Ctx) {
+    let Some(pool) = &ctx.pool else {
+        return;
+    };
+    let Phase::Body {
+        decoder,
+        spool,
+        length,
+        ..
+    } = std::mem::replace(&mut c.phase, Phase::Head)
+    else {
+        return;
+    };
+    let Some(ex) = c.exchange.as_mut() else {
+        return;
+    };
+    let pipe = Arc::new(BodyPipe::new(pool.resumer(c.slot, c.serial)));
+    let paused = pipe.push(spool.mem);
+    ex.req.body = RequestBody::from_pipe(Arc::clone(&pipe), length);
+    dispatch(c, ctx);
+    c.phase = Phase::Streaming {
+        decoder,
+        pipe,
+        paused,
+    };
+}
+
+/// Calls the application inline, or hands the exchange to the pool.
+fn dispatch(c: &mut Conn, ctx: &mut Ctx) {
+    let Some(mut ex) = c.exchange.take() else {
+        return;
+    };
+    if let Some(pool) = &ctx.pool {
+        c.phase = Phase::Dispatched;
+        pool.submit(Job {
+            slot: c.slot,
+            serial: c.serial,
+            exchange: ex,
+        });
+        return;
+    }
+    call_app(&*ctx.app, &mut ex);
+    // The call may have taken a while: timeouts set from here on count from now.
+    ctx.now = Instant::now();
+    queue_response(c, ctx, &mut ex);
+    c.exchange = Some(ex);
+}
+
+/// Writes the application's response into the connection's output.
+fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
+    if !response::headers_valid(&ex.res) {
+        tracing::error!(
+            target = ex.req.target(),
+            "application answered an invalid status or header: sending 500"
+        );
+        ex.res.reset();
+        ex.res.plain(500, "internal server error\n");
+    }
+    ctx.requests += 1;
+    if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
+        ctx.max_requests_reached = true;
+    }
+    let is_head = ex.req.method() == "HEAD";
+    let version = ex.req.version();
+    let keep_alive = ex.keep_alive && !ctx.stopping && !ctx.max_requests_reached && !c.read_closed;
+    let p = plan(&ex.res, is_head, version, keep_alive);
+    write_head(&mut c.wbuf, &ex.res, &p, version, ctx.date.value());
+    let body = std::mem::replace(&mut ex.res.body, Body::Empty);
+    let body_len = if p.send_body { body.len() } else { Some(0) };
+    if p.send_body {
+        match body {
+            Body::Empty => {}
+            Body::Static(b) => c.wbuf.extend_from_slice(b),
+            Body::Bytes(b) if b.len() <= COPY_BODY_MAX => c.wbuf.extend_from_slice(&b),
+            other => c.out = OutBody::from_body(other, p.framing == response::Framing::Chunked),
+        }
+    }
+    if !p.keep_alive {
+        c.close_after_write = true;
+    }
+    if let Some(log) = &mut ctx.log {
+        log.log(&LogEntry {
+            req: &ex.req,
+            res: &ex.res,
+            body_bytes: body_len,
+            started: ex.started,
+            now_secs: ctx.date.secs(),
+        });
+    }
+}
