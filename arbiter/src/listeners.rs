@@ -71,6 +71,25 @@ impl Listener {
         }
     }
 
+    /// After an upgrade: an inherited Unix socket whose path is one of the `bind` entries
+    /// becomes ours to remove on exit, as if this process had bound it.
+    fn claim_socket_file(&mut self, settings: &Settings) {
+        let Socket::Unix { listener, path } = &mut self.socket else {
+            return;
+        };
+        let Ok(local) = listener.local_addr() else {
+            return;
+        };
+        let Some(bound) = local.as_pathname() else {
+            return;
+        };
+        let configured = BindAddress::Unix(bound.to_path_buf());
+        if settings.bind.contains(&configured) {
+            *path = Some(bound.to_path_buf());
+            self.configured = Some(configured);
+        }
+    }
+
     /// Forgets the socket file so that dropping the listener leaves it in place (it was
     /// handed to another process that still listens on it).
     pub(crate) fn keep_socket_file(&mut self) {
@@ -134,7 +153,9 @@ pub fn open(settings: &Settings) -> Result<(Vec<Listener>, ListenerOrigin), Arbi
                 fd: -1,
                 reason: format!("{FERROCORN_FD_ENV}={fds:?} is not a list of descriptors"),
             })?;
-            listeners.push(adopt_fd(fd, None)?);
+            let mut listener = adopt_fd(fd, None)?;
+            listener.claim_socket_file(settings);
+            listeners.push(listener);
         }
         return Ok((listeners, ListenerOrigin::Upgrade));
     }

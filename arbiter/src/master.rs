@@ -21,7 +21,7 @@ use crate::listeners::{self, Listener, ListenerOrigin, FERROCORN_FD_ENV};
 use crate::notify::sd_notify;
 use crate::pidfile::Pidfile;
 use crate::scoreboard::{monotonic_ns, Scoreboard, DEFAULT_CAPACITY};
-use crate::signals::{self, SignalPipe};
+use crate::signals::{self, BlockedSignals, SignalPipe};
 use crate::{AppLoader, AppSource, Arbiter, LogReopener, SettingsReloader, WORKER_PROCESS_NAME};
 
 /// Time between SIGABRT to a timed-out worker and SIGKILL if it is still there.
@@ -59,6 +59,14 @@ enum Ended {
     Signal(Signal),
 }
 
+/// What a reload replaced, kept until the old generation is retired.
+struct Previous {
+    generation: u64,
+    settings: Settings,
+    app: Arc<dyn App>,
+    target: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
     /// TERM: finish in-flight requests within `graceful_timeout`.
@@ -90,6 +98,9 @@ pub(crate) struct Master {
     reexec_child: Option<Pid>,
     start_dir: PathBuf,
     boot_failure: Option<ArbiterError>,
+    /// The configuration before the last HUP, while its workers still run: a new
+    /// generation whose workers fail to boot is rolled back to it.
+    previous: Option<Previous>,
     crash_streak: u32,
     last_crash: Option<Instant>,
     next_spawn_at: Option<Instant>,
@@ -178,6 +189,7 @@ impl Master {
             reexec_child: None,
             start_dir,
             boot_failure: None,
+            previous: None,
             crash_streak: 0,
             last_crash: None,
             next_spawn_at: None,
@@ -302,9 +314,14 @@ impl Master {
             return;
         };
         self.spawn_seq += 1;
+        let blocked = BlockedSignals::block_all();
         // SAFETY: the arbiter is single-threaded (its contract), so the child may run
         // arbitrary code; the child never returns into the arbiter's loop.
-        match unsafe { fork() } {
+        let forked = unsafe { fork() };
+        if !matches!(forked, Ok(ForkResult::Child)) {
+            drop(blocked);
+        }
+        match forked {
             Err(error) => {
                 self.scoreboard.release(slot);
                 tracing::error!("cannot start a worker: fork failed: {error}");
@@ -433,11 +450,22 @@ impl Master {
                     None => format!("exit code {code}"),
                 };
                 tracing::error!("Worker (pid:{pid}) failed to boot: {reason}");
-                if self.boot_failure.is_none() {
-                    self.boot_failure = Some(ArbiterError::WorkerBoot {
-                        pid: pid.as_raw(),
-                        reason,
-                    });
+                if !self.ready_notified {
+                    // Nothing has served yet: starting more would loop. Stop.
+                    if self.boot_failure.is_none() {
+                        self.boot_failure = Some(ArbiterError::WorkerBoot {
+                            pid: pid.as_raw(),
+                            reason,
+                        });
+                    }
+                } else if worker.generation == self.generation && self.previous.is_some() {
+                    self.roll_back(&reason);
+                } else if worker.generation != self.generation {
+                    // A generation already rolled back or replaced: nothing more to do.
+                } else {
+                    // Served before with this configuration: a passing failure (a log
+                    // directory gone?); retry with backoff rather than stop serving.
+                    self.crashed();
                 }
             }
             Ended::Exit(code) => {
@@ -471,6 +499,33 @@ impl Master {
                 tracing::error!("Worker (pid:{pid}) was killed by {}", signal_name(signal));
                 self.crashed();
             }
+        }
+    }
+
+    /// The workers of a reloaded configuration fail to boot: go back to the configuration
+    /// whose workers still run, and retire the new generation.
+    fn roll_back(&mut self, reason: &str) {
+        let Some(previous) = self.previous.take() else {
+            return;
+        };
+        tracing::error!(
+            "reload failed: workers of generation {} fail to boot ({reason}); back to generation {}",
+            self.generation,
+            previous.generation
+        );
+        self.settings = previous.settings;
+        self.app = previous.app;
+        self.target = previous.target;
+        self.generation = previous.generation;
+        self.generation_started = Instant::now();
+        let failed: Vec<Pid> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation != self.generation)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in failed {
+            self.retire(pid);
         }
     }
 
@@ -536,10 +591,12 @@ impl Master {
         let old: Vec<Pid> = self
             .workers
             .iter()
-            .filter(|(_, w)| w.generation < self.generation && w.retire_sent.is_none())
+            .filter(|(_, w)| w.generation != self.generation && w.retire_sent.is_none())
             .map(|(pid, _)| *pid)
             .collect();
         if old.is_empty() {
+            // The old generation is retired: nothing to roll back to any more.
+            self.previous = None;
             return;
         }
         let serving = self
@@ -550,7 +607,7 @@ impl Master {
             .count();
         let waited_enough = !self.settings.timeout.is_zero()
             && self.generation_started.elapsed() > self.settings.timeout;
-        if serving >= self.target || waited_enough {
+        if serving >= self.target || (waited_enough && serving > 0) {
             for pid in old {
                 self.retire(pid);
             }
@@ -620,9 +677,11 @@ impl Master {
             }
             None => self.settings.clone(),
         };
+        let previous_target = self.target;
+        let mut app = self.app.clone();
         if let Some(loader) = &self.loader {
             match loader(&settings.app) {
-                Ok(app) => self.app = app,
+                Ok(loaded) => app = loaded,
                 Err(message) => {
                     tracing::error!(
                         "reload failed, keeping the running configuration: cannot load the application: {message}"
@@ -659,7 +718,14 @@ impl Master {
         } else {
             self.target = settings.workers;
         }
-        self.settings = settings;
+        let replaced = std::mem::replace(&mut self.settings, settings);
+        let previous_app = std::mem::replace(&mut self.app, app);
+        self.previous = Some(Previous {
+            generation: self.generation,
+            settings: replaced,
+            app: previous_app,
+            target: previous_target,
+        });
         self.generation += 1;
         self.generation_started = Instant::now();
         self.crash_streak = 0;
@@ -757,9 +823,14 @@ impl Master {
             return;
         };
         let start_dir = cstring(self.start_dir.as_os_str().as_bytes());
+        let blocked = BlockedSignals::block_all();
         // SAFETY: single-threaded arbiter; the child only calls exec-related functions and
         // exits, never returning into the loop.
-        match unsafe { fork() } {
+        let forked = unsafe { fork() };
+        if !matches!(forked, Ok(ForkResult::Child)) {
+            drop(blocked);
+        }
+        match forked {
             Err(error) => tracing::error!("cannot upgrade: fork failed: {error}"),
             Ok(ForkResult::Child) => {
                 self.signals.close_in_child();

@@ -208,3 +208,97 @@ fn winch_stops_the_workers_and_the_arbiter_stays() {
     );
     assert_eq!(server.get("/").expect("serving again").status, 200);
 }
+
+#[test]
+fn chdir_happens_before_the_app_is_loaded() {
+    let dir = TempDir::new("chdir");
+    std::fs::write(dir.join("marker.txt"), "served from chdir\n").unwrap();
+    let server = Server::start(["--chdir", &dir.path().display().to_string(), "static:."]);
+    let response = server.get("/marker.txt").expect("served");
+    assert_eq!(response.status, 200, "{}", server.stderr());
+    assert_eq!(response.text(), "served from chdir\n");
+}
+
+#[test]
+fn umask_sets_the_mode_of_the_unix_socket_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("umask");
+    let path = dir.join("app.sock");
+    let server = Server::builder()
+        .no_default_bind()
+        .args([
+            "--bind",
+            &format!("unix:{}", path.display()),
+            "--umask",
+            "0o077",
+            "hello",
+        ])
+        .start();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{:o}", mode);
+    drop(server);
+}
+
+#[test]
+fn reuse_port_lets_two_servers_share_a_port() {
+    let first = Server::start(["--reuse-port", "hello"]);
+    let port = first.addr.port();
+    let bind = format!("127.0.0.1:{port}");
+    let second = Server::builder()
+        .no_default_bind()
+        .args(["--bind", &bind, "--reuse-port", "hello"])
+        .start();
+    assert_eq!(second.addr, first.addr);
+    assert_eq!(second.get("/").expect("served").status, 200);
+}
+
+#[test]
+fn listens_on_ipv6_when_the_host_has_it() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("\n!!!!!!!! SKIPPED: no IPv6 loopback on this host !!!!!!!!\n");
+        return;
+    }
+    let server = Server::builder()
+        .no_default_bind()
+        .args(["--bind", "[::1]:0", "hello"])
+        .start();
+    assert!(server.addr.is_ipv6(), "{:?}", server.addresses);
+    assert!(server.addresses[0].starts_with("http://[::1]:"));
+    assert_eq!(server.get("/").expect("served over IPv6").status, 200);
+}
+
+#[test]
+fn drops_to_user_and_group_after_binding() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("\n!!!!!!!! SKIPPED: dropping privileges needs root !!!!!!!!\n");
+        return;
+    }
+    // The server's working directory must stay readable once it runs as nobody.
+    let dir = TempDir::new("user");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let server = Server::builder()
+        .cwd(dir.path())
+        .args(["--user", "65534", "--group", "65534", "hello"])
+        .start();
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    let ids = |pid: i32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .unwrap_or_default()
+                .to_string()
+        };
+        (field("Uid:"), field("Gid:"))
+    };
+    let nobody = ("65534".to_string(), "65534".to_string());
+    assert_eq!(ids(server.pid), nobody, "the arbiter dropped privileges");
+    assert_eq!(ids(server.worker_pids()[0]), nobody, "so did its workers");
+    assert_eq!(server.get("/").expect("served").status, 200);
+}

@@ -6,10 +6,35 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ferrocorn_tests::{
-    is_running, listening_lines, wait_until, worker_pids_of, Load, Server, Signal, TempDir,
+    is_running, listening_lines, wait_until, worker_pids_of, Load, LoadReport, Server, Signal,
+    TempDir,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// Starts `ferrocorn --config DIR/ferrocorn.toml hello` with `text` in the file and waits for
+/// `workers` workers.
+fn start_with_config(dir: &TempDir, text: &str, workers: usize) -> (std::path::PathBuf, Server) {
+    let config = dir.join("ferrocorn.toml");
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(["--config", &config.display().to_string(), "hello"]);
+    assert!(
+        server.wait_for_workers(workers, WAIT),
+        "{}",
+        server.stderr()
+    );
+    (config, server)
+}
+
+/// Fails the test with the failures a load saw, if any.
+fn assert_no_failures(report: &LoadReport, server: &Server) {
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}\n{}",
+        report.failures,
+        server.stderr()
+    );
+}
 
 fn read_pid(path: &std::path::Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -39,21 +64,13 @@ fn hup_replaces_every_worker_without_a_failed_request() {
         server.worker_pids(),
         server.stderr()
     );
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}",
-        report.failures
-    );
+    assert_no_failures(&report, &server);
 }
 
 #[test]
 fn hup_with_a_changed_config_file_changes_the_worker_count_without_a_failed_request() {
     let dir = TempDir::new("hup-config");
-    let config = dir.join("ferrocorn.toml");
-    std::fs::write(&config, "workers = 2\n").unwrap();
-    let config_arg = config.display().to_string();
-    let server = Server::start(["--config", &config_arg, "hello"]);
-    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let (config, server) = start_with_config(&dir, "workers = 2\n", 2);
     let load = Load::start(server.addr, "/", 3);
     assert!(load.wait_for_more(20, WAIT), "the load gets answers");
 
@@ -83,11 +100,7 @@ fn hup_with_a_changed_config_file_changes_the_worker_count_without_a_failed_requ
     );
     assert!(refused, "{}", server.stderr());
     assert_eq!(server.worker_pids().len(), 3);
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}",
-        report.failures
-    );
+    assert_no_failures(&report, &server);
 }
 
 #[test]
@@ -157,15 +170,121 @@ fn usr2_then_term_to_the_old_arbiter_upgrades_without_a_failed_request() {
         "the new arbiter serves the load"
     );
     let report = load.stop();
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}\n{}",
-        report.failures,
-        server.stderr()
-    );
+    assert_no_failures(&report, &server);
     assert!(is_running(new_pid));
     assert_eq!(
         server.get("/").expect("served by the new arbiter").status,
         200
     );
+}
+
+#[test]
+fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
+    let dir = TempDir::new("hup-rollback");
+    let (config, server) = start_with_config(&dir, "workers = 2\n", 2);
+    let before: BTreeSet<i32> = server.worker_pids().into_iter().collect();
+    let load = Load::start(server.addr, "/", 2);
+    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
+
+    // Valid configuration, but the new workers cannot open their access log.
+    let missing = dir.join("no-such-dir/access.log");
+    std::fs::write(
+        &config,
+        format!(
+            "workers = 2\naccesslog = {:?}\n",
+            missing.display().to_string()
+        ),
+    )
+    .unwrap();
+    server.signal(Signal::SIGHUP);
+    let rolled_back = server.wait_for_log("fail to boot", WAIT);
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the old workers go on serving"
+    );
+    let report = load.stop();
+    assert!(rolled_back, "{}", server.stderr());
+    assert!(
+        is_running(server.pid),
+        "the arbiter stays up:\n{}",
+        server.stderr()
+    );
+    let unchanged = wait_until(WAIT, || {
+        server.worker_pids().into_iter().collect::<BTreeSet<i32>>() == before
+    });
+    assert!(
+        unchanged,
+        "the old generation still serves:\n{}",
+        server.stderr()
+    );
+    assert_no_failures(&report, &server);
+}
+
+#[test]
+fn usr2_keeps_a_unix_socket_file_for_the_new_arbiter_which_removes_it_on_exit() {
+    let dir = TempDir::new("usr2-unix");
+    let path = dir.join("app.sock");
+    let bind = format!("unix:{}", path.display());
+    let request = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    let mut server = Server::builder()
+        .no_default_bind()
+        .args(["--bind", &bind, "hello"])
+        .start();
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    server.signal(Signal::SIGUSR2);
+    assert!(
+        wait_until(WAIT, || listening_lines(&server.stderr())
+            .iter()
+            .any(|(_, pid)| *pid != server.pid)),
+        "{}",
+        server.stderr()
+    );
+    let new_pid = server
+        .arbiter_pids()
+        .into_iter()
+        .find(|&pid| pid != server.pid)
+        .unwrap();
+    assert!(wait_until(WAIT, || worker_pids_of(new_pid).len() == 1));
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(WAIT).is_some());
+    assert!(
+        path.exists(),
+        "the old arbiter leaves the socket file to the new one"
+    );
+    let response = ferrocorn_tests::unix_request(&path, request).expect("the new arbiter serves");
+    assert_eq!(response.status, 200);
+    ferrocorn_tests::send_signal(new_pid, Signal::SIGTERM);
+    assert!(
+        wait_until(WAIT, || !is_running(new_pid)),
+        "the new arbiter stops on TERM"
+    );
+    assert!(!path.exists(), "and removes the socket file it took over");
+}
+
+/// Regression: a worker signalled between `fork` and the reset of its signal handlers ran
+/// the arbiter's handler, which wrote into the arbiter's self-pipe: a TERM meant for a
+/// brand-new worker stopped the arbiter. Quick HUPs retire workers right after their fork.
+#[test]
+fn hups_in_quick_succession_leave_the_arbiter_serving() {
+    let server = Server::start(["--workers", "3", "hello"]);
+    assert!(server.wait_for_workers(3, WAIT), "{}", server.stderr());
+    for _ in 0..10 {
+        server.signal(Signal::SIGHUP);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Signals may coalesce; a TTIN sent after them is handled after them.
+    server.signal(Signal::SIGTTIN);
+    assert!(
+        server.wait_for_log("Number of workers: 4", WAIT),
+        "{}",
+        server.stderr()
+    );
+    assert!(server.wait_for_workers(4, WAIT), "{}", server.stderr());
+    assert!(is_running(server.pid), "{}", server.stderr());
+    assert!(
+        !server.stderr().contains("Handling signal: term"),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(server.get("/").expect("still serving").status, 200);
 }

@@ -333,3 +333,118 @@ fn worker_connections_caps_open_connections() {
     let r = read_response(&mut reader, false).expect("served once a slot is free");
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn unix_socket_listener_is_served() {
+    let tmp = ferrocorn_tests::TempDir::new("worker-unix");
+    let path = tmp.join("ferrocorn.sock");
+    let server = Server::start([
+        "--bind".to_string(),
+        format!("unix:{}", path.display()),
+        "echo".to_string(),
+    ]);
+    assert!(wait_until(Duration::from_secs(10), || path.exists()));
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /over-unix HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut BufReader::new(stream), false).unwrap();
+    assert_eq!(echo_json(&r)["target"], "/over-unix");
+    // The TCP listener of the same server still works.
+    assert_eq!(server.get("/tcp").unwrap().status, 200);
+}
+
+#[test]
+fn large_bodies_stream_to_the_pool_intact() {
+    let server = Server::start(["--threads", "2", "echo"]);
+    // Content-Length framing, several times the stream buffer: the loop pauses and resumes.
+    let body: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
+    let mut raw = format!(
+        "POST /cl HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&body);
+    let r = server.request(&raw).unwrap();
+    let v = echo_json(&r);
+    let echoed: Vec<u8> = v["body"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .map(|c| c as u32 as u8)
+        .collect();
+    assert!(
+        echoed == body,
+        "content-length body intact ({} bytes)",
+        echoed.len()
+    );
+
+    // Chunked, sent in pieces with pauses between them, on a kept-alive connection.
+    let mut stream = connect(server.addr).unwrap();
+    stream
+        .write_all(b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    let mut expected = Vec::new();
+    for i in 0..20u8 {
+        let piece = vec![b'a' + i; 10_000];
+        stream
+            .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+            .unwrap();
+        stream.write_all(&piece).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+        expected.extend_from_slice(&piece);
+        if i % 5 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let r = read_response(&mut reader, false).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        echo_json(&r)["body"].as_str().unwrap().as_bytes(),
+        &expected[..]
+    );
+    // The connection is still usable after a streamed body.
+    stream
+        .write_all(b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        echo_json(&read_response(&mut reader, false).unwrap())["target"],
+        "/next"
+    );
+}
+
+#[test]
+fn abandoned_streamed_bodies_do_not_tie_up_the_pool() {
+    let server = Server::start(["--threads", "2", "echo"]);
+    // More abandoned uploads than pool threads: each must release its thread.
+    for _ in 0..4 {
+        let mut stream = connect(server.addr).unwrap();
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
+            .unwrap();
+        stream.write_all(&vec![b'x'; 200_000]).unwrap();
+        drop(stream);
+    }
+    for _ in 0..3 {
+        assert_eq!(server.get("/alive").unwrap().status, 200);
+    }
+    // A malformed chunk in the middle of a streamed body is answered with 400.
+    let mut stream = connect(server.addr).unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    stream
+        .write_all(format!("{:x}\r\n", 100_000).as_bytes())
+        .unwrap();
+    stream.write_all(&vec![b'y'; 100_000]).unwrap();
+    stream.write_all(b"\r\nzz\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let r = read_response(&mut reader, false).unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("connection"), Some("close"));
+}

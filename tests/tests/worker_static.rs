@@ -151,3 +151,22 @@ fn missing_static_dir_stops_the_start() {
         "the error names the directory:\n{stderr}"
     );
 }
+
+#[test]
+fn a_client_that_does_not_read_blocks_no_one() {
+    let (_tmp, root, big) = fixture("static-slow-reader");
+    let server = Server::start([format!("static:{}", root.display())]);
+    // Ask for 16 MiB and never read: the worker's writes to this client stall.
+    let mut stalled = connect(server.addr).unwrap();
+    for _ in 0..16 {
+        stalled
+            .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    for _ in 0..5 {
+        let r = server.get("/big.bin").unwrap();
+        assert!(r.body == big, "others still get whole files");
+    }
+    drop(stalled);
+    assert_eq!(server.get("/hello.txt").unwrap().status, 200);
+}

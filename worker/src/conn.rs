@@ -4,13 +4,14 @@
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
-use crate::app::{Body, Peer, Request, Response};
-use crate::proto::BodyDecoder;
+use crate::app::{Body, BodyPipe, Peer, Request, Response};
+use crate::proto::{BodyDecoder, HttpError};
 
 /// A connected socket, TCP or Unix.
 #[derive(Debug)]
@@ -160,8 +161,22 @@ impl OutBody {
 pub(crate) enum Phase {
     /// Waiting for (more of) a request head.
     Head,
-    /// Receiving a request body.
-    Body { decoder: BodyDecoder, spool: Spool },
+    /// Receiving a request body before calling the application.
+    Body {
+        decoder: BodyDecoder,
+        spool: Spool,
+        /// Stream the body to the pool if it does not arrive at once.
+        streamable: bool,
+        /// `Content-Length`, if that is the framing.
+        length: Option<u64>,
+    },
+    /// The application runs on the pool and reads the body as it arrives through `pipe`.
+    Streaming {
+        decoder: BodyDecoder,
+        pipe: Arc<BodyPipe>,
+        /// The application is behind: the socket is not read until it catches up.
+        paused: bool,
+    },
     /// The application is running on the pool.
     Dispatched,
     /// The last response is written and our side is shut down; reading until the client
@@ -272,6 +287,9 @@ pub(crate) struct Conn {
     pub proxy_pending: bool,
     /// The peer may set the scheme headers (`forwarded_allow_ips`).
     pub trusted: bool,
+    /// An error to answer instead of the application's response (a streamed body broke off
+    /// while the application ran).
+    pub pending_error: Option<HttpError>,
 }
 
 impl Conn {
@@ -302,6 +320,7 @@ impl Conn {
             had_input: false,
             proxy_pending: false,
             trusted: false,
+            pending_error: None,
         }
     }
 

@@ -26,6 +26,9 @@ struct Queue {
 pub(crate) struct Pool {
     queue: Arc<(Mutex<Queue>, Condvar)>,
     done: Arc<Mutex<Vec<Job>>>,
+    /// Connections (slot, serial) whose streamed body may be read again.
+    resumed: Arc<Mutex<Vec<(usize, u64)>>>,
+    waker: Arc<mio::Waker>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -87,6 +90,8 @@ impl Pool {
         Ok(Pool {
             queue,
             done,
+            resumed: Arc::default(),
+            waker,
             threads: handles,
         })
     }
@@ -105,6 +110,25 @@ impl Pool {
     pub fn take_done(&self, into: &mut Vec<Job>) {
         let mut d = self.done.lock().unwrap_or_else(|p| p.into_inner());
         into.append(&mut d);
+    }
+
+    /// A callback for a body pipe: tells the loop (from the application's thread) that the
+    /// connection in `slot` may read again.
+    pub fn resumer(&self, slot: usize, serial: u64) -> Box<dyn Fn() + Send + Sync> {
+        let resumed = Arc::clone(&self.resumed);
+        let waker = Arc::clone(&self.waker);
+        Box::new(move || {
+            resumed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((slot, serial));
+            let _ = waker.wake();
+        })
+    }
+
+    /// Takes the connections to resume (after the waker fired).
+    pub fn take_resumed(&self, into: &mut Vec<(usize, u64)>) {
+        into.append(&mut self.resumed.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     /// Tells the threads to stop after their current call; does not wait for them (a

@@ -78,8 +78,10 @@ fn is_token(s: &str) -> bool {
 
 /// Whether every header the application set may be sent as is (RFC 9110 §5.5: no CR, LF
 /// or NUL in a value; names are tokens).
+/// The status must be a final one (200..=999): an interim 1xx as the only answer would leave
+/// the client waiting, and protocol upgrades are not supported.
 pub(crate) fn headers_valid(res: &Response) -> bool {
-    (100..=999).contains(&res.status)
+    (200..=999).contains(&res.status)
         && res
             .headers
             .iter()
@@ -218,6 +220,9 @@ mod tests {
         assert!(!headers_valid(&res));
         let mut res = Response::new();
         res.header("Bad Name", "v");
+        assert!(!headers_valid(&res));
+        let mut res = Response::new();
+        res.status = 101;
         assert!(!headers_valid(&res));
     }
 

@@ -44,7 +44,8 @@ impl App for Echo {
         if let Some(ms) = delay {
             std::thread::sleep(Duration::from_millis(ms.min(MAX_DELAY_MS)));
         }
-        let mut body = Vec::with_capacity(usize::try_from(request.body().len()).unwrap_or(0));
+        let known = request.body().len().unwrap_or(0).min(1 << 20);
+        let mut body = Vec::with_capacity(usize::try_from(known).unwrap_or(0));
         if let Err(e) = request.body().read_to_end(&mut body) {
             response.plain(500, format!("cannot read the request body: {e}\n"));
             return;
