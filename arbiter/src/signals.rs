@@ -125,6 +125,34 @@ impl Drop for SignalPipe {
     }
 }
 
+/// Blocks every signal until dropped (then the previous mask returns). Held across `fork`:
+/// a signal sent to a child before it has reset its handlers would otherwise run the
+/// arbiter's handler there and write into the arbiter's self-pipe (a TERM meant for a new
+/// worker would stop the arbiter). The child calls [`reset_in_child`], which unblocks.
+#[derive(Debug)]
+pub struct BlockedSignals {
+    previous: SigSet,
+}
+
+impl BlockedSignals {
+    /// Blocks all signals; pending ones are delivered when the guard drops.
+    pub fn block_all() -> BlockedSignals {
+        let mut previous = SigSet::empty();
+        let _ = nix::sys::signal::sigprocmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut previous),
+        );
+        BlockedSignals { previous }
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None);
+    }
+}
+
 /// In a freshly forked child: forget the arbiter's pipe (the caller closes its copy by
 /// dropping or forgetting it), give every signal its default disposition and unblock all,
 /// so the worker or the re-executed binary starts with a clean signal state.

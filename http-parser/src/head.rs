@@ -3,9 +3,12 @@
 
 use crate::body::{BodyDecoder, Framing};
 use crate::error::{Error, ErrorKind};
-use crate::fields::{line_size, parse_fields, FieldSpan};
-use crate::limits::{Limits, Policy};
-use crate::syntax::{check_host, check_target, is_target_byte, is_tchar, trim_ows, TargetForm};
+use crate::fields::{line_size, parse_fields, FieldSpan, ValueLoc};
+use crate::limits::{Limits, Policy, UnderscoreHeaders};
+use crate::syntax::{
+    check_host, check_target, find_target_end, find_value_end, is_target_byte, is_tchar,
+    name_class, trim_ows, TargetForm, NAME_UNDERSCORE,
+};
 
 /// The outcome of feeding bytes to a push parser.
 #[derive(Debug)]
@@ -78,6 +81,7 @@ pub struct HeadParser {
     policy: Policy,
     fields: Vec<FieldSpan>,
     scratch: Vec<u8>,
+    fast_path: bool,
 }
 
 /// A complete, validated request head. It borrows the input buffer and the parser; copy what
@@ -108,6 +112,7 @@ impl HeadParser {
             policy,
             fields: Vec::with_capacity(32),
             scratch: Vec::new(),
+            fast_path: true,
         }
     }
 
@@ -137,7 +142,146 @@ impl HeadParser {
     pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Status<Head<'a>>, Error> {
         self.fields.clear();
         self.scratch.clear();
+        let parts = match self.parse_fast(buf) {
+            Some(parts) => parts,
+            None => {
+                self.fields.clear();
+                self.scratch.clear();
+                match self.parse_reference(buf)? {
+                    Some(parts) => parts,
+                    None => return Ok(Status::Partial),
+                }
+            }
+        };
+        self.finish(buf, parts)
+    }
 
+    /// Turns the fast path off (`false`) or on, so that tests and the fuzz target can check
+    /// that both paths agree. Not for production use.
+    #[doc(hidden)]
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast_path = on;
+    }
+
+    /// The fast path: one pass over a complete head of the ordinary shape (no leading empty
+    /// lines, HTTP/1.0 or 1.1, CRLF line ends, no obs-fold, nothing over a limit), validating
+    /// as it scans. Anything else (partial input, any error, any unusual line) returns `None`
+    /// and the reference path decides, so every verdict is the reference path's; the fast path
+    /// only saves time, and the tests check that both paths give the same heads.
+    ///
+    /// Measured with `cargo bench -p ferrocorn-http-parser`: a first fast path that ran
+    /// `httparse` and then re-checked its output reached only ~0.4x httparse's throughput;
+    /// this fused scan does the validation while reading each byte once.
+    fn parse_fast(&mut self, buf: &[u8]) -> Option<HeadParts> {
+        if !self.fast_path {
+            return None;
+        }
+        // method SP
+        let method_len = buf.iter().position(|&b| !is_tchar(b))?;
+        if method_len == 0 || buf[method_len] != b' ' {
+            return None;
+        }
+        check_method(&buf[..method_len], &buf[..method_len], &self.policy).ok()?;
+        // request-target SP
+        let target_start = method_len + 1;
+        let target_len = find_target_end(&buf[target_start..])?;
+        let target_end = target_start + target_len;
+        if target_len == 0 || buf[target_end] != b' ' {
+            return None;
+        }
+        // HTTP/1.0 or HTTP/1.1, CRLF
+        let version = match buf.get(target_end + 1..target_end + 11)? {
+            b"HTTP/1.1\r\n" => (1, 1),
+            b"HTTP/1.0\r\n" => (1, 0),
+            _ => return None,
+        };
+        let line_end = target_end + 9;
+        if let Some(limit) = self.limits.request_line_limit() {
+            if line_end > limit {
+                return None;
+            }
+        }
+        let target_form = check_target(
+            &buf[..method_len],
+            &buf[target_start..target_end],
+            self.policy.allow_fragment,
+            self.policy.allow_userinfo,
+        )
+        .ok()?;
+
+        // The field lines, up to the empty line.
+        let max_fields = self.limits.fields_limit();
+        let max_size = self.limits.field_size_limit();
+        let mut pos = line_end + 2;
+        let mut count = 0;
+        let end = loop {
+            if *buf.get(pos)? == b'\r' {
+                if *buf.get(pos + 1)? != b'\n' {
+                    return None;
+                }
+                break pos + 2;
+            }
+            count += 1;
+            if count > max_fields {
+                return None;
+            }
+            // One table load per byte classifies it as tchar and spots `_`.
+            let mut name_end = pos;
+            let mut class = 0;
+            loop {
+                let c = name_class(*buf.get(name_end)?);
+                if c == 0 {
+                    break;
+                }
+                class |= c;
+                name_end += 1;
+            }
+            if name_end == pos || buf[name_end] != b':' {
+                return None;
+            }
+            let mut value_start = name_end + 1;
+            while matches!(buf.get(value_start), Some(b' ' | b'\t')) {
+                value_start += 1;
+            }
+            let cr = value_start + find_value_end(buf.get(value_start..)?)?;
+            if buf[cr] != b'\r' || *buf.get(cr + 1)? != b'\n' {
+                return None;
+            }
+            let mut value_end = cr;
+            while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
+                value_end -= 1;
+            }
+            let next = cr + 2;
+            if next - pos > max_size {
+                return None;
+            }
+            let keep = class & NAME_UNDERSCORE == 0
+                || match self.policy.header_map {
+                    UnderscoreHeaders::Drop => false,
+                    UnderscoreHeaders::Refuse => return None,
+                    UnderscoreHeaders::Keep => true,
+                };
+            if keep {
+                self.fields.push(FieldSpan {
+                    name: (pos, name_end),
+                    value: ValueLoc::Buf(value_start, value_end),
+                });
+            }
+            pos = next;
+        };
+        let line = RequestLine {
+            method_len,
+            target_len,
+            target_form,
+            version,
+        };
+        Some(self.line_parts(buf, 0, line_end, line, end))
+    }
+
+    /// The reference path: parses the head line by line, judging each line in byte order
+    /// (see `fields.rs`), so that a prefix of the input is `Partial` or fails exactly as the
+    /// whole would. Returns `None` for `Partial`.
+    fn parse_reference(&mut self, buf: &[u8]) -> Result<Option<HeadParts>, Error> {
         // RFC 9112 §2.2: ignore empty lines before the request line.
         let mut pos = 0;
         let mut empty_lines = 0;
@@ -150,9 +294,7 @@ impl HeadParser {
                     }
                     pos += 2;
                 }
-                None if buf.get(pos) == Some(&b'\r') || pos == buf.len() => {
-                    return Ok(Status::Partial)
-                }
+                None if buf.get(pos) == Some(&b'\r') || pos == buf.len() => return Ok(None),
                 _ => break,
             }
         }
@@ -173,29 +315,18 @@ impl HeadParser {
             }
         }
         let Some(newline) = newline else {
-            return Ok(Status::Partial);
+            return Ok(None);
         };
         let Some(line) = line.strip_suffix(b"\r") else {
             return Err(Error::with_value(ErrorKind::InvalidLineEnding, line));
         };
+        let line_end = line_start + line.len();
         let request_line = parse_request_line(line, &self.policy)?;
-        let method = &line[..request_line.method_len];
-        let method_loc =
-            if self.policy.casefold_http_method && method.iter().any(u8::is_ascii_lowercase) {
-                self.scratch
-                    .extend(method.iter().map(u8::to_ascii_uppercase));
-                MethodLoc::Scratch(0, method.len())
-            } else {
-                MethodLoc::Buf(line_start, line_start + method.len())
-            };
-        let target_start = line_start + request_line.method_len + 1;
-        let target_end = target_start + request_line.target_len;
 
         // The field lines.
-        let fields_start = line_start + newline + 1;
         let Some(end) = parse_fields(
             buf,
-            fields_start,
+            line_start + newline + 1,
             &self.limits,
             &self.policy,
             &mut self.fields,
@@ -203,20 +334,61 @@ impl HeadParser {
             None,
         )?
         else {
-            return Ok(Status::Partial);
+            return Ok(None);
         };
+        Ok(Some(self.line_parts(
+            buf,
+            line_start,
+            line_end,
+            request_line,
+            end,
+        )))
+    }
 
-        let version = match request_line.version {
+    /// Locates the request line's pieces; upper-cases the method into the scratch buffer if
+    /// the policy says so.
+    fn line_parts(
+        &mut self,
+        buf: &[u8],
+        line_start: usize,
+        line_end: usize,
+        line: RequestLine,
+        end: usize,
+    ) -> HeadParts {
+        let method = &buf[line_start..line_start + line.method_len];
+        let method_loc =
+            if self.policy.casefold_http_method && method.iter().any(u8::is_ascii_lowercase) {
+                let start = self.scratch.len();
+                self.scratch
+                    .extend(method.iter().map(u8::to_ascii_uppercase));
+                MethodLoc::Scratch(start, self.scratch.len())
+            } else {
+                MethodLoc::Buf(line_start, line_start + method.len())
+            };
+        let target_start = line_start + line.method_len + 1;
+        HeadParts {
+            method: method_loc,
+            target: (target_start, target_start + line.target_len),
+            target_form: line.target_form,
+            version: line.version,
+            version_at: line_end - 8,
+            end,
+        }
+    }
+
+    /// The checks on the whole head, common to both paths, and the [`Head`].
+    fn finish<'a>(&'a self, buf: &'a [u8], parts: HeadParts) -> Result<Status<Head<'a>>, Error> {
+        let version = match parts.version {
             (1, 0) => Version::Http10,
             _ => Version::Http11,
         };
         let meta = analyze_fields(buf, &self.scratch, &self.fields, version, &self.policy)?;
         // RFC 9110 §15.6.6: 505 for a major version we do not support, once the head has
         // proved well-formed as HTTP/1.x (a malformed one is 400).
-        if request_line.version.0 != 1 {
+        if parts.version.0 != 1 {
             return Err(Error::with_value(
                 ErrorKind::UnsupportedVersion,
-                &line[line.len() - 8..],
+                &buf[parts.version_at..parts.version_at + 8],
             ));
         }
         if let Framing::Length(n) = meta.framing {
@@ -230,7 +402,7 @@ impl HeadParser {
             return Err(Error::new(ErrorKind::UnsupportedExpectation));
         }
 
-        let method = match method_loc {
+        let method = match parts.method {
             MethodLoc::Buf(s, e) => &buf[s..e],
             MethodLoc::Scratch(s, e) => &self.scratch[s..e],
         };
@@ -239,8 +411,8 @@ impl HeadParser {
             scratch: &self.scratch,
             fields: &self.fields,
             method: ascii_str(method),
-            target: &buf[target_start..target_end],
-            target_form: request_line.target_form,
+            target: &buf[parts.target.0..parts.target.1],
+            target_form: parts.target_form,
             version,
             framing: meta.framing,
             keep_alive: meta.keep_alive,
@@ -250,8 +422,19 @@ impl HeadParser {
             limits: &self.limits,
             policy: &self.policy,
         };
-        Ok(Status::Complete(head, end))
+        Ok(Status::Complete(head, parts.end))
     }
+}
+
+/// The request line's pieces as offsets into the buffer, and the end of the head.
+struct HeadParts {
+    method: MethodLoc,
+    target: (usize, usize),
+    target_form: TargetForm,
+    version: (u8, u8),
+    /// Where the 8-byte version starts.
+    version_at: usize,
+    end: usize,
 }
 
 /// A token (checked ASCII) as `&str`.
@@ -626,3 +809,23 @@ impl<'a> Iterator for Headers<'a> {
 }
 
 impl ExactSizeIterator for Headers<'_> {}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn fast_path_answers_ordinary_requests() {
+        let mut parser = HeadParser::new(Limits::default(), Policy::default());
+        for input in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET /a?b HTTP/1.0\r\nA:\r\nB:  c  \r\n\r\n",
+        ] {
+            assert!(
+                parser.parse_fast(input).is_some(),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+}

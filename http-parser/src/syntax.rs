@@ -66,6 +66,31 @@ static REG_NAME: [bool; 256] = byte_table!(|b| {
         )
 });
 
+/// [`name_class`] bit: a tchar.
+pub(crate) const NAME_TCHAR: u8 = 1;
+/// [`name_class`] bit: `_` (also a tchar).
+pub(crate) const NAME_UNDERSCORE: u8 = 2;
+
+/// Field-name byte classes: 0 for bytes that are not tchar, else [`NAME_TCHAR`], plus
+/// [`NAME_UNDERSCORE`] for `_`.
+static NAME_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        if TCHAR[i] {
+            table[i] = NAME_TCHAR;
+        }
+        i += 1;
+    }
+    table[b'_' as usize] = NAME_TCHAR | NAME_UNDERSCORE;
+    table
+};
+
+#[inline]
+pub(crate) fn name_class(b: u8) -> u8 {
+    NAME_CLASS[b as usize]
+}
+
 #[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
     TCHAR[b as usize]
@@ -79,6 +104,59 @@ pub(crate) fn is_field_value_byte(b: u8) -> bool {
 #[inline]
 pub(crate) fn is_target_byte(b: u8) -> bool {
     TARGET[b as usize]
+}
+
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+const DELS: u64 = u64::from_le_bytes([0x7f; 8]);
+
+/// Finds the first byte of `s` that is below `below` or is DEL, skipping HTAB when `tab_ok`,
+/// eight bytes at a time. SWAR ("Bit Twiddling Hacks", hasless/haszero): in each word the
+/// lowest flagged byte is always a true match (false flags only appear above a true one), so
+/// `trailing_zeros` of the little-endian word finds it.
+#[inline(always)]
+fn find_below_or_del(s: &[u8], below: u8, tab_ok: bool) -> Option<usize> {
+    let mut i = 0;
+    while let Some(word) = s.get(i..i + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes);
+        let low = x.wrapping_sub(ONES * u64::from(below)) & !x & HIGHS;
+        let del = (x ^ DELS).wrapping_sub(ONES) & !(x ^ DELS) & HIGHS;
+        let mask = low | del;
+        if mask != 0 {
+            let k = i + (mask.trailing_zeros() / 8) as usize;
+            if !(tab_ok && s[k] == b'\t') {
+                return Some(k);
+            }
+            // A tab: look at the rest of this word byte by byte, then go on.
+            if let Some(j) = s[k + 1..i + 8]
+                .iter()
+                .position(|&b| b < below && !(tab_ok && b == b'\t') || b == 0x7f)
+            {
+                return Some(k + 1 + j);
+            }
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&b| b < below && !(tab_ok && b == b'\t') || b == 0x7f)
+        .map(|j| i + j)
+}
+
+/// The length of the field value at the start of `s`: the index of the first byte that is
+/// not [`is_field_value_byte`] (in a well-formed line, the CR that ends it).
+#[inline]
+pub(crate) fn find_value_end(s: &[u8]) -> Option<usize> {
+    find_below_or_del(s, 0x20, true)
+}
+
+/// The length of the request target at the start of `s`: the index of the first byte that is
+/// not [`is_target_byte`] (in a well-formed line, the SP before the version).
+#[inline]
+pub(crate) fn find_target_end(s: &[u8]) -> Option<usize> {
+    find_below_or_del(s, 0x21, false)
 }
 
 /// Strips leading and trailing SP and HTAB (OWS, RFC 9110 §5.6.3).
@@ -294,6 +372,41 @@ mod tests {
         assert!(check_host(b"a b").is_err());
         assert!(check_host(b"a:b").is_err());
         assert!(check_host(b"u@h").is_err());
+    }
+
+    #[test]
+    fn swar_scans_agree_with_the_tables() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..64 {
+            for _ in 0..200 {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        // Mostly ordinary bytes, sometimes a tab, CR, DEL or high byte.
+                        match state % 16 {
+                            0 => b'\t',
+                            1 => b'\r',
+                            2 => 0x7f,
+                            3 => 0x80 | (state >> 8) as u8,
+                            4 => b' ',
+                            _ => b'a' + (state >> 8) as u8 % 26,
+                        }
+                    })
+                    .collect();
+                assert_eq!(
+                    find_value_end(&s),
+                    s.iter().position(|&b| !is_field_value_byte(b)),
+                    "{s:?}"
+                );
+                assert_eq!(
+                    find_target_end(&s),
+                    s.iter().position(|&b| !is_target_byte(b)),
+                    "{s:?}"
+                );
+            }
+        }
     }
 
     #[test]
