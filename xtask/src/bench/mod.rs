@@ -241,7 +241,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
                     }
                     continue;
                 };
-                match measure(&driver, scenario, instance, &options, &dir, ticks) {
+                match measure(&driver, scenario, instance, round, &options, &dir, ticks) {
                     Ok((row, command)) => {
                         eprintln!(
                             "xtask: round {round} {:<16} {:<16} {:>10.0} req/s  {:>10} req/CPU-s  p99 {}",
@@ -270,6 +270,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
         }
     }
     report.rounds = options.rounds;
+    report.runs = measured.clone();
     report.rows = report::median_rows(measured);
 
     for instance in &instances {
@@ -382,6 +383,7 @@ fn measure(
     driver: &Driver,
     scenario: &Scenario,
     instance: &Instance,
+    round: usize,
     options: &Options,
     dir: &BenchDir,
     ticks: u64,
@@ -437,6 +439,7 @@ fn measure(
             server_cpu,
             peak_kib,
             round_rates: Vec::new(),
+            round,
         },
         command,
     ))
