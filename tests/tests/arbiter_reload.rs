@@ -288,3 +288,29 @@ fn hups_in_quick_succession_leave_the_arbiter_serving() {
     );
     assert_eq!(server.get("/").expect("still serving").status, 200);
 }
+
+#[test]
+fn hup_applies_a_new_log_level() {
+    let dir = TempDir::new("hup-loglevel");
+    let (config, server) = start_with_config(&dir, "workers = 1\n", 1);
+    let first = server.worker_pids();
+    std::fs::write(&config, "workers = 1\nloglevel = \"warning\"\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_for_log("Handling signal: hup", WAIT),
+        "{}",
+        server.stderr()
+    );
+    let replaced = wait_until(WAIT, || {
+        let now = server.worker_pids();
+        now.len() == 1 && now != first
+    });
+    assert!(replaced, "{}", server.stderr());
+    server.signal(Signal::SIGTTIN);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    assert!(
+        !server.stderr().contains("Handling signal: ttin"),
+        "info lines are no longer written:\n{}",
+        server.stderr()
+    );
+}
