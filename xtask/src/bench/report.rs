@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::callgrind::CallgrindResult;
 use super::parser_bench::ParserResult;
 use super::procfs::{Machine, Memory};
 #[cfg(test)]
@@ -118,6 +119,8 @@ pub struct Report {
     pub memory: Vec<ProcessMemory>,
     pub parser: Option<ParserResult>,
     pub parser_note: Option<String>,
+    pub callgrind: Option<CallgrindResult>,
+    pub callgrind_note: Option<String>,
     /// Builds and installs, in the order run.
     pub setup_commands: Vec<String>,
     pub server_commands: Vec<String>,
@@ -441,6 +444,40 @@ impl Report {
         out
     }
 
+    fn callgrind_section(&self) -> String {
+        let Some(cg) = &self.callgrind else {
+            return format!(
+                "Not run: {}.\n",
+                self.callgrind_note
+                    .as_deref()
+                    .unwrap_or("see \"Skipped or failed\"")
+            );
+        };
+        let mut out = format!(
+            "**{:.0} instructions per keep-alive hello request** in a ferrocorn worker's user space \
+             (`GET / HTTP/1.1` with a `Host`, one connection): ({} − {}) instructions / ({} − {}) requests, \
+             two sessions under callgrind so that start-up and shutdown cancel out. Counted, not timed: \
+             it does not move with the machine's load. The kernel's share (most of the CPU, see \
+             \"What limits it\") is not counted.\n\n\
+             Command (run twice, {} and {} requests, then SIGTERM): `{}`\n\n",
+            cg.per_request,
+            count(cg.instructions.1 as f64),
+            count(cg.instructions.0 as f64),
+            count(cg.requests.1 as f64),
+            count(cg.requests.0 as f64),
+            count(cg.requests.0 as f64),
+            count(cg.requests.1 as f64),
+            cg.command
+        );
+        if !cg.top.is_empty() {
+            out.push_str("Own instructions of the heaviest functions, large session:\n\n| share | function |\n|--:|---|\n");
+            for (share, function) in &cg.top {
+                let _ = writeln!(out, "| {share:.1} % | `{function}` |");
+            }
+        }
+        out
+    }
+
     fn parser_section(&self) -> String {
         let mut out = format!(
             "Command: `cargo {}` (short warm-up and measurement: indicative, not publication-grade).\n\n",
@@ -550,9 +587,11 @@ impl Report {
             "\n## Targets\n\nEach ratio is ferrocorn's figure over the peer's in the same round (two runs seconds \
              apart, 2 workers each); with several rounds the median ratio decides and every round's ratio is listed. \
              The figures in brackets are those of the round with the median ratio.\n\n{}\n\
-             ## Memory per process after the runs\n\n{}\n## Parser\n\n{}\n",
+             ## Memory per process after the runs\n\n{}\n\
+             ## Instructions per request (callgrind)\n\n{}\n## Parser\n\n{}\n",
             self.targets_table(),
             self.memory_table(),
+            self.callgrind_section(),
             self.parser_section()
         );
         if !self.notes.is_empty() {
