@@ -6,8 +6,8 @@ use crate::error::{Error, ErrorKind};
 use crate::fields::{line_size, parse_fields, FieldSpan, ValueLoc};
 use crate::limits::{Limits, Policy, UnderscoreHeaders};
 use crate::syntax::{
-    check_host, check_target, find_target_end, find_value_end, is_target_byte, is_tchar,
-    name_class, trim_ows, TargetForm, NAME_UNDERSCORE,
+    check_host, check_target, find_target_end, find_value_end, is_target_byte, is_tchar, scan_name,
+    trim_ows, TargetForm,
 };
 
 /// The outcome of feeding bytes to a push parser.
@@ -91,7 +91,7 @@ pub struct Head<'a> {
     buf: &'a [u8],
     scratch: &'a [u8],
     fields: &'a [FieldSpan],
-    method: &'a str,
+    method: &'a [u8],
     target: &'a [u8],
     target_form: TargetForm,
     version: Version,
@@ -201,13 +201,18 @@ impl HeadParser {
                 return None;
             }
         }
-        let target_form = check_target(
-            &buf[..method_len],
-            &buf[target_start..target_end],
-            self.policy.allow_fragment,
-            self.policy.allow_userinfo,
-        )
-        .ok()?;
+        // `find_target_end` stops at `#` too: targets with a fragment take the reference path.
+        let target_form = if buf[target_start] == b'/' && &buf[..method_len] != b"CONNECT" {
+            TargetForm::Origin
+        } else {
+            check_target(
+                &buf[..method_len],
+                &buf[target_start..target_end],
+                self.policy.allow_fragment,
+                self.policy.allow_userinfo,
+            )
+            .ok()?
+        };
 
         // The field lines, up to the empty line.
         let max_fields = self.limits.fields_limit();
@@ -225,17 +230,8 @@ impl HeadParser {
             if count > max_fields {
                 return None;
             }
-            // One table load per byte classifies it as tchar and spots `_`.
-            let mut name_end = pos;
-            let mut class = 0;
-            loop {
-                let c = name_class(*buf.get(name_end)?);
-                if c == 0 {
-                    break;
-                }
-                class |= c;
-                name_end += 1;
-            }
+            let (name_len, underscore) = scan_name(&buf[pos..])?;
+            let name_end = pos + name_len;
             if name_end == pos || buf[name_end] != b':' {
                 return None;
             }
@@ -255,7 +251,7 @@ impl HeadParser {
             if next - pos > max_size {
                 return None;
             }
-            let keep = class & NAME_UNDERSCORE == 0
+            let keep = !underscore
                 || match self.policy.header_map {
                     UnderscoreHeaders::Drop => false,
                     UnderscoreHeaders::Refuse => return None,
@@ -347,6 +343,7 @@ impl HeadParser {
 
     /// Locates the request line's pieces; upper-cases the method into the scratch buffer if
     /// the policy says so.
+    #[inline(always)]
     fn line_parts(
         &mut self,
         buf: &[u8],
@@ -410,7 +407,7 @@ impl HeadParser {
             buf,
             scratch: &self.scratch,
             fields: &self.fields,
-            method: ascii_str(method),
+            method,
             target: &buf[parts.target.0..parts.target.1],
             target_form: parts.target_form,
             version,
@@ -708,7 +705,7 @@ fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
 impl<'a> Head<'a> {
     /// The method, upper-cased if [`Policy::casefold_http_method`] is set.
     pub fn method(&self) -> &'a str {
-        self.method
+        ascii_str(self.method)
     }
 
     /// The request target exactly as sent. It holds no whitespace or control bytes; it may
