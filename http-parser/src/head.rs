@@ -817,6 +817,8 @@ mod fast_path_tests {
         for input in [
             &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
             b"GET /a?b HTTP/1.0\r\nA:\r\nB:  c  \r\n\r\n",
+            b"POST /0123456789abcdef0123456789 HTTP/1.1\r\nHost: example.com:80\r\n\
+              Content-Length: 0\r\nA-Very-Long-Header-Name-Here: 0123456789abcdef\tx\t\r\n\r\n",
         ] {
             assert!(
                 parser.parse_fast(input).is_some(),
