@@ -44,6 +44,13 @@ static FIELD_VALUE: [bool; 256] = byte_table!(|b| b == b'\t' || (b >= 0x20 && b 
 /// Bytes allowed in a request target: visible ASCII and, as httparse allows, bytes >= 0x80.
 static TARGET: [bool; 256] = byte_table!(|b| (b >= 0x21 && b < 0x7f) || b >= 0x80);
 
+/// [`TARGET`] without `#`: the target bytes the fast path takes.
+static TARGET_NO_HASH: [bool; 256] = {
+    let mut table = TARGET;
+    table[b'#' as usize] = false;
+    table
+};
+
 /// `unreserved / sub-delims` (RFC 3986 §2.2, §2.3), the bytes of a reg-name besides `%`.
 static REG_NAME: [bool; 256] = byte_table!(|b| {
     b.is_ascii_alphanumeric()
@@ -86,6 +93,39 @@ static NAME_CLASS: [u8; 256] = {
     table
 };
 
+/// Method byte classes: 0 for bytes that are not tchar, else 1, plus 2 for the tchars
+/// gunicorn calls unconventional in a method (lower case and `#`).
+static METHOD_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        if TCHAR[i] {
+            table[i] = if (i as u8).is_ascii_lowercase() || i == b'#' as usize {
+                3
+            } else {
+                1
+            };
+        }
+        i += 1;
+    }
+    table
+};
+
+/// The length of the method token at the start of `s` and whether it has unconventional
+/// bytes; `None` when `s` ends inside it.
+#[inline(always)]
+pub(crate) fn scan_method(s: &[u8]) -> Option<(usize, bool)> {
+    let mut class = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let c = METHOD_CLASS[b as usize];
+        if c == 0 {
+            return Some((i, class & 2 != 0));
+        }
+        class |= c;
+    }
+    None
+}
+
 #[inline]
 pub(crate) fn name_class(b: u8) -> u8 {
     NAME_CLASS[b as usize]
@@ -116,9 +156,13 @@ const HASHES: u64 = u64::from_le_bytes([b'#'; 8]);
 /// lowest flagged byte is always a true match (false flags only appear above a true one), so
 /// `trailing_zeros` of the little-endian word finds it.
 #[inline(always)]
-fn find_below_or_del(s: &[u8], below: u8, tab_ok: bool, hash: bool) -> Option<usize> {
-    let special =
-        |b: u8| (b < below && !(tab_ok && b == b'\t')) || b == 0x7f || (hash && b == b'#');
+fn find_below_or_del(
+    s: &[u8],
+    below: u8,
+    tab_ok: bool,
+    hash: bool,
+    special: impl Fn(u8) -> bool,
+) -> Option<usize> {
     let mut i = 0;
     #[cfg(target_arch = "x86_64")]
     while let Some(block) = s.get(i..i + 16) {
@@ -231,7 +275,7 @@ mod sse2 {
 
 /// The length of the field name at the start of `s` (its bytes are tchar, and the byte after
 /// it is not) and whether it holds `_`; `None` when `s` ends inside the name.
-#[inline]
+#[inline(always)]
 pub(crate) fn scan_name(s: &[u8]) -> Option<(usize, bool)> {
     let mut i = 0;
     let mut underscore = false;
@@ -258,9 +302,9 @@ pub(crate) fn scan_name(s: &[u8]) -> Option<(usize, bool)> {
 
 /// The length of the field value at the start of `s`: the index of the first byte that is
 /// not [`is_field_value_byte`] (in a well-formed line, the CR that ends it).
-#[inline]
+#[inline(always)]
 pub(crate) fn find_value_end(s: &[u8]) -> Option<usize> {
-    find_below_or_del(s, 0x20, true, false)
+    find_below_or_del(s, 0x20, true, false, |b| !is_field_value_byte(b))
 }
 
 /// The length of the request target at the start of `s` as far as the fast path takes it: the
@@ -268,7 +312,7 @@ pub(crate) fn find_value_end(s: &[u8]) -> Option<usize> {
 /// without a fragment, the SP before the version).
 #[inline]
 pub(crate) fn find_target_end(s: &[u8]) -> Option<usize> {
-    find_below_or_del(s, 0x21, false, true)
+    find_below_or_del(s, 0x21, false, true, |b| !TARGET_NO_HASH[b as usize])
 }
 
 /// Strips leading and trailing SP and HTAB (OWS, RFC 9110 §5.6.3).
