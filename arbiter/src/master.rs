@@ -21,7 +21,7 @@ use crate::listeners::{self, Listener, ListenerOrigin, FERROCORN_FD_ENV};
 use crate::notify::sd_notify;
 use crate::pidfile::Pidfile;
 use crate::scoreboard::{monotonic_ns, Scoreboard, DEFAULT_CAPACITY};
-use crate::signals::{self, SignalPipe};
+use crate::signals::{self, BlockedSignals, SignalPipe};
 use crate::{AppLoader, AppSource, Arbiter, LogReopener, SettingsReloader, WORKER_PROCESS_NAME};
 
 /// Time between SIGABRT to a timed-out worker and SIGKILL if it is still there.
@@ -314,9 +314,14 @@ impl Master {
             return;
         };
         self.spawn_seq += 1;
+        let blocked = BlockedSignals::block_all();
         // SAFETY: the arbiter is single-threaded (its contract), so the child may run
         // arbitrary code; the child never returns into the arbiter's loop.
-        match unsafe { fork() } {
+        let forked = unsafe { fork() };
+        if !matches!(forked, Ok(ForkResult::Child)) {
+            drop(blocked);
+        }
+        match forked {
             Err(error) => {
                 self.scoreboard.release(slot);
                 tracing::error!("cannot start a worker: fork failed: {error}");
@@ -818,9 +823,14 @@ impl Master {
             return;
         };
         let start_dir = cstring(self.start_dir.as_os_str().as_bytes());
+        let blocked = BlockedSignals::block_all();
         // SAFETY: single-threaded arbiter; the child only calls exec-related functions and
         // exits, never returning into the loop.
-        match unsafe { fork() } {
+        let forked = unsafe { fork() };
+        if !matches!(forked, Ok(ForkResult::Child)) {
+            drop(blocked);
+        }
+        match forked {
             Err(error) => tracing::error!("cannot upgrade: fork failed: {error}"),
             Ok(ForkResult::Child) => {
                 self.signals.close_in_child();

@@ -75,7 +75,8 @@ impl SignalPipe {
     }
 
     /// Waits up to `timeout` for signals and returns those received, in arrival order
-    /// (duplicates collapsed only when adjacent). Returns early when one arrives.
+    /// (adjacent SIGCHLDs collapsed). Returns early when one arrives. The kernel itself
+    /// merges a signal sent again while the first is still pending.
     pub fn wait(&self, timeout: Duration) -> Vec<Signal> {
         let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
         let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
@@ -93,7 +94,11 @@ impl SignalPipe {
                 Ok(n) => {
                     for &byte in &buf[..n] {
                         if let Ok(signal) = Signal::try_from(byte as i32) {
-                            if received.last() != Some(&signal) {
+                            // Each TTIN/TTOU counts; one CHLD stands for many (reaping
+                            // collects every exited child).
+                            let repeated_chld = signal == Signal::SIGCHLD
+                                && received.last() == Some(&Signal::SIGCHLD);
+                            if !repeated_chld {
                                 received.push(signal);
                             }
                         }
@@ -125,6 +130,34 @@ impl Drop for SignalPipe {
     }
 }
 
+/// Blocks every signal until dropped (then the previous mask returns). Held across `fork`:
+/// a signal sent to a child before it has reset its handlers would otherwise run the
+/// arbiter's handler there and write into the arbiter's self-pipe (a TERM meant for a new
+/// worker would stop the arbiter). The child calls [`reset_in_child`], which unblocks.
+#[derive(Debug)]
+pub struct BlockedSignals {
+    previous: SigSet,
+}
+
+impl BlockedSignals {
+    /// Blocks all signals; pending ones are delivered when the guard drops.
+    pub fn block_all() -> BlockedSignals {
+        let mut previous = SigSet::empty();
+        let _ = nix::sys::signal::sigprocmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut previous),
+        );
+        BlockedSignals { previous }
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None);
+    }
+}
+
 /// In a freshly forked child: forget the arbiter's pipe (the caller closes its copy by
 /// dropping or forgetting it), give every signal its default disposition and unblock all,
 /// so the worker or the re-executed binary starts with a clean signal state.
@@ -139,5 +172,39 @@ fn reset_to_default() {
     for signal in HANDLED {
         // SAFETY: installing SIG_DFL runs no code of ours in a handler.
         let _ = unsafe { sigaction(signal, &default) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_arrive_through_the_pipe_in_order() {
+        let pipe = SignalPipe::install().unwrap();
+        for signal in [
+            Signal::SIGTTIN,
+            Signal::SIGTTIN,
+            Signal::SIGCHLD,
+            Signal::SIGCHLD,
+        ] {
+            nix::sys::signal::raise(signal).unwrap();
+        }
+        nix::sys::signal::raise(Signal::SIGTTOU).unwrap();
+        let mut received = Vec::new();
+        for _ in 0..10 {
+            received.extend(pipe.wait(Duration::from_millis(100)));
+            if received.contains(&Signal::SIGTTOU) {
+                break;
+            }
+        }
+        drop(pipe);
+        // Another test of this binary may fork: its children's SIGCHLD may come too.
+        received.retain(|&signal| signal != Signal::SIGCHLD);
+        assert_eq!(
+            received,
+            vec![Signal::SIGTTIN, Signal::SIGTTIN, Signal::SIGTTOU],
+            "each TTIN counts"
+        );
     }
 }

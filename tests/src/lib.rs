@@ -635,21 +635,31 @@ pub fn has_accepted(pid: i32, client: SocketAddr, server: SocketAddr) -> bool {
     };
     let local = format!(":{:04X}", server.port());
     let remote = format!(":{:04X}", client.port());
-    let inode = table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let matches =
-            fields.len() > 9 && fields[1].ends_with(&local) && fields[2].ends_with(&remote);
-        matches.then(|| fields[9].to_string())
-    });
-    let Some(inode) = inode.filter(|inode| inode != "0") else {
+    // The same pair of ports may also name an older connection in TIME_WAIT (inode 0).
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let matches = fields.len() > 9
+                && fields[1].ends_with(&local)
+                && fields[2].ends_with(&remote)
+                && fields[9] != "0";
+            matches.then(|| format!("socket:[{}]", fields[9]))
+        })
+        .collect();
+    if inodes.is_empty() {
         return false;
-    };
-    let target = format!("socket:[{inode}]");
+    }
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return false;
     };
     fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == target.as_str())
+        std::fs::read_link(fd.path()).is_ok_and(|link| {
+            inodes
+                .iter()
+                .any(|inode| link.as_os_str() == inode.as_str())
+        })
     })
 }
 

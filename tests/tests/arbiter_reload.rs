@@ -6,10 +6,35 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ferrocorn_tests::{
-    is_running, listening_lines, wait_until, worker_pids_of, Load, Server, Signal, TempDir,
+    is_running, listening_lines, wait_until, worker_pids_of, Load, LoadReport, Server, Signal,
+    TempDir,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// Starts `ferrocorn --config DIR/ferrocorn.toml hello` with `text` in the file and waits for
+/// `workers` workers.
+fn start_with_config(dir: &TempDir, text: &str, workers: usize) -> (std::path::PathBuf, Server) {
+    let config = dir.join("ferrocorn.toml");
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(["--config", &config.display().to_string(), "hello"]);
+    assert!(
+        server.wait_for_workers(workers, WAIT),
+        "{}",
+        server.stderr()
+    );
+    (config, server)
+}
+
+/// Fails the test with the failures a load saw, if any.
+fn assert_no_failures(report: &LoadReport, server: &Server) {
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}\n{}",
+        report.failures,
+        server.stderr()
+    );
+}
 
 fn read_pid(path: &std::path::Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -39,21 +64,13 @@ fn hup_replaces_every_worker_without_a_failed_request() {
         server.worker_pids(),
         server.stderr()
     );
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}",
-        report.failures
-    );
+    assert_no_failures(&report, &server);
 }
 
 #[test]
 fn hup_with_a_changed_config_file_changes_the_worker_count_without_a_failed_request() {
     let dir = TempDir::new("hup-config");
-    let config = dir.join("ferrocorn.toml");
-    std::fs::write(&config, "workers = 2\n").unwrap();
-    let config_arg = config.display().to_string();
-    let server = Server::start(["--config", &config_arg, "hello"]);
-    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let (config, server) = start_with_config(&dir, "workers = 2\n", 2);
     let load = Load::start(server.addr, "/", 3);
     assert!(load.wait_for_more(20, WAIT), "the load gets answers");
 
@@ -83,11 +100,7 @@ fn hup_with_a_changed_config_file_changes_the_worker_count_without_a_failed_requ
     );
     assert!(refused, "{}", server.stderr());
     assert_eq!(server.worker_pids().len(), 3);
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}",
-        report.failures
-    );
+    assert_no_failures(&report, &server);
 }
 
 #[test]
@@ -157,12 +170,7 @@ fn usr2_then_term_to_the_old_arbiter_upgrades_without_a_failed_request() {
         "the new arbiter serves the load"
     );
     let report = load.stop();
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}\n{}",
-        report.failures,
-        server.stderr()
-    );
+    assert_no_failures(&report, &server);
     assert!(is_running(new_pid));
     assert_eq!(
         server.get("/").expect("served by the new arbiter").status,
@@ -173,11 +181,7 @@ fn usr2_then_term_to_the_old_arbiter_upgrades_without_a_failed_request() {
 #[test]
 fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
     let dir = TempDir::new("hup-rollback");
-    let config = dir.join("ferrocorn.toml");
-    std::fs::write(&config, "workers = 2\n").unwrap();
-    let config_arg = config.display().to_string();
-    let server = Server::start(["--config", &config_arg, "hello"]);
-    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let (config, server) = start_with_config(&dir, "workers = 2\n", 2);
     let before: BTreeSet<i32> = server.worker_pids().into_iter().collect();
     let load = Load::start(server.addr, "/", 2);
     assert!(load.wait_for_more(20, WAIT), "the load gets answers");
@@ -200,19 +204,20 @@ fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
     );
     let report = load.stop();
     assert!(rolled_back, "{}", server.stderr());
-    assert!(is_running(server.pid), "the arbiter stays up");
-    let after: BTreeSet<i32> = server.worker_pids().into_iter().collect();
-    assert_eq!(
-        after,
-        before,
+    assert!(
+        is_running(server.pid),
+        "the arbiter stays up:\n{}",
+        server.stderr()
+    );
+    let unchanged = wait_until(WAIT, || {
+        server.worker_pids().into_iter().collect::<BTreeSet<i32>>() == before
+    });
+    assert!(
+        unchanged,
         "the old generation still serves:\n{}",
         server.stderr()
     );
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}",
-        report.failures
-    );
+    assert_no_failures(&report, &server);
 }
 
 #[test]
@@ -254,4 +259,58 @@ fn usr2_keeps_a_unix_socket_file_for_the_new_arbiter_which_removes_it_on_exit() 
         "the new arbiter stops on TERM"
     );
     assert!(!path.exists(), "and removes the socket file it took over");
+}
+
+/// Regression: a worker signalled between `fork` and the reset of its signal handlers ran
+/// the arbiter's handler, which wrote into the arbiter's self-pipe: a TERM meant for a
+/// brand-new worker stopped the arbiter. Quick HUPs retire workers right after their fork.
+#[test]
+fn hups_in_quick_succession_leave_the_arbiter_serving() {
+    let server = Server::start(["--workers", "3", "hello"]);
+    assert!(server.wait_for_workers(3, WAIT), "{}", server.stderr());
+    for _ in 0..10 {
+        server.signal(Signal::SIGHUP);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Signals may coalesce; a TTIN sent after them is handled after them.
+    server.signal(Signal::SIGTTIN);
+    assert!(
+        server.wait_for_log("Number of workers: 4", WAIT),
+        "{}",
+        server.stderr()
+    );
+    assert!(server.wait_for_workers(4, WAIT), "{}", server.stderr());
+    assert!(is_running(server.pid), "{}", server.stderr());
+    assert!(
+        !server.stderr().contains("Handling signal: term"),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(server.get("/").expect("still serving").status, 200);
+}
+
+#[test]
+fn hup_applies_a_new_log_level() {
+    let dir = TempDir::new("hup-loglevel");
+    let (config, server) = start_with_config(&dir, "workers = 1\n", 1);
+    let first = server.worker_pids();
+    std::fs::write(&config, "workers = 1\nloglevel = \"warning\"\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_for_log("Handling signal: hup", WAIT),
+        "{}",
+        server.stderr()
+    );
+    let replaced = wait_until(WAIT, || {
+        let now = server.worker_pids();
+        now.len() == 1 && now != first
+    });
+    assert!(replaced, "{}", server.stderr());
+    server.signal(Signal::SIGTTIN);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    assert!(
+        !server.stderr().contains("Handling signal: ttin"),
+        "info lines are no longer written:\n{}",
+        server.stderr()
+    );
 }

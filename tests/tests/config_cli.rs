@@ -6,40 +6,18 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ferrocorn_tests::binary;
+use ferrocorn_tests::{binary, TempDir};
 
 /// The longest an invocation may take before it is killed and the test fails.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A fresh working directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "ferrocorn-config-cli-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Writes `text` to `dir/name` and returns the path.
+fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// Kills the child by pid if the test ends before it has been reaped.
@@ -66,7 +44,7 @@ fn run(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Output {
         .args(args)
         .env_clear()
         .envs(env.iter().copied())
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -110,8 +88,12 @@ fn run(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 #[test]
 fn print_config_shows_each_value_and_its_source() {
-    let dir = TempDir::new();
-    let file = dir.write("ferrocorn.toml", "threads = 3\nloglevel = \"debug\"\n");
+    let dir = TempDir::new("config");
+    let file = write(
+        &dir,
+        "ferrocorn.toml",
+        "threads = 3\nloglevel = \"debug\"\n",
+    );
     let out = run(
         &dir,
         &[
@@ -156,11 +138,11 @@ fn print_config_shows_each_value_and_its_source() {
 
 #[test]
 fn check_config_exits_0_when_valid_and_2_with_every_error() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("config");
     let out = run(&dir, &["--check-config", "-w", "4", "hello"], &[]);
     assert_eq!((out.code, out.stderr.as_str()), (0, ""));
 
-    let file = dir.write("ferrocorn.toml", "workers = 2\nwokers = 3\n");
+    let file = write(&dir, "ferrocorn.toml", "workers = 2\nwokers = 3\n");
     let out = run(
         &dir,
         &["--check-config", "--timeout", "soon"],
@@ -188,8 +170,8 @@ fn check_config_exits_0_when_valid_and_2_with_every_error() {
 
 #[test]
 fn check_config_loads_the_app_from_the_chdir_directory() {
-    let dir = TempDir::new();
-    std::fs::create_dir(dir.0.join("site")).unwrap();
+    let dir = TempDir::new("config");
+    std::fs::create_dir(dir.join("site")).unwrap();
     let out = run(&dir, &["--check-config", "static:site"], &[]);
     assert_eq!((out.code, out.stderr.as_str()), (0, ""));
     let out = run(
@@ -218,7 +200,7 @@ fn check_config_loads_the_app_from_the_chdir_directory() {
 
 #[test]
 fn an_unknown_flag_exits_2_with_a_suggestion() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("config");
     let out = run(&dir, &["--worker-conections", "10"], &[]);
     assert_eq!(out.code, 2);
     assert_eq!(
@@ -231,7 +213,7 @@ fn an_unknown_flag_exits_2_with_a_suggestion() {
 
 #[test]
 fn a_bad_value_exits_2_and_starts_nothing() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("config");
     // Without an action flag the binary would serve: a bad value must stop it first.
     let out = run(&dir, &["--bind", "127.0.0.1:http"], &[]);
     assert_eq!(out.code, 2);
@@ -246,13 +228,13 @@ fn a_bad_value_exits_2_and_starts_nothing() {
 
 #[test]
 fn an_explicit_config_file_must_exist() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("config");
     let out = run(&dir, &["--check-config", "-c", "missing.toml"], &[]);
     assert_eq!(out.code, 2);
     assert!(
         out.stderr.starts_with(&format!(
             "ferrocorn: error: file {}: cannot read:",
-            dir.0.join("missing.toml").display()
+            dir.join("missing.toml").display()
         )),
         "{}",
         out.stderr
@@ -261,7 +243,7 @@ fn an_explicit_config_file_must_exist() {
 
 #[test]
 fn help_and_version_exit_0() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("config");
     let out = run(&dir, &["--version"], &[]);
     assert_eq!(out.code, 0);
     assert_eq!(
@@ -288,14 +270,15 @@ fn help_and_version_exit_0() {
 fn the_merged_settings_reach_the_server() {
     // The file gives the bind, the app and 2 workers; FERROCORN_WORKERS overrides the
     // worker count, and the command line overrides the variable.
-    let dir = TempDir::new();
-    dir.write(
+    let dir = TempDir::new("config");
+    write(
+        &dir,
         "ferrocorn.toml",
         "bind = \"127.0.0.1:0\"\napp = \"hello\"\nworkers = 2\n",
     );
     let server = ferrocorn_tests::Server::builder()
         .no_default_bind()
-        .cwd(&dir.0)
+        .cwd(dir.path())
         .env("FERROCORN_WORKERS", "3")
         .start();
     assert!(
@@ -310,7 +293,7 @@ fn the_merged_settings_reach_the_server() {
 
     let server = ferrocorn_tests::Server::builder()
         .no_default_bind()
-        .cwd(&dir.0)
+        .cwd(dir.path())
         .env("FERROCORN_WORKERS", "3")
         .args(["-w", "1"])
         .start();

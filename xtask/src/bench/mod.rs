@@ -2,6 +2,7 @@
 //! one run, written to `docs/BENCHMARKS.md`. Every server is driven as a process; xtask
 //! links none of them.
 
+mod callgrind;
 mod loadgen;
 mod parser_bench;
 mod procfs;
@@ -38,6 +39,7 @@ options:
                       hello-pipe-16, static-1m-8, echo-post-4k-64
   --generator KIND    auto (wrk if installed, else built-in), wrk or builtin (default auto)
   --no-parser         skip the http-parser criterion bench
+  --no-callgrind      skip counting ferrocorn's instructions per request under valgrind
   --output PATH       the report to write (default docs/BENCHMARKS.md); - writes none
   -h, --help          this text";
 
@@ -58,6 +60,7 @@ pub struct Options {
     pub scenarios: Vec<Scenario>,
     pub generator: Generator,
     pub parser: bool,
+    pub callgrind: bool,
     /// How many times every scenario runs against every server; the report keeps the run
     /// with the median requests/s.
     pub rounds: usize,
@@ -75,6 +78,7 @@ impl Default for Options {
             scenarios: SCENARIOS.to_vec(),
             generator: Generator::Auto,
             parser: true,
+            callgrind: true,
             rounds: 1,
             output: Some(PathBuf::from("docs/BENCHMARKS.md")),
             help: false,
@@ -131,6 +135,7 @@ impl Options {
                     }
                 }
                 "--no-parser" => options.parser = false,
+                "--no-callgrind" => options.callgrind = false,
                 "--output" => {
                     options.output = match value()? {
                         "-" => None,
@@ -241,7 +246,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
                     }
                     continue;
                 };
-                match measure(&driver, scenario, instance, &options, &dir, ticks) {
+                match measure(&driver, scenario, instance, round, &options, &dir, ticks) {
                     Ok((row, command)) => {
                         eprintln!(
                             "xtask: round {round} {:<16} {:<16} {:>10.0} req/s  {:>10} req/CPU-s  p99 {}",
@@ -270,6 +275,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
         }
     }
     report.rounds = options.rounds;
+    report.runs = measured.clone();
     report.rows = report::median_rows(measured);
 
     for instance in &instances {
@@ -291,6 +297,20 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
         .filter(|_| instances.iter().any(|i| i.kind == ServerKind::Nginx));
     // Stops every server (TERM, then KILL by pid) before the parser bench uses the CPU.
     drop(instances);
+
+    let ferrocorn = installed.iter().find(|s| s.kind == ServerKind::Ferrocorn);
+    match (options.callgrind, ferrocorn) {
+        (true, Some(ferrocorn)) => {
+            eprintln!("xtask: counting instructions per request under callgrind");
+            let hello = Scenario::by_name("hello-ka-1").context("the hello-ka-1 scenario")?;
+            match callgrind::run(ferrocorn, &hello, &dir) {
+                Ok(result) => report.callgrind = Some(result),
+                Err(err) => note(&mut report, &format!("callgrind skipped: {err:#}")),
+            }
+        }
+        (true, None) => {}
+        (false, _) => report.callgrind_note = Some("skipped with --no-callgrind".to_string()),
+    }
 
     if options.parser {
         match parser_bench::run(cargo()) {
@@ -382,6 +402,7 @@ fn measure(
     driver: &Driver,
     scenario: &Scenario,
     instance: &Instance,
+    round: usize,
     options: &Options,
     dir: &BenchDir,
     ticks: u64,
@@ -437,6 +458,7 @@ fn measure(
             server_cpu,
             peak_kib,
             round_rates: Vec::new(),
+            round,
         },
         command,
     ))
@@ -491,7 +513,7 @@ mod tests {
     fn flags_select_servers_scenarios_and_generator() {
         let options = Options::parse(&args(
             "--duration 2 --warmup 0 --rounds 3 --servers nginx,ferrocorn --scenarios hello-ka-1 \
-             --generator builtin --no-parser --output -",
+             --generator builtin --no-parser --no-callgrind --output -",
         ))
         .unwrap();
         assert_eq!(options.duration, Duration::from_secs(2));
@@ -504,6 +526,7 @@ mod tests {
         assert_eq!(options.scenarios.len(), 1);
         assert_eq!(options.generator, Generator::Builtin);
         assert!(!options.parser);
+        assert!(!options.callgrind);
         assert_eq!(options.output, None);
         assert!(Options::parse(&args("--help")).unwrap().help);
     }
