@@ -379,6 +379,7 @@ impl BodyDecoder {
             &mut fields,
             &mut scratch,
             Some(is_forbidden_trailer),
+            &mut None,
         )?;
         match parsed {
             None => Ok(input.len()),
