@@ -2,7 +2,7 @@
 //! chunked with extensions and trailers, RFC 9112 §6, §7).
 
 use crate::error::{Error, ErrorKind};
-use crate::fields::{parse_fields, FieldSpan};
+use crate::fields::{parse_fields, FieldSpan, Rules};
 use crate::limits::{Limits, Policy};
 use crate::syntax::is_tchar;
 
@@ -371,14 +371,17 @@ impl BodyDecoder {
         self.trailer_buf.extend_from_slice(input);
         let mut fields: Vec<FieldSpan> = Vec::new();
         let mut scratch = Vec::new();
+        let rules = Rules {
+            limits: &self.limits,
+            policy: &self.policy,
+            forbid: Some(is_forbidden_trailer),
+        };
         let parsed = parse_fields(
             &self.trailer_buf,
             0,
-            &self.limits,
-            &self.policy,
+            rules,
             &mut fields,
             &mut scratch,
-            Some(is_forbidden_trailer),
             &mut None,
         )?;
         match parsed {

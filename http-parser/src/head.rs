@@ -3,7 +3,7 @@
 
 use crate::body::{BodyDecoder, Framing};
 use crate::error::{Error, ErrorKind};
-use crate::fields::{line_size, parse_fields, FieldSpan, Resume, ValueLoc};
+use crate::fields::{line_size, parse_fields, FieldSpan, Resume, Rules, ValueLoc};
 use crate::limits::{Limits, Policy, UnderscoreHeaders};
 use crate::syntax::{
     check_host, check_target, find_target_end, find_value_end, is_target_byte, is_tchar,
@@ -403,11 +403,13 @@ impl HeadParser {
         let Some(end) = parse_fields(
             buf,
             line_start + newline + 1,
-            &self.limits,
-            &self.policy,
+            Rules {
+                limits: &self.limits,
+                policy: &self.policy,
+                forbid: None,
+            },
             &mut self.fields,
             &mut self.scratch,
-            None,
             &mut resume,
         )?
         else {
