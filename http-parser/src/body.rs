@@ -2,7 +2,7 @@
 //! chunked with extensions and trailers, RFC 9112 §6, §7).
 
 use crate::error::{Error, ErrorKind};
-use crate::fields::{parse_fields, FieldSpan, Rules};
+use crate::fields::{line_size, parse_fields, FieldSpan, Rules};
 use crate::limits::{Limits, Policy};
 use crate::syntax::is_tchar;
 
@@ -369,6 +369,14 @@ impl BodyDecoder {
     fn feed_trailers(&mut self, input: &[u8]) -> Result<usize, Error> {
         let old = self.trailer_buf.len();
         self.trailer_buf.extend_from_slice(input);
+        // Re-parse only when a line ended, or when the incomplete line outgrew the field
+        // limit: otherwise trailers arriving a byte at a time would cost quadratic time.
+        if memchr::memchr(b'\n', input).is_none() {
+            let line_start = memchr::memrchr(b'\n', &self.trailer_buf).map_or(0, |i| i + 1);
+            if line_size(&self.trailer_buf[line_start..]) <= self.limits.field_size_limit() {
+                return Ok(input.len());
+            }
+        }
         let mut fields: Vec<FieldSpan> = Vec::new();
         let mut scratch = Vec::new();
         let rules = Rules {
