@@ -9,15 +9,19 @@ use std::sync::{Arc, Mutex};
 
 use ferrocorn_config::{LogFormat, LogLevel, Settings};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, Registry};
 
 /// Where log lines go. A file is opened for appending and can be reopened (log rotation).
 #[derive(Debug)]
 pub struct LogTarget {
-    path: Option<PathBuf>,
+    path: Mutex<Option<PathBuf>>,
     file: Mutex<Option<File>>,
 }
 
@@ -25,32 +29,56 @@ impl LogTarget {
     /// `-` is standard error; anything else a file opened for appending. Fails when the
     /// file cannot be opened.
     pub fn open(errorlog: &str) -> io::Result<LogTarget> {
-        if errorlog == "-" {
-            return Ok(LogTarget {
-                path: None,
-                file: Mutex::new(None),
-            });
-        }
-        let path = PathBuf::from(errorlog);
-        let file = open_append(&path)?;
+        let (path, file) = if errorlog == "-" {
+            (None, None)
+        } else {
+            let path = PathBuf::from(errorlog);
+            let file = open_append(&path)?;
+            (Some(path), Some(file))
+        };
         Ok(LogTarget {
-            path: Some(path),
-            file: Mutex::new(Some(file)),
+            path: Mutex::new(path),
+            file: Mutex::new(file),
         })
     }
 
     /// Reopens the file (after logrotate moved it). Standard error needs nothing.
     pub fn reopen(&self) {
-        let Some(path) = &self.path else {
+        let path = self.path.lock().ok().and_then(|path| path.clone());
+        let Some(path) = path else {
             return;
         };
-        match open_append(path) {
+        match open_append(&path) {
             Ok(file) => {
                 if let Ok(mut slot) = self.file.lock() {
                     *slot = Some(file);
                 }
             }
             Err(error) => tracing::error!("cannot reopen {}: {error}", path.display()),
+        }
+    }
+
+    /// Writes to `errorlog` from now on (a reload changed it). On failure the old target
+    /// stays and the error is logged there.
+    pub fn retarget(&self, errorlog: &str) {
+        let wanted = (errorlog != "-").then(|| PathBuf::from(errorlog));
+        let current = self.path.lock().ok().and_then(|path| path.clone());
+        if wanted == current {
+            return;
+        }
+        let file = match &wanted {
+            Some(path) => match open_append(path) {
+                Ok(file) => Some(file),
+                Err(error) => {
+                    tracing::error!("cannot open the error log {}: {error}", path.display());
+                    return;
+                }
+            },
+            None => None,
+        };
+        if let (Ok(mut path), Ok(mut slot)) = (self.path.lock(), self.file.lock()) {
+            *path = wanted;
+            *slot = file;
         }
     }
 }
@@ -138,29 +166,50 @@ where
     }
 }
 
-/// Installs the global subscriber for `settings` (`errorlog`, `loglevel`, `log_format`)
-/// and returns the target, whose `reopen` the arbiter calls on SIGUSR1. Fails when the
-/// error log file cannot be opened.
-pub fn init(settings: &Settings) -> io::Result<Arc<LogTarget>> {
+/// The installed logging: where lines go and the level, both changeable on a reload.
+#[derive(Debug, Clone)]
+pub struct Logging {
+    target: Arc<LogTarget>,
+    level: reload::Handle<LevelFilter, Registry>,
+}
+
+impl Logging {
+    /// Reopens the error log file (SIGUSR1).
+    pub fn reopen(&self) {
+        self.target.reopen();
+    }
+
+    /// Applies a reloaded configuration's `errorlog` and `loglevel` (SIGHUP). The format
+    /// (`log_format`) stays what it was at start.
+    pub fn apply(&self, settings: &Settings) {
+        self.target.retarget(&settings.errorlog);
+        let _ = self.level.reload(level_filter(settings.loglevel));
+    }
+}
+
+fn level_filter(level: LogLevel) -> LevelFilter {
+    match level {
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Warning => LevelFilter::WARN,
+        LogLevel::Error | LogLevel::Critical => LevelFilter::ERROR,
+    }
+}
+
+/// Installs the global subscriber for `settings` (`errorlog`, `loglevel`, `log_format`).
+/// Fails when the error log file cannot be opened.
+pub fn init(settings: &Settings) -> io::Result<Logging> {
     let target = Arc::new(LogTarget::open(&settings.errorlog)?);
-    let level = match settings.loglevel {
-        LogLevel::Debug => Level::DEBUG,
-        LogLevel::Info => Level::INFO,
-        LogLevel::Warning => Level::WARN,
-        LogLevel::Error | LogLevel::Critical => Level::ERROR,
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(SharedTarget(target.clone()));
+    let (filter, level) = reload::Layer::new(level_filter(settings.loglevel));
+    let layer = tracing_subscriber::fmt::layer().with_writer(SharedTarget(target.clone()));
+    let registry = tracing_subscriber::registry().with(filter);
     let result = match settings.log_format {
-        LogFormat::Text => builder.event_format(GunicornFormat).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(false)
-            .with_span_list(false)
+        LogFormat::Text => registry.with(layer.event_format(GunicornFormat)).try_init(),
+        LogFormat::Json => registry
+            .with(layer.json().with_current_span(false).with_span_list(false))
             .try_init(),
     };
     // A subscriber installed already (tests calling twice) keeps logging; not an error.
     let _ = result;
-    Ok(target)
+    Ok(Logging { target, level })
 }

@@ -35,7 +35,14 @@ fn main() -> ExitCode {
     };
     // HUP reads the same command line, environment and config file again (the config file
     // is resolved against the directory the binary started in, whatever `chdir` says).
-    let reload = Box::new(move || invocation.reload());
+    let reload = {
+        let log = log.clone();
+        Box::new(move || {
+            let settings = invocation.reload()?;
+            log.apply(&settings);
+            Ok(settings)
+        })
+    };
     let logs_to_stderr = settings.errorlog == "-";
     let result = Arbiter::with_loader(settings, Arc::new(ferrocorn_worker::load_app))
         .on_reload(reload)

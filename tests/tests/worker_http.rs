@@ -448,3 +448,36 @@ fn abandoned_streamed_bodies_do_not_tie_up_the_pool() {
     assert_eq!(r.status, 400);
     assert_eq!(r.header("connection"), Some("close"));
 }
+
+#[test]
+fn proxy_protocol_header_sets_the_client_address() {
+    let server = Server::start([
+        "--proxy-protocol",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        "%(h)s %(U)s",
+        "hello",
+    ]);
+    let r = server
+        .request(b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 80\r\nGET /proxied HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.status, 200);
+    // Without a header the connection's own address is used (the header is optional).
+    assert_eq!(server.get("/direct").unwrap().status, 200);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let log = server.stdout();
+            log.contains("192.0.2.7 /proxied") && log.contains("127.0.0.1 /direct")
+        }),
+        "access log:\n{}",
+        server.stdout()
+    );
+    let r = server
+        .request(
+            b"PROXY TCP4 not-an-address 127.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("connection"), Some("close"));
+}

@@ -66,38 +66,69 @@ pub(crate) enum ProxyOutcome {
     Error(HttpError),
 }
 
-/// A list of trusted peer addresses (`forwarded_allow_ips`, `proxy_allow_ips`): IPs, or `*`.
+/// A list of trusted peer addresses (`forwarded_allow_ips`, `proxy_allow_ips`): IP
+/// addresses, `ADDRESS/PREFIX` networks, or `*`.
 #[derive(Debug, Clone)]
 pub(crate) struct AllowList {
     any: bool,
-    ips: Vec<IpAddr>,
+    /// Networks as (address, prefix length); a plain address has the full length.
+    nets: Vec<(IpAddr, u8)>,
 }
 
 impl AllowList {
-    /// Builds the list; entries that are not IP addresses are ignored (the settings
-    /// registry validates them).
+    /// Builds the list; entries that do not parse are ignored (the settings registry has
+    /// already refused them).
     pub fn new(entries: &[String]) -> AllowList {
-        AllowList {
-            any: entries.iter().any(|e| e.trim() == "*"),
-            ips: entries
-                .iter()
-                .filter_map(|e| e.trim().parse().ok())
-                .collect(),
-        }
-    }
-
-    /// Whether `ip` is trusted. Unix-socket peers are always trusted (gunicorn does the same).
-    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
-        match ip {
-            None => true,
-            Some(ip) => {
-                let ip = match ip {
-                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-                    v4 => v4,
-                };
-                self.any || self.ips.contains(&ip)
+        let mut nets = Vec::new();
+        let mut any = false;
+        for e in entries.iter().map(|e| e.trim()) {
+            if e == "*" {
+                any = true;
+                continue;
+            }
+            let (addr, prefix) = e.split_once('/').map_or((e, None), |(a, p)| (a, Some(p)));
+            let Ok(ip) = addr.parse::<IpAddr>() else {
+                continue;
+            };
+            let full = if ip.is_ipv4() { 32 } else { 128 };
+            match prefix.map(str::parse::<u8>) {
+                None => nets.push((ip, full)),
+                Some(Ok(p)) if p <= full => nets.push((ip, p)),
+                Some(_) => {}
             }
         }
+        AllowList { any, nets }
+    }
+
+    /// Whether `ip` is trusted. Unix-socket peers (`None`) are always trusted, as gunicorn
+    /// does; an IPv4-mapped IPv6 address counts as its IPv4 address.
+    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
+        let Some(ip) = ip else {
+            return true;
+        };
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.any
+            || self
+                .nets
+                .iter()
+                .any(|&(net, prefix)| in_network(ip, net, prefix))
+    }
+}
+
+fn in_network(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
     }
 }
 
@@ -385,6 +416,14 @@ mod tests {
         assert!(l.allows(Some("::ffff:127.0.0.1".parse().unwrap())));
         assert!(!l.allows(Some("10.0.0.1".parse().unwrap())));
         assert!(AllowList::new(&["*".into()]).allows(Some("10.0.0.1".parse().unwrap())));
+        let nets = AllowList::new(&["10.1.0.0/16".into(), "fd00::/8".into(), "0.0.0.0/0".into()]);
+        assert!(nets.allows(Some("10.1.200.3".parse().unwrap())));
+        assert!(nets.allows(Some("fd12::1".parse().unwrap())));
+        assert!(!nets.allows(Some("fe80::1".parse().unwrap())));
+        let v4 = AllowList::new(&["10.1.0.0/16".into()]);
+        assert!(!v4.allows(Some("10.2.0.1".parse().unwrap())));
+        assert!(v4.allows(None), "unix peers are trusted");
+        assert!(AllowList::new(&["0.0.0.0/0".into()]).allows(Some("8.8.8.8".parse().unwrap())));
     }
 
     #[test]

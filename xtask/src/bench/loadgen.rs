@@ -153,6 +153,20 @@ fn connection_loop(
     tally
 }
 
+/// Sends `request` `count` times over one keep-alive connection, one at a time, and reads
+/// every response. Fails on the first error, a status ≥ 400 or a closed connection.
+pub fn sequential(addr: SocketAddr, request: &[u8], count: u64) -> io::Result<()> {
+    let mut reader = ResponseReader::new(connect(addr)?);
+    for sent in 0..count {
+        reader.stream.write_all(request)?;
+        let response = reader.read_response()?;
+        if response.status >= 400 || (response.close && sent + 1 < count) {
+            return Err(invalid("the server refused or closed the connection"));
+        }
+    }
+    Ok(())
+}
+
 fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
     stream.set_nodelay(true)?;

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::callgrind::CallgrindResult;
 use super::parser_bench::ParserResult;
 use super::procfs::{Machine, Memory};
 #[cfg(test)]
@@ -111,6 +112,8 @@ pub struct Report {
     pub duration: Duration,
     pub warmup: Duration,
     pub rounds: usize,
+    /// The scheduling priority the servers and the load generator ran at.
+    pub priority: String,
     /// One row per scenario and server: the median round (see [`median_rows`]).
     pub rows: Vec<Row>,
     /// Every run of every round, which the targets compare round by round.
@@ -118,6 +121,8 @@ pub struct Report {
     pub memory: Vec<ProcessMemory>,
     pub parser: Option<ParserResult>,
     pub parser_note: Option<String>,
+    pub callgrind: Option<CallgrindResult>,
+    pub callgrind_note: Option<String>,
     /// Builds and installs, in the order run.
     pub setup_commands: Vec<String>,
     pub server_commands: Vec<String>,
@@ -441,6 +446,40 @@ impl Report {
         out
     }
 
+    fn callgrind_section(&self) -> String {
+        let Some(cg) = &self.callgrind else {
+            return format!(
+                "Not run: {}.\n",
+                self.callgrind_note
+                    .as_deref()
+                    .unwrap_or("see \"Skipped or failed\"")
+            );
+        };
+        let mut out = format!(
+            "**{:.0} instructions per keep-alive hello request** in a ferrocorn worker's user space \
+             (`GET / HTTP/1.1` with a `Host`, one connection): ({} − {}) instructions / ({} − {}) requests, \
+             two sessions under callgrind so that start-up and shutdown cancel out. Counted, not timed: \
+             it does not move with the machine's load. The kernel's share (most of the CPU, see \
+             \"What limits it\") is not counted.\n\n\
+             Command (run twice, {} and {} requests, then SIGTERM): `{}`\n\n",
+            cg.per_request,
+            count(cg.instructions.1 as f64),
+            count(cg.instructions.0 as f64),
+            count(cg.requests.1 as f64),
+            count(cg.requests.0 as f64),
+            count(cg.requests.0 as f64),
+            count(cg.requests.1 as f64),
+            cg.command
+        );
+        if !cg.top.is_empty() {
+            out.push_str("Own instructions of the heaviest functions, large session:\n\n| share | function |\n|--:|---|\n");
+            for (share, function) in &cg.top {
+                let _ = writeln!(out, "| {share:.1} % | `{function}` |");
+            }
+        }
+        out
+    }
+
     fn parser_section(&self) -> String {
         let mut out = format!(
             "Command: `cargo {}` (short warm-up and measurement: indicative, not publication-grade).\n\n",
@@ -494,7 +533,8 @@ impl Report {
              and uses nginx and wrk where installed (`apt-get install -y nginx wrk`); without wrk it uses its own \
              load generator, without nginx it skips nginx. Every server runs on 127.0.0.1 with {workers} workers; \
              each run lasts {dur} s after a {warm} s warm-up that is not measured. Every scenario runs against \
-             every server in turn, {rounds} round(s); each row is the round with the median requests/s. \
+             every server in turn, {rounds} round(s), every other round in reverse server order; each row is \
+             the round with the median requests/s. Servers and load generator ran at {priority}. \
              A benchmark, not a test: CI does not run it.\n\n\
              Server CPU is utime + stime (+ that of reaped children) of the server's whole process tree from \
              `/proc/<pid>/stat`, read before and after each run; client CPU is the load generator's own. \
@@ -511,6 +551,7 @@ impl Report {
             dur = self.duration.as_secs(),
             warm = self.warmup.as_secs(),
             rounds = self.rounds,
+            priority = self.priority,
             cpu = m.cpu_model,
             nproc = m.nproc,
             memory = m.memory,
@@ -550,9 +591,11 @@ impl Report {
             "\n## Targets\n\nEach ratio is ferrocorn's figure over the peer's in the same round (two runs seconds \
              apart, 2 workers each); with several rounds the median ratio decides and every round's ratio is listed. \
              The figures in brackets are those of the round with the median ratio.\n\n{}\n\
-             ## Memory per process after the runs\n\n{}\n## Parser\n\n{}\n",
+             ## Memory per process after the runs\n\n{}\n\
+             ## Instructions per request (callgrind)\n\n{}\n## Parser\n\n{}\n",
             self.targets_table(),
             self.memory_table(),
+            self.callgrind_section(),
             self.parser_section()
         );
         if !self.notes.is_empty() {

@@ -435,15 +435,41 @@ impl Instance {
         }
         let command = command_line(installed, apps, port, dir);
         let names: Vec<&str> = apps.iter().map(|a| a.name()).collect();
-        let log =
-            dir.abs("logs")
-                .join(format!("{}-{}.log", installed.kind.name(), names.join("+")));
+        let log_name = format!("{}-{}", installed.kind.name(), names.join("+"));
+        Instance::launch(
+            installed.kind,
+            apps,
+            command,
+            port,
+            &log_name,
+            dir,
+            WORKERS,
+            START_TIMEOUT,
+        )
+    }
+
+    /// Runs `command` (its program relative to the project root when it holds a `/`) as a
+    /// server of `kind` on `port` and waits up to `timeout` until it answers with `workers`
+    /// workers. Its output goes to `.bench/logs/<log_name>.log`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn launch(
+        kind: ServerKind,
+        apps: &[AppKind],
+        command: Vec<String>,
+        port: u16,
+        log_name: &str,
+        dir: &BenchDir,
+        workers: usize,
+        timeout: Duration,
+    ) -> Result<Instance> {
+        let log = dir.abs("logs").join(format!("{log_name}.log"));
         let log_file = fs::File::create(&log)
             .with_context(|| format!("could not create {}", log.display()))?;
-        let program = if installed.program.is_relative() {
-            dir.root.join(&installed.program)
+        let program = Path::new(&command[0]);
+        let program = if program.is_relative() && command[0].contains('/') {
+            dir.root.join(program)
         } else {
-            installed.program.clone()
+            program.to_path_buf()
         };
         let child = Command::new(program)
             .args(&command[1..])
@@ -454,14 +480,14 @@ impl Instance {
             .spawn()
             .with_context(|| format!("could not start {}", command.join(" ")))?;
         let mut instance = Instance {
-            kind: installed.kind,
+            kind,
             apps: apps.to_vec(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             command,
             log,
             child: Some(child),
         };
-        instance.wait_ready()?;
+        instance.wait_ready(workers, timeout)?;
         Ok(instance)
     }
 
@@ -481,8 +507,8 @@ impl Instance {
         lines[lines.len().saturating_sub(10)..].join("\n")
     }
 
-    fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
+    fn wait_ready(&mut self, workers: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self
                 .child
@@ -496,13 +522,13 @@ impl Instance {
                     self.log_tail()
                 );
             }
-            // Answered, and every worker forked (the root plus WORKERS processes).
-            if probe(self.addr) && self.processes().len() > WORKERS {
+            // Answered, and every worker forked (the root plus `workers` processes).
+            if probe(self.addr) && self.processes().len() > workers {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
-                    "{} did not answer with {WORKERS} workers within {START_TIMEOUT:?}:\n{}",
+                    "{} did not answer with {workers} workers within {timeout:?}:\n{}",
                     self.command.join(" "),
                     self.log_tail()
                 );
