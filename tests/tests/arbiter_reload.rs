@@ -272,14 +272,16 @@ fn hups_in_quick_succession_leave_the_arbiter_serving() {
         server.signal(Signal::SIGHUP);
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    // Signals may coalesce; a TTIN sent after them is handled after them.
-    server.signal(Signal::SIGTTIN);
-    assert!(
-        server.wait_for_log("Number of workers: 4", WAIT),
-        "{}",
-        server.stderr()
-    );
-    assert!(server.wait_for_workers(4, WAIT), "{}", server.stderr());
+    // Signals may coalesce or be handled in another order: wait until the log is quiet
+    // (a settling wait, not a timing assertion), then for the configured count.
+    let mut last = String::new();
+    let quiet = wait_until(WAIT, || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = server.stderr();
+        std::mem::replace(&mut last, now) == last
+    });
+    assert!(quiet, "{}", server.stderr());
+    assert!(server.wait_for_workers(3, WAIT), "{}", server.stderr());
     assert!(is_running(server.pid), "{}", server.stderr());
     assert!(
         !server.stderr().contains("Handling signal: term"),

@@ -856,7 +856,9 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                     ex.keep_alive = head.keep_alive && ctx.cfg.keepalive.is_some();
                     c.client_closing = !head.keep_alive;
                     let reuse = ex.req.body.take_buffer();
-                    if head.framing == Framing::None {
+                    // `Content-Length: 0` is complete now: no more input may ever come, and
+                    // the body phase only runs when bytes arrive.
+                    if matches!(head.framing, Framing::None | Framing::Length(0)) {
                         ex.req.body = RequestBody::from_bytes(reuse);
                         dispatch(c, ctx);
                         return Step::Progress;
