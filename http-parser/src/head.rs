@@ -3,11 +3,11 @@
 
 use crate::body::{BodyDecoder, Framing};
 use crate::error::{Error, ErrorKind};
-use crate::fields::{line_size, parse_fields, FieldSpan, ValueLoc};
+use crate::fields::{line_size, parse_fields, FieldSpan, Resume, Rules, ValueLoc};
 use crate::limits::{Limits, Policy, UnderscoreHeaders};
 use crate::syntax::{
     check_host, check_target, find_target_end, find_value_end, is_target_byte, is_tchar,
-    name_class, trim_ows, TargetForm, NAME_UNDERSCORE,
+    scan_method, scan_name, trim_ows, TargetForm,
 };
 
 /// The outcome of feeding bytes to a push parser.
@@ -82,26 +82,58 @@ pub struct HeadParser {
     fields: Vec<FieldSpan>,
     scratch: Vec<u8>,
     fast_path: bool,
+    head: HeadState,
+    /// After a `Partial` inside a line: where to resume (see [`Pending`]).
+    pending: Option<Pending>,
 }
 
-/// A complete, validated request head. It borrows the input buffer and the parser; copy what
-/// you need before parsing again.
+/// Where the last `Partial` stopped, so that the next call, which gets the same bytes and more,
+/// need not parse the head again from the start while no line ends. Without it a client
+/// sending a large head a byte at a time would cost a full re-parse per byte (quadratic).
 #[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// The length of the buffer last seen.
+    seen: usize,
+    /// The start of the incomplete line and the bytes its field held before it.
+    resume: Resume,
+    /// The largest size the line may reach ([`line_size`] plus `resume.base`).
+    limit: usize,
+}
+
+/// A complete, validated request head. It borrows the input buffer and the parser (which
+/// holds the field offsets and what the head says); copy what you need before parsing again.
+#[derive(Clone, Copy)]
 pub struct Head<'a> {
     buf: &'a [u8],
-    scratch: &'a [u8],
-    fields: &'a [FieldSpan],
-    method: &'a str,
-    target: &'a [u8],
+    parser: &'a HeadParser,
+}
+
+/// What the last complete head says, as offsets into the buffer it was parsed from.
+#[derive(Debug, Clone, Copy)]
+struct HeadState {
+    method: MethodLoc,
+    target: (usize, usize),
     target_form: TargetForm,
     version: Version,
     framing: Framing,
     keep_alive: bool,
     expects_continue: bool,
-    host: Option<&'a [u8]>,
+    host: Option<ValueLoc>,
     forwarded_secure: Option<bool>,
-    limits: &'a Limits,
-    policy: &'a Policy,
+}
+
+impl HeadState {
+    const EMPTY: HeadState = HeadState {
+        method: MethodLoc::Buf(0, 0),
+        target: (0, 0),
+        target_form: TargetForm::Origin,
+        version: Version::Http11,
+        framing: Framing::None,
+        keep_alive: false,
+        expects_continue: false,
+        host: None,
+        forwarded_secure: None,
+    };
 }
 
 impl HeadParser {
@@ -113,6 +145,8 @@ impl HeadParser {
             fields: Vec::with_capacity(32),
             scratch: Vec::new(),
             fast_path: true,
+            head: HeadState::EMPTY,
+            pending: None,
         }
     }
 
@@ -134,12 +168,33 @@ impl HeadParser {
     /// Parses the request head at the start of `buf`, the bytes received so far.
     ///
     /// Returns [`Status::Partial`] when `buf` is a prefix of a head that may still be valid:
-    /// call again once more bytes arrived (the parser keeps no state between calls). Returns
+    /// call again with the same bytes and those that arrived since (the buffer may move, its
+    /// content may not change; use [`HeadParser::reset`] otherwise). The parser remembers
+    /// where the incomplete line started, so a head arriving a byte at a time costs linear,
+    /// not quadratic, time. Returns
     /// [`Status::Complete`] with the head and the number of bytes it spans (the body, if any,
     /// starts there). Fails with the [`Error`] that answers the request; the verdict does not
     /// depend on how the bytes were split. Limits are enforced on partial input too, so the
     /// caller needs no buffer limit of its own beyond them.
     pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Status<Head<'a>>, Error> {
+        if let Some(pending) = self.pending.take() {
+            // The caller must pass the bytes it passed before, with more appended. While no
+            // LF arrives, the new bytes only lengthen the incomplete line: the verdict stays
+            // `Partial` unless that line outgrows its limit (then the full parse below finds
+            // the first error in byte order, as it would have).
+            if let Some(new) = buf.get(pending.seen..) {
+                let line = &buf[pending.resume.line_start..];
+                if memchr::memchr(b'\n', new).is_none()
+                    && pending.resume.base + line_size(line) <= pending.limit
+                {
+                    self.pending = Some(Pending {
+                        seen: buf.len(),
+                        ..pending
+                    });
+                    return Ok(Status::Partial);
+                }
+            }
+        }
         self.fields.clear();
         self.scratch.clear();
         let parts = match self.parse_fast(buf) {
@@ -154,6 +209,13 @@ impl HeadParser {
             }
         };
         self.finish(buf, parts)
+    }
+
+    /// Forgets where the last `Partial` stopped. Call it before parsing a buffer that does not
+    /// start with the bytes given to the last call (the parser assumes it does while the last
+    /// answer was `Partial`).
+    pub fn reset(&mut self) {
+        self.pending = None;
     }
 
     /// Turns the fast path off (`false`) or on, so that tests and the fuzz target can check
@@ -177,11 +239,15 @@ impl HeadParser {
             return None;
         }
         // method SP
-        let method_len = buf.iter().position(|&b| !is_tchar(b))?;
+        let (method_len, unconventional) = scan_method(buf)?;
         if method_len == 0 || buf[method_len] != b' ' {
             return None;
         }
-        check_method(&buf[..method_len], &buf[..method_len], &self.policy).ok()?;
+        if !self.policy.permit_unconventional_http_method
+            && (unconventional || !CONVENTIONAL_METHOD_LEN.contains(&method_len))
+        {
+            return None;
+        }
         // request-target SP
         let target_start = method_len + 1;
         let target_len = find_target_end(&buf[target_start..])?;
@@ -201,13 +267,18 @@ impl HeadParser {
                 return None;
             }
         }
-        let target_form = check_target(
-            &buf[..method_len],
-            &buf[target_start..target_end],
-            self.policy.allow_fragment,
-            self.policy.allow_userinfo,
-        )
-        .ok()?;
+        // `find_target_end` stops at `#` too: targets with a fragment take the reference path.
+        let target_form = if buf[target_start] == b'/' && &buf[..method_len] != b"CONNECT" {
+            TargetForm::Origin
+        } else {
+            check_target(
+                &buf[..method_len],
+                &buf[target_start..target_end],
+                self.policy.allow_fragment,
+                self.policy.allow_userinfo,
+            )
+            .ok()?
+        };
 
         // The field lines, up to the empty line.
         let max_fields = self.limits.fields_limit();
@@ -225,17 +296,8 @@ impl HeadParser {
             if count > max_fields {
                 return None;
             }
-            // One table load per byte classifies it as tchar and spots `_`.
-            let mut name_end = pos;
-            let mut class = 0;
-            loop {
-                let c = name_class(*buf.get(name_end)?);
-                if c == 0 {
-                    break;
-                }
-                class |= c;
-                name_end += 1;
-            }
+            let (name_len, underscore) = scan_name(&buf[pos..])?;
+            let name_end = pos + name_len;
             if name_end == pos || buf[name_end] != b':' {
                 return None;
             }
@@ -255,7 +317,7 @@ impl HeadParser {
             if next - pos > max_size {
                 return None;
             }
-            let keep = class & NAME_UNDERSCORE == 0
+            let keep = !underscore
                 || match self.policy.header_map {
                     UnderscoreHeaders::Drop => false,
                     UnderscoreHeaders::Refuse => return None,
@@ -315,6 +377,19 @@ impl HeadParser {
             }
         }
         let Some(newline) = newline else {
+            if !line.is_empty() && line != b"\r" {
+                self.pending = Some(Pending {
+                    seen: buf.len(),
+                    resume: Resume {
+                        line_start,
+                        base: 0,
+                    },
+                    limit: self
+                        .limits
+                        .request_line_limit()
+                        .map_or(usize::MAX, |limit| limit.saturating_add(2)),
+                });
+            }
             return Ok(None);
         };
         let Some(line) = line.strip_suffix(b"\r") else {
@@ -324,16 +399,25 @@ impl HeadParser {
         let request_line = parse_request_line(line, &self.policy)?;
 
         // The field lines.
+        let mut resume = None;
         let Some(end) = parse_fields(
             buf,
             line_start + newline + 1,
-            &self.limits,
-            &self.policy,
+            Rules {
+                limits: &self.limits,
+                policy: &self.policy,
+                forbid: None,
+            },
             &mut self.fields,
             &mut self.scratch,
-            None,
+            &mut resume,
         )?
         else {
+            self.pending = resume.map(|resume| Pending {
+                seen: buf.len(),
+                resume,
+                limit: self.limits.field_size_limit(),
+            });
             return Ok(None);
         };
         Ok(Some(self.line_parts(
@@ -347,6 +431,7 @@ impl HeadParser {
 
     /// Locates the request line's pieces; upper-cases the method into the scratch buffer if
     /// the policy says so.
+    #[inline(always)]
     fn line_parts(
         &mut self,
         buf: &[u8],
@@ -377,7 +462,11 @@ impl HeadParser {
     }
 
     /// The checks on the whole head, common to both paths, and the [`Head`].
-    fn finish<'a>(&'a self, buf: &'a [u8], parts: HeadParts) -> Result<Status<Head<'a>>, Error> {
+    fn finish<'a>(
+        &'a mut self,
+        buf: &'a [u8],
+        parts: HeadParts,
+    ) -> Result<Status<Head<'a>>, Error> {
         let version = match parts.version {
             (1, 0) => Version::Http10,
             _ => Version::Http11,
@@ -402,16 +491,9 @@ impl HeadParser {
             return Err(Error::new(ErrorKind::UnsupportedExpectation));
         }
 
-        let method = match parts.method {
-            MethodLoc::Buf(s, e) => &buf[s..e],
-            MethodLoc::Scratch(s, e) => &self.scratch[s..e],
-        };
-        let head = Head {
-            buf,
-            scratch: &self.scratch,
-            fields: &self.fields,
-            method: ascii_str(method),
-            target: &buf[parts.target.0..parts.target.1],
+        self.head = HeadState {
+            method: parts.method,
+            target: parts.target,
             target_form: parts.target_form,
             version,
             framing: meta.framing,
@@ -419,9 +501,8 @@ impl HeadParser {
             expects_continue: meta.expects_continue,
             host: meta.host,
             forwarded_secure: meta.forwarded_secure,
-            limits: &self.limits,
-            policy: &self.policy,
         };
+        let head = Head { buf, parser: self };
         Ok(Status::Complete(head, parts.end))
     }
 }
@@ -505,12 +586,12 @@ fn parse_version(v: &[u8]) -> Result<(u8, u8), Error> {
 }
 
 /// What the fields say about the request.
-struct FieldMeta<'a> {
+struct FieldMeta {
     framing: Framing,
     keep_alive: bool,
     expects_continue: bool,
     unsupported_expectation: bool,
-    host: Option<&'a [u8]>,
+    host: Option<ValueLoc>,
     forwarded_secure: Option<bool>,
 }
 
@@ -531,14 +612,14 @@ fn analyze_fields<'a>(
     fields: &[FieldSpan],
     version: Version,
     policy: &Policy,
-) -> Result<FieldMeta<'a>, Error> {
+) -> Result<FieldMeta, Error> {
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut chunked_count = 0usize;
     let mut codings = 0usize;
     let mut last_is_chunked = false;
     let mut unsupported_coding: Option<&[u8]> = None;
-    let mut host: Option<&[u8]> = None;
+    let mut host: Option<ValueLoc> = None;
     let mut content_type_seen = false;
     let mut close = false;
     let mut keep_alive_token = false;
@@ -557,7 +638,7 @@ fn analyze_fields<'a>(
                     return Err(Error::with_value(ErrorKind::InvalidHost, value));
                 }
                 check_host(value)?;
-                host = Some(value);
+                host = Some(field.value);
             }
             6 if name.eq_ignore_ascii_case(b"expect") => {
                 // RFC 9110 §10.1.1; a 100-continue on HTTP/1.0 MUST be ignored.
@@ -706,25 +787,41 @@ fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
 }
 
 impl<'a> Head<'a> {
+    fn state(&self) -> &'a HeadState {
+        &self.parser.head
+    }
+
+    fn resolve(&self, loc: ValueLoc) -> &'a [u8] {
+        match loc {
+            ValueLoc::Buf(s, e) => &self.buf[s..e],
+            ValueLoc::Scratch(s, e) => &self.parser.scratch[s..e],
+        }
+    }
+
     /// The method, upper-cased if [`Policy::casefold_http_method`] is set.
     pub fn method(&self) -> &'a str {
-        self.method
+        let method = match self.state().method {
+            MethodLoc::Buf(s, e) => &self.buf[s..e],
+            MethodLoc::Scratch(s, e) => &self.parser.scratch[s..e],
+        };
+        ascii_str(method)
     }
 
     /// The request target exactly as sent. It holds no whitespace or control bytes; it may
     /// hold bytes >= 0x80.
     pub fn target(&self) -> &'a [u8] {
-        self.target
+        let (s, e) = self.state().target;
+        &self.buf[s..e]
     }
 
     /// The form of the target (RFC 9112 §3.2).
     pub fn target_form(&self) -> TargetForm {
-        self.target_form
+        self.state().target_form
     }
 
     /// The HTTP version.
     pub fn version(&self) -> Version {
-        self.version
+        self.state().version
     }
 
     /// The header fields in received order (without those dropped by
@@ -732,14 +829,14 @@ impl<'a> Head<'a> {
     pub fn headers(&self) -> Headers<'a> {
         Headers {
             buf: self.buf,
-            scratch: self.scratch,
-            fields: self.fields.iter(),
+            scratch: &self.parser.scratch,
+            fields: self.parser.fields.iter(),
         }
     }
 
     /// The number of header fields [`Head::headers`] yields.
     pub fn header_count(&self) -> usize {
-        self.fields.len()
+        self.parser.fields.len()
     }
 
     /// The value of the first field named `name` (compared case-insensitively).
@@ -751,36 +848,49 @@ impl<'a> Head<'a> {
 
     /// How the body is framed.
     pub fn framing(&self) -> Framing {
-        self.framing
+        self.state().framing
     }
 
     /// A decoder for this request's body, with the parser's limits and policy. It owns its
     /// state, so it outlives the head.
     pub fn body_decoder(&self) -> BodyDecoder {
-        BodyDecoder::new(self.framing, self.limits, self.policy)
+        BodyDecoder::new(self.framing(), &self.parser.limits, &self.parser.policy)
     }
 
     /// Whether the connection may carry another request after this one (RFC 9112 §9.3):
     /// HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
     pub fn keep_alive(&self) -> bool {
-        self.keep_alive
+        self.state().keep_alive
     }
 
     /// Whether the client waits for `100 Continue` before sending the body
     /// (`Expect: 100-continue` on HTTP/1.1, RFC 9110 §10.1.1).
     pub fn expects_continue(&self) -> bool {
-        self.expects_continue
+        self.state().expects_continue
     }
 
     /// The `Host` field value, if one was sent (validated as `uri-host [":" port]`).
     pub fn host(&self) -> Option<&'a [u8]> {
-        self.host
+        self.state().host.map(|loc| self.resolve(loc))
     }
 
     /// With [`Policy::trust_scheme_headers`]: `Some(true)` when the scheme headers say
     /// https, `Some(false)` when they say otherwise, `None` when absent or untrusted.
     pub fn forwarded_secure(&self) -> Option<bool> {
-        self.forwarded_secure
+        self.state().forwarded_secure
+    }
+}
+
+impl std::fmt::Debug for Head<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("method", &self.method())
+            .field("target", &String::from_utf8_lossy(self.target()))
+            .field("version", &self.version())
+            .field("headers", &self.headers().collect::<Vec<_>>())
+            .field("framing", &self.framing())
+            .field("keep_alive", &self.keep_alive())
+            .finish()
     }
 }
 
@@ -820,6 +930,8 @@ mod fast_path_tests {
         for input in [
             &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
             b"GET /a?b HTTP/1.0\r\nA:\r\nB:  c  \r\n\r\n",
+            b"POST /0123456789abcdef0123456789 HTTP/1.1\r\nHost: example.com:80\r\n\
+              Content-Length: 0\r\nA-Very-Long-Header-Name-Here: 0123456789abcdef\tx\t\r\n\r\n",
         ] {
             assert!(
                 parser.parse_fast(input).is_some(),

@@ -44,6 +44,13 @@ static FIELD_VALUE: [bool; 256] = byte_table!(|b| b == b'\t' || (b >= 0x20 && b 
 /// Bytes allowed in a request target: visible ASCII and, as httparse allows, bytes >= 0x80.
 static TARGET: [bool; 256] = byte_table!(|b| (b >= 0x21 && b < 0x7f) || b >= 0x80);
 
+/// [`TARGET`] without `#`: the target bytes the fast path takes.
+static TARGET_NO_HASH: [bool; 256] = {
+    let mut table = TARGET;
+    table[b'#' as usize] = false;
+    table
+};
+
 /// `unreserved / sub-delims` (RFC 3986 §2.2, §2.3), the bytes of a reg-name besides `%`.
 static REG_NAME: [bool; 256] = byte_table!(|b| {
     b.is_ascii_alphanumeric()
@@ -86,6 +93,39 @@ static NAME_CLASS: [u8; 256] = {
     table
 };
 
+/// Method byte classes: 0 for bytes that are not tchar, else 1, plus 2 for the tchars
+/// gunicorn calls unconventional in a method (lower case and `#`).
+static METHOD_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        if TCHAR[i] {
+            table[i] = if (i as u8).is_ascii_lowercase() || i == b'#' as usize {
+                3
+            } else {
+                1
+            };
+        }
+        i += 1;
+    }
+    table
+};
+
+/// The length of the method token at the start of `s` and whether it has unconventional
+/// bytes; `None` when `s` ends inside it.
+#[inline(always)]
+pub(crate) fn scan_method(s: &[u8]) -> Option<(usize, bool)> {
+    let mut class = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let c = METHOD_CLASS[b as usize];
+        if c == 0 {
+            return Some((i, class & 2 != 0));
+        }
+        class |= c;
+    }
+    None
+}
+
 #[inline]
 pub(crate) fn name_class(b: u8) -> u8 {
     NAME_CLASS[b as usize]
@@ -109,54 +149,170 @@ pub(crate) fn is_target_byte(b: u8) -> bool {
 const ONES: u64 = u64::from_le_bytes([0x01; 8]);
 const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
 const DELS: u64 = u64::from_le_bytes([0x7f; 8]);
+const HASHES: u64 = u64::from_le_bytes([b'#'; 8]);
 
-/// Finds the first byte of `s` that is below `below` or is DEL, skipping HTAB when `tab_ok`,
-/// eight bytes at a time. SWAR ("Bit Twiddling Hacks", hasless/haszero): in each word the
+/// Finds the first byte of `s` that is below `below` or is DEL (or `#` when `hash`), skipping
+/// HTAB when `tab_ok`, eight bytes at a time. SWAR ("Bit Twiddling Hacks", hasless/haszero): in each word the
 /// lowest flagged byte is always a true match (false flags only appear above a true one), so
 /// `trailing_zeros` of the little-endian word finds it.
 #[inline(always)]
-fn find_below_or_del(s: &[u8], below: u8, tab_ok: bool) -> Option<usize> {
+fn find_below_or_del(
+    s: &[u8],
+    below: u8,
+    tab_ok: bool,
+    hash: bool,
+    special: impl Fn(u8) -> bool,
+) -> Option<usize> {
     let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(block) = s.get(i..i + 16) {
+        if let Some(k) = sse2::find_in_block(block, below, tab_ok, hash) {
+            return Some(i + k);
+        }
+        i += 16;
+    }
     while let Some(word) = s.get(i..i + 8) {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
         let x = u64::from_le_bytes(bytes);
         let low = x.wrapping_sub(ONES * u64::from(below)) & !x & HIGHS;
         let del = (x ^ DELS).wrapping_sub(ONES) & !(x ^ DELS) & HIGHS;
-        let mask = low | del;
+        let hashes = if hash {
+            (x ^ HASHES).wrapping_sub(ONES) & !(x ^ HASHES) & HIGHS
+        } else {
+            0
+        };
+        let mask = low | del | hashes;
         if mask != 0 {
             let k = i + (mask.trailing_zeros() / 8) as usize;
-            if !(tab_ok && s[k] == b'\t') {
+            if special(s[k]) {
                 return Some(k);
             }
             // A tab: look at the rest of this word byte by byte, then go on.
-            if let Some(j) = s[k + 1..i + 8]
-                .iter()
-                .position(|&b| b < below && !(tab_ok && b == b'\t') || b == 0x7f)
-            {
+            if let Some(j) = s[k + 1..i + 8].iter().position(|&b| special(b)) {
                 return Some(k + 1 + j);
             }
         }
         i += 8;
     }
-    s[i..]
-        .iter()
-        .position(|&b| b < below && !(tab_ok && b == b'\t') || b == 0x7f)
-        .map(|j| i + j)
+    s[i..].iter().position(|&b| special(b)).map(|j| i + j)
+}
+
+/// The same search, sixteen bytes at a time with SSE2 (part of the x86_64 baseline, so no
+/// runtime detection is needed).
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::{
+        _mm_andnot_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128, _mm_sub_epi8,
+    };
+
+    /// The index in `block` (16 bytes) of the first byte below `below` (except HTAB when
+    /// `tab_ok`), DEL, or `#` when `hash`.
+    #[inline(always)]
+    pub(super) fn find_in_block(
+        block: &[u8],
+        below: u8,
+        tab_ok: bool,
+        hash: bool,
+    ) -> Option<usize> {
+        assert!(block.len() >= 16);
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads 16 bytes from `block`,
+        // which holds at least 16 (asserted above), and `loadu` has no alignment requirement.
+        let mask = unsafe {
+            let x = _mm_loadu_si128(block.as_ptr().cast());
+            // Unsigned x < below  <=>  min(x, below - 1) == x.
+            let low = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8((below - 1) as i8)), x);
+            let tabs = if tab_ok {
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\t' as i8))
+            } else {
+                _mm_setzero_si128()
+            };
+            let del = _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f));
+            let hashes = if hash {
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b'#' as i8))
+            } else {
+                _mm_setzero_si128()
+            };
+            let hits = _mm_or_si128(_mm_or_si128(_mm_andnot_si128(tabs, low), del), hashes);
+            _mm_movemask_epi8(hits) as u32
+        };
+        (mask != 0).then(|| mask.trailing_zeros() as usize)
+    }
+
+    /// For 16 bytes of a field name: a bit mask of the bytes that are not tchar
+    /// (RFC 9110 §5.6.2) and one of the `_` bytes, bit `i` for byte `i`.
+    #[inline(always)]
+    pub(super) fn classify_name_block(block: &[u8]) -> (u32, u32) {
+        assert!(block.len() >= 16);
+        // SAFETY: as in `find_in_block`: SSE2 is baseline on x86_64, 16 readable bytes.
+        unsafe {
+            let x = _mm_loadu_si128(block.as_ptr().cast());
+            // Unsigned lo <= x <= hi  <=>  min(x - lo, hi - lo) == x - lo (wrapping).
+            let within = |lo: u8, hi: u8| {
+                let d = _mm_sub_epi8(x, _mm_set1_epi8(lo as i8));
+                _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8((hi - lo) as i8)), d)
+            };
+            let is = |b: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(b as i8));
+            // tchar = VCHAR except the delimiters "(),/:;<=>?@[\]{}
+            let delimiters = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_or_si128(within(b':', b'@'), within(b'[', b']')),
+                    _mm_or_si128(within(b'(', b')'), is(b'"')),
+                ),
+                _mm_or_si128(
+                    _mm_or_si128(is(b','), is(b'/')),
+                    _mm_or_si128(is(b'{'), is(b'}')),
+                ),
+            );
+            let tchar = _mm_andnot_si128(delimiters, within(0x21, 0x7e));
+            let not_tchar = !(_mm_movemask_epi8(tchar) as u32) & 0xffff;
+            let underscores = _mm_movemask_epi8(is(b'_')) as u32;
+            (not_tchar, underscores)
+        }
+    }
+}
+
+/// The length of the field name at the start of `s` (its bytes are tchar, and the byte after
+/// it is not) and whether it holds `_`; `None` when `s` ends inside the name.
+#[inline(always)]
+pub(crate) fn scan_name(s: &[u8]) -> Option<(usize, bool)> {
+    let mut i = 0;
+    let mut underscore = false;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(block) = s.get(i..i + 16) {
+        let (not_tchar, underscores) = sse2::classify_name_block(block);
+        if not_tchar != 0 {
+            let end = not_tchar.trailing_zeros();
+            underscore |= underscores & ((1 << end) - 1) != 0;
+            return Some((i + end as usize, underscore));
+        }
+        underscore |= underscores != 0;
+        i += 16;
+    }
+    loop {
+        let c = name_class(*s.get(i)?);
+        if c == 0 {
+            return Some((i, underscore));
+        }
+        underscore |= c & NAME_UNDERSCORE != 0;
+        i += 1;
+    }
 }
 
 /// The length of the field value at the start of `s`: the index of the first byte that is
 /// not [`is_field_value_byte`] (in a well-formed line, the CR that ends it).
-#[inline]
+#[inline(always)]
 pub(crate) fn find_value_end(s: &[u8]) -> Option<usize> {
-    find_below_or_del(s, 0x20, true)
+    find_below_or_del(s, 0x20, true, false, |b| !is_field_value_byte(b))
 }
 
-/// The length of the request target at the start of `s`: the index of the first byte that is
-/// not [`is_target_byte`] (in a well-formed line, the SP before the version).
+/// The length of the request target at the start of `s` as far as the fast path takes it: the
+/// index of the first byte that is not [`is_target_byte`] or is `#` (in a well-formed line
+/// without a fragment, the SP before the version).
 #[inline]
 pub(crate) fn find_target_end(s: &[u8]) -> Option<usize> {
-    find_below_or_del(s, 0x21, false)
+    find_below_or_del(s, 0x21, false, true, |b| !TARGET_NO_HASH[b as usize])
 }
 
 /// Strips leading and trailing SP and HTAB (OWS, RFC 9110 §5.6.3).
@@ -320,7 +476,8 @@ fn is_reg_name(s: &[u8]) -> bool {
 
 /// Checks a `Host` field value: `uri-host [ ":" port ]`, possibly empty (RFC 9112 §3.2).
 pub(crate) fn check_host(value: &[u8]) -> Result<(), Error> {
-    if value.is_empty() {
+    // The common case, a plain name: reg-name bytes only (no `%`, `:` or `[`).
+    if value.iter().all(|&b| REG_NAME[b as usize]) {
         return Ok(());
     }
     split_host_port(value)
@@ -391,6 +548,7 @@ mod tests {
                             2 => 0x7f,
                             3 => 0x80 | (state >> 8) as u8,
                             4 => b' ',
+                            5 => b'#',
                             _ => b'a' + (state >> 8) as u8 % 26,
                         }
                     })
@@ -402,10 +560,42 @@ mod tests {
                 );
                 assert_eq!(
                     find_target_end(&s),
-                    s.iter().position(|&b| !is_target_byte(b)),
+                    s.iter().position(|&b| !is_target_byte(b) || b == b'#'),
                     "{s:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn name_scan_agrees_with_the_table() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..48 {
+            for _ in 0..300 {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        match state % 8 {
+                            0 => (state >> 8) as u8,
+                            1 => b'_',
+                            _ => b"abcXYZ-019!#$%&'*+.^`|~"[(state >> 8) as usize % 23],
+                        }
+                    })
+                    .collect();
+                let want = s
+                    .iter()
+                    .position(|&b| !is_tchar(b))
+                    .map(|end| (end, s[..end].contains(&b'_')));
+                assert_eq!(scan_name(&s), want, "{s:?}");
+            }
+        }
+        for b in 0..=255u8 {
+            let mut s = [b; 18];
+            s[17] = b':';
+            let want = if is_tchar(b) { 17 } else { 0 };
+            assert_eq!(scan_name(&s), Some((want, want > 0 && b == b'_')), "{b}");
         }
     }
 

@@ -182,6 +182,23 @@ other/thing             time:   [1.0 ms 2.0 ms 3.0 ms]
     }
 
     #[test]
+    fn real_criterion_output_with_outlier_lines() {
+        let output = "\
+browser_get/httparse    time:   [560.21 ns 602.79 ns 645.38 ns]
+                        thrpt:  [1.0924 GiB/s 1.1696 GiB/s 1.2585 GiB/s]
+Found 3 outliers among 100 measurements (3.00%)
+  1 (1.00%) high mild
+  2 (2.00%) high severe
+browser_get/ferrocorn   time:   [940.65 ns 1.0468 µs 1.1580 µs]
+                        thrpt:  [623.41 MiB/s 689.63 MiB/s 767.48 MiB/s]
+";
+        let pairs = pair_with_httparse(&parse_criterion(output));
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].ours.time, Duration::from_nanos(1047));
+        assert!((pairs[0].ratio() - 602.79 / 1046.8).abs() < 1e-3);
+    }
+
+    #[test]
     fn pairs_differ_only_in_the_httparse_segment() {
         let pairs = pair_with_httparse(&parse_criterion(OUTPUT));
         assert_eq!(pairs.len(), 2);

@@ -135,6 +135,31 @@ pub fn rusage_cpu(who: Who) -> Duration {
     micros(usage.user_time()) + micros(usage.system_time())
 }
 
+/// The niceness of this process's main thread (field 19 of `/proc/self/stat`), 0 if
+/// unreadable.
+pub fn own_nice() -> i32 {
+    fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().nth(16)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Sets the niceness of the calling thread, which the processes and threads it starts
+/// afterwards inherit. Needs root (or CAP_SYS_NICE) for a value below the current one.
+pub fn set_priority(nice: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority only reads its three integer arguments; `0` names the calling
+    // thread, and PRIO_PROCESS with who = 0 never touches another process.
+    let rc = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, nice) };
+    if rc == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Facts about the machine the bench ran on.
 #[derive(Debug, Clone, Default)]
 pub struct Machine {
@@ -216,6 +241,11 @@ mod tests {
         );
         // Kernel threads have no VmRSS line.
         assert_eq!(parse_status_memory("Name:\tkthreadd\n"), None);
+    }
+
+    #[test]
+    fn own_nice_is_in_range() {
+        assert!((-20..=19).contains(&own_nice()));
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub struct Report {
     pub duration: Duration,
     pub warmup: Duration,
     pub rounds: usize,
+    /// The scheduling priority the servers and the load generator ran at.
+    pub priority: String,
     /// One row per scenario and server: the median round (see [`median_rows`]).
     pub rows: Vec<Row>,
     /// Every run of every round, which the targets compare round by round.
@@ -531,7 +533,8 @@ impl Report {
              and uses nginx and wrk where installed (`apt-get install -y nginx wrk`); without wrk it uses its own \
              load generator, without nginx it skips nginx. Every server runs on 127.0.0.1 with {workers} workers; \
              each run lasts {dur} s after a {warm} s warm-up that is not measured. Every scenario runs against \
-             every server in turn, {rounds} round(s); each row is the round with the median requests/s. \
+             every server in turn, {rounds} round(s), every other round in reverse server order; each row is \
+             the round with the median requests/s. Servers and load generator ran at {priority}. \
              A benchmark, not a test: CI does not run it.\n\n\
              Server CPU is utime + stime (+ that of reaped children) of the server's whole process tree from \
              `/proc/<pid>/stat`, read before and after each run; client CPU is the load generator's own. \
@@ -548,6 +551,7 @@ impl Report {
             dur = self.duration.as_secs(),
             warm = self.warmup.as_secs(),
             rounds = self.rounds,
+            priority = self.priority,
             cpu = m.cpu_model,
             nproc = m.nproc,
             memory = m.memory,
