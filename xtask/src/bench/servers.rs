@@ -262,7 +262,25 @@ pub fn install_ferrocorn(dir: &BenchDir, cargo: Command) -> Result<Installed> {
         bail!("`cargo build --release -p ferrocorn` failed with {status}");
     }
     let program = PathBuf::from("target/release/ferrocorn");
-    let version = capture(&dir.root.join(&program), &["--version"], &dir.root)?;
+    let mut version = capture(&dir.root.join(&program), &["--version"], &dir.root)?;
+    if let Ok(commit) = capture(
+        Path::new("git"),
+        &["rev-parse", "--short", "HEAD"],
+        &dir.root,
+    ) {
+        let dirty = capture(
+            Path::new("git"),
+            &["status", "--porcelain", "--untracked-files=no"],
+            &dir.root,
+        )
+        .is_ok_and(|changes| !changes.is_empty());
+        let changes = if dirty {
+            ", with uncommitted changes"
+        } else {
+            ""
+        };
+        version = format!("{version} (commit {commit}{changes})");
+    }
     Ok(Installed {
         kind: ServerKind::Ferrocorn,
         program,
