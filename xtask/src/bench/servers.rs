@@ -411,6 +411,9 @@ pub fn command_line(
             args.extend([
                 "--bind".into(),
                 bind,
+                // gunicorn 27 otherwise puts a control socket in ~/.gunicorn, shared by
+                // both instances and outside .bench.
+                "--no-control-socket".into(),
                 "--chdir".into(),
                 dir.rel("wsgi").display().to_string(),
                 "bench_app:app".into(),
@@ -644,7 +647,7 @@ mod tests {
         assert_eq!(
             gthread.join(" "),
             ".bench/venv/bin/gunicorn --workers 2 --worker-class gthread --threads 4 \
-             --bind 127.0.0.1:8001 --chdir .bench/wsgi bench_app:app"
+             --bind 127.0.0.1:8001 --no-control-socket --chdir .bench/wsgi bench_app:app"
         );
         let conf = nginx_conf(8002, Path::new("/project/.bench/static"), false);
         assert!(conf.contains("worker_processes 2;"));
