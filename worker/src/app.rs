@@ -121,10 +121,17 @@ impl Request {
         self.text(&self.target)
     }
 
-    /// The path part of the target (before `?`), not percent-decoded.
+    /// The path part of the target (before `?`), not percent-decoded. For an
+    /// absolute-form target (`http://host/a?b`, which a server must accept, RFC 9112
+    /// §3.2.2) the path after the authority (`/a`, or `/` when there is none).
     pub fn path(&self) -> &str {
         let t = self.target();
-        t.split_once('?').map_or(t, |(p, _)| p)
+        let t = t.split_once('?').map_or(t, |(p, _)| p);
+        match absolute_form_rest(t) {
+            Some("") => "/",
+            Some(rest) => rest,
+            None => t,
+        }
     }
 
     /// The query part of the target (after `?`), empty when there is none.
@@ -171,6 +178,19 @@ impl Request {
     pub fn body(&mut self) -> &mut RequestBody {
         &mut self.body
     }
+}
+
+/// For `scheme://authority/rest`, the `/rest` part (possibly empty).
+fn absolute_form_rest(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    {
+        return None;
+    }
+    Some(rest.find('/').map_or("", |i| &rest[i..]))
 }
 
 fn push_range(buf: &mut Vec<u8>, bytes: &[u8]) -> Range<usize> {
@@ -575,6 +595,11 @@ mod tests {
         assert_eq!(req.method(), "GET");
         assert_eq!(req.path(), "/a/b");
         assert_eq!(req.query(), "x=1&y");
+        let abs = Request::for_test("GET", "http://example.com/p/q?z=1", &[], b"");
+        assert_eq!((abs.path(), abs.query()), ("/p/q", "z=1"));
+        let bare = Request::for_test("GET", "http://example.com", &[], b"");
+        assert_eq!(bare.path(), "/");
+        assert_eq!(Request::for_test("OPTIONS", "*", &[], b"").path(), "*");
         assert_eq!(req.header("X-a"), Some(&b"1"[..]));
         assert_eq!(req.headers().count(), 3);
         let mut body = String::new();
