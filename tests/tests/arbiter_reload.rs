@@ -327,7 +327,7 @@ fn an_upgraded_arbiter_tells_systemd_its_pid() {
         .env("NOTIFY_SOCKET", &socket_path.display().to_string())
         .args(["hello"])
         .start();
-    let mut next = || {
+    let next = || {
         let mut buf = [0u8; 256];
         let n = receiver.recv(&mut buf).expect("a notification arrives");
         String::from_utf8_lossy(&buf[..n]).into_owned()
