@@ -2,7 +2,7 @@
 //! chunked with extensions and trailers, RFC 9112 §6, §7).
 
 use crate::error::{Error, ErrorKind};
-use crate::fields::{parse_fields, FieldSpan};
+use crate::fields::{line_size, parse_fields, FieldSpan, Rules};
 use crate::limits::{Limits, Policy};
 use crate::syntax::is_tchar;
 
@@ -369,16 +369,33 @@ impl BodyDecoder {
     fn feed_trailers(&mut self, input: &[u8]) -> Result<usize, Error> {
         let old = self.trailer_buf.len();
         self.trailer_buf.extend_from_slice(input);
+        // Re-parse only when a line ended, or when the incomplete line outgrew the field
+        // limit: otherwise trailers arriving a byte at a time would cost quadratic time. The
+        // incomplete line must have been judged by a parse already (its first byte decides
+        // what it is; a lone CR may still end the section).
+        if memchr::memchr(b'\n', input).is_none() {
+            let line_start = memchr::memrchr(b'\n', &self.trailer_buf).map_or(0, |i| i + 1);
+            let judged = line_start < old && &self.trailer_buf[line_start..old] != b"\r";
+            if judged
+                && line_size(&self.trailer_buf[line_start..]) <= self.limits.field_size_limit()
+            {
+                return Ok(input.len());
+            }
+        }
         let mut fields: Vec<FieldSpan> = Vec::new();
         let mut scratch = Vec::new();
+        let rules = Rules {
+            limits: &self.limits,
+            policy: &self.policy,
+            forbid: Some(is_forbidden_trailer),
+        };
         let parsed = parse_fields(
             &self.trailer_buf,
             0,
-            &self.limits,
-            &self.policy,
+            rules,
             &mut fields,
             &mut scratch,
-            Some(is_forbidden_trailer),
+            &mut None,
         )?;
         match parsed {
             None => Ok(input.len()),
@@ -504,6 +521,28 @@ mod tests {
         assert_eq!(kind(b"6\r\nhello \r\n5\r\n"), ErrorKind::BodyTooLarge);
         assert_eq!(kind(b"1;abcd\r\n"), ErrorKind::ChunkExtensionsTooLarge);
         assert!(decode_all(Framing::Chunked, b"1;abc\r\nx\r\n0\r\n\r\n", &limits).is_ok());
+    }
+
+    #[test]
+    fn trailer_verdict_does_not_depend_on_the_split() {
+        // Regression: a continuation line that starts a new input chunk must still be judged
+        // by its first byte, not skipped as "more of the same line".
+        let input = b"0\r\nX: y\r\n Z";
+        for cut in 0..input.len() {
+            let mut d = BodyDecoder::new(Framing::Chunked, &Limits::default(), &Policy::default());
+            let mut verdict = None;
+            for part in [&input[..cut], &input[cut..]] {
+                let mut rest = part;
+                while !rest.is_empty() && verdict.is_none() {
+                    match d.decode(rest) {
+                        Ok(step) if step.consumed > 0 => rest = &rest[step.consumed..],
+                        Ok(_) => break,
+                        Err(err) => verdict = Some(err.kind()),
+                    }
+                }
+            }
+            assert_eq!(verdict, Some(ErrorKind::ObsoleteFolding), "cut {cut}");
+        }
     }
 
     #[test]

@@ -47,6 +47,24 @@ struct Pending {
     dropped: bool,
 }
 
+/// What a field section is checked against.
+#[derive(Clone, Copy)]
+pub(crate) struct Rules<'r> {
+    pub limits: &'r Limits,
+    pub policy: &'r Policy,
+    /// Rejects a field name (trailers use it for RFC 9110 §6.5.1).
+    pub forbid: Option<fn(&[u8]) -> bool>,
+}
+
+/// Where a partial field section stopped: inside a field line starting at `line_start`, whose
+/// field already holds `base` bytes from earlier (obs-fold) lines. Until a LF arrives, more
+/// bytes can only make that line longer, so only its size needs checking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Resume {
+    pub line_start: usize,
+    pub base: usize,
+}
+
 /// The size a line will have with its CRLF, from what has arrived (`line` may lack the end).
 /// A trailing CR is not counted, so the measure does not depend on the line terminator.
 #[inline]
@@ -61,16 +79,20 @@ pub(crate) fn line_size(line: &[u8]) -> usize {
 ///
 /// Returns `Ok(Some(end))` with `end` just past the empty line's CRLF, or `Ok(None)` when more
 /// input is needed. Kept fields are appended to `out`; folded values are written to `scratch`.
-/// `forbid` rejects a field name (trailers use it for RFC 9110 §6.5.1).
+/// When more input is needed inside a field line, `resume` says where that line starts.
 pub(crate) fn parse_fields(
     buf: &[u8],
     mut pos: usize,
-    limits: &Limits,
-    policy: &Policy,
+    rules: Rules<'_>,
     out: &mut Vec<FieldSpan>,
     scratch: &mut Vec<u8>,
-    forbid: Option<fn(&[u8]) -> bool>,
+    resume: &mut Option<Resume>,
 ) -> Result<Option<usize>, Error> {
+    let Rules {
+        limits,
+        policy,
+        forbid,
+    } = rules;
     let max_fields = limits.fields_limit();
     let max_size = limits.field_size_limit();
     let mut count = 0usize;
@@ -108,6 +130,10 @@ pub(crate) fn parse_fields(
                     return Err(Error::with_value(ErrorKind::ObsoleteFolding, line));
                 }
                 if !complete {
+                    *resume = Some(Resume {
+                        line_start: pos,
+                        base: p.size - line_size(line),
+                    });
                     return Ok(None);
                 }
                 let content = strip_cr(line)?;
@@ -132,6 +158,10 @@ pub(crate) fn parse_fields(
                 let size = line_size(line);
                 check_size(size, max_size)?;
                 if !complete {
+                    *resume = Some(Resume {
+                        line_start: pos,
+                        base: 0,
+                    });
                     return Ok(None);
                 }
                 let content = strip_cr(line)?;
@@ -268,15 +298,12 @@ mod tests {
     fn parse(input: &[u8], policy: &Policy) -> Result<Option<Vec<(String, String)>>, Error> {
         let mut out = Vec::new();
         let mut scratch = Vec::new();
-        let end = parse_fields(
-            input,
-            0,
-            &Limits::default(),
+        let rules = Rules {
+            limits: &Limits::default(),
             policy,
-            &mut out,
-            &mut scratch,
-            None,
-        )?;
+            forbid: None,
+        };
+        let end = parse_fields(input, 0, rules, &mut out, &mut scratch, &mut None)?;
         Ok(end.map(|end| {
             assert_eq!(end, input.len());
             out.iter()

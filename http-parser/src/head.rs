@@ -3,7 +3,7 @@
 
 use crate::body::{BodyDecoder, Framing};
 use crate::error::{Error, ErrorKind};
-use crate::fields::{line_size, parse_fields, FieldSpan, ValueLoc};
+use crate::fields::{line_size, parse_fields, FieldSpan, Resume, Rules, ValueLoc};
 use crate::limits::{Limits, Policy, UnderscoreHeaders};
 use crate::syntax::{
     check_host, check_target, find_target_end, find_value_end, is_target_byte, is_tchar,
@@ -83,6 +83,21 @@ pub struct HeadParser {
     scratch: Vec<u8>,
     fast_path: bool,
     head: HeadState,
+    /// After a `Partial` inside a line: where to resume (see [`Pending`]).
+    pending: Option<Pending>,
+}
+
+/// Where the last `Partial` stopped, so that the next call, which gets the same bytes and more,
+/// need not parse the head again from the start while no line ends. Without it a client
+/// sending a large head a byte at a time would cost a full re-parse per byte (quadratic).
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// The length of the buffer last seen.
+    seen: usize,
+    /// The start of the incomplete line and the bytes its field held before it.
+    resume: Resume,
+    /// The largest size the line may reach ([`line_size`] plus `resume.base`).
+    limit: usize,
 }
 
 /// A complete, validated request head. It borrows the input buffer and the parser (which
@@ -131,6 +146,7 @@ impl HeadParser {
             scratch: Vec::new(),
             fast_path: true,
             head: HeadState::EMPTY,
+            pending: None,
         }
     }
 
@@ -152,12 +168,33 @@ impl HeadParser {
     /// Parses the request head at the start of `buf`, the bytes received so far.
     ///
     /// Returns [`Status::Partial`] when `buf` is a prefix of a head that may still be valid:
-    /// call again once more bytes arrived (the parser keeps no state between calls). Returns
+    /// call again with the same bytes and those that arrived since (the buffer may move, its
+    /// content may not change; use [`HeadParser::reset`] otherwise). The parser remembers
+    /// where the incomplete line started, so a head arriving a byte at a time costs linear,
+    /// not quadratic, time. Returns
     /// [`Status::Complete`] with the head and the number of bytes it spans (the body, if any,
     /// starts there). Fails with the [`Error`] that answers the request; the verdict does not
     /// depend on how the bytes were split. Limits are enforced on partial input too, so the
     /// caller needs no buffer limit of its own beyond them.
     pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Status<Head<'a>>, Error> {
+        if let Some(pending) = self.pending.take() {
+            // The caller must pass the bytes it passed before, with more appended. While no
+            // LF arrives, the new bytes only lengthen the incomplete line: the verdict stays
+            // `Partial` unless that line outgrows its limit (then the full parse below finds
+            // the first error in byte order, as it would have).
+            if let Some(new) = buf.get(pending.seen..) {
+                let line = &buf[pending.resume.line_start..];
+                if memchr::memchr(b'\n', new).is_none()
+                    && pending.resume.base + line_size(line) <= pending.limit
+                {
+                    self.pending = Some(Pending {
+                        seen: buf.len(),
+                        ..pending
+                    });
+                    return Ok(Status::Partial);
+                }
+            }
+        }
         self.fields.clear();
         self.scratch.clear();
         let parts = match self.parse_fast(buf) {
@@ -172,6 +209,13 @@ impl HeadParser {
             }
         };
         self.finish(buf, parts)
+    }
+
+    /// Forgets where the last `Partial` stopped. Call it before parsing a buffer that does not
+    /// start with the bytes given to the last call (the parser assumes it does while the last
+    /// answer was `Partial`).
+    pub fn reset(&mut self) {
+        self.pending = None;
     }
 
     /// Turns the fast path off (`false`) or on, so that tests and the fuzz target can check
@@ -333,6 +377,19 @@ impl HeadParser {
             }
         }
         let Some(newline) = newline else {
+            if !line.is_empty() && line != b"\r" {
+                self.pending = Some(Pending {
+                    seen: buf.len(),
+                    resume: Resume {
+                        line_start,
+                        base: 0,
+                    },
+                    limit: self
+                        .limits
+                        .request_line_limit()
+                        .map_or(usize::MAX, |limit| limit.saturating_add(2)),
+                });
+            }
             return Ok(None);
         };
         let Some(line) = line.strip_suffix(b"\r") else {
@@ -342,16 +399,25 @@ impl HeadParser {
         let request_line = parse_request_line(line, &self.policy)?;
 
         // The field lines.
+        let mut resume = None;
         let Some(end) = parse_fields(
             buf,
             line_start + newline + 1,
-            &self.limits,
-            &self.policy,
+            Rules {
+                limits: &self.limits,
+                policy: &self.policy,
+                forbid: None,
+            },
             &mut self.fields,
             &mut self.scratch,
-            None,
+            &mut resume,
         )?
         else {
+            self.pending = resume.map(|resume| Pending {
+                seen: buf.len(),
+                resume,
+                limit: self.limits.field_size_limit(),
+            });
             return Ok(None);
         };
         Ok(Some(self.line_parts(

@@ -74,6 +74,9 @@ fn files_ranges_and_conditional_requests() {
     let r = server.get("/hello.txt").unwrap();
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(r.text(), "hello, static\n");
+    // RFC 9112 §3.2.2: the absolute form names the same file.
+    let r = get_with(&server, "http://t/hello.txt?x=1", "");
+    assert_eq!((r.status, r.text()), (200, "hello, static\n".to_string()));
 }
 
 #[test]

@@ -21,6 +21,13 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
+    /// Sets TCP_NODELAY (TCP only); a failure only costs latency, so it is ignored.
+    pub fn set_nodelay(&self) {
+        if let Stream::Tcp(s) = self {
+            let _ = s.set_nodelay(true);
+        }
+    }
+
     pub fn shutdown_write(&self) {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
@@ -290,6 +297,11 @@ pub(crate) struct Conn {
     /// An error to answer instead of the application's response (a streamed body broke off
     /// while the application ran).
     pub pending_error: Option<HttpError>,
+    /// The last request asked to close the connection (`Connection: close`, or HTTP/1.0
+    /// without keep-alive): the client sends nothing after it.
+    pub client_closing: bool,
+    /// TCP_NODELAY has been set (see `queue_response`).
+    pub nodelay: bool,
 }
 
 impl Conn {
@@ -321,6 +333,8 @@ impl Conn {
             proxy_pending: false,
             trusted: false,
             pending_error: None,
+            client_closing: false,
+            nodelay: false,
         }
     }
 

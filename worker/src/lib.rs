@@ -7,7 +7,8 @@
 //!
 //! The signatures below are the contract between the worker and the arbiter.
 //!
-//! A custom application implements [`App`]; see `worker/examples/custom_app.rs`.
+//! A custom application implements [`App`]; `cli/examples/custom_app.rs` serves one with the
+//! full server through `ferrocorn_arbiter::serve`.
 
 use std::sync::Arc;
 
@@ -30,7 +31,9 @@ pub use ferrocorn_config::Settings;
 /// A listening socket inherited from the arbiter, already bound and listening.
 #[derive(Debug)]
 pub enum Listener {
+    /// A TCP socket (IPv4 or IPv6).
     Tcp(std::net::TcpListener),
+    /// A Unix-domain stream socket.
     Unix(std::os::unix::net::UnixListener),
 }
 
@@ -48,6 +51,7 @@ pub enum WorkerState {
 /// A snapshot the worker reports at least once a second (its heartbeat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerStatus {
+    /// What the worker is doing.
     pub state: WorkerState,
     /// Requests answered since the worker started.
     pub requests: u64,

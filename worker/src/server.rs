@@ -127,8 +127,6 @@ impl MioListener {
         match self {
             MioListener::Tcp(l) => {
                 let (s, addr) = l.accept()?;
-                // Responses go out in one write; Nagle would only delay the odd second one.
-                let _ = s.set_nodelay(true);
                 Ok((Stream::Tcp(s), Peer::Tcp(addr)))
             }
             MioListener::Unix(l) => {
@@ -618,6 +616,8 @@ impl Worker {
         } else {
             if mid_body {
                 ex.keep_alive = false;
+                // The client is still sending the body: linger.
+                c.client_closing = false;
             }
             queue_response(c, &mut self.ctx, &mut ex);
         }
@@ -707,6 +707,14 @@ fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
             match c.flush() {
                 Ok(_) => {
                     if c.close_after_write {
+                        // Lingering close only where input may still come: the client asked
+                        // to close, nothing is buffered and the last read found the socket
+                        // empty, so closing now cannot reset the answer (nginx's
+                        // `lingering_close on` heuristic). Saves a shutdown, a wake-up and a
+                        // read per `Connection: close` request.
+                        if c.client_closing && c.rpos == c.rend && c.read_drained {
+                            return false;
+                        }
                         c.stream.shutdown_write();
                         c.phase = Phase::Draining;
                         c.close_after_write = false;
@@ -794,6 +802,8 @@ fn respond_error(c: &mut Conn, ctx: &Ctx, status: u16, message: &str) {
     tracing::debug!(status, "refusing request: {message}");
     c.rpos = c.rend;
     c.phase = Phase::Head;
+    // The client may still be sending (the rest of a bad request): always linger.
+    c.client_closing = false;
     write_error(&mut c.wbuf, status, message, ctx.date.value());
     c.close_after_write = true;
 }
@@ -844,6 +854,7 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                     c.rpos += head.len;
                     ex.started = ctx.now;
                     ex.keep_alive = head.keep_alive && ctx.cfg.keepalive.is_some();
+                    c.client_closing = !head.keep_alive;
                     let reuse = ex.req.body.take_buffer();
                     // `Content-Length: 0` is complete now: no more input may ever come, and
                     // the body phase only runs when bytes arrive.
@@ -1050,7 +1061,18 @@ fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
             Body::Empty => {}
             Body::Static(b) => c.wbuf.extend_from_slice(b),
             Body::Bytes(b) if b.len() <= COPY_BODY_MAX => c.wbuf.extend_from_slice(&b),
-            other => c.out = OutBody::from_body(other, p.framing == response::Framing::Chunked),
+            other => {
+                // A head and its body in separate writes: without TCP_NODELAY, Nagle would
+                // hold the body's last small segment until the head is acknowledged. A
+                // response that is one write does not need it, so the option is set only
+                // here, once per connection (as nginx does), saving a syscall per
+                // connection for small answers.
+                if !c.nodelay {
+                    c.nodelay = true;
+                    c.stream.set_nodelay();
+                }
+                c.out = OutBody::from_body(other, p.framing == response::Framing::Chunked)
+            }
         }
     }
     if !p.keep_alive {

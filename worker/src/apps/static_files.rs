@@ -75,8 +75,11 @@ impl StaticFiles {
                 res.plain(301, "moved permanently\n");
                 return Ok(());
             }
-            let index = path.join("index.html");
-            if index.is_file() {
+            // index.html may itself be a symlink: it is held to the root like any path.
+            let index = fs::canonicalize(path.join("index.html"))
+                .ok()
+                .filter(|real| real.starts_with(&self.root) && real.is_file());
+            if let Some(index) = index {
                 return self.send_file(req, res, &index);
             }
             return listing(req, res, &path);
@@ -429,6 +432,8 @@ mod tests {
         fs::write(base.join("secret"), b"secret").unwrap();
         std::os::unix::fs::symlink(base.join("secret"), root.join("escape")).unwrap();
         std::os::unix::fs::symlink(root.join("a.txt"), root.join("inside")).unwrap();
+        fs::create_dir_all(root.join("trap")).unwrap();
+        std::os::unix::fs::symlink(base.join("secret"), root.join("trap/index.html")).unwrap();
         let app = StaticFiles::new(&root).unwrap();
         (TempDir(base), app)
     }
@@ -470,6 +475,12 @@ mod tests {
         );
         assert_eq!(get(&app, "/inside", &[]).status, 200);
         assert_eq!(get(&app, "/sub/./index.html", &[]).status, 200);
+        // An index.html symlinked outside the root is not served: the directory is listed.
+        let res = get(&app, "/trap/", &[]);
+        let Body::Bytes(html) = &res.body else {
+            panic!("a listing, not the secret file")
+        };
+        assert!(!String::from_utf8_lossy(html).contains("secret\n"));
     }
 
     #[test]

@@ -132,6 +132,7 @@ pub fn parse_total(text: &str) -> Option<u64> {
 /// The heaviest functions by their own instructions, from `callgrind_annotate`.
 fn top_functions(file: &Path, total: u64) -> Option<Vec<(f64, String)>> {
     let output = Command::new("callgrind_annotate")
+        .arg("--auto=no")
         .arg(file)
         .stdin(Stdio::null())
         .output()
@@ -144,12 +145,18 @@ fn top_functions(file: &Path, total: u64) -> Option<Vec<(f64, String)>> {
 }
 
 /// Reads `  31,432,878 ( 6.11%)  path:function [object]` lines into (percent of `total`,
-/// function), skipping the PROGRAM TOTALS line. callgrind_annotate gives one line per
+/// function), from the table under the `file:function` heading up to the blank line that
+/// ends it (source annotations may follow). callgrind_annotate gives one line per
 /// (source file, function), so code inlined from several files is summed per function;
 /// the `most` heaviest are returned, heaviest first.
 pub fn parse_annotate(text: &str, total: u64, most: usize) -> Vec<(f64, String)> {
     let mut functions: Vec<(f64, String)> = Vec::new();
-    let lines = text.lines().filter_map(|line| {
+    let table = text
+        .lines()
+        .skip_while(|line| !line.contains("file:function"))
+        .skip(2)
+        .take_while(|line| !line.trim().is_empty());
+    let lines = table.filter_map(|line| {
         let line = line.trim();
         let (count, rest) = line.split_once(' ')?;
         let count: u64 = count.replace(',', "").parse().ok()?;
@@ -194,6 +201,11 @@ Ir                   file:function
 31,432,878 ( 6.11%)  /w/worker/src/server.rs:ferrocorn_worker::server::drive [/w/target/release/ferrocorn]
 26,635,097 ( 5.18%)  ./string/memmove-vec-unaligned-erms.S:__memcpy_avx_unaligned_erms [/usr/lib/libc.so.6]
 13,122,510 ( 2.55%)  /w/worker/src/conn.rs:ferrocorn_worker::server::drive
+
+--------------------------------------------------------------------------------
+-- Auto-annotated source: worker/src/server.rs
+--------------------------------------------------------------------------------
+88,000,000 (88.70%)  => worker/src/server.rs:ferrocorn_worker::server::drive (22,003x)
 ";
         let top = parse_annotate(annotate, 514_600_598, 5);
         assert_eq!(top.len(), 2);

@@ -12,7 +12,7 @@ mod servers;
 mod wrk;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -228,98 +228,13 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
 
     // Start every server first, then run each scenario against all of them in turn, so
     // that the figures compared with each other are measured close together in time.
-    let wanted_apps: Vec<AppKind> = AppKind::ALL
-        .into_iter()
-        .filter(|a| options.scenarios.iter().any(|s| s.app == *a))
-        .collect();
-    let mut instances: Vec<Instance> = Vec::new();
-    for server in &installed {
-        for apps in servers::instance_apps(server.kind, &wanted_apps) {
-            match Instance::start(server, &apps, &dir) {
-                Ok(instance) => {
-                    report.server_commands.push(instance.command.join(" "));
-                    instances.push(instance);
-                }
-                Err(err) => note(
-                    &mut report,
-                    &format!("{} could not start: {err:#}", server.kind.name()),
-                ),
-            }
-        }
-    }
-
-    let ticks = procfs::clock_ticks_per_second();
-    let mut measured: Vec<Row> = Vec::new();
-    for round in 1..=options.rounds {
-        for scenario in &options.scenarios {
-            // Every other round runs the servers in reverse order, so that none always
-            // runs right after the same neighbour.
-            let order: Vec<&Installed> = if round % 2 == 0 {
-                installed.iter().rev().collect()
-            } else {
-                installed.iter().collect()
-            };
-            for server in order {
-                let Some(instance) = instances
-                    .iter()
-                    .find(|i| i.kind == server.kind && i.apps.contains(&scenario.app))
-                else {
-                    if round == 1 && !server.kind.serves(scenario.app) {
-                        eprintln!(
-                            "xtask: {} has no {} app: {} not run",
-                            server.kind.name(),
-                            scenario.app.name(),
-                            scenario.name
-                        );
-                    }
-                    continue;
-                };
-                match measure(&driver, scenario, instance, round, &options, &dir, ticks) {
-                    Ok((row, command)) => {
-                        eprintln!(
-                            "xtask: round {round} {:<16} {:<16} {:>10.0} req/s  {:>10} req/CPU-s  p99 {}",
-                            scenario.name,
-                            server.kind.name(),
-                            row.figures.requests_per_second(),
-                            row.requests_per_cpu_second()
-                                .map_or("-".to_string(), |r| format!("{r:.0}")),
-                            report::p99(&row.figures)
-                        );
-                        if !report.load_commands.contains(&command) {
-                            report.load_commands.push(command);
-                        }
-                        measured.push(row);
-                    }
-                    Err(err) => note(
-                        &mut report,
-                        &format!(
-                            "{} under {} failed in round {round}: {err:#}",
-                            server.kind.name(),
-                            scenario.name
-                        ),
-                    ),
-                }
-            }
-        }
-    }
+    let instances = start_instances(&installed, &options, &dir, &mut report);
+    let measured = run_rounds(&driver, &installed, &instances, &options, &dir, &mut report);
     report.rounds = options.rounds;
     report.runs = measured.clone();
     report.rows = report::median_rows(measured);
 
-    for instance in &instances {
-        let apps: Vec<&str> = instance.apps.iter().map(|a| a.name()).collect();
-        for (i, process) in instance.processes().iter().enumerate() {
-            if let Some(memory) = procfs::memory(process.pid) {
-                report.memory.push(ProcessMemory {
-                    server: instance.kind,
-                    apps: apps.join(", "),
-                    pid: process.pid,
-                    is_root: i == 0,
-                    memory,
-                });
-            }
-        }
-    }
+    record_memory(&instances, &mut report);
     report.nginx_conf = fs::read_to_string(dir.abs("nginx").join("nginx.conf"))
         .ok()
         .filter(|_| instances.iter().any(|i| i.kind == ServerKind::Nginx));
@@ -354,9 +269,130 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
     }
     report.machine.loadavg_after = procfs::loadavg();
 
+    write_report(&report, options.output.as_deref(), &root)
+}
+
+/// Starts every installed server, one process tree per group of apps it serves; what does
+/// not start becomes a note.
+fn start_instances(
+    installed: &[Installed],
+    options: &Options,
+    dir: &BenchDir,
+    report: &mut Report,
+) -> Vec<Instance> {
+    let wanted_apps: Vec<AppKind> = AppKind::ALL
+        .into_iter()
+        .filter(|a| options.scenarios.iter().any(|s| s.app == *a))
+        .collect();
+    let mut instances: Vec<Instance> = Vec::new();
+    for server in installed {
+        for apps in servers::instance_apps(server.kind, &wanted_apps) {
+            match Instance::start(server, &apps, dir) {
+                Ok(instance) => {
+                    report.server_commands.push(instance.command.join(" "));
+                    instances.push(instance);
+                }
+                Err(err) => note(
+                    report,
+                    &format!("{} could not start: {err:#}", server.kind.name()),
+                ),
+            }
+        }
+    }
+    instances
+}
+
+/// Runs every scenario against every started server, `options.rounds` times; returns
+/// every run, and notes the ones that failed.
+fn run_rounds(
+    driver: &Driver,
+    installed: &[Installed],
+    instances: &[Instance],
+    options: &Options,
+    dir: &BenchDir,
+    report: &mut Report,
+) -> Vec<Row> {
+    let ticks = procfs::clock_ticks_per_second();
+    let mut measured: Vec<Row> = Vec::new();
+    for round in 1..=options.rounds {
+        for scenario in &options.scenarios {
+            // Every other round runs the servers in reverse order, so that none always
+            // runs right after the same neighbour.
+            let order: Vec<&Installed> = if round % 2 == 0 {
+                installed.iter().rev().collect()
+            } else {
+                installed.iter().collect()
+            };
+            for server in order {
+                let Some(instance) = instances
+                    .iter()
+                    .find(|i| i.kind == server.kind && i.apps.contains(&scenario.app))
+                else {
+                    if round == 1 && !server.kind.serves(scenario.app) {
+                        eprintln!(
+                            "xtask: {} has no {} app: {} not run",
+                            server.kind.name(),
+                            scenario.app.name(),
+                            scenario.name
+                        );
+                    }
+                    continue;
+                };
+                match measure(driver, scenario, instance, round, options, dir, ticks) {
+                    Ok((row, command)) => {
+                        eprintln!(
+                        "xtask: round {round} {:<16} {:<16} {:>10.0} req/s  {:>10} req/CPU-s  p99 {}",
+                        scenario.name,
+                        server.kind.name(),
+                        row.figures.requests_per_second(),
+                        row.requests_per_cpu_second()
+                            .map_or("-".to_string(), |r| format!("{r:.0}")),
+                        report::p99(&row.figures)
+                    );
+                        if !report.load_commands.contains(&command) {
+                            report.load_commands.push(command);
+                        }
+                        measured.push(row);
+                    }
+                    Err(err) => note(
+                        report,
+                        &format!(
+                            "{} under {} failed in round {round}: {err:#}",
+                            server.kind.name(),
+                            scenario.name
+                        ),
+                    ),
+                }
+            }
+        }
+    }
+    measured
+}
+
+/// Records the memory of every process of every server, after all the runs.
+fn record_memory(instances: &[Instance], report: &mut Report) {
+    for instance in instances {
+        let apps: Vec<&str> = instance.apps.iter().map(|a| a.name()).collect();
+        for (i, process) in instance.processes().iter().enumerate() {
+            if let Some(memory) = procfs::memory(process.pid) {
+                report.memory.push(ProcessMemory {
+                    server: instance.kind,
+                    apps: apps.join(", "),
+                    pid: process.pid,
+                    is_root: i == 0,
+                    memory,
+                });
+            }
+        }
+    }
+}
+
+/// Prints the tables and writes the report to `output` (relative to `root`), keeping the
+/// hand-written section of the file it replaces.
+fn write_report(report: &Report, output: Option<&Path>, root: &Path) -> Result<()> {
     println!("\n{}", report.results_table());
     println!("{}", report.targets_table());
-    if let Some(output) = &options.output {
+    if let Some(output) = output {
         let path = root.join(output);
         let existing = fs::read_to_string(&path).unwrap_or_default();
         if let Some(parent) = path.parent() {
