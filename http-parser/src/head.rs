@@ -169,13 +169,16 @@ impl HeadParser {
     ///
     /// Returns [`Status::Partial`] when `buf` is a prefix of a head that may still be valid:
     /// call again with the same bytes and those that arrived since (the buffer may move, its
-    /// content may not change; use [`HeadParser::reset`] otherwise). The parser remembers
-    /// where the incomplete line started, so a head arriving a byte at a time costs linear,
-    /// not quadratic, time. Returns
-    /// [`Status::Complete`] with the head and the number of bytes it spans (the body, if any,
-    /// starts there). Fails with the [`Error`] that answers the request; the verdict does not
-    /// depend on how the bytes were split. Limits are enforced on partial input too, so the
-    /// caller needs no buffer limit of its own beyond them.
+    /// content may not change; call [`HeadParser::reset`] before parsing other bytes). The
+    /// parser remembers where the incomplete line started, so a head arriving a byte at a time
+    /// costs linear, not quadratic, time.
+    ///
+    /// Returns [`Status::Complete`] with the head and the number of bytes it spans (the body,
+    /// if any, starts there).
+    ///
+    /// Fails with the [`Error`] that answers the request; the verdict does not depend on how
+    /// the bytes were split. Limits are enforced on partial input too, so with non-zero limits
+    /// the caller needs no buffer limit of its own for the head.
     pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Status<Head<'a>>, Error> {
         if let Some(pending) = self.pending.take() {
             // The caller must pass the bytes it passed before, with more appended. While no

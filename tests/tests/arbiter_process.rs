@@ -78,7 +78,11 @@ fn takes_over_systemd_activated_sockets() {
             .status,
         200
     );
-    assert!(server.stderr().contains("systemd"), "{}", server.stderr());
+    assert!(
+        server.wait_for_log("Using systemd socket activation", WAIT),
+        "{}",
+        server.stderr()
+    );
 }
 
 #[test]

@@ -262,7 +262,25 @@ pub fn install_ferrocorn(dir: &BenchDir, cargo: Command) -> Result<Installed> {
         bail!("`cargo build --release -p ferrocorn` failed with {status}");
     }
     let program = PathBuf::from("target/release/ferrocorn");
-    let version = capture(&dir.root.join(&program), &["--version"], &dir.root)?;
+    let mut version = capture(&dir.root.join(&program), &["--version"], &dir.root)?;
+    if let Ok(commit) = capture(
+        Path::new("git"),
+        &["rev-parse", "--short", "HEAD"],
+        &dir.root,
+    ) {
+        let dirty = capture(
+            Path::new("git"),
+            &["status", "--porcelain", "--untracked-files=no"],
+            &dir.root,
+        )
+        .is_ok_and(|changes| !changes.is_empty());
+        let changes = if dirty {
+            ", with uncommitted changes"
+        } else {
+            ""
+        };
+        version = format!("{version} (commit {commit}{changes})");
+    }
     Ok(Installed {
         kind: ServerKind::Ferrocorn,
         program,
@@ -393,6 +411,9 @@ pub fn command_line(
             args.extend([
                 "--bind".into(),
                 bind,
+                // gunicorn 27 otherwise puts a control socket in ~/.gunicorn, shared by
+                // both instances and outside .bench.
+                "--no-control-socket".into(),
                 "--chdir".into(),
                 dir.rel("wsgi").display().to_string(),
                 "bench_app:app".into(),
@@ -626,7 +647,7 @@ mod tests {
         assert_eq!(
             gthread.join(" "),
             ".bench/venv/bin/gunicorn --workers 2 --worker-class gthread --threads 4 \
-             --bind 127.0.0.1:8001 --chdir .bench/wsgi bench_app:app"
+             --bind 127.0.0.1:8001 --no-control-socket --chdir .bench/wsgi bench_app:app"
         );
         let conf = nginx_conf(8002, Path::new("/project/.bench/static"), false);
         assert!(conf.contains("worker_processes 2;"));

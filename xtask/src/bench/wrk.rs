@@ -149,7 +149,7 @@ pub fn version() -> Option<String> {
         + &String::from_utf8_lossy(&output.stderr);
     text.lines()
         .find(|l| l.starts_with("wrk"))
-        .map(|l| l.trim().to_string())
+        .map(|l| l.split(" Copyright").next().unwrap_or(l).trim().to_string())
 }
 
 #[cfg(test)]
