@@ -78,3 +78,28 @@ fn bug_static_app_serves_an_absolute_form_target() {
     assert_eq!(r.status, 200, "the root listing");
     assert!(r.text().contains("a.txt"), "{}", r.text());
 }
+
+/// Bug: after a quick stop (QUIT/INT) the arbiter logged `Worker exiting (pid:N) after 0
+/// request(s)` for a worker that had served requests: the worker's last heartbeat, which
+/// carries the count, was only sent on the next 250 ms tick.
+#[test]
+fn bug_quick_stop_reports_the_requests_served() {
+    for signal in [
+        ferrocorn_tests::Signal::SIGQUIT,
+        ferrocorn_tests::Signal::SIGTERM,
+    ] {
+        let mut server = Server::start(["hello"]);
+        for _ in 0..3 {
+            assert_eq!(server.get("/").unwrap().status, 200);
+        }
+        server.signal(signal);
+        assert!(
+            server
+                .wait_exit(std::time::Duration::from_secs(20))
+                .is_some(),
+            "{signal} stops the server"
+        );
+        let log = server.stderr();
+        assert!(log.contains("after 3 request(s)"), "{signal}:\n{log}");
+    }
+}
