@@ -34,6 +34,8 @@ const BUSY_TICK: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Crash-free time after which the backoff starts again from zero.
 const BACKOFF_RESET: Duration = Duration::from_secs(30);
+/// How long a quick stop (INT, QUIT) waits for workers before SIGKILL.
+const QUICK_STOP_GRACE: Duration = Duration::from_secs(2);
 /// Exit code of a worker process whose `run` panicked.
 const PANIC_EXIT_CODE: i32 = 101;
 
@@ -913,11 +915,20 @@ impl Master {
         }
         // The workers hold their own copies; closing ours changes nothing for them.
         self.listeners.clear();
-        let deadline = Instant::now() + self.settings.graceful_timeout;
+        let grace = match how {
+            Stop::Graceful => self.settings.graceful_timeout,
+            // A worker busy inside the app cannot act on QUIT before the call returns.
+            Stop::Quick => self.settings.graceful_timeout.min(QUICK_STOP_GRACE),
+        };
+        let started = Instant::now();
+        let mut deadline = started + grace;
+        let mut quick = how == Stop::Quick;
         while !self.workers.is_empty() && Instant::now() < deadline {
             for signal in self.signals.wait(BUSY_TICK) {
-                if matches!(signal, Signal::SIGINT | Signal::SIGQUIT) && how == Stop::Graceful {
+                if matches!(signal, Signal::SIGINT | Signal::SIGQUIT) && !quick {
                     tracing::info!("Handling signal: {}: stopping quickly", signal_name(signal));
+                    quick = true;
+                    deadline = deadline.min(Instant::now() + QUICK_STOP_GRACE);
                     for &pid in self.workers.keys() {
                         let _ = kill(pid, Signal::SIGQUIT);
                     }
@@ -929,7 +940,7 @@ impl Master {
             tracing::warn!(
                 "{} worker(s) still running after {:?}: killing them",
                 self.workers.len(),
-                self.settings.graceful_timeout
+                started.elapsed()
             );
             let pids: Vec<Pid> = self.workers.keys().copied().collect();
             for pid in pids {
