@@ -78,3 +78,57 @@ fn bug_static_app_serves_an_absolute_form_target() {
     assert_eq!(r.status, 200, "the root listing");
     assert!(r.text().contains("a.txt"), "{}", r.text());
 }
+
+/// Bug: after a quick stop (QUIT/INT) the arbiter logged `Worker exiting (pid:N) after 0
+/// request(s)` for a worker that had served requests: the worker's last heartbeat, which
+/// carries the count, was only sent on the next 250 ms tick.
+#[test]
+fn bug_quick_stop_reports_the_requests_served() {
+    for signal in [
+        ferrocorn_tests::Signal::SIGQUIT,
+        ferrocorn_tests::Signal::SIGTERM,
+    ] {
+        let mut server = Server::start(["hello"]);
+        for _ in 0..3 {
+            assert_eq!(server.get("/").unwrap().status, 200);
+        }
+        server.signal(signal);
+        assert!(
+            server
+                .wait_exit(std::time::Duration::from_secs(20))
+                .is_some(),
+            "{signal} stops the server"
+        );
+        let log = server.stderr();
+        assert!(log.contains("after 3 request(s)"), "{signal}:\n{log}");
+    }
+}
+
+/// Bug: `--log-format json` lines carried no process id, while the text format has
+/// `[pid]`: with several workers writing one error log, a line could not be traced back
+/// to its process.
+#[test]
+fn bug_json_log_lines_name_their_process() {
+    let mut server = Server::start(["--log-format", "json", "--workers", "2", "hello"]);
+    assert!(server.wait_for_workers(2, ferrocorn_tests::START_TIMEOUT));
+    let workers = server.worker_pids();
+    server.signal(ferrocorn_tests::Signal::SIGTERM);
+    assert!(server
+        .wait_exit(std::time::Duration::from_secs(20))
+        .is_some());
+    let log = server.stderr();
+    let mut pids = std::collections::BTreeSet::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let pid = v["pid"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no pid: {line}"));
+        pids.insert(pid as i32);
+    }
+    assert!(pids.contains(&server.pid), "arbiter lines: {log}");
+    assert!(
+        workers.iter().any(|w| pids.contains(w)),
+        "worker lines (graceful stop) name the worker: {log}"
+    );
+}
