@@ -349,3 +349,44 @@ fn an_upgraded_arbiter_tells_systemd_its_pid() {
         "the new arbiter takes over as main process"
     );
 }
+
+#[test]
+fn hup_with_a_new_bind_list_opens_and_closes_listeners() {
+    let dir = TempDir::new("hup-bind");
+    let config = dir.join("ferrocorn.toml");
+    std::fs::write(&config, "bind = [\"127.0.0.1:0\"]\n").unwrap();
+    let server = Server::builder()
+        .no_default_bind()
+        .args(["--config", &config.display().to_string(), "hello"])
+        .start();
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    // A port that was free a moment ago.
+    let extra = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(&config, format!("bind = [\"127.0.0.1:0\", \"{extra}\"]\n")).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_for_log(
+            &format!("Listening at: http://{extra} ({})", server.pid),
+            WAIT
+        ),
+        "{}",
+        server.stderr()
+    );
+    let served = wait_until(WAIT, || {
+        ferrocorn_tests::get(extra, "/").is_ok_and(|r| r.status == 200)
+    });
+    assert!(served, "the new address is served:\n{}", server.stderr());
+    assert_eq!(server.get("/").expect("the kept address").status, 200);
+
+    std::fs::write(&config, "bind = [\"127.0.0.1:0\"]\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(WAIT, || std::net::TcpStream::connect(extra).is_err()),
+        "the dropped address is closed once its workers are gone:\n{}",
+        server.stderr()
+    );
+    assert_eq!(server.get("/").expect("the kept address").status, 200);
+}
