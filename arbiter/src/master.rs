@@ -706,7 +706,12 @@ impl Master {
                 }
             }
         }
-        if settings.bind != self.settings.bind && self.origin == ListenerOrigin::Bound {
+        if settings.bind != self.settings.bind && self.origin != ListenerOrigin::Bound {
+            tracing::warn!(
+                "reload: the listeners were inherited ({:?}); a changed bind list takes effect on restart",
+                self.origin
+            );
+        } else if settings.bind != self.settings.bind {
             match self.rebind(&settings) {
                 Ok(listeners) => self.listeners = listeners,
                 Err(error) => {
