@@ -316,3 +316,36 @@ fn hup_applies_a_new_log_level() {
         server.stderr()
     );
 }
+
+#[test]
+fn an_upgraded_arbiter_tells_systemd_its_pid() {
+    let dir = TempDir::new("usr2-notify");
+    let socket_path = dir.join("notify.sock");
+    let receiver = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    receiver.set_read_timeout(Some(WAIT)).unwrap();
+    let mut server = Server::builder()
+        .env("NOTIFY_SOCKET", &socket_path.display().to_string())
+        .args(["hello"])
+        .start();
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = receiver.recv(&mut buf).expect("a notification arrives");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "READY=1");
+    server.signal(Signal::SIGUSR2);
+    let ready = next();
+    let new_pid: i32 = ready
+        .strip_prefix("READY=1\nMAINPID=")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("the new arbiter names itself: {ready:?}"));
+    assert_ne!(new_pid, server.pid);
+    server.signal(Signal::SIGTERM);
+    assert_eq!(next(), "STOPPING=1", "from the old arbiter");
+    assert!(server.wait_exit(WAIT).is_some());
+    assert_eq!(
+        next(),
+        format!("MAINPID={new_pid}"),
+        "the new arbiter takes over as main process"
+    );
+}

@@ -225,3 +225,63 @@ fn repeated_crashes_back_off_and_the_workers_come_back() {
         200
     );
 }
+
+/// Starts a `/delay/MS` request and waits until `worker` has accepted it.
+fn request_in_flight(
+    server: &Server,
+    worker: i32,
+    delay_ms: u64,
+) -> std::thread::JoinHandle<std::io::Result<ferrocorn_tests::Response>> {
+    let idle = ferrocorn_tests::socket_names(worker);
+    let mut stream = ferrocorn_tests::connect(server.addr).unwrap();
+    let request =
+        format!("GET /delay/{delay_ms} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let handle = std::thread::spawn(move || {
+        ferrocorn_tests::read_response(&mut std::io::BufReader::new(stream), false)
+    });
+    assert!(
+        wait_until(WAIT, || ferrocorn_tests::has_new_socket(worker, &idle)),
+        "the worker accepted the slow request:\n{}",
+        server.stderr()
+    );
+    handle
+}
+
+#[test]
+fn term_kills_workers_still_busy_after_graceful_timeout() {
+    let mut server = Server::start(["--workers", "1", "--graceful-timeout", "1", "echo"]);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    let worker = server.worker_pids()[0];
+    let slow = request_in_flight(&server, worker, 60_000);
+    server.signal(Signal::SIGTERM);
+    let status = server.wait_exit(WAIT).expect("the arbiter exits");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        server.wait_for_log("still running after", WAIT),
+        "the log says the busy worker was killed:\n{}",
+        server.stderr()
+    );
+    assert!(!ferrocorn_tests::is_running(worker));
+    assert!(
+        slow.join().unwrap().is_err(),
+        "the cut request got no answer"
+    );
+}
+
+#[test]
+fn int_is_a_quick_stop_that_does_not_wait_for_requests() {
+    let mut server = Server::start(["--workers", "1", "--graceful-timeout", "60", "echo"]);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    let worker = server.worker_pids()[0];
+    let slow = request_in_flight(&server, worker, 60_000);
+    server.signal(Signal::SIGINT);
+    // Far less than the 60 s the request and graceful_timeout would take.
+    let status = server.wait_exit(WAIT).expect("the arbiter exits quickly");
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
+    assert!(!ferrocorn_tests::is_running(worker));
+    assert!(
+        slow.join().unwrap().is_err(),
+        "the cut request got no answer"
+    );
+}

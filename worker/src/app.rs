@@ -21,6 +21,32 @@ use std::sync::{Arc, Condvar, Mutex};
 /// [`RequestBody`] for how the body arrives) and fills `response`, which arrives reset to
 /// `200 OK` with no headers and an empty body. A panic inside `call` is caught and answered
 /// with `500 Internal Server Error`.
+///
+/// ```
+/// use std::io::Read;
+/// use ferrocorn_worker::{App, Body, Request, Response};
+///
+/// /// Answers the length of the request body.
+/// struct Length;
+///
+/// impl App for Length {
+///     fn call(&self, request: &mut Request, response: &mut Response) {
+///         let mut body = Vec::new();
+///         if request.body().read_to_end(&mut body).is_err() {
+///             response.plain(400, "the body broke off\n");
+///             return;
+///         }
+///         response.header("Content-Type", "text/plain");
+///         response.body = Body::Bytes(format!("{} bytes\n", body.len()).into_bytes());
+///     }
+/// }
+///
+/// let mut request = Request::for_test("POST", "/", &[("Host", "x")], b"hello");
+/// let mut response = Response::new();
+/// Length.call(&mut request, &mut response);
+/// assert_eq!(response.status, 200);
+/// assert!(matches!(&response.body, Body::Bytes(b) if b == b"5 bytes\n"));
+/// ```
 pub trait App: Send + Sync + 'static {
     /// Answers one request by filling `response`.
     fn call(&self, request: &mut Request, response: &mut Response);

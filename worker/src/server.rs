@@ -236,7 +236,13 @@ pub(crate) fn serve(
         let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
     }
     let exit = match Worker::new(settings, listeners, app, &mask) {
-        Ok(mut w) => w.run(supervisor),
+        Ok(mut w) => {
+            let exit = w.run(supervisor);
+            // The last heartbeat carries the final request count, which the arbiter logs
+            // when the worker exits; ticks alone would miss those since the last one.
+            supervisor.heartbeat(w.status());
+            exit
+        }
         Err(e) => WorkerExit::Failed(e),
     };
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
