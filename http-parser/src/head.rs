@@ -259,9 +259,13 @@ impl HeadParser {
             return None;
         }
         // HTTP/1.0 or HTTP/1.1, CRLF
-        let version = match buf.get(target_end + 1..target_end + 11)? {
-            b"HTTP/1.1\r\n" => (1, 1),
-            b"HTTP/1.0\r\n" => (1, 0),
+        let version_bytes = buf.get(target_end + 1..target_end + 11)?;
+        if &version_bytes[..7] != b"HTTP/1." || &version_bytes[8..] != b"\r\n" {
+            return None;
+        }
+        let version = match version_bytes[7] {
+            b'1' => (1, 1),
+            b'0' => (1, 0),
             _ => return None,
         };
         let line_end = target_end + 9;
