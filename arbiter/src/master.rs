@@ -77,6 +77,8 @@ enum Stop {
     Quick,
 }
 
+/// The running arbiter: what it was configured with, what it owns (listeners, scoreboard,
+/// pidfile) and the books it keeps on its children.
 pub(crate) struct Master {
     pid: Pid,
     settings: Settings,
@@ -89,8 +91,10 @@ pub(crate) struct Master {
     signals: SignalPipe,
     scoreboard: Scoreboard,
     workers: BTreeMap<Pid, Worker>,
+    /// Bumped by every HUP; workers of other generations are retired.
     generation: u64,
     generation_started: Instant,
+    /// How many workers of the current generation should run (`workers`, TTIN/TTOU, WINCH).
     target: usize,
     spawn_seq: u64,
     pidfile: Option<Pidfile>,
@@ -103,9 +107,12 @@ pub(crate) struct Master {
     /// The configuration before the last HUP, while its workers still run: a new
     /// generation whose workers fail to boot is rolled back to it.
     previous: Option<Previous>,
+    /// Abnormal worker ends in a row; each one doubles the pause before the next spawn.
     crash_streak: u32,
     last_crash: Option<Instant>,
     next_spawn_at: Option<Instant>,
+    /// Some worker has reported `Serving` (READY=1 went out). Before that, a worker that
+    /// fails to boot stops the arbiter.
     ready_notified: bool,
 }
 
@@ -149,6 +156,13 @@ impl Master {
             }
         }
 
+        if let Some(name) = settings
+            .proc_name
+            .as_deref()
+            .filter(|name| !name.is_empty())
+        {
+            set_process_name(name);
+        }
         let owned_paths: Vec<_> = listeners.iter().filter_map(|l| l.unix_path()).collect();
         crate::process::setup(&settings, &owned_paths)?;
 
@@ -957,6 +971,18 @@ impl Master {
         self.reap_children();
         tracing::info!("Shutting down: Master");
         Ok(())
+    }
+}
+
+/// Names this process `name` in `/proc/PID/comm` (what `ps -o comm` and `top` show),
+/// cut to the kernel's 15 bytes on a character boundary.
+fn set_process_name(name: &str) {
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    if let Ok(name) = CString::new(&name[..end]) {
+        let _ = nix::sys::prctl::set_name(&name);
     }
 }
 
