@@ -919,8 +919,9 @@ impl Master {
     /// after `graceful_timeout`. A second INT/QUIT during a graceful stop makes it quick.
     fn stop(mut self, how: Stop) -> Result<(), ArbiterError> {
         sd_notify("STOPPING=1");
-        if self.reexec_child.is_some() {
-            // The upgraded arbiter listens on the same socket files: leave them.
+        if self.reexec_child.is_some() || self.upgrade_parent.is_some() {
+            // Another arbiter (the upgraded one, or the one we were to replace and which
+            // still runs) listens on the same socket files: leave them.
             for listener in &mut self.listeners {
                 listener.keep_socket_file();
             }

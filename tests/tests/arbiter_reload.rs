@@ -390,3 +390,49 @@ fn hup_with_a_new_bind_list_opens_and_closes_listeners() {
     );
     assert_eq!(server.get("/").expect("the kept address").status, 200);
 }
+
+#[test]
+fn term_to_the_new_arbiter_aborts_an_upgrade_and_the_old_one_keeps_serving() {
+    let dir = TempDir::new("usr2-abort");
+    let path = dir.join("app.sock");
+    let pidfile = dir.join("app.pid");
+    let request = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    let server = Server::builder()
+        .no_default_bind()
+        .args([
+            "--bind",
+            &format!("unix:{}", path.display()),
+            "--pid",
+            &pidfile.display().to_string(),
+            "hello",
+        ])
+        .start();
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    server.signal(Signal::SIGUSR2);
+    let upgrade_pidfile = dir.join("app.pid.2");
+    assert!(
+        wait_until(WAIT, || read_pid(&upgrade_pidfile).is_some()),
+        "{}",
+        server.stderr()
+    );
+    let new_pid = read_pid(&upgrade_pidfile).unwrap();
+    assert!(wait_until(WAIT, || worker_pids_of(new_pid).len() == 1));
+    ferrocorn_tests::send_signal(new_pid, Signal::SIGTERM);
+    assert!(
+        server.wait_for_log(&format!("upgraded arbiter (pid:{new_pid}) exited"), WAIT),
+        "the old arbiter notices:\n{}",
+        server.stderr()
+    );
+    assert!(
+        !upgrade_pidfile.exists(),
+        "the new arbiter removed its <pidfile>.2"
+    );
+    assert_eq!(
+        read_pid(&pidfile),
+        Some(server.pid),
+        "the pidfile still names the old one"
+    );
+    assert!(path.exists(), "the socket file stays for the old arbiter");
+    let response = ferrocorn_tests::unix_request(&path, request).expect("the old one serves");
+    assert_eq!(response.status, 200);
+}
