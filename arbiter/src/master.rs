@@ -919,6 +919,8 @@ impl Master {
     /// after `graceful_timeout`. A second INT/QUIT during a graceful stop makes it quick.
     fn stop(mut self, how: Stop) -> Result<(), ArbiterError> {
         sd_notify("STOPPING=1");
+        // Has the arbiter we were to replace exited meanwhile? Then its files are ours.
+        self.take_over_from_parent();
         if self.reexec_child.is_some() || self.upgrade_parent.is_some() {
             // Another arbiter (the upgraded one, or the one we were to replace and which
             // still runs) listens on the same socket files: leave them.
