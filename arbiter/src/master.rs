@@ -34,6 +34,8 @@ const BUSY_TICK: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Crash-free time after which the backoff starts again from zero.
 const BACKOFF_RESET: Duration = Duration::from_secs(30);
+/// How long a quick stop (INT, QUIT) waits for workers before SIGKILL.
+const QUICK_STOP_GRACE: Duration = Duration::from_secs(2);
 /// Exit code of a worker process whose `run` panicked.
 const PANIC_EXIT_CODE: i32 = 101;
 
@@ -75,6 +77,8 @@ enum Stop {
     Quick,
 }
 
+/// The running arbiter: what it was configured with, what it owns (listeners, scoreboard,
+/// pidfile) and the books it keeps on its children.
 pub(crate) struct Master {
     pid: Pid,
     settings: Settings,
@@ -87,8 +91,10 @@ pub(crate) struct Master {
     signals: SignalPipe,
     scoreboard: Scoreboard,
     workers: BTreeMap<Pid, Worker>,
+    /// Bumped by every HUP; workers of other generations are retired.
     generation: u64,
     generation_started: Instant,
+    /// How many workers of the current generation should run (`workers`, TTIN/TTOU, WINCH).
     target: usize,
     spawn_seq: u64,
     pidfile: Option<Pidfile>,
@@ -101,9 +107,12 @@ pub(crate) struct Master {
     /// The configuration before the last HUP, while its workers still run: a new
     /// generation whose workers fail to boot is rolled back to it.
     previous: Option<Previous>,
+    /// Abnormal worker ends in a row; each one doubles the pause before the next spawn.
     crash_streak: u32,
     last_crash: Option<Instant>,
     next_spawn_at: Option<Instant>,
+    /// Some worker has reported `Serving` (READY=1 went out). Before that, a worker that
+    /// fails to boot stops the arbiter.
     ready_notified: bool,
 }
 
@@ -147,6 +156,13 @@ impl Master {
             }
         }
 
+        if let Some(name) = settings
+            .proc_name
+            .as_deref()
+            .filter(|name| !name.is_empty())
+        {
+            set_process_name(name);
+        }
         let owned_paths: Vec<_> = listeners.iter().filter_map(|l| l.unix_path()).collect();
         crate::process::setup(&settings, &owned_paths)?;
 
@@ -690,7 +706,12 @@ impl Master {
                 }
             }
         }
-        if settings.bind != self.settings.bind && self.origin == ListenerOrigin::Bound {
+        if settings.bind != self.settings.bind && self.origin != ListenerOrigin::Bound {
+            tracing::warn!(
+                "reload: the listeners were inherited ({:?}); a changed bind list takes effect on restart",
+                self.origin
+            );
+        } else if settings.bind != self.settings.bind {
             match self.rebind(&settings) {
                 Ok(listeners) => self.listeners = listeners,
                 Err(error) => {
@@ -913,11 +934,20 @@ impl Master {
         }
         // The workers hold their own copies; closing ours changes nothing for them.
         self.listeners.clear();
-        let deadline = Instant::now() + self.settings.graceful_timeout;
+        let grace = match how {
+            Stop::Graceful => self.settings.graceful_timeout,
+            // A worker busy inside the app cannot act on QUIT before the call returns.
+            Stop::Quick => self.settings.graceful_timeout.min(QUICK_STOP_GRACE),
+        };
+        let started = Instant::now();
+        let mut deadline = started + grace;
+        let mut quick = how == Stop::Quick;
         while !self.workers.is_empty() && Instant::now() < deadline {
             for signal in self.signals.wait(BUSY_TICK) {
-                if matches!(signal, Signal::SIGINT | Signal::SIGQUIT) && how == Stop::Graceful {
+                if matches!(signal, Signal::SIGINT | Signal::SIGQUIT) && !quick {
                     tracing::info!("Handling signal: {}: stopping quickly", signal_name(signal));
+                    quick = true;
+                    deadline = deadline.min(Instant::now() + QUICK_STOP_GRACE);
                     for &pid in self.workers.keys() {
                         let _ = kill(pid, Signal::SIGQUIT);
                     }
@@ -929,7 +959,7 @@ impl Master {
             tracing::warn!(
                 "{} worker(s) still running after {:?}: killing them",
                 self.workers.len(),
-                self.settings.graceful_timeout
+                started.elapsed()
             );
             let pids: Vec<Pid> = self.workers.keys().copied().collect();
             for pid in pids {
@@ -946,6 +976,18 @@ impl Master {
         self.reap_children();
         tracing::info!("Shutting down: Master");
         Ok(())
+    }
+}
+
+/// Names this process `name` in `/proc/PID/comm` (what `ps -o comm` and `top` show),
+/// cut to the kernel's 15 bytes on a character boundary.
+fn set_process_name(name: &str) {
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    if let Ok(name) = CString::new(&name[..end]) {
+        let _ = nix::sys::prctl::set_name(&name);
     }
 }
 

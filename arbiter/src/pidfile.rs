@@ -83,7 +83,18 @@ fn write_atomically(path: &Path, pid: i32) -> io::Result<()> {
     temp_name.push(format!(".{}.tmp", std::process::id()));
     let temp = path.with_file_name(temp_name);
     let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        // A leftover of ours is removed; anything else there (a planted symlink) makes the
+        // exclusive create fail rather than be written through.
+        let _ = std::fs::remove_file(&temp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temp)?;
+        // gunicorn's -rw-r--r-- whatever the umask: with the default umask 0 (set before
+        // an upgraded arbiter writes `<pid>.2`) the file would be world-writable.
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
         writeln!(file, "{pid}")?;
         file.sync_all()?;
         std::fs::rename(&temp, path)
@@ -124,6 +135,22 @@ mod tests {
         let pidfile = Pidfile::create(&path, std::process::id() as i32).unwrap();
         drop(pidfile);
         assert!(!path.exists());
+    }
+
+    /// Bug: under the default umask 0 the pidfile (and an upgrade's `<pid>.2`) was
+    /// created world-writable, so any local user could make `kill $(cat pidfile)` hit
+    /// another process.
+    #[test]
+    fn bug_pidfile_is_not_world_writable_under_umask_zero() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = temp_path("mode");
+        let previous = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let created = Pidfile::create(&path, std::process::id() as i32);
+        nix::sys::stat::umask(previous);
+        let pidfile = created.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "pidfile mode {mode:o}");
+        drop(pidfile);
     }
 
     #[test]

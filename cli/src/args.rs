@@ -106,7 +106,12 @@ fn setting_arg(setting: &'static ferrocorn_config::Setting) -> Arg {
             };
             match setting.arity() {
                 Arity::Switch => arg.action(ArgAction::SetTrue),
-                Arity::One => arg.value_name(value_name).action(ArgAction::Set),
+                // A negative number is a value for the validator to refuse with the
+                // accepted range, not an unknown flag.
+                Arity::One => arg
+                    .value_name(value_name)
+                    .allow_negative_numbers(true)
+                    .action(ArgAction::Set),
                 Arity::Many => arg.value_name(value_name).action(ArgAction::Append),
             }
         }
@@ -661,6 +666,21 @@ mod tests {
                  integer from 1 to 65535",
                 "cli --workers: invalid value \"0\" for workers: below the minimum 1; expected \
                  an integer from 1 to 1024",
+            ]
+        );
+    }
+
+    /// Bug: `--timeout -1` was reported as "unknown flag -1" plus "a value is required",
+    /// never naming the setting's range.
+    #[test]
+    fn bug_a_negative_number_is_a_bad_value_not_a_flag() {
+        assert_eq!(
+            errors(&["--timeout", "-1", "--limit-request-body=-5"], &[]),
+            [
+                "cli --timeout: invalid value \"-1\" for timeout: negative; expected a \
+                 number of seconds from 0 to 31536000",
+                "cli --limit-request-body: invalid value \"-5\" for limit_request_body: \
+                 negative; expected an integer from 0 to 9223372036854775807",
             ]
         );
     }

@@ -166,6 +166,31 @@ where
     }
 }
 
+/// JSON lines with the process id first (`{"pid":N,...}`): the arbiter and its workers
+/// share the error log, and the text format's `[pid]` must not be lost in JSON.
+struct JsonWithPid<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for JsonWithPid<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"pid\":{},{rest}", std::process::id()),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
 /// The installed logging: where lines go and the level, both changeable on a reload.
 #[derive(Debug, Clone)]
 pub struct Logging {
@@ -205,9 +230,15 @@ pub fn init(settings: &Settings) -> io::Result<Logging> {
     let registry = tracing_subscriber::registry().with(filter);
     let result = match settings.log_format {
         LogFormat::Text => registry.with(layer.event_format(GunicornFormat)).try_init(),
-        LogFormat::Json => registry
-            .with(layer.json().with_current_span(false).with_span_list(false))
-            .try_init(),
+        LogFormat::Json => {
+            let json = tracing_subscriber::fmt::format()
+                .json()
+                .with_current_span(false)
+                .with_span_list(false);
+            registry
+                .with(layer.json().event_format(JsonWithPid(json)))
+                .try_init()
+        }
     };
     // A subscriber installed already (tests calling twice) keeps logging; not an error.
     let _ = result;

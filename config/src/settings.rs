@@ -170,7 +170,8 @@ declare_settings! {
     limit_request_fields: usize = 100;
         Limits, flag(None, "limit-request-fields", "INT"), count(1, 32768);
 
-    /// The maximum size in bytes of one header field line; 0 means no limit (as gunicorn).
+    /// The maximum size in bytes of one header field line, its CRLF included (as gunicorn
+    /// counts it); 0 means the default 8190, as a field is never unlimited.
     limit_request_field_size: usize = 8190;
         Limits, flag(None, "limit-request-field-size", "INT"), count(0, 1 << 20);
 

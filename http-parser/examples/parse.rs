@@ -16,15 +16,19 @@ use std::process::ExitCode;
 use ferrocorn_http_parser::{Error, Framing, HeadParser, Limits, Policy, Status};
 use serde_json::{json, Value};
 
+const USAGE: &str = "usage: parse [--limit-request-line N] [--limit-request-fields N] \
+                     [--limit-request-field-size N] [--limit-request-body N] < request.bin";
+
 fn main() -> ExitCode {
     let limits = match parse_args(std::env::args().skip(1)) {
-        Ok(limits) => limits,
+        Ok(Some(limits)) => limits,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("parse: {message}");
-            eprintln!(
-                "usage: parse [--limit-request-line N] [--limit-request-fields N] \
-                 [--limit-request-field-size N] [--limit-request-body N] < request.bin"
-            );
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -47,9 +51,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Limits, String> {
+/// The limits the arguments ask for, or `None` for `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Limits>, String> {
     let mut limits = Limits::default();
     while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Ok(None);
+        }
+        let known = [
+            "--limit-request-line",
+            "--limit-request-fields",
+            "--limit-request-field-size",
+            "--limit-request-body",
+        ];
+        if !known.contains(&flag.as_str()) {
+            return Err(format!("unknown option {flag:?}"));
+        }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number: u64 = value
             .parse()
@@ -59,11 +76,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Limits, String> 
             "--limit-request-line" => limits.request_line = size,
             "--limit-request-fields" => limits.fields = size,
             "--limit-request-field-size" => limits.field_size = size,
-            "--limit-request-body" => limits.body = number,
-            other => return Err(format!("unknown option {other:?}")),
+            _ => limits.body = number,
         }
     }
-    Ok(limits)
+    Ok(Some(limits))
 }
 
 /// Bytes as a string of latin-1 code points.

@@ -267,7 +267,13 @@ impl fmt::Display for Error {
         f.write_str(self.kind.description())?;
         match self.detail {
             Detail::None => Ok(()),
-            Detail::Limit { got, limit } => write!(f, ": {got} bytes, over the limit of {limit}"),
+            Detail::Limit { got, limit } => {
+                let unit = match self.kind {
+                    ErrorKind::TooManyFields => "fields",
+                    _ => "bytes",
+                };
+                write!(f, ": {got} {unit}, over the limit of {limit}")
+            }
             Detail::Text { len, bytes } => {
                 f.write_str(": \"")?;
                 for &b in &bytes[..len as usize] {
@@ -301,6 +307,11 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "request line too long: 9000 bytes, over the limit of 8190"
+        );
+        let e = Error::with_limit(ErrorKind::TooManyFields, 101, 100);
+        assert_eq!(
+            e.to_string(),
+            "too many header fields: 101 fields, over the limit of 100"
         );
         let e = Error::with_value(ErrorKind::InvalidMethod, b"bla:rgh\x00");
         assert_eq!(e.to_string(), "invalid method: \"bla:rgh\\x00\"");

@@ -625,42 +625,25 @@ pub fn worker_pids_of(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// True when process `pid` has accepted the TCP connection from `client` to `server`
-/// (both on 127.0.0.1): the server side of that connection, found in `/proc/net/tcp`, is
-/// one of the process's open descriptors. A connection still in the accept queue has no
-/// descriptor in any process.
-pub fn has_accepted(pid: i32, client: SocketAddr, server: SocketAddr) -> bool {
-    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
-        return false;
-    };
-    let local = format!(":{:04X}", server.port());
-    let remote = format!(":{:04X}", client.port());
-    // The same pair of ports may also name an older connection in TIME_WAIT (inode 0).
-    let inodes: Vec<String> = table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let matches = fields.len() > 9
-                && fields[1].ends_with(&local)
-                && fields[2].ends_with(&remote)
-                && fields[9] != "0";
-            matches.then(|| format!("socket:[{}]", fields[9]))
-        })
-        .collect();
-    if inodes.is_empty() {
-        return false;
-    }
+/// The sockets process `pid` has open, as `socket:[INODE]` names from `/proc/PID/fd`.
+/// A worker's set grows by one when it accepts a connection: take the set while the
+/// worker is idle, connect, then wait for a name that was not there (see
+/// [`has_new_socket`]). (Matching `/proc/net/tcp` instead misses entries while other
+/// connections churn: the kernel's table walk is not a snapshot.)
+pub fn socket_names(pid: i32) -> BTreeSet<String> {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
+        return BTreeSet::new();
     };
-    fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path()).is_ok_and(|link| {
-            inodes
-                .iter()
-                .any(|inode| link.as_os_str() == inode.as_str())
-        })
-    })
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|link| link.to_string_lossy().into_owned())
+        .filter(|link| link.starts_with("socket:"))
+        .collect()
+}
+
+/// True when `pid` has a socket open that is not in `before` (see [`socket_names`]).
+pub fn has_new_socket(pid: i32, before: &BTreeSet<String>) -> bool {
+    socket_names(pid).difference(before).next().is_some()
 }
 
 /// One HTTP response as read off the wire.

@@ -78,7 +78,11 @@ fn takes_over_systemd_activated_sockets() {
             .status,
         200
     );
-    assert!(server.stderr().contains("systemd"), "{}", server.stderr());
+    assert!(
+        server.wait_for_log("Using systemd socket activation", WAIT),
+        "{}",
+        server.stderr()
+    );
 }
 
 #[test]
@@ -301,4 +305,21 @@ fn drops_to_user_and_group_after_binding() {
     assert_eq!(ids(server.pid), nobody, "the arbiter dropped privileges");
     assert_eq!(ids(server.worker_pids()[0]), nobody, "so did its workers");
     assert_eq!(server.get("/").expect("served").status, 200);
+}
+
+#[test]
+fn proc_name_names_the_arbiter_process() {
+    let server = Server::start(["--name", "my-shop-frontend", "hello"]);
+    let named = wait_until(WAIT, || {
+        ferrocorn_tests::process_name(server.pid).as_deref() == Some("my-shop-fronten")
+    });
+    assert!(
+        named,
+        "cut to the kernel's 15 bytes: {:?}",
+        ferrocorn_tests::process_name(server.pid)
+    );
+    assert!(
+        server.wait_for_workers(1, WAIT),
+        "workers keep their own name"
+    );
 }

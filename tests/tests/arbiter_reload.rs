@@ -316,3 +316,77 @@ fn hup_applies_a_new_log_level() {
         server.stderr()
     );
 }
+
+#[test]
+fn an_upgraded_arbiter_tells_systemd_its_pid() {
+    let dir = TempDir::new("usr2-notify");
+    let socket_path = dir.join("notify.sock");
+    let receiver = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    receiver.set_read_timeout(Some(WAIT)).unwrap();
+    let mut server = Server::builder()
+        .env("NOTIFY_SOCKET", &socket_path.display().to_string())
+        .args(["hello"])
+        .start();
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = receiver.recv(&mut buf).expect("a notification arrives");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "READY=1");
+    server.signal(Signal::SIGUSR2);
+    let ready = next();
+    let new_pid: i32 = ready
+        .strip_prefix("READY=1\nMAINPID=")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("the new arbiter names itself: {ready:?}"));
+    assert_ne!(new_pid, server.pid);
+    server.signal(Signal::SIGTERM);
+    assert_eq!(next(), "STOPPING=1", "from the old arbiter");
+    assert!(server.wait_exit(WAIT).is_some());
+    assert_eq!(
+        next(),
+        format!("MAINPID={new_pid}"),
+        "the new arbiter takes over as main process"
+    );
+}
+
+#[test]
+fn hup_with_a_new_bind_list_opens_and_closes_listeners() {
+    let dir = TempDir::new("hup-bind");
+    let config = dir.join("ferrocorn.toml");
+    std::fs::write(&config, "bind = [\"127.0.0.1:0\"]\n").unwrap();
+    let server = Server::builder()
+        .no_default_bind()
+        .args(["--config", &config.display().to_string(), "hello"])
+        .start();
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    // A port that was free a moment ago.
+    let extra = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(&config, format!("bind = [\"127.0.0.1:0\", \"{extra}\"]\n")).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_for_log(
+            &format!("Listening at: http://{extra} ({})", server.pid),
+            WAIT
+        ),
+        "{}",
+        server.stderr()
+    );
+    let served = wait_until(WAIT, || {
+        ferrocorn_tests::get(extra, "/").is_ok_and(|r| r.status == 200)
+    });
+    assert!(served, "the new address is served:\n{}", server.stderr());
+    assert_eq!(server.get("/").expect("the kept address").status, 200);
+
+    std::fs::write(&config, "bind = [\"127.0.0.1:0\"]\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(WAIT, || std::net::TcpStream::connect(extra).is_err()),
+        "the dropped address is closed once its workers are gone:\n{}",
+        server.stderr()
+    );
+    assert_eq!(server.get("/").expect("the kept address").status, 200);
+}

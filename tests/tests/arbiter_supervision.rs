@@ -57,8 +57,13 @@ fn ttin_and_ttou_change_the_worker_count_oldest_first_never_below_one() {
         "TTIN adds one:\n{}",
         server.stderr()
     );
+    // The log line may trail the process rename that `worker_pids` sees.
+    assert!(
+        wait_until(WAIT, || booted_pids(&server).len() == 3),
+        "{}",
+        server.stderr()
+    );
     let order = booted_pids(&server);
-    assert_eq!(order.len(), 3, "{}", server.stderr());
 
     server.signal(Signal::SIGTTOU);
     let oldest_gone = wait_until(WAIT, || {
@@ -151,7 +156,11 @@ fn max_requests_recycles_workers_without_a_failed_request() {
     );
     assert!(report.ok >= 20, "{report:?}");
     assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
-    assert!(booted_pids(&server).len() >= 4, "replacements were booted");
+    assert!(
+        wait_until(WAIT, || booted_pids(&server).len() >= 4),
+        "replacements were booted:\n{}",
+        server.stderr()
+    );
 }
 
 #[test]
@@ -159,6 +168,8 @@ fn term_lets_an_in_flight_slow_request_finish() {
     let mut server = Server::start(["--workers", "1", "--graceful-timeout", "20", "echo"]);
     assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
     let worker = server.worker_pids()[0];
+    // No connection has been made yet: these are the listener's descriptors.
+    let idle = ferrocorn_tests::socket_names(worker);
 
     let mut stream = ferrocorn_tests::connect(server.addr).unwrap();
     let client = stream.local_addr().unwrap();
@@ -169,11 +180,7 @@ fn term_lets_an_in_flight_slow_request_finish() {
         ferrocorn_tests::read_response(&mut std::io::BufReader::new(stream), false)
     });
     assert!(
-        wait_until(WAIT, || ferrocorn_tests::has_accepted(
-            worker,
-            client,
-            server.addr
-        )),
+        wait_until(WAIT, || ferrocorn_tests::has_new_socket(worker, &idle)),
         "the worker accepted the slow request: {client} -> {}\n{}",
         server.addr,
         server.stderr()
@@ -216,5 +223,65 @@ fn repeated_crashes_back_off_and_the_workers_come_back() {
     assert_eq!(
         server.get("/").expect("serving after the crashes").status,
         200
+    );
+}
+
+/// Starts a `/delay/MS` request and waits until `worker` has accepted it.
+fn request_in_flight(
+    server: &Server,
+    worker: i32,
+    delay_ms: u64,
+) -> std::thread::JoinHandle<std::io::Result<ferrocorn_tests::Response>> {
+    let idle = ferrocorn_tests::socket_names(worker);
+    let mut stream = ferrocorn_tests::connect(server.addr).unwrap();
+    let request =
+        format!("GET /delay/{delay_ms} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let handle = std::thread::spawn(move || {
+        ferrocorn_tests::read_response(&mut std::io::BufReader::new(stream), false)
+    });
+    assert!(
+        wait_until(WAIT, || ferrocorn_tests::has_new_socket(worker, &idle)),
+        "the worker accepted the slow request:\n{}",
+        server.stderr()
+    );
+    handle
+}
+
+#[test]
+fn term_kills_workers_still_busy_after_graceful_timeout() {
+    let mut server = Server::start(["--workers", "1", "--graceful-timeout", "1", "echo"]);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    let worker = server.worker_pids()[0];
+    let slow = request_in_flight(&server, worker, 60_000);
+    server.signal(Signal::SIGTERM);
+    let status = server.wait_exit(WAIT).expect("the arbiter exits");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        server.wait_for_log("still running after", WAIT),
+        "the log says the busy worker was killed:\n{}",
+        server.stderr()
+    );
+    assert!(!ferrocorn_tests::is_running(worker));
+    assert!(
+        slow.join().unwrap().is_err(),
+        "the cut request got no answer"
+    );
+}
+
+#[test]
+fn int_is_a_quick_stop_that_does_not_wait_for_requests() {
+    let mut server = Server::start(["--workers", "1", "--graceful-timeout", "60", "echo"]);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    let worker = server.worker_pids()[0];
+    let slow = request_in_flight(&server, worker, 60_000);
+    server.signal(Signal::SIGINT);
+    // Far less than the 60 s the request and graceful_timeout would take.
+    let status = server.wait_exit(WAIT).expect("the arbiter exits quickly");
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
+    assert!(!ferrocorn_tests::is_running(worker));
+    assert!(
+        slow.join().unwrap().is_err(),
+        "the cut request got no answer"
     );
 }

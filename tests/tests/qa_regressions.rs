@@ -22,3 +22,113 @@ fn bug_empty_content_length_body_is_answered() {
         }
     }
 }
+
+/// Bug: `--help` and docs/settings.md said `--limit-request-field-size 0` means "no limit
+/// (as gunicorn)", while the parser treats 0 as its default of 8190 bytes per field line.
+/// The documentation now says what the server does; this pins both together.
+#[test]
+fn bug_field_size_zero_is_documented_as_what_it_does() {
+    let out = std::process::Command::new(ferrocorn_tests::binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // clap wraps the help text; compare with the lines joined.
+    let help = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("0 means the default 8190, as a field is never unlimited"),
+        "{help}"
+    );
+    let server = Server::start(["--limit-request-field-size", "0", "echo"]);
+    let field = |value_len: usize| {
+        format!(
+            "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Long: {}\r\n\r\n",
+            "v".repeat(value_len)
+        )
+    };
+    // "X-Long: " is 8 bytes; with the CRLF, 8180 bytes of value make a line of 8190.
+    assert_eq!(server.request(field(8180).as_bytes()).unwrap().status, 200);
+    assert_eq!(server.request(field(8181).as_bytes()).unwrap().status, 431);
+}
+
+/// Bug: the static app answered 404 to an absolute-form target (`GET http://host/file`),
+/// which RFC 9112 §3.2.2 requires a server to accept, because it took the whole URI for
+/// the path.
+#[test]
+fn bug_static_app_serves_an_absolute_form_target() {
+    let dir = ferrocorn_tests::TempDir::new("qa-absolute-form");
+    std::fs::write(dir.join("a.txt"), b"absolute\n").unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let server = Server::start([format!("static:{}", dir.path().display())]);
+    let r = server
+        .request(b"GET http://t/a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "absolute\n"));
+    let r = server
+        .request(b"GET http://t/sub?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/sub/?x=1"));
+    let r = server
+        .request(b"GET http://t HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.status, 200, "the root listing");
+    assert!(r.text().contains("a.txt"), "{}", r.text());
+}
+
+/// Bug: after a quick stop (QUIT/INT) the arbiter logged `Worker exiting (pid:N) after 0
+/// request(s)` for a worker that had served requests: the worker's last heartbeat, which
+/// carries the count, was only sent on the next 250 ms tick.
+#[test]
+fn bug_quick_stop_reports_the_requests_served() {
+    for signal in [
+        ferrocorn_tests::Signal::SIGQUIT,
+        ferrocorn_tests::Signal::SIGTERM,
+    ] {
+        let mut server = Server::start(["hello"]);
+        for _ in 0..3 {
+            assert_eq!(server.get("/").unwrap().status, 200);
+        }
+        server.signal(signal);
+        assert!(
+            server
+                .wait_exit(std::time::Duration::from_secs(20))
+                .is_some(),
+            "{signal} stops the server"
+        );
+        let log = server.stderr();
+        assert!(log.contains("after 3 request(s)"), "{signal}:\n{log}");
+    }
+}
+
+/// Bug: `--log-format json` lines carried no process id, while the text format has
+/// `[pid]`: with several workers writing one error log, a line could not be traced back
+/// to its process.
+#[test]
+fn bug_json_log_lines_name_their_process() {
+    let mut server = Server::start(["--log-format", "json", "--workers", "2", "hello"]);
+    assert!(server.wait_for_workers(2, ferrocorn_tests::START_TIMEOUT));
+    let workers = server.worker_pids();
+    server.signal(ferrocorn_tests::Signal::SIGTERM);
+    assert!(server
+        .wait_exit(std::time::Duration::from_secs(20))
+        .is_some());
+    let log = server.stderr();
+    let mut pids = std::collections::BTreeSet::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let pid = v["pid"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no pid: {line}"));
+        pids.insert(pid as i32);
+    }
+    assert!(pids.contains(&server.pid), "arbiter lines: {log}");
+    assert!(
+        workers.iter().any(|w| pids.contains(w)),
+        "worker lines (graceful stop) name the worker: {log}"
+    );
+}

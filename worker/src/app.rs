@@ -21,6 +21,32 @@ use std::sync::{Arc, Condvar, Mutex};
 /// [`RequestBody`] for how the body arrives) and fills `response`, which arrives reset to
 /// `200 OK` with no headers and an empty body. A panic inside `call` is caught and answered
 /// with `500 Internal Server Error`.
+///
+/// ```
+/// use std::io::Read;
+/// use ferrocorn_worker::{App, Body, Request, Response};
+///
+/// /// Answers the length of the request body.
+/// struct Length;
+///
+/// impl App for Length {
+///     fn call(&self, request: &mut Request, response: &mut Response) {
+///         let mut body = Vec::new();
+///         if request.body().read_to_end(&mut body).is_err() {
+///             response.plain(400, "the body broke off\n");
+///             return;
+///         }
+///         response.header("Content-Type", "text/plain");
+///         response.body = Body::Bytes(format!("{} bytes\n", body.len()).into_bytes());
+///     }
+/// }
+///
+/// let mut request = Request::for_test("POST", "/", &[("Host", "x")], b"hello");
+/// let mut response = Response::new();
+/// Length.call(&mut request, &mut response);
+/// assert_eq!(response.status, 200);
+/// assert!(matches!(&response.body, Body::Bytes(b) if b == b"5 bytes\n"));
+/// ```
 pub trait App: Send + Sync + 'static {
     /// Answers one request by filling `response`.
     fn call(&self, request: &mut Request, response: &mut Response);
@@ -423,8 +449,9 @@ pub enum Body {
     /// Bytes read from `reader` until it reports end of file. With `len` the response carries
     /// `Content-Length` (and the connection closes if the reader ends early); without it,
     /// chunked transfer coding on HTTP/1.1 and end-of-connection framing on HTTP/1.0.
-    /// The reader is read on the event loop thread, in pieces, as the client accepts data:
-    /// it should not block for long.
+    /// The reader is read in pieces of up to 64 KiB as the client accepts data: on the
+    /// thread pool when `threads` > 1 (a slow reader then holds a pool thread, never the
+    /// loop), on the event loop thread when `threads` = 1 (it should not block for long).
     Stream {
         /// The source of the bytes.
         reader: Box<dyn Read + Send>,

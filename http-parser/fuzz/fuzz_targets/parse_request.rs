@@ -1,5 +1,6 @@
 //! Fuzz target: arbitrary bytes through the PROXY header, head and body parsers, whole and
-//! split at a fuzzer-chosen point. Never panics; the verdict does not depend on the split.
+//! split at a fuzzer-chosen point. Never panics; the verdict does not depend on the split; the
+//! fast path and the reference path give the same verdict.
 #![no_main]
 
 use ferrocorn_http_parser::{
@@ -46,6 +47,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut parser = HeadParser::new(Limits::default(), policy);
     let whole = verdict(&mut parser, input);
+    let mut reference = HeadParser::new(Limits::default(), policy);
+    reference.set_fast_path(false);
+    assert_eq!(verdict(&mut reference, input), whole, "fast path and reference path differ");
     // Any prefix is Partial or the same error as the whole input.
     let cut = usize::from(first >> 1) * input.len() / 128;
     match (parser.parse(&input[..cut]), &whole) {

@@ -84,7 +84,9 @@ impl StaticFiles {
             }
             return listing(req, res, &path);
         }
-        if !meta.is_file() {
+        // A file named as a directory (`/a.txt/`) does not exist, as open(2) says
+        // (ENOTDIR); serving it would also break the page's relative links.
+        if !meta.is_file() || req.path().ends_with('/') {
             res.plain(404, "not found\n");
             return Ok(());
         }
@@ -378,8 +380,12 @@ fn listing(req: &Request, res: &mut Response, dir: &Path) -> io::Result<()> {
         })
         .collect();
     entries.sort();
+    // The title shows the path as the user reads it, decoded, then escaped like the names.
+    let shown = percent_decode(req.path())
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_else(|| req.path().to_string());
     let mut title = String::new();
-    html_escape(req.path(), &mut title);
+    html_escape(&shown, &mut title);
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n"
     );
@@ -616,6 +622,35 @@ mod tests {
             html.contains("href=\"%3Cb%3E.txt\">&lt;b&gt;.txt</a>"),
             "{html}"
         );
+    }
+
+    /// Bug: a listing's title showed the percent-encoded path (`Index of /%C3%BC/`)
+    /// instead of the directory's name.
+    #[test]
+    fn bug_listing_title_is_the_decoded_path_escaped() {
+        let (_t, app) = fixture("title");
+        fs::create_dir(app.root.join("\u{fc} <i>&")).unwrap();
+        let res = get(&app, "/%C3%BC%20%3Ci%3E%26/", &[]);
+        assert_eq!(res.status, 200);
+        let Body::Bytes(html) = &res.body else {
+            panic!()
+        };
+        let html = String::from_utf8_lossy(html);
+        assert!(
+            html.contains("<title>Index of /\u{fc} &lt;i&gt;&amp;/</title>"),
+            "{html}"
+        );
+    }
+
+    /// Bug: `/a.txt/` served the file `a.txt` (empty segments were skipped), where a file
+    /// named as a directory does not exist.
+    #[test]
+    fn bug_file_with_a_trailing_slash_is_404() {
+        let (_t, app) = fixture("slash");
+        assert_eq!(get(&app, "/a.txt", &[]).status, 200);
+        assert_eq!(get(&app, "/a.txt/", &[]).status, 404);
+        assert_eq!(get(&app, "/inside/", &[]).status, 404);
+        assert_eq!(get(&app, "/sub/", &[]).status, 200);
     }
 
     #[test]
