@@ -124,8 +124,10 @@ pub struct BodyDecoder {
 }
 
 impl BodyDecoder {
-    /// A decoder for a body framed as `framing`, enforcing `limits` (body size, chunk
-    /// extensions; fields for the trailers) and `policy` (for trailer fields).
+    /// A decoder for a body framed as `framing`, enforcing `limits` (chunk sizes against the
+    /// body limit, chunk extensions, fields for the trailers) and `policy` (for trailer
+    /// fields). A `Content-Length` over the body limit is refused earlier, by
+    /// [`crate::HeadParser::parse`]; [`crate::Head::body_decoder`] builds this for a head.
     pub fn new(framing: Framing, limits: &Limits, policy: &Policy) -> Self {
         let state = match framing {
             Framing::None | Framing::Length(0) => State::Done,

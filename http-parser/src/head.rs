@@ -83,13 +83,21 @@ pub struct HeadParser {
     scratch: Vec<u8>,
     fast_path: bool,
     head: HeadState,
-    /// After a `Partial` inside a line: where to resume (see [`Pending`]).
+    /// Set by the reference path when it answers `Partial` inside a line.
     pending: Option<Pending>,
 }
 
-/// Where the last `Partial` stopped, so that the next call, which gets the same bytes and more,
-/// need not parse the head again from the start while no line ends. Without it a client
-/// sending a large head a byte at a time would cost a full re-parse per byte (quadratic).
+/// Where a partial head stopped, for [`HeadParser::parse_resuming`]: keep one per connection
+/// (it is small and `Copy`), start with `Progress::default()`, and pass it with that
+/// connection's buffer each time. With it, the next call need not parse the head again from
+/// its start while no line ends, so a client sending a large head a byte at a time costs
+/// linear time instead of a full re-parse per byte (quadratic).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pending: Option<Pending>,
+}
+
+/// See [`Progress`].
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     /// The length of the buffer last seen.
@@ -168,10 +176,9 @@ impl HeadParser {
     /// Parses the request head at the start of `buf`, the bytes received so far.
     ///
     /// Returns [`Status::Partial`] when `buf` is a prefix of a head that may still be valid:
-    /// call again with the same bytes and those that arrived since (the buffer may move, its
-    /// content may not change; call [`HeadParser::reset`] before parsing other bytes). The
-    /// parser remembers where the incomplete line started, so a head arriving a byte at a time
-    /// costs linear, not quadratic, time.
+    /// call again once more bytes arrived, with the same bytes and the new ones. The parser
+    /// keeps no state between calls, so one parser may serve many connections; to avoid
+    /// re-parsing a long partial head on every call, use [`HeadParser::parse_resuming`].
     ///
     /// Returns [`Status::Complete`] with the head and the number of bytes it spans (the body,
     /// if any, starts there).
@@ -180,17 +187,32 @@ impl HeadParser {
     /// the bytes were split. Limits are enforced on partial input too, so with non-zero limits
     /// the caller needs no buffer limit of its own for the head.
     pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Status<Head<'a>>, Error> {
-        if let Some(pending) = self.pending.take() {
-            // The caller must pass the bytes it passed before, with more appended. While no
-            // LF arrives, the new bytes only lengthen the incomplete line: the verdict stays
-            // `Partial` unless that line outgrows its limit (then the full parse below finds
-            // the first error in byte order, as it would have).
+        self.parse_resuming(buf, &mut Progress::default())
+    }
+
+    /// [`HeadParser::parse`], resuming where the last call on this connection stopped.
+    ///
+    /// `progress` belongs to the connection whose bytes `buf` holds: after `Partial`, the next
+    /// call must pass the same bytes with more appended (the buffer may move; its content may
+    /// not change). While no LF arrives, only the incomplete line's size is checked; once one
+    /// does, the head is parsed from its start, so the verdict is the one
+    /// [`HeadParser::parse`] gives. `progress` is cleared on `Complete` and on errors; reset it
+    /// to `Progress::default()` before the connection's next request.
+    pub fn parse_resuming<'a>(
+        &'a mut self,
+        buf: &'a [u8],
+        progress: &mut Progress,
+    ) -> Result<Status<Head<'a>>, Error> {
+        if let Some(pending) = progress.pending.take() {
+            // While no LF arrives, the new bytes only lengthen the incomplete line: the verdict
+            // stays `Partial` unless that line outgrows its limit (then the full parse below
+            // finds the first error in byte order, as it would have).
             if let Some(new) = buf.get(pending.seen..) {
                 let line = &buf[pending.resume.line_start..];
                 if memchr::memchr(b'\n', new).is_none()
                     && pending.resume.base + line_size(line) <= pending.limit
                 {
-                    self.pending = Some(Pending {
+                    progress.pending = Some(Pending {
                         seen: buf.len(),
                         ..pending
                     });
@@ -198,6 +220,7 @@ impl HeadParser {
                 }
             }
         }
+        self.pending = None;
         self.fields.clear();
         self.scratch.clear();
         let parts = match self.parse_fast(buf) {
@@ -207,18 +230,14 @@ impl HeadParser {
                 self.scratch.clear();
                 match self.parse_reference(buf)? {
                     Some(parts) => parts,
-                    None => return Ok(Status::Partial),
+                    None => {
+                        progress.pending = self.pending.take();
+                        return Ok(Status::Partial);
+                    }
                 }
             }
         };
         self.finish(buf, parts)
-    }
-
-    /// Forgets where the last `Partial` stopped. Call it before parsing a buffer that does not
-    /// start with the bytes given to the last call (the parser assumes it does while the last
-    /// answer was `Partial`).
-    pub fn reset(&mut self) {
-        self.pending = None;
     }
 
     /// Turns the fast path off (`false`) or on, so that tests and the fuzz target can check
@@ -930,6 +949,34 @@ impl ExactSizeIterator for Headers<'_> {}
 #[cfg(test)]
 mod fast_path_tests {
     use super::*;
+
+    #[test]
+    fn one_parser_serves_interleaved_connections() {
+        // Regression: the resume point once lived in the parser, so a partial head on one
+        // connection made the next call, with another connection's bytes, answer `Partial`
+        // for a complete head (its end lay before the first connection's resume offset).
+        let a = b"GET /a HTTP/1.1\r\nHost: a\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let b = b"POST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 40\r\n\r\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        let mut parser = HeadParser::new(Limits::default(), Policy::default());
+        let (mut pa, mut pb) = (Progress::default(), Progress::default());
+        assert!(matches!(
+            parser.parse_resuming(&a[..], &mut pa),
+            Ok(Status::Partial)
+        ));
+        assert!(matches!(
+            parser.parse_resuming(&b[..], &mut pb),
+            Ok(Status::Complete(_, 49))
+        ));
+        assert!(matches!(parser.parse(&a[..]), Ok(Status::Partial)));
+        assert!(matches!(parser.parse(&b[..]), Ok(Status::Complete(_, 49))));
+        // Resuming connection a still works.
+        let mut a_full = a.to_vec();
+        a_full.extend_from_slice(b"\r\n\r\n");
+        assert!(matches!(
+            parser.parse_resuming(&a_full, &mut pa),
+            Ok(Status::Complete(_, n)) if n == a_full.len()
+        ));
+    }
 
     #[test]
     fn fast_path_answers_ordinary_requests() {

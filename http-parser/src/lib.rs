@@ -47,7 +47,7 @@ mod syntax;
 pub use body::{BodyDecoder, Decoded, Framing, Trailer, FORBIDDEN_TRAILERS};
 pub use error::{Error, ErrorKind};
 pub use head::{
-    Head, HeadParser, Header, Headers, Status, Version, MAX_LEADING_EMPTY_LINES,
+    Head, HeadParser, Header, Headers, Progress, Status, Version, MAX_LEADING_EMPTY_LINES,
     SECURE_SCHEME_HEADERS,
 };
 pub use limits::{Limits, Policy, ProxyProtocol, UnderscoreHeaders};

@@ -1,5 +1,21 @@
 //! The shared corpora: gunicorn's request vectors (`gunicorn/cases.json`) and the hardening
 //! cases (`bad_inputs.json`), each fed whole, byte by byte and in random splits.
+//!
+//! Decisions the corpora force, and where they are made:
+//! - Version: the head is parsed as HTTP/1.x; malformed (including a missing Host) is 400, a
+//!   well-formed head with major version 2+ is 505 (`invalid/version_02` → 400,
+//!   `reqline-http3-version` → 505; `head.rs`, `finish`).
+//! - Methods: 3 to 20 token bytes without lower case or `#` unless
+//!   `permit_unconventional_http_method` (`invalid/003c`, `valid/031compat*`,
+//!   `method-overlong` → 400; `head.rs`, `check_method`).
+//! - A repeated Content-Length is 400 even with equal values, a list too
+//!   (`rfc9112_smuggle_cl_list_form_01`); a repeated Host or Content-Type is 400 (041, 042).
+//! - Trailers must not carry framing, routing or authentication fields (`body.rs`,
+//!   `FORBIDDEN_TRAILERS`); Content-Type is allowed (`valid/012`).
+//! - After an error, `Connection: close` or HTTP/1.0 without keep-alive, nothing more is
+//!   parsed (`valid/019`, `valid/021`; `common::Connection`).
+//! - gunicorn's leniencies (no Host, fragments, userinfo, `gzip`/`identity` before `chunked`)
+//!   run under `Policy::gunicorn_compatible()` parts, listed in `NEEDS_NON_DEFAULT`.
 
 mod common;
 

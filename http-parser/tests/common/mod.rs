@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use ferrocorn_http_parser::{
-    parse_proxy_header, BodyDecoder, Error, ErrorKind, HeadParser, Limits, Policy, ProxyProtocol,
-    ProxyStatus, Status,
+    parse_proxy_header, BodyDecoder, Error, ErrorKind, HeadParser, Limits, Policy, Progress,
+    ProxyProtocol, ProxyStatus, Status,
 };
 
 /// One request as the connection saw it, owned.
@@ -44,6 +44,7 @@ enum State {
 /// the buffer and the parsers are pushed as far as they go.
 pub struct Connection {
     parser: HeadParser,
+    progress: Progress,
     proxy: ProxyProtocol,
     buf: Vec<u8>,
     state: State,
@@ -55,6 +56,7 @@ impl Connection {
         let proxy = policy.proxy_protocol;
         Connection {
             parser: HeadParser::new(limits, policy),
+            progress: Progress::default(),
             proxy,
             buf: Vec::new(),
             state: if proxy == ProxyProtocol::Off {
@@ -113,7 +115,7 @@ impl Connection {
                     }
                 },
                 State::Head => {
-                    let parsed = self.parser.parse(&self.buf);
+                    let parsed = self.parser.parse_resuming(&self.buf, &mut self.progress);
                     match parsed {
                         Err(err) => return self.fail(err),
                         Ok(Status::Partial) => {
