@@ -152,9 +152,10 @@ const DELS: u64 = u64::from_le_bytes([0x7f; 8]);
 const HASHES: u64 = u64::from_le_bytes([b'#'; 8]);
 
 /// Finds the first byte of `s` that is below `below` or is DEL (or `#` when `hash`), skipping
-/// HTAB when `tab_ok`, eight bytes at a time. SWAR ("Bit Twiddling Hacks", hasless/haszero): in each word the
-/// lowest flagged byte is always a true match (false flags only appear above a true one), so
-/// `trailing_zeros` of the little-endian word finds it.
+/// HTAB when `tab_ok`: sixteen bytes at a time with SSE2 on x86_64, then eight at a time with
+/// SWAR ("Bit Twiddling Hacks", hasless/haszero), then one at a time with `special`, which must
+/// say the same of a byte. In a SWAR word the lowest flagged byte is always a true match (false
+/// flags only appear above a true one), so `trailing_zeros` of the little-endian word finds it.
 #[inline(always)]
 fn find_below_or_del(
     s: &[u8],
