@@ -4,7 +4,8 @@
 //! WINCH stop workers). It never parses HTTP: that is the worker's job.
 //!
 //! The binary builds the [`Settings`], then runs [`Arbiter::run`]; a program with its own
-//! [`App`] calls [`serve`].
+//! [`App`] calls [`serve`]. `docs/operations.md` describes the behaviour an operator sees
+//! (each signal, upgrades, supervision, sockets).
 
 mod error;
 mod listeners;

@@ -706,7 +706,12 @@ impl Master {
                 }
             }
         }
-        if settings.bind != self.settings.bind && self.origin == ListenerOrigin::Bound {
+        if settings.bind != self.settings.bind && self.origin != ListenerOrigin::Bound {
+            tracing::warn!(
+                "reload: the listeners were inherited ({:?}); a changed bind list takes effect on restart",
+                self.origin
+            );
+        } else if settings.bind != self.settings.bind {
             match self.rebind(&settings) {
                 Ok(listeners) => self.listeners = listeners,
                 Err(error) => {
@@ -914,8 +919,11 @@ impl Master {
     /// after `graceful_timeout`. A second INT/QUIT during a graceful stop makes it quick.
     fn stop(mut self, how: Stop) -> Result<(), ArbiterError> {
         sd_notify("STOPPING=1");
-        if self.reexec_child.is_some() {
-            // The upgraded arbiter listens on the same socket files: leave them.
+        // Has the arbiter we were to replace exited meanwhile? Then its files are ours.
+        self.take_over_from_parent();
+        if self.reexec_child.is_some() || self.upgrade_parent.is_some() {
+            // Another arbiter (the upgraded one, or the one we were to replace and which
+            // still runs) listens on the same socket files: leave them.
             for listener in &mut self.listeners {
                 listener.keep_socket_file();
             }

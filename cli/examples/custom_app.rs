@@ -3,19 +3,52 @@
 //! (default 127.0.0.1:8080) with WORKERS worker processes (default 2). TERM stops it.
 //!
 //! The application answers `GET /` with a greeting naming the worker's pid, `POST /sum` with
-//! the sum of the whitespace-separated integers in the body, and `GET /stream` with a
-//! streamed (chunked) body.
+//! the sum of the whitespace-separated integers in the body, `GET /stream` with a
+//! streamed (chunked) body, and `GET /held` with a streamed body whose second piece waits
+//! until `GET /release` (with 4 threads per worker the stream is read on the pool, so the
+//! worker serves `/release` meanwhile).
 
 use std::io::Read;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use ferrocorn_config::{parse_bind, Settings};
 use ferrocorn_worker::{App, Body, Request, Response};
 
 /// The example application.
 #[derive(Debug, Default)]
-struct Calculator;
+struct Calculator {
+    /// Opened by `/release`; the `/held` stream waits for it.
+    gate: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// A body that sends `first`, waits (at most 30 s) for the gate, then sends `second`.
+struct Held {
+    gate: Arc<(Mutex<bool>, Condvar)>,
+    step: u8,
+}
+
+impl Read for Held {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.step += 1;
+        let piece: &[u8] = match self.step {
+            1 => b"first\n",
+            2 => {
+                let (lock, cvar) = &*self.gate;
+                let open = lock.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = cvar
+                    .wait_timeout_while(open, Duration::from_secs(30), |open| !*open)
+                    .unwrap_or_else(|p| p.into_inner());
+                b"second\n"
+            }
+            _ => b"",
+        };
+        let n = piece.len().min(buf.len());
+        buf[..n].copy_from_slice(&piece[..n]);
+        Ok(n)
+    }
+}
 
 impl App for Calculator {
     fn call(&self, request: &mut Request, response: &mut Response) {
@@ -47,6 +80,22 @@ impl App for Calculator {
                     len: None,
                 };
             }
+            ("GET", "/held") => {
+                response.header("Content-Type", "text/plain");
+                response.body = Body::Stream {
+                    reader: Box::new(Held {
+                        gate: Arc::clone(&self.gate),
+                        step: 0,
+                    }),
+                    len: None,
+                };
+            }
+            ("GET", "/release") => {
+                let (lock, cvar) = &*self.gate;
+                *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                cvar.notify_all();
+                response.plain(200, "released\n");
+            }
             _ => response.plain(404, "not found\n"),
         }
     }
@@ -71,9 +120,10 @@ fn main() -> ExitCode {
     let settings = Settings {
         bind: vec![bind],
         workers,
+        threads: 4,
         ..Settings::default()
     };
-    match ferrocorn_arbiter::serve(settings, Arc::new(Calculator)) {
+    match ferrocorn_arbiter::serve(settings, Arc::new(Calculator::default())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("custom_app: error: {e}");

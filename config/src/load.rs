@@ -435,11 +435,18 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
                 origin,
                 suggestion: closest(name, SETTINGS.iter().map(|s| s.name)).map(String::from),
             }),
-            Some(setting) if setting.name == "config" => key_errors.push(ConfigError::Misplaced {
-                setting: setting.name,
-                origin,
-                reason: "cannot be set in the config file; use -c or FERROCORN_CONFIG",
-            }),
+            // What `--print-config` writes for this very file (nothing, or its own path)
+            // is accepted, so that its output can be loaded back; any other file is not
+            // read from here.
+            Some(setting) if setting.name == "config" => {
+                if !names_this_file(values.get(name), path) {
+                    key_errors.push(ConfigError::Misplaced {
+                        setting: setting.name,
+                        origin,
+                        reason: "cannot be set in the config file; use -c or FERROCORN_CONFIG",
+                    });
+                }
+            }
             Some(setting) => {
                 layer.lines.insert(setting.name.to_string(), line);
                 if let Some(value) = values.get(name) {
@@ -470,6 +477,21 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
     });
     errors.extend(key_errors);
     Some(layer)
+}
+
+/// Whether a `config` value in the file at `path` is empty or names that same file.
+fn names_this_file(value: Option<&toml::Value>, path: &Path) -> bool {
+    match value.and_then(toml::Value::as_str) {
+        Some("") => true,
+        Some(named) => {
+            let named = path.parent().unwrap_or(Path::new("")).join(named);
+            matches!(
+                (std::fs::canonicalize(named), std::fs::canonicalize(path)),
+                (Ok(a), Ok(b)) if a == b
+            )
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -668,6 +690,25 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    /// Bug: `ferrocorn --print-config > ferrocorn.toml` wrote a file that could not be
+    /// loaded: its `config = ...` line was refused as "cannot be set in the config file".
+    #[test]
+    fn bug_print_config_output_loads_back() {
+        let dir = TempDir::new();
+        let mut given = sources(&dir);
+        given.env = env(&[("FERROCORN_WORKERS", "3"), ("FERROCORN_KEEPALIVE", "7")]);
+        let printed = load(&given).unwrap().print_config();
+        assert!(printed.contains("config = \"\""), "{printed}");
+        dir.write(DEFAULT_CONFIG_FILE, &printed);
+        let loaded = load(&sources(&dir)).unwrap();
+        assert_eq!(loaded.settings.workers, 3);
+        assert_eq!(loaded.settings.keepalive, Duration::from_secs(7));
+        // Printed again, the file names itself; that loads back too.
+        let printed = loaded.print_config();
+        dir.write(DEFAULT_CONFIG_FILE, &printed);
+        assert_eq!(load(&sources(&dir)).unwrap().settings.workers, 3);
     }
 
     #[test]

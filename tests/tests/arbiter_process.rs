@@ -179,6 +179,8 @@ fn error_logfile_is_reopened_on_usr1() {
         "nothing goes to stderr"
     );
 
+    assert!(server.wait_for_workers(1, WAIT));
+    let first_worker = server.worker_pids()[0];
     std::fs::rename(&log, &rotated).unwrap();
     server.signal(Signal::SIGUSR1);
     assert!(
@@ -192,6 +194,16 @@ fn error_logfile_is_reopened_on_usr1() {
         read(&log)
     );
     assert!(!read(&rotated).contains("ttin"));
+
+    // The worker reopened its copy too: what it logs when it stops goes to the new file.
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(WAIT).is_some());
+    let marker = format!("] [{first_worker}] [");
+    assert!(
+        wait_until(WAIT, || read(&log).contains(&marker)),
+        "a worker line in the new file: {:?}",
+        read(&log)
+    );
 }
 
 #[test]

@@ -349,3 +349,90 @@ fn an_upgraded_arbiter_tells_systemd_its_pid() {
         "the new arbiter takes over as main process"
     );
 }
+
+#[test]
+fn hup_with_a_new_bind_list_opens_and_closes_listeners() {
+    let dir = TempDir::new("hup-bind");
+    let config = dir.join("ferrocorn.toml");
+    std::fs::write(&config, "bind = [\"127.0.0.1:0\"]\n").unwrap();
+    let server = Server::builder()
+        .no_default_bind()
+        .args(["--config", &config.display().to_string(), "hello"])
+        .start();
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    // A port that was free a moment ago.
+    let extra = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(&config, format!("bind = [\"127.0.0.1:0\", \"{extra}\"]\n")).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_for_log(
+            &format!("Listening at: http://{extra} ({})", server.pid),
+            WAIT
+        ),
+        "{}",
+        server.stderr()
+    );
+    let served = wait_until(WAIT, || {
+        ferrocorn_tests::get(extra, "/").is_ok_and(|r| r.status == 200)
+    });
+    assert!(served, "the new address is served:\n{}", server.stderr());
+    assert_eq!(server.get("/").expect("the kept address").status, 200);
+
+    std::fs::write(&config, "bind = [\"127.0.0.1:0\"]\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(WAIT, || std::net::TcpStream::connect(extra).is_err()),
+        "the dropped address is closed once its workers are gone:\n{}",
+        server.stderr()
+    );
+    assert_eq!(server.get("/").expect("the kept address").status, 200);
+}
+
+#[test]
+fn term_to_the_new_arbiter_aborts_an_upgrade_and_the_old_one_keeps_serving() {
+    let dir = TempDir::new("usr2-abort");
+    let path = dir.join("app.sock");
+    let pidfile = dir.join("app.pid");
+    let request = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    let server = Server::builder()
+        .no_default_bind()
+        .args([
+            "--bind",
+            &format!("unix:{}", path.display()),
+            "--pid",
+            &pidfile.display().to_string(),
+            "hello",
+        ])
+        .start();
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    server.signal(Signal::SIGUSR2);
+    let upgrade_pidfile = dir.join("app.pid.2");
+    assert!(
+        wait_until(WAIT, || read_pid(&upgrade_pidfile).is_some()),
+        "{}",
+        server.stderr()
+    );
+    let new_pid = read_pid(&upgrade_pidfile).unwrap();
+    assert!(wait_until(WAIT, || worker_pids_of(new_pid).len() == 1));
+    ferrocorn_tests::send_signal(new_pid, Signal::SIGTERM);
+    assert!(
+        server.wait_for_log(&format!("upgraded arbiter (pid:{new_pid}) exited"), WAIT),
+        "the old arbiter notices:\n{}",
+        server.stderr()
+    );
+    assert!(
+        !upgrade_pidfile.exists(),
+        "the new arbiter removed its <pidfile>.2"
+    );
+    assert_eq!(
+        read_pid(&pidfile),
+        Some(server.pid),
+        "the pidfile still names the old one"
+    );
+    assert!(path.exists(), "the socket file stays for the old arbiter");
+    let response = ferrocorn_tests::unix_request(&path, request).expect("the old one serves");
+    assert_eq!(response.status, 200);
+}

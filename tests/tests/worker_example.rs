@@ -1,14 +1,14 @@
 //! Black-box: the custom application in `cli/examples/custom_app.rs`, served by the full
 //! server (arbiter and forked workers) through `ferrocorn_arbiter::serve`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use ferrocorn_tests::{
-    descendants, is_running, listening_lines, request, send_signal, wait_until, workspace_root,
-    Signal,
+    connect, descendants, is_running, listening_lines, request, send_signal, wait_until,
+    workspace_root, Signal,
 };
 
 /// Kills the example's arbiter and workers by pid when the test ends.
@@ -59,7 +59,7 @@ fn custom_app_example_is_served_by_the_full_server() {
     }
     let example = dir.join("examples").join("custom_app");
     let mut child = Command::new(&example)
-        .args(["127.0.0.1:0", "2"])
+        .args(["127.0.0.1:0", "1"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -109,4 +109,29 @@ fn custom_app_example_is_served_by_the_full_server() {
     .unwrap();
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert!(r.text().ends_with("line 5\n"));
+
+    // A streamed body whose reader blocks does not block the worker (one worker, so the
+    // same loop must answer /release while the stream waits on a pool thread).
+    let mut held = connect(addr).unwrap();
+    held.write_all(b"GET /held HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(held);
+    let mut seen = String::new();
+    while !seen.contains("first") {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the first piece arrives"
+        );
+        seen.push_str(&line);
+    }
+    let r = request(
+        addr,
+        b"GET /release HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .expect("served while the stream waits");
+    assert_eq!(r.text(), "released\n");
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("second"), "{rest}");
 }

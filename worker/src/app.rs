@@ -449,8 +449,9 @@ pub enum Body {
     /// Bytes read from `reader` until it reports end of file. With `len` the response carries
     /// `Content-Length` (and the connection closes if the reader ends early); without it,
     /// chunked transfer coding on HTTP/1.1 and end-of-connection framing on HTTP/1.0.
-    /// The reader is read on the event loop thread, in pieces, as the client accepts data:
-    /// it should not block for long.
+    /// The reader is read in pieces of up to 64 KiB as the client accepts data: on the
+    /// thread pool when `threads` > 1 (a slow reader then holds a pool thread, never the
+    /// loop), on the event loop thread when `threads` = 1 (it should not block for long).
     Stream {
         /// The source of the bytes.
         reader: Box<dyn Read + Send>,

@@ -126,10 +126,15 @@ pub(crate) enum OutBody {
         left: u64,
     },
     Stream {
-        reader: Box<dyn Read + Send>,
+        /// `None` while a pool thread reads the next piece.
+        reader: Option<Box<dyn Read + Send>>,
         /// `Some(n)`: `Content-Length` framing with n bytes still due.
         left: Option<u64>,
         chunked: bool,
+        /// Read on the pool (`threads` > 1), so a slow reader never stalls the loop.
+        offload: bool,
+        /// A piece read on the pool, not yet framed (empty: the end of the body).
+        ready: Option<Vec<u8>>,
     },
 }
 
@@ -138,14 +143,19 @@ impl std::fmt::Debug for OutBody {
         match self {
             OutBody::Bytes { bytes, pos } => write!(f, "Bytes({pos}/{})", bytes.len()),
             OutBody::File { offset, left, .. } => write!(f, "File({offset}+{left})"),
-            OutBody::Stream { left, chunked, .. } => write!(f, "Stream({left:?}, {chunked})"),
+            OutBody::Stream {
+                left,
+                chunked,
+                offload,
+                ..
+            } => write!(f, "Stream({left:?}, chunked {chunked}, offload {offload})"),
         }
     }
 }
 
 impl OutBody {
     /// Converts what the application answered into what is left to send after the head.
-    pub fn from_body(body: Body, chunked: bool) -> Option<OutBody> {
+    pub fn from_body(body: Body, chunked: bool, offload: bool) -> Option<OutBody> {
         match body {
             Body::Empty | Body::Static(_) => None,
             Body::Bytes(bytes) => Some(OutBody::Bytes { bytes, pos: 0 }),
@@ -155,12 +165,27 @@ impl OutBody {
                 left: len,
             }),
             Body::Stream { reader, len } => Some(OutBody::Stream {
-                reader,
+                reader: Some(reader),
                 left: len,
                 chunked,
+                offload,
+                ready: None,
             }),
         }
     }
+}
+
+/// The most a streamed response body is read at a time.
+pub(crate) const STREAM_PIECE: usize = 64 * 1024;
+
+/// How far [`Conn::flush`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Everything is written.
+    Done,
+    /// A streamed body read on the pool needs its next piece: the caller hands the reader
+    /// to the pool (if it is not there already) and waits.
+    NeedPiece,
 }
 
 /// Where a connection stands.
@@ -343,6 +368,18 @@ impl Conn {
         self.wpos < self.wbuf.len() || self.out.is_some()
     }
 
+    /// Whether the connection waits for a pool thread to read its streamed body.
+    pub fn awaiting_piece(&self) -> bool {
+        matches!(
+            &self.out,
+            Some(OutBody::Stream {
+                offload: true,
+                ready: None,
+                ..
+            })
+        ) && self.wpos == self.wbuf.len()
+    }
+
     /// Whether the connection is between requests with nothing buffered.
     pub fn is_idle(&self) -> bool {
         matches!(self.phase, Phase::Head) && self.rpos == self.rend && !self.output_pending()
@@ -383,9 +420,9 @@ impl Conn {
         Ok((n, n == room))
     }
 
-    /// Writes pending output until done or the socket would block. Returns whether all
-    /// output is written.
-    pub fn flush(&mut self) -> io::Result<bool> {
+    /// Writes pending output until done or the socket would block (`WouldBlock`), or until
+    /// a streamed body needs its next piece from the pool.
+    pub fn flush(&mut self) -> io::Result<Flushed> {
         loop {
             if self.wpos < self.wbuf.len() {
                 let n = match &self.out {
@@ -416,7 +453,7 @@ impl Conn {
                     if self.wbuf.capacity() > 64 * 1024 {
                         self.wbuf = Vec::with_capacity(4096);
                     }
-                    return Ok(true);
+                    return Ok(Flushed::Done);
                 }
                 Some(OutBody::Bytes { bytes, pos }) => {
                     if *pos >= bytes.len() {
@@ -463,41 +500,59 @@ impl Conn {
                     reader,
                     left,
                     chunked,
+                    offload,
+                    ready,
                 }) => {
-                    const PIECE: usize = 64 * 1024;
                     let cap = match left {
                         Some(0) => {
                             self.out = None;
                             continue;
                         }
-                        Some(n) => usize::try_from(*n).unwrap_or(PIECE).min(PIECE),
-                        None => PIECE,
+                        Some(n) => usize::try_from(*n)
+                            .unwrap_or(STREAM_PIECE)
+                            .min(STREAM_PIECE),
+                        None => STREAM_PIECE,
                     };
                     let prefix = if *chunked { 10 } else { 0 };
-                    self.wbuf.resize(prefix + cap, 0);
-                    let n = loop {
-                        match reader.read(&mut self.wbuf[prefix..]) {
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                            other => break other,
+                    let n = if *offload {
+                        // The piece comes from the pool (see `Flushed::NeedPiece`).
+                        let Some(piece) = ready.take() else {
+                            return Ok(Flushed::NeedPiece);
+                        };
+                        let n = piece.len().min(cap);
+                        self.wbuf.resize(prefix, 0);
+                        self.wbuf.extend_from_slice(&piece[..n]);
+                        n
+                    } else {
+                        let Some(reader) = reader.as_mut() else {
+                            return Ok(Flushed::NeedPiece);
+                        };
+                        self.wbuf.resize(prefix + cap, 0);
+                        let n = loop {
+                            match reader.read(&mut self.wbuf[prefix..]) {
+                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                                other => break other,
+                            }
+                        };
+                        match n {
+                            Ok(n) => {
+                                self.wbuf.truncate(prefix + n);
+                                n
+                            }
+                            Err(e) => {
+                                self.wbuf.clear();
+                                return Err(e);
+                            }
                         }
                     };
-                    let n = match n {
-                        Ok(n) => n,
-                        Err(e) => {
-                            self.wbuf.clear();
-                            return Err(e);
-                        }
-                    };
-                    self.wbuf.truncate(prefix + n);
                     if n == 0 {
+                        self.wbuf.clear();
                         if left.is_some() {
-                            self.wbuf.clear();
                             return Err(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
                                 "stream shorter than its content-length",
                             ));
                         }
-                        self.wbuf.clear();
                         if *chunked {
                             self.wbuf.extend_from_slice(b"0\r\n\r\n");
                         }

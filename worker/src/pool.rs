@@ -2,18 +2,60 @@
 //! event loop keeps doing I/O and heartbeats; a `mio::Waker` brings finished exchanges back.
 
 use std::collections::VecDeque;
+use std::io::{self, Read};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crate::app::App;
 use crate::conn::Exchange;
 
-/// A finished (or pending) call, tagged with the connection it belongs to.
+/// Work for the pool (or its result), tagged with the connection it belongs to.
 #[derive(Debug)]
 pub(crate) struct Job {
     pub slot: usize,
     pub serial: u64,
-    pub exchange: Box<Exchange>,
+    pub work: Work,
+}
+
+/// What a pool thread does.
+pub(crate) enum Work {
+    /// Call the application; comes back with the response filled in.
+    Call(Box<Exchange>),
+    /// Read the next piece (at most `cap` bytes) of a streamed response body.
+    Fill {
+        reader: Box<dyn Read + Send>,
+        cap: usize,
+    },
+    /// A piece read (empty at the end of the body), and the reader for the next one.
+    Filled {
+        reader: Box<dyn Read + Send>,
+        piece: io::Result<Vec<u8>>,
+    },
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Work::Call(ex) => write!(f, "Call({})", ex.req.target()),
+            Work::Fill { cap, .. } => write!(f, "Fill({cap})"),
+            Work::Filled { piece, .. } => write!(f, "Filled({:?})", piece.as_ref().map(Vec::len)),
+        }
+    }
+}
+
+/// Reads one piece of at most `cap` bytes (empty at the end).
+fn read_piece(reader: &mut dyn Read, cap: usize) -> io::Result<Vec<u8>> {
+    let mut piece = vec![0; cap];
+    loop {
+        match reader.read(&mut piece) {
+            Ok(n) => {
+                piece.truncate(n);
+                return Ok(piece);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -81,7 +123,17 @@ impl Pool {
                             q = cvar.wait(q).unwrap_or_else(|p| p.into_inner());
                         }
                     };
-                    call_app(&*app, &mut job.exchange);
+                    job.work = match job.work {
+                        Work::Call(mut ex) => {
+                            call_app(&*app, &mut ex);
+                            Work::Call(ex)
+                        }
+                        Work::Fill { mut reader, cap } => {
+                            let piece = read_piece(&mut *reader, cap);
+                            Work::Filled { reader, piece }
+                        }
+                        filled @ Work::Filled { .. } => filled,
+                    };
                     done.lock().unwrap_or_else(|p| p.into_inner()).push(job);
                     let _ = waker.wake();
                 },

@@ -22,9 +22,9 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::access_log::{AccessLog, LogEntry};
 use crate::app::{App, Body, BodyPipe, Peer, RequestBody};
-use crate::conn::{Conn, Exchange, OutBody, Phase, Spool, Stream};
+use crate::conn::{Conn, Exchange, Flushed, OutBody, Phase, Spool, Stream, STREAM_PIECE};
 use crate::date::DateCache;
-use crate::pool::{call_app, Job, Pool};
+use crate::pool::{call_app, Job, Pool, Work};
 use crate::proto::{Framing, HeadOutcome, HttpError, Parser, ProxyOutcome};
 use crate::response::{self, plan, write_error, write_head};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
@@ -602,11 +602,41 @@ impl Worker {
         let Some(c) = self.slots.conns.get_mut(job.slot).and_then(Option::as_mut) else {
             return;
         };
-        if c.serial != job.serial || !matches!(c.phase, Phase::Dispatched | Phase::Streaming { .. })
-        {
-            return; // the connection went away while the application ran
+        if c.serial != job.serial {
+            return; // the connection went away while the pool worked for it
         }
-        let mut ex = job.exchange;
+        let mut ex = match job.work {
+            Work::Call(ex) => ex,
+            Work::Filled { reader, piece } => {
+                let keep = match (piece, &mut c.out) {
+                    (
+                        Ok(data),
+                        Some(OutBody::Stream {
+                            reader: slot,
+                            ready,
+                            ..
+                        }),
+                    ) => {
+                        *slot = Some(reader);
+                        *ready = Some(data);
+                        drive(c, &mut self.ctx)
+                    }
+                    (Err(e), _) => {
+                        tracing::debug!("streamed response body failed: {e}");
+                        false
+                    }
+                    (Ok(_), _) => true,
+                };
+                if !keep {
+                    self.slots.remove(job.slot);
+                }
+                return;
+            }
+            Work::Fill { .. } => return,
+        };
+        if !matches!(c.phase, Phase::Dispatched | Phase::Streaming { .. }) {
+            return;
+        }
         let mid_body = match &c.phase {
             Phase::Streaming { pipe, .. } => {
                 // Answered before the whole body arrived: the rest is not read (the
@@ -663,7 +693,10 @@ impl Worker {
                 self.slots.remove(slot);
                 continue;
             }
+            // The application is at work (a call, or the next piece of a streamed body):
+            // `timeout` in the arbiter bounds that, not the client's deadlines.
             if now < c.deadline
+                || c.awaiting_piece()
                 || matches!(
                     c.phase,
                     Phase::Dispatched | Phase::Streaming { paused: true, .. }
@@ -711,7 +744,25 @@ fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
         }
         if c.output_pending() {
             match c.flush() {
-                Ok(_) => {
+                Ok(Flushed::NeedPiece) => {
+                    // Hand the reader to the pool; the piece comes back through the waker.
+                    if let (Some(pool), Some(OutBody::Stream { reader, left, .. })) =
+                        (&ctx.pool, &mut c.out)
+                    {
+                        if let Some(reader) = reader.take() {
+                            let cap = left.map_or(STREAM_PIECE, |l| {
+                                usize::try_from(l).unwrap_or(STREAM_PIECE).min(STREAM_PIECE)
+                            });
+                            pool.submit(Job {
+                                slot: c.slot,
+                                serial: c.serial,
+                                work: Work::Fill { reader, cap },
+                            });
+                        }
+                    }
+                    return true;
+                }
+                Ok(Flushed::Done) => {
                     if c.close_after_write {
                         // Lingering close only where input may still come: the client asked
                         // to close, nothing is buffered and the last read found the socket
@@ -1030,7 +1081,7 @@ fn dispatch(c: &mut Conn, ctx: &mut Ctx) {
         pool.submit(Job {
             slot: c.slot,
             serial: c.serial,
-            exchange: ex,
+            work: Work::Call(ex),
         });
         return;
     }
@@ -1077,7 +1128,11 @@ fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
                     c.nodelay = true;
                     c.stream.set_nodelay();
                 }
-                c.out = OutBody::from_body(other, p.framing == response::Framing::Chunked)
+                c.out = OutBody::from_body(
+                    other,
+                    p.framing == response::Framing::Chunked,
+                    ctx.pool.is_some(),
+                )
             }
         }
     }
