@@ -272,7 +272,7 @@ impl HeadParser {
         }
         // request-target SP
         let target_start = method_len + 1;
-        let target_len = find_target_end(&buf[target_start..])?;
+        let target_len = find_target_end(buf, target_start)?;
         let target_end = target_start + target_len;
         if target_len == 0 || buf[target_end] != b' ' {
             return None;
@@ -322,7 +322,7 @@ impl HeadParser {
             if count > max_fields {
                 return None;
             }
-            let (name_len, underscore) = scan_name(&buf[pos..])?;
+            let (name_len, underscore) = scan_name(buf, pos)?;
             let name_end = pos + name_len;
             if name_end == pos || buf[name_end] != b':' {
                 return None;
@@ -331,7 +331,7 @@ impl HeadParser {
             while matches!(buf.get(value_start), Some(b' ' | b'\t')) {
                 value_start += 1;
             }
-            let cr = value_start + find_value_end(buf.get(value_start..)?)?;
+            let cr = value_start + find_value_end(buf, value_start)?;
             if buf[cr] != b'\r' || *buf.get(cr + 1)? != b'\n' {
                 return None;
             }

@@ -152,24 +152,38 @@ const DELS: u64 = u64::from_le_bytes([0x7f; 8]);
 const HASHES: u64 = u64::from_le_bytes([b'#'; 8]);
 
 /// Finds the first byte of `s` that is below `below` or is DEL (or `#` when `hash`), skipping
-/// HTAB when `tab_ok`, eight bytes at a time. SWAR ("Bit Twiddling Hacks", hasless/haszero): in each word the
-/// lowest flagged byte is always a true match (false flags only appear above a true one), so
-/// `trailing_zeros` of the little-endian word finds it.
+/// HTAB when `tab_ok`: sixteen bytes at a time with SSE2 on x86_64, then eight at a time with
+/// SWAR ("Bit Twiddling Hacks", hasless/haszero), then one at a time with `special`, which must
+/// say the same of a byte. In a SWAR word the lowest flagged byte is always a true match (false
+/// flags only appear above a true one), so `trailing_zeros` of the little-endian word finds it.
 #[inline(always)]
 fn find_below_or_del(
-    s: &[u8],
+    buf: &[u8],
+    start: usize,
     below: u8,
     tab_ok: bool,
     hash: bool,
     special: impl Fn(u8) -> bool,
 ) -> Option<usize> {
+    let s = buf.get(start..)?;
     let mut i = 0;
     #[cfg(target_arch = "x86_64")]
-    while let Some(block) = s.get(i..i + 16) {
-        if let Some(k) = sse2::find_in_block(block, below, tab_ok, hash) {
-            return Some(i + k);
+    {
+        while let Some(block) = s.get(i..i + 16) {
+            let mask = sse2::find_in_block(block, below, tab_ok, hash);
+            if mask != 0 {
+                return Some(i + mask.trailing_zeros() as usize);
+            }
+            i += 16;
         }
-        i += 16;
+        // Fewer than 16 bytes left: look at the buffer's last 16 bytes, ignoring those before
+        // the tail (the buffer's earlier bytes may be read, never past its end).
+        let tail = s.len() - i;
+        if tail > 0 && buf.len() >= 16 {
+            let block = &buf[buf.len() - 16..];
+            let mask = sse2::find_in_block(block, below, tab_ok, hash) >> (16 - tail);
+            return (mask != 0).then(|| i + mask.trailing_zeros() as usize);
+        }
     }
     while let Some(word) = s.get(i..i + 8) {
         let mut bytes = [0u8; 8];
@@ -207,19 +221,14 @@ mod sse2 {
         _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128, _mm_sub_epi8,
     };
 
-    /// The index in `block` (16 bytes) of the first byte below `below` (except HTAB when
-    /// `tab_ok`), DEL, or `#` when `hash`.
+    /// A bit mask (bit `i` for byte `i`) of the bytes in `block` (16 bytes) below `below`
+    /// (except HTAB when `tab_ok`), DEL, or `#` when `hash`.
     #[inline(always)]
-    pub(super) fn find_in_block(
-        block: &[u8],
-        below: u8,
-        tab_ok: bool,
-        hash: bool,
-    ) -> Option<usize> {
+    pub(super) fn find_in_block(block: &[u8], below: u8, tab_ok: bool, hash: bool) -> u32 {
         assert!(block.len() >= 16);
         // SAFETY: SSE2 is part of the x86_64 baseline; the load reads 16 bytes from `block`,
         // which holds at least 16 (asserted above), and `loadu` has no alignment requirement.
-        let mask = unsafe {
+        unsafe {
             let x = _mm_loadu_si128(block.as_ptr().cast());
             // Unsigned x < below  <=>  min(x, below - 1) == x.
             let low = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8((below - 1) as i8)), x);
@@ -236,8 +245,7 @@ mod sse2 {
             };
             let hits = _mm_or_si128(_mm_or_si128(_mm_andnot_si128(tabs, low), del), hashes);
             _mm_movemask_epi8(hits) as u32
-        };
-        (mask != 0).then(|| mask.trailing_zeros() as usize)
+        }
     }
 
     /// For 16 bytes of a field name: a bit mask of the bytes that are not tchar
@@ -273,22 +281,37 @@ mod sse2 {
     }
 }
 
-/// The length of the field name at the start of `s` (its bytes are tchar, and the byte after
-/// it is not) and whether it holds `_`; `None` when `s` ends inside the name.
+/// The length of the field name at `buf[start..]` (its bytes are tchar, and the byte after it
+/// is not) and whether it holds `_`; `None` when the buffer ends inside the name.
 #[inline(always)]
-pub(crate) fn scan_name(s: &[u8]) -> Option<(usize, bool)> {
+pub(crate) fn scan_name(buf: &[u8], start: usize) -> Option<(usize, bool)> {
+    let s = buf.get(start..)?;
     let mut i = 0;
     let mut underscore = false;
     #[cfg(target_arch = "x86_64")]
-    while let Some(block) = s.get(i..i + 16) {
-        let (not_tchar, underscores) = sse2::classify_name_block(block);
-        if not_tchar != 0 {
+    {
+        while let Some(block) = s.get(i..i + 16) {
+            let (not_tchar, underscores) = sse2::classify_name_block(block);
+            if not_tchar != 0 {
+                let end = not_tchar.trailing_zeros();
+                underscore |= underscores & ((1 << end) - 1) != 0;
+                return Some((i + end as usize, underscore));
+            }
+            underscore |= underscores != 0;
+            i += 16;
+        }
+        // The tail, as in `find_below_or_del`.
+        let tail = s.len() - i;
+        if tail > 0 && buf.len() >= 16 {
+            let (not_tchar, underscores) = sse2::classify_name_block(&buf[buf.len() - 16..]);
+            let (not_tchar, underscores) = (not_tchar >> (16 - tail), underscores >> (16 - tail));
+            if not_tchar == 0 {
+                return None;
+            }
             let end = not_tchar.trailing_zeros();
             underscore |= underscores & ((1 << end) - 1) != 0;
             return Some((i + end as usize, underscore));
         }
-        underscore |= underscores != 0;
-        i += 16;
     }
     loop {
         let c = name_class(*s.get(i)?);
@@ -300,19 +323,21 @@ pub(crate) fn scan_name(s: &[u8]) -> Option<(usize, bool)> {
     }
 }
 
-/// The length of the field value at the start of `s`: the index of the first byte that is
-/// not [`is_field_value_byte`] (in a well-formed line, the CR that ends it).
+/// The length of the field value at `buf[start..]`: the index (from `start`) of the first byte
+/// that is not [`is_field_value_byte`] (in a well-formed line, the CR that ends it).
 #[inline(always)]
-pub(crate) fn find_value_end(s: &[u8]) -> Option<usize> {
-    find_below_or_del(s, 0x20, true, false, |b| !is_field_value_byte(b))
+pub(crate) fn find_value_end(buf: &[u8], start: usize) -> Option<usize> {
+    find_below_or_del(buf, start, 0x20, true, false, |b| !is_field_value_byte(b))
 }
 
-/// The length of the request target at the start of `s` as far as the fast path takes it: the
-/// index of the first byte that is not [`is_target_byte`] or is `#` (in a well-formed line
-/// without a fragment, the SP before the version).
+/// The length of the request target at `buf[start..]` as far as the fast path takes it: the
+/// index (from `start`) of the first byte that is not [`is_target_byte`] or is `#` (in a
+/// well-formed line without a fragment, the SP before the version).
 #[inline]
-pub(crate) fn find_target_end(s: &[u8]) -> Option<usize> {
-    find_below_or_del(s, 0x21, false, true, |b| !TARGET_NO_HASH[b as usize])
+pub(crate) fn find_target_end(buf: &[u8], start: usize) -> Option<usize> {
+    find_below_or_del(buf, start, 0x21, false, true, |b| {
+        !TARGET_NO_HASH[b as usize]
+    })
 }
 
 /// Strips leading and trailing SP and HTAB (OWS, RFC 9110 §5.6.3).
@@ -553,16 +578,21 @@ mod tests {
                         }
                     })
                     .collect();
-                assert_eq!(
-                    find_value_end(&s),
-                    s.iter().position(|&b| !is_field_value_byte(b)),
-                    "{s:?}"
-                );
-                assert_eq!(
-                    find_target_end(&s),
-                    s.iter().position(|&b| !is_target_byte(b) || b == b'#'),
-                    "{s:?}"
-                );
+                // Behind a prefix too: the tail scan may look back into it.
+                for prefix in [0, 5, 21] {
+                    let mut buf = vec![0u8; prefix];
+                    buf.extend_from_slice(&s);
+                    assert_eq!(
+                        find_value_end(&buf, prefix),
+                        s.iter().position(|&b| !is_field_value_byte(b)),
+                        "{s:?} after {prefix}"
+                    );
+                    assert_eq!(
+                        find_target_end(&buf, prefix),
+                        s.iter().position(|&b| !is_target_byte(b) || b == b'#'),
+                        "{s:?} after {prefix}"
+                    );
+                }
             }
         }
     }
@@ -588,14 +618,18 @@ mod tests {
                     .iter()
                     .position(|&b| !is_tchar(b))
                     .map(|end| (end, s[..end].contains(&b'_')));
-                assert_eq!(scan_name(&s), want, "{s:?}");
+                for prefix in [0, 5, 21] {
+                    let mut buf = vec![b'a'; prefix];
+                    buf.extend_from_slice(&s);
+                    assert_eq!(scan_name(&buf, prefix), want, "{s:?} after {prefix}");
+                }
             }
         }
         for b in 0..=255u8 {
             let mut s = [b; 18];
             s[17] = b':';
             let want = if is_tchar(b) { 17 } else { 0 };
-            assert_eq!(scan_name(&s), Some((want, want > 0 && b == b'_')), "{b}");
+            assert_eq!(scan_name(&s, 0), Some((want, want > 0 && b == b'_')), "{b}");
         }
     }
 
