@@ -93,6 +93,8 @@ pub(crate) struct Master {
     workers: BTreeMap<Pid, Worker>,
     /// Bumped by every HUP; workers of other generations are retired.
     generation: u64,
+    /// The highest generation ever started: numbers are not reused after a rollback.
+    newest_generation: u64,
     generation_started: Instant,
     /// How many workers of the current generation should run (`workers`, TTIN/TTOU, WINCH).
     target: usize,
@@ -198,6 +200,7 @@ impl Master {
             scoreboard,
             workers: BTreeMap::new(),
             generation: 1,
+            newest_generation: 1,
             generation_started: Instant::now(),
             spawn_seq: 0,
             pidfile,
@@ -486,7 +489,10 @@ impl Master {
             }
             Ended::Exit(code) => {
                 tracing::error!("Worker (pid:{pid}) exited with code {code}{detail}");
-                self.crashed();
+                // A retired generation failing on its way out does not slow the current one.
+                if worker.generation == self.generation {
+                    self.crashed();
+                }
             }
             Ended::Signal(signal) if worker.abort_sent.is_some() => {
                 tracing::error!(
@@ -747,7 +753,8 @@ impl Master {
             app: previous_app,
             target: previous_target,
         });
-        self.generation += 1;
+        self.newest_generation += 1;
+        self.generation = self.newest_generation;
         self.generation_started = Instant::now();
         self.crash_streak = 0;
         self.next_spawn_at = None;
