@@ -100,8 +100,9 @@ impl Arbiter {
     /// Binds, forks and supervises until TERM, INT or QUIT. Returns `Ok` after a requested
     /// stop; fails when a listener cannot be bound, the pidfile names a live process, the
     /// process setup (`chdir`, `user`, `group`) fails, the app cannot be loaded, or a
-    /// worker fails before it is ready. Must be called from a single-threaded process: it
-    /// forks.
+    /// worker exits with an error before any worker has served (later failures are
+    /// replaced with backoff, or roll a reload back). Must be called from a
+    /// single-threaded process: it forks.
     pub fn run(self) -> Result<(), ArbiterError> {
         master::Master::start(self)?.supervise()
     }

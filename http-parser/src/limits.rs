@@ -163,7 +163,9 @@ pub struct Policy {
     /// headers that disagree are answered 400. The caller sets this per connection from
     /// gunicorn's `forwarded_allow_ips`. Default `false`: the headers are ordinary fields.
     pub trust_scheme_headers: bool,
-    /// Which PROXY protocol header the connection starts with. Default off.
+    /// Which PROXY protocol header a connection may start with (gunicorn's `proxy_protocol`).
+    /// Default off. The head parser does not read it: pass it to
+    /// [`crate::parse_proxy_header`] before the first head of a connection.
     pub proxy_protocol: ProxyProtocol,
 }
 
