@@ -27,15 +27,19 @@ pub fn setup(settings: &Settings, owned_paths: &[&Path]) -> Result<(), ArbiterEr
     }
     umask(Mode::from_bits_truncate(settings.umask as _));
 
-    let user = match &settings.user {
-        Some(name) => Some(lookup_user(name)?),
-        None => None,
+    // A numeric id may have no entry in the password database (gunicorn takes it as is):
+    // then there is no name for initgroups and no default group.
+    let (uid, user) = match &settings.user {
+        Some(name) => {
+            let (uid, user) = lookup_user(name)?;
+            (Some(uid), user)
+        }
+        None => (None, None),
     };
     let gid = match &settings.group {
         Some(name) => Some(lookup_group(name)?),
         None => user.as_ref().map(|user| user.gid),
     };
-    let uid = user.as_ref().map(|user| user.uid);
     if uid.is_none() && gid.is_none() {
         return Ok(());
     }
@@ -52,6 +56,10 @@ pub fn setup(settings: &Settings, owned_paths: &[&Path]) -> Result<(), ArbiterEr
                 })?;
                 nix::unistd::initgroups(&name, gid)
                     .map_err(|e| setup_error(format!("set the groups of user {}", user.name), e))?;
+            } else if Uid::effective().is_root() {
+                // No user entry to take groups from: keep none of root's.
+                nix::unistd::setgroups(&[gid])
+                    .map_err(|e| setup_error(format!("set the groups to {gid}"), e))?;
             }
             nix::unistd::setgid(gid)
                 .map_err(|e| setup_error(format!("switch to group {gid}"), e))?;
@@ -66,13 +74,20 @@ pub fn setup(settings: &Settings, owned_paths: &[&Path]) -> Result<(), ArbiterEr
     Ok(())
 }
 
-fn lookup_user(name: &str) -> Result<User, ArbiterError> {
+/// The uid for `name` (a user name or a number), with its password entry when it has
+/// one. A number without an entry is taken as is.
+fn lookup_user(name: &str) -> Result<(Uid, Option<User>), ArbiterError> {
     let found = match name.parse::<u32>() {
-        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+        Ok(uid) => {
+            return match User::from_uid(Uid::from_raw(uid)) {
+                Ok(user) => Ok((Uid::from_raw(uid), user)),
+                Err(e) => Err(setup_error(format!("look up user {name:?}"), e)),
+            }
+        }
         Err(_) => User::from_name(name),
     };
     match found {
-        Ok(Some(user)) => Ok(user),
+        Ok(Some(user)) => Ok((user.uid, Some(user))),
         Ok(None) => Err(setup_error(
             format!("switch to user {name:?}"),
             io::Error::new(io::ErrorKind::NotFound, "no such user"),

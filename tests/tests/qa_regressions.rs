@@ -161,3 +161,52 @@ fn bug_relative_pidfile_is_removed_after_chdir() {
     assert!(!pidfile.exists(), "{}", server.stderr());
     assert!(!sub.join("rel.pid").exists());
 }
+
+/// Bug: `--user 4242` (a numeric id, as `--help` promises) failed with "no such user"
+/// when the id has no entry in the password database; gunicorn takes such ids as they
+/// are, and so do containers running under arbitrary uids. Root only.
+#[test]
+fn bug_numeric_user_without_a_passwd_entry_is_accepted() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("\n!!!!!!!! SKIPPED: dropping privileges needs root !!!!!!!!\n");
+        return;
+    }
+    let unused = (4242..60000)
+        .find(|&id| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(id)).is_ok_and(|u| u.is_none())
+        })
+        .expect("a uid without a passwd entry");
+    let dir = ferrocorn_tests::TempDir::new("qa-numeric-user");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let id = unused.to_string();
+    let server = Server::builder()
+        .cwd(dir.path())
+        .args(["--user", &id, "--group", &id, "hello"])
+        .start();
+    assert!(
+        server.wait_for_workers(1, ferrocorn_tests::START_TIMEOUT),
+        "{}",
+        server.stderr()
+    );
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.worker_pids()[0])).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:")[0], id, "{status}");
+    assert_eq!(field("Gid:")[0], id, "{status}");
+    assert_eq!(
+        field("Groups:"),
+        [id.as_str()],
+        "no supplementary groups of root are kept"
+    );
+    assert_eq!(server.get("/").unwrap().status, 200);
+}
