@@ -729,7 +729,8 @@ impl Master {
         if settings.pidfile != self.settings.pidfile && self.upgrade_parent.is_none() {
             self.pidfile = None;
             if let Some(path) = &settings.pidfile {
-                match Pidfile::create(path, self.pid.as_raw()) {
+                // Relative paths name files from where ferrocorn started, not from `chdir`.
+                match Pidfile::create(&self.start_dir.join(path), self.pid.as_raw()) {
                     Ok(pidfile) => self.pidfile = Some(pidfile),
                     Err(error) => tracing::error!("{error}"),
                 }
@@ -895,7 +896,7 @@ impl Master {
         tracing::info!("The previous arbiter (pid:{parent}) has exited: this one takes over");
         if let (Some(pidfile), Some(path)) = (self.pidfile.as_mut(), self.settings.pidfile.as_ref())
         {
-            if let Err(error) = pidfile.rename_to(path) {
+            if let Err(error) = pidfile.rename_to(&self.start_dir.join(path)) {
                 tracing::error!("cannot write pidfile {}: {error}", path.display());
             }
         }

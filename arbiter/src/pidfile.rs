@@ -20,7 +20,10 @@ pub struct Pidfile {
 impl Pidfile {
     /// Writes `pid` to `path` atomically. Fails with [`ArbiterError::PidfileLive`] when the
     /// file names another process that is alive, or when it cannot be written.
+    /// A relative `path` is taken from the current directory now and kept absolute, so
+    /// that the file is still found (and removed) after the arbiter changes directory.
     pub fn create(path: &Path, pid: i32) -> Result<Pidfile, ArbiterError> {
+        let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         if let Some(other) = read_pid(path) {
             if other != pid && is_alive(other) {
                 return Err(ArbiterError::PidfileLive {

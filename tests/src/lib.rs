@@ -42,29 +42,36 @@ pub fn workspace_root() -> PathBuf {
 /// Panics with cargo's output when the build fails.
 pub fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "ferrocorn", "--bin", "ferrocorn"])
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cargo build");
-        assert!(
-            output.status.success(),
-            "cargo build -p ferrocorn failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        // target/debug/deps/<test-binary> -> target/debug/ferrocorn
-        let exe = std::env::current_exe().expect("current_exe");
-        let mut dir = exe.parent().expect("test binary has a directory");
-        if dir.ends_with("deps") {
-            dir = dir.parent().expect("deps has a parent");
-        }
-        let binary = dir.join("ferrocorn");
-        assert!(binary.exists(), "{} was not built", binary.display());
-        binary
-    })
+    BINARY.get_or_init(|| cargo_build(&["-p", "ferrocorn", "--bin", "ferrocorn"], "ferrocorn"))
+}
+
+/// Runs `cargo build --quiet <args>` in the workspace with the cargo that runs the tests,
+/// and returns `output` (relative to the profile directory, e.g. `examples/parse`). Panics
+/// with cargo's output when the build fails or `output` was not built.
+pub fn cargo_build(args: &[&str], output: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--quiet"])
+        .args(args)
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo build");
+    assert!(
+        built.status.success(),
+        "cargo build {} failed:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    // target/debug/deps/<test-binary> -> target/debug/<output>
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("test binary has a directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("deps has a parent");
+    }
+    let path = dir.join(output);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
 }
 
 /// The shared corpus directory: `<workspace root>/../shared/corpus`, else

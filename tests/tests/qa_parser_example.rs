@@ -6,32 +6,16 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use ferrocorn_tests::workspace_root;
+use ferrocorn_tests::cargo_build;
 
 /// Builds the example once with the cargo that runs the tests; its path.
 fn example() -> &'static PathBuf {
     static EXAMPLE: OnceLock<PathBuf> = OnceLock::new();
     EXAMPLE.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "ferrocorn-http-parser"])
-            .args(["--example", "parse"])
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // target/debug/deps/<test> -> target/debug/examples/parse
-        let exe = std::env::current_exe().unwrap();
-        let mut dir = exe.parent().unwrap();
-        if dir.ends_with("deps") {
-            dir = dir.parent().unwrap();
-        }
-        dir.join("examples/parse")
+        cargo_build(
+            &["-p", "ferrocorn-http-parser", "--example", "parse"],
+            "examples/parse",
+        )
     })
 }
 

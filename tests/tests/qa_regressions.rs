@@ -132,3 +132,32 @@ fn bug_json_log_lines_name_their_process() {
         "worker lines (graceful stop) name the worker: {log}"
     );
 }
+
+/// Bug: with `--chdir DIR` and a relative `--pid FILE`, the pidfile was written in the
+/// starting directory but, after the arbiter had moved to DIR, never removed on exit: the
+/// stale file then named a dead (or reused) pid.
+#[test]
+fn bug_relative_pidfile_is_removed_after_chdir() {
+    let dir = ferrocorn_tests::TempDir::new("qa-relative-pidfile");
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let mut server = Server::builder()
+        .cwd(dir.path())
+        .args([
+            "--chdir",
+            &sub.display().to_string(),
+            "--pid",
+            "rel.pid",
+            "hello",
+        ])
+        .start();
+    let pidfile = dir.join("rel.pid");
+    let written = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(written.trim(), server.pid.to_string());
+    server.signal(ferrocorn_tests::Signal::SIGTERM);
+    assert!(server
+        .wait_exit(std::time::Duration::from_secs(20))
+        .is_some());
+    assert!(!pidfile.exists(), "{}", server.stderr());
+    assert!(!sub.join("rel.pid").exists());
+}

@@ -7,8 +7,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use ferrocorn_tests::{
-    connect, descendants, is_running, listening_lines, request, send_signal, wait_until,
-    workspace_root, Signal,
+    cargo_build, connect, descendants, is_running, listening_lines, request, send_signal,
+    wait_until, Signal,
 };
 
 /// Kills the example's arbiter and workers by pid when the test ends.
@@ -37,27 +37,10 @@ impl Drop for Guard {
 
 #[test]
 fn custom_app_example_is_served_by_the_full_server() {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "ferrocorn",
-            "--example",
-            "custom_app",
-        ])
-        .current_dir(workspace_root())
-        .stdin(Stdio::null())
-        .status()
-        .expect("run cargo build");
-    assert!(built.success(), "the example builds");
-    let exe = std::env::current_exe().unwrap();
-    let mut dir = exe.parent().unwrap();
-    if dir.ends_with("deps") {
-        dir = dir.parent().unwrap();
-    }
-    let example = dir.join("examples").join("custom_app");
+    let example = cargo_build(
+        &["-p", "ferrocorn", "--example", "custom_app"],
+        "examples/custom_app",
+    );
     let mut child = Command::new(&example)
         .args(["127.0.0.1:0", "1"])
         .stdin(Stdio::null())
