@@ -279,14 +279,16 @@ impl HeadParser {
         }
         // HTTP/1.0 or HTTP/1.1, CRLF
         let version_bytes = buf.get(target_end + 1..target_end + 11)?;
-        if &version_bytes[..7] != b"HTTP/1." || &version_bytes[8..] != b"\r\n" {
-            return None;
-        }
-        let version = match version_bytes[7] {
-            b'1' => (1, 1),
-            b'0' => (1, 0),
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&version_bytes[..8]);
+        let version = match u64::from_le_bytes(word) {
+            HTTP_1_1 => (1, 1),
+            HTTP_1_0 => (1, 0),
             _ => return None,
         };
+        if version_bytes[8..] != *b"\r\n" {
+            return None;
+        }
         let line_end = target_end + 9;
         if let Some(limit) = self.limits.request_line_limit() {
             if line_end > limit {
@@ -294,17 +296,18 @@ impl HeadParser {
             }
         }
         // `find_target_end` stops at `#` too: targets with a fragment take the reference path.
-        let target_form = if buf[target_start] == b'/' && &buf[..method_len] != b"CONNECT" {
-            TargetForm::Origin
-        } else {
-            check_target(
-                &buf[..method_len],
-                &buf[target_start..target_end],
-                self.policy.allow_fragment,
-                self.policy.allow_userinfo,
-            )
-            .ok()?
-        };
+        let target_form =
+            if buf[target_start] == b'/' && (method_len != 7 || &buf[..7] != b"CONNECT") {
+                TargetForm::Origin
+            } else {
+                check_target(
+                    &buf[..method_len],
+                    &buf[target_start..target_end],
+                    self.policy.allow_fragment,
+                    self.policy.allow_userinfo,
+                )
+                .ok()?
+            };
 
         // The field lines, up to the empty line.
         let max_fields = self.limits.fields_limit();
@@ -532,6 +535,10 @@ impl HeadParser {
         Ok(Status::Complete(head, parts.end))
     }
 }
+
+/// `HTTP/1.1` and `HTTP/1.0` as little-endian words, for the fast path's version check.
+const HTTP_1_1: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+const HTTP_1_0: u64 = u64::from_le_bytes(*b"HTTP/1.0");
 
 /// The request line's pieces as offsets into the buffer, and the end of the head.
 struct HeadParts {
