@@ -184,7 +184,8 @@ impl LogFormat {
                     let _ = write!(out, "{:.6}", elapsed.as_secs_f64());
                 }
                 Atom::Pid => {
-                    let _ = write!(out, "{}", std::process::id());
+                    // gunicorn's glogging: `'p': "<%s>" % os.getpid()`.
+                    let _ = write!(out, "<{}>", std::process::id());
                 }
                 Atom::RequestHeader(name) => push_header(out, e.req.header(name)),
                 Atom::ResponseHeader(name) => {
@@ -506,7 +507,7 @@ mod tests {
         assert_eq!(
             l,
             format!(
-                "POST|/p|q=2|HTTP/1.1|-|0|user|in|out|-|-|100%|{}\n",
+                "POST|/p|q=2|HTTP/1.1|-|0|user|in|out|-|-|100%|<{}>\n",
                 std::process::id()
             )
         );
