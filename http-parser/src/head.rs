@@ -5,10 +5,8 @@ use crate::body::{BodyDecoder, Framing};
 use crate::error::{Error, ErrorKind};
 use crate::fields::{line_size, parse_fields, FieldSpan, Resume, Rules, ValueLoc};
 use crate::limits::{Limits, Policy, UnderscoreHeaders};
-use crate::syntax::{
-    check_host, check_target, find_target_end, find_value_end, is_target_byte, is_tchar,
-    scan_method, scan_name, trim_ows, TargetForm,
-};
+use crate::syntax::{check_host, check_target, is_target_byte, is_tchar, trim_ows, TargetForm};
+use std::mem::MaybeUninit;
 
 /// The outcome of feeding bytes to a push parser.
 #[derive(Debug)]
@@ -73,6 +71,21 @@ pub const MAX_LEADING_EMPTY_LINES: usize = 8;
 /// (gunicorn's bound).
 const CONVENTIONAL_METHOD_LEN: std::ops::RangeInclusive<usize> = 3..=20;
 
+/// Heads with more fields than this (under a larger [`Limits::fields`]) take the reference
+/// path, so a parser's fast-path storage stays small (32 bytes a field).
+const FAST_PATH_MAX_FIELDS: usize = 1024;
+
+/// httparse's strictest settings, spelled out (they are its defaults): one SP between the
+/// request-line parts, no whitespace before the first field line, no ignored invalid lines.
+fn strict_httparse_config() -> httparse::ParserConfig {
+    let mut config = httparse::ParserConfig::default();
+    config
+        .allow_multiple_spaces_in_request_line_delimiters(false)
+        .allow_space_before_first_header_name(false)
+        .ignore_invalid_headers_in_requests(false);
+    config
+}
+
 /// A push parser for request heads. Keep one per connection: it owns the scratch space that
 /// the returned [`Head`] borrows, so parsing allocates nothing per header once warmed up.
 #[derive(Debug, Clone)]
@@ -82,6 +95,10 @@ pub struct HeadParser {
     fields: Vec<FieldSpan>,
     scratch: Vec<u8>,
     fast_path: bool,
+    /// Storage httparse fills on the fast path: the field limit plus one (so that one field
+    /// too many is seen), capped at [`FAST_PATH_MAX_FIELDS`] plus one. Never zeroed.
+    header_slots: Vec<MaybeUninit<httparse::Header<'static>>>,
+    httparse_config: httparse::ParserConfig,
     head: HeadState,
     /// Set by the reference path when it answers `Partial` inside a line.
     pending: Option<Pending>,
@@ -147,12 +164,15 @@ impl HeadState {
 impl HeadParser {
     /// A parser enforcing `limits` and `policy`.
     pub fn new(limits: Limits, policy: Policy) -> Self {
+        let slots = limits.fields_limit().min(FAST_PATH_MAX_FIELDS) + 1;
         HeadParser {
             limits,
             policy,
             fields: Vec::with_capacity(32),
             scratch: Vec::new(),
             fast_path: true,
+            header_slots: vec![MaybeUninit::uninit(); slots],
+            httparse_config: strict_httparse_config(),
             head: HeadState::EMPTY,
             pending: None,
         }
@@ -247,126 +267,196 @@ impl HeadParser {
         self.fast_path = on;
     }
 
-    /// The fast path: one pass over a complete head of the ordinary shape (no leading empty
-    /// lines, HTTP/1.0 or 1.1, CRLF line ends, no obs-fold, nothing over a limit), validating
-    /// as it scans. Anything else (partial input, any error, any unusual line) returns `None`
-    /// and the reference path decides, so every verdict is the reference path's; the fast path
-    /// only saves time, and the tests check that both paths give the same heads.
+    /// The fast path: `httparse` tokenizes a complete head, then one lean pass over its
+    /// output adds what httparse does not check (see below). Anything unusual (partial input,
+    /// any httparse error, leading empty lines, bare LF, a limit reached, a method or target the
+    /// policy refuses, an underscore name under [`UnderscoreHeaders::Refuse`]) returns `None`
+    /// and the reference path decides, so every verdict and every error status is the reference
+    /// path's; the fast path only saves time, and the tests check that both paths give the same
+    /// heads.
     ///
-    /// Measured with `cargo bench -p ferrocorn-http-parser`: a first fast path that ran
-    /// `httparse` and then re-checked its output reached only ~0.4x httparse's throughput;
-    /// this fused scan does the validation while reading each byte once.
+    /// httparse (strict `ParserConfig`: one SP between request-line parts, no whitespace
+    /// before the first field or the colon, no obs-fold, no ignored lines) already checks the
+    /// method and field names are tokens, the target bytes are `%x21-7E / obs-text`, the
+    /// version is HTTP/1.0 or HTTP/1.1, and the values hold no CTL but HTAB, the same byte
+    /// classes as `syntax.rs`. It accepts a bare LF as a line end, which we do not
+    /// (RFC 9112 §2.2), so each line's CR is checked from the slice positions.
+    ///
+    /// Measured with `cargo bench -p ferrocorn-http-parser -- --warm-up-time 1
+    /// --measurement-time 3` (full parse with every check in `finish`, against raw httparse
+    /// with a zeroed 100-header array): FIGURES.
     fn parse_fast(&mut self, buf: &[u8]) -> Option<HeadParts> {
         if !self.fast_path {
             return None;
         }
-        // method SP
-        let (method_len, unconventional) = scan_method(buf)?;
-        if method_len == 0 || buf[method_len] != b' ' {
+        // RFC 9112 §2.2: leading empty lines go to the reference path, which bounds them
+        // (httparse would skip any number).
+        if matches!(buf.first(), Some(b'\r' | b'\n')) {
             return None;
         }
+        let slots = self.header_slots.as_mut_slice() as *mut [MaybeUninit<httparse::Header<'static>>];
+        // SAFETY: only the lifetime changes (`Header<'static>` and `Header<'_>` have one
+        // layout), and the slots are uninitialized storage: httparse writes headers borrowing
+        // `buf` into them, which are read only through `req.headers` within this call. No slot
+        // is ever read as `Header<'static>` (nothing calls `assume_init` on `header_slots`).
+        let slots = unsafe { &mut *(slots as *mut [MaybeUninit<httparse::Header<'_>>]) };
+        let mut req = httparse::Request::new(&mut []);
+        let end = match self
+            .httparse_config
+            .parse_request_with_uninit_headers(&mut req, buf, slots)
+        {
+            Ok(httparse::Status::Complete(end)) => end,
+            _ => return None,
+        };
+        let base = buf.as_ptr() as usize;
+        let offset = |s: &[u8]| s.as_ptr() as usize - base;
+
+        // The request line: method SP request-target SP HTTP-version CRLF, from offset 0 (no
+        // leading empty lines, one SP each).
+        let method = req.method?.as_bytes();
+        let method_len = method.len();
         if !self.policy.permit_unconventional_http_method
-            && (unconventional || !CONVENTIONAL_METHOD_LEN.contains(&method_len))
+            && (!CONVENTIONAL_METHOD_LEN.contains(&method_len)
+                || method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#'))
         {
             return None;
         }
-        // request-target SP
-        let target_start = method_len + 1;
-        let target_len = find_target_end(buf, target_start)?;
-        let target_end = target_start + target_len;
-        if target_len == 0 || buf[target_end] != b' ' {
+        let target = req.path?.as_bytes();
+        let target_len = target.len();
+        let line_end = method_len + 1 + target_len + 9;
+        if buf[line_end] != b'\r' {
             return None;
         }
-        // HTTP/1.0 or HTTP/1.1, CRLF
-        let version_bytes = buf.get(target_end + 1..target_end + 11)?;
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&version_bytes[..8]);
-        let version = match u64::from_le_bytes(word) {
-            HTTP_1_1 => (1, 1),
-            HTTP_1_0 => (1, 0),
-            _ => return None,
-        };
-        if version_bytes[8..] != *b"\r\n" {
-            return None;
-        }
-        let line_end = target_end + 9;
         if let Some(limit) = self.limits.request_line_limit() {
             if line_end > limit {
                 return None;
             }
         }
-        // `find_target_end` stops at `#` too: targets with a fragment take the reference path.
-        let target_form =
-            if buf[target_start] == b'/' && (method_len != 7 || &buf[..7] != b"CONNECT") {
-                TargetForm::Origin
-            } else {
-                check_target(
-                    &buf[..method_len],
-                    &buf[target_start..target_end],
-                    self.policy.allow_fragment,
-                    self.policy.allow_userinfo,
-                )
-                .ok()?
-            };
-
-        // The field lines, up to the empty line.
-        let max_fields = self.limits.fields_limit();
-        let max_size = self.limits.field_size_limit();
-        let mut pos = line_end + 2;
-        let mut count = 0;
-        let end = loop {
-            if *buf.get(pos)? == b'\r' {
-                if *buf.get(pos + 1)? != b'\n' {
-                    return None;
-                }
-                break pos + 2;
-            }
-            count += 1;
-            if count > max_fields {
-                return None;
-            }
-            let (name_len, underscore) = scan_name(buf, pos)?;
-            let name_end = pos + name_len;
-            if name_end == pos || buf[name_end] != b':' {
-                return None;
-            }
-            let mut value_start = name_end + 1;
-            while matches!(buf.get(value_start), Some(b' ' | b'\t')) {
-                value_start += 1;
-            }
-            let cr = value_start + find_value_end(buf, value_start)?;
-            if buf[cr] != b'\r' || *buf.get(cr + 1)? != b'\n' {
-                return None;
-            }
-            let mut value_end = cr;
-            while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
-                value_end -= 1;
-            }
-            let next = cr + 2;
-            if next - pos > max_size {
-                return None;
-            }
-            let keep = !underscore
-                || match self.policy.header_map {
-                    UnderscoreHeaders::Drop => false,
-                    UnderscoreHeaders::Refuse => return None,
-                    UnderscoreHeaders::Keep => true,
-                };
-            if keep {
-                self.fields.push(FieldSpan {
-                    name: (pos, name_end),
-                    value: ValueLoc::Buf(value_start, value_end),
-                });
-            }
-            pos = next;
+        let version = match req.version? {
+            0 => (1, 0),
+            _ => (1, 1),
         };
+        let target_form = check_target(
+            method,
+            target,
+            self.policy.allow_fragment,
+            self.policy.allow_userinfo,
+        )
+        .ok()?;
+
+        // The field lines, in one pass: each line starts where the previous one's LF ends;
+        // the byte before that LF must be CR, and the line's size (CRLF included) is the
+        // distance between starts. The fields that decide framing and persistence are judged
+        // on the way, as `analyze_fields` judges them (names compared by length first); any
+        // case where it could fail takes the reference path. If these rules change, change
+        // `analyze_fields` with them: the tests check that both paths agree.
+        if req.headers.len() > self.limits.fields_limit() {
+            return None;
+        }
+        let version_11 = version == (1, 1);
+        let max_size = self.limits.field_size_limit();
+        let mut line_start = line_end + 2;
+        let mut content_length: Option<u64> = None;
+        let mut chunked = false;
+        let mut host: Option<ValueLoc> = None;
+        let mut content_type_seen = false;
+        let mut connection = ConnectionTokens::default();
+        let mut expects_continue = false;
+        for header in req.headers.iter() {
+            let name = header.name.as_bytes();
+            let name_start = offset(name);
+            if buf[name_start - 2] != b'\r' || name_start - line_start > max_size {
+                return None;
+            }
+            line_start = name_start;
+            if name.iter().any(|&b| b == b'_') {
+                match self.policy.header_map {
+                    UnderscoreHeaders::Drop => continue,
+                    UnderscoreHeaders::Refuse => return None,
+                    UnderscoreHeaders::Keep => {}
+                }
+            }
+            let value = header.value;
+            let value_start = offset(value);
+            let value_loc = ValueLoc::Buf(value_start, value_start + value.len());
+            match name.len() {
+                4 if name.eq_ignore_ascii_case(b"host") => {
+                    if host.is_some() || check_host(value).is_err() {
+                        return None;
+                    }
+                    host = Some(value_loc);
+                }
+                6 if name.eq_ignore_ascii_case(b"expect") => {
+                    if !value.eq_ignore_ascii_case(b"100-continue") {
+                        return None;
+                    }
+                    expects_continue = version_11;
+                }
+                10 if name.eq_ignore_ascii_case(b"connection") => connection.scan(value),
+                12 if name.eq_ignore_ascii_case(b"content-type") => {
+                    if content_type_seen {
+                        return None;
+                    }
+                    content_type_seen = true;
+                }
+                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                    if content_length.is_some() {
+                        return None;
+                    }
+                    content_length = Some(parse_content_length(value).ok()?);
+                }
+                // Only a lone `chunked` here; every other coding list is the reference path's.
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                    if chunked || !value.eq_ignore_ascii_case(b"chunked") {
+                        return None;
+                    }
+                    chunked = true;
+                }
+                _ => {}
+            }
+            self.fields.push(FieldSpan {
+                name: (name_start, name_start + name.len()),
+                value: value_loc,
+            });
+        }
+        // The empty line: CRLF, after a line that ended in CRLF.
+        let last_line = end - 2;
+        if buf[last_line] != b'\r' || buf[last_line - 2] != b'\r' {
+            return None;
+        }
+        if !req.headers.is_empty() && last_line - line_start > max_size {
+            return None;
+        }
+        // RFC 9112 §3.2 (Host), §6.1 and §6.3 items 3-4 (framing): see `analyze_fields`.
+        if host.is_none() && version_11 && self.policy.require_host {
+            return None;
+        }
+        let framing = if chunked {
+            if !version_11 || content_length.is_some() {
+                return None;
+            }
+            Framing::Chunked
+        } else {
+            content_length.map_or(Framing::None, Framing::Length)
+        };
+        // The scheme headers are rare and only trusted by choice: `analyze_fields` judges them.
+        let meta = (!self.policy.trust_scheme_headers).then_some(FieldMeta {
+            framing,
+            keep_alive: connection.keep_alive(version_11),
+            expects_continue,
+            unsupported_expectation: false,
+            host,
+            forwarded_secure: None,
+        });
         let line = RequestLine {
             method_len,
             target_len,
             target_form,
             version,
         };
-        Some(self.line_parts(buf, 0, line_end, line, end))
+        let mut parts = self.line_parts(buf, 0, line_end, line, end);
+        parts.meta = meta;
+        Some(parts)
     }
 
     /// The reference path: parses the head line by line, judging each line in byte order
@@ -487,6 +577,7 @@ impl HeadParser {
             version: line.version,
             version_at: line_end - 8,
             end,
+            meta: None,
         }
     }
 
@@ -500,7 +591,10 @@ impl HeadParser {
             (1, 0) => Version::Http10,
             _ => Version::Http11,
         };
-        let meta = analyze_fields(buf, &self.scratch, &self.fields, version, &self.policy)?;
+        let meta = match parts.meta {
+            Some(meta) => meta,
+            None => analyze_fields(buf, &self.scratch, &self.fields, version, &self.policy)?,
+        };
         // RFC 9110 §15.6.6: 505 for a major version we do not support, once the head has
         // proved well-formed as HTTP/1.x (a malformed one is 400).
         if parts.version.0 != 1 {
@@ -536,10 +630,6 @@ impl HeadParser {
     }
 }
 
-/// `HTTP/1.1` and `HTTP/1.0` as little-endian words, for the fast path's version check.
-const HTTP_1_1: u64 = u64::from_le_bytes(*b"HTTP/1.1");
-const HTTP_1_0: u64 = u64::from_le_bytes(*b"HTTP/1.0");
-
 /// The request line's pieces as offsets into the buffer, and the end of the head.
 struct HeadParts {
     method: MethodLoc,
@@ -549,6 +639,9 @@ struct HeadParts {
     /// Where the 8-byte version starts.
     version_at: usize,
     end: usize,
+    /// What the fields say, when the fast path worked it out on its pass over them; `None`
+    /// makes [`HeadParser::finish`] run [`analyze_fields`].
+    meta: Option<FieldMeta>,
 }
 
 /// A token (checked ASCII) as `&str`.
@@ -654,8 +747,7 @@ fn analyze_fields<'a>(
     let mut unsupported_coding: Option<&[u8]> = None;
     let mut host: Option<ValueLoc> = None;
     let mut content_type_seen = false;
-    let mut close = false;
-    let mut keep_alive_token = false;
+    let mut connection = ConnectionTokens::default();
     let mut expects_continue = false;
     let mut unsupported_expectation = false;
     let mut secure_seen = false;
@@ -681,15 +773,7 @@ fn analyze_fields<'a>(
                     unsupported_expectation = true;
                 }
             }
-            10 if name.eq_ignore_ascii_case(b"connection") => {
-                for token in value.split(|&b| b == b',').map(trim_ows) {
-                    if token.eq_ignore_ascii_case(b"close") {
-                        close = true;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive_token = true;
-                    }
-                }
-            }
+            10 if name.eq_ignore_ascii_case(b"connection") => connection.scan(value),
             12 if name.eq_ignore_ascii_case(b"content-type") => {
                 if content_type_seen {
                     return Err(Error::with_value(ErrorKind::DuplicateField, name));
@@ -787,8 +871,7 @@ fn analyze_fields<'a>(
     }
     let forwarded_secure = (secure_seen || insecure_seen).then_some(secure_seen);
 
-    // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
-    let keep_alive = !close && (version == Version::Http11 || keep_alive_token);
+    let keep_alive = connection.keep_alive(version == Version::Http11);
 
     Ok(FieldMeta {
         framing,
@@ -798,6 +881,32 @@ fn analyze_fields<'a>(
         host,
         forwarded_secure,
     })
+}
+
+/// The `Connection` options that decide persistence, over all `Connection` lines.
+#[derive(Default)]
+struct ConnectionTokens {
+    close: bool,
+    keep_alive: bool,
+}
+
+impl ConnectionTokens {
+    /// Notes the `close` and `keep-alive` options of one `Connection` value (a list).
+    #[inline]
+    fn scan(&mut self, value: &[u8]) {
+        for token in value.split(|&b| b == b',').map(trim_ows) {
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            }
+        }
+    }
+
+    /// RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+    fn keep_alive(&self, http_11: bool) -> bool {
+        !self.close && (http_11 || self.keep_alive)
+    }
 }
 
 /// Parses `Content-Length = 1*DIGIT` (RFC 9110 §8.6), refusing overflow.
