@@ -81,6 +81,17 @@ pub(crate) fn is_target_byte(b: u8) -> bool {
     TARGET[b as usize]
 }
 
+/// The index of the first `needle` in `haystack`: a plain loop for short input, where
+/// memchr's SIMD setup costs more than it saves (measured on a 27-byte request), else memchr.
+#[inline]
+pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
+    if haystack.len() < 32 {
+        haystack.iter().position(|&b| b == needle)
+    } else {
+        memchr::memchr(needle, haystack)
+    }
+}
+
 /// Strips leading and trailing SP and HTAB (OWS, RFC 9110 §5.6.3).
 pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
@@ -114,7 +125,7 @@ pub(crate) fn check_target(
     allow_userinfo: bool,
 ) -> Result<TargetForm, Error> {
     let bad = || Error::with_value(ErrorKind::InvalidTarget, target);
-    if !allow_fragment && target.contains(&b'#') {
+    if !allow_fragment && find_byte(b'#', target).is_some() {
         return Err(bad());
     }
     // RFC 9112 §3.2.3: authority-form is only used for CONNECT, and CONNECT only uses it.
