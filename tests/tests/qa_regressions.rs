@@ -210,3 +210,30 @@ fn bug_numeric_user_without_a_passwd_entry_is_accepted() {
     );
     assert_eq!(server.get("/").unwrap().status, 200);
 }
+
+/// Bug: a worker that began a graceful stop (`max_requests`, TERM, a reload's retirement)
+/// closed its idle keep-alive connections at once, so a request a client had just sent on
+/// one of them was lost (wrk saw read errors on every HUP under keep-alive load). Such a
+/// connection now gets a short grace: a request arriving in it is answered, with
+/// `Connection: close`.
+#[test]
+fn bug_stopping_worker_answers_a_request_sent_on_an_idle_keep_alive_connection() {
+    use std::io::{BufReader, Write};
+    let server = Server::start(["--workers", "1", "--max-requests", "2", "hello"]);
+    let keep_alive = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let mut idle = ferrocorn_tests::connect(server.addr).unwrap();
+    idle.write_all(keep_alive).unwrap();
+    let mut idle_reader = BufReader::new(idle.try_clone().unwrap());
+    let first = ferrocorn_tests::read_response(&mut idle_reader, false).unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("connection"), None, "kept alive");
+    // The second request reaches max_requests: the worker begins its graceful stop.
+    let last = server.request(keep_alive).unwrap();
+    assert_eq!(last.header("connection"), Some("close"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    idle.write_all(keep_alive).unwrap();
+    let answered = ferrocorn_tests::read_response(&mut idle_reader, false)
+        .unwrap_or_else(|e| panic!("the request on the idle connection was lost: {e}"));
+    assert_eq!(answered.status, 200);
+    assert_eq!(answered.header("connection"), Some("close"));
+}
