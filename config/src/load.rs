@@ -550,6 +550,15 @@ mod tests {
         errors.iter().map(ToString::to_string).collect()
     }
 
+    /// Loads `text` as the `ferrocorn.toml` of a fresh directory, which must fail: the
+    /// file's path and the error messages.
+    fn file_errors(text: &str) -> (PathBuf, Vec<String>) {
+        let dir = TempDir::new();
+        let path = dir.write(DEFAULT_CONFIG_FILE, text);
+        let errors = messages(load(&sources(&dir)).unwrap_err());
+        (path, errors)
+    }
+
     #[test]
     fn nothing_given_gives_the_defaults() {
         let dir = TempDir::new();
@@ -618,12 +627,8 @@ mod tests {
 
     #[test]
     fn an_unknown_file_key_names_the_file_line_and_the_closest_setting() {
-        let dir = TempDir::new();
-        let path = dir.write(
-            DEFAULT_CONFIG_FILE,
-            "workers = 2\n\nwokers = 3\nmax-requests = 10\ncompletely_unrelated = 1\n",
-        );
-        let errors = messages(load(&sources(&dir)).unwrap_err());
+        let (path, errors) =
+            file_errors("workers = 2\n\nwokers = 3\nmax-requests = 10\ncompletely_unrelated = 1\n");
         let p = path.display();
         assert_eq!(
             errors,
@@ -639,12 +644,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_in_the_file_names_its_line() {
-        let dir = TempDir::new();
-        let path = dir.write(
-            DEFAULT_CONFIG_FILE,
-            "backlog = 10\nworkers = \"many\"\nthreads = 0\nbind = 8000\n",
-        );
-        let errors = messages(load(&sources(&dir)).unwrap_err());
+        let (path, errors) =
+            file_errors("backlog = 10\nworkers = \"many\"\nthreads = 0\nbind = 8000\n");
         let p = path.display();
         assert_eq!(
             errors,
@@ -668,9 +669,7 @@ mod tests {
 
     #[test]
     fn invalid_toml_names_the_line() {
-        let dir = TempDir::new();
-        let path = dir.write(DEFAULT_CONFIG_FILE, "workers = 2\nbind = [\n");
-        let errors = messages(load(&sources(&dir)).unwrap_err());
+        let (path, errors) = file_errors("workers = 2\nbind = [\n");
         assert_eq!(errors.len(), 1);
         assert!(
             errors[0].starts_with(&format!("file {} line 2: invalid TOML:", path.display())),
