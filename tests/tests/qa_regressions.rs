@@ -237,3 +237,21 @@ fn bug_stopping_worker_answers_a_request_sent_on_an_idle_keep_alive_connection()
     assert_eq!(answered.status, 200);
     assert_eq!(answered.header("connection"), Some("close"));
 }
+
+/// Bug: log lines with fields (`refusing request: … status=400`, `max_requests reached …
+/// requests=N`) carried ANSI colour escapes into the error log, even into a file.
+#[test]
+fn bug_error_log_has_no_terminal_escapes() {
+    let server = Server::start(["--log-level", "debug", "--max-requests", "1", "hello"]);
+    let bad = server.request(b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x00\r\n\r\n");
+    assert_eq!(bad.unwrap().status, 400);
+    assert_eq!(server.get("/").unwrap().status, 200);
+    assert!(
+        server.wait_for_log("max_requests reached", ferrocorn_tests::START_TIMEOUT),
+        "{}",
+        server.stderr()
+    );
+    let log = server.stderr();
+    assert!(log.contains("refusing request"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in the log: {log:?}");
+}
