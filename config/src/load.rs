@@ -393,19 +393,12 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
             return None;
         }
     };
-    let table = match toml::de::DeTable::parse(&text) {
-        Ok(table) => table,
-        Err(err) => {
-            errors.push(ConfigError::FileSyntax {
-                path: path.to_path_buf(),
-                line: err.span().map_or(1, |span| line_of(&text, span.start)),
-                message: err.message().trim().to_string(),
-            });
-            return None;
-        }
-    };
-    let values: toml::Table = match toml::from_str(&text) {
-        Ok(values) => values,
+    // The spanned table gives each key's line; the plain one its typed value. Both parse
+    // the same text, so one error mapping serves.
+    let parsed = toml::de::DeTable::parse(&text)
+        .and_then(|table| Ok((table, toml::from_str::<toml::Table>(&text)?)));
+    let (table, values) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => {
             errors.push(ConfigError::FileSyntax {
                 path: path.to_path_buf(),
