@@ -105,7 +105,14 @@ fn setting_arg(setting: &'static ferrocorn_config::Setting) -> Arg {
                 None => arg,
             };
             match setting.arity() {
-                Arity::Switch => arg.action(ArgAction::SetTrue),
+                // `--reuse-port` alone is true; `--reuse-port=false` undoes a file's or a
+                // variable's true, and a bad value is refused saying what is accepted.
+                Arity::Switch => arg
+                    .value_name("BOOL")
+                    .num_args(0..=1)
+                    .require_equals(true)
+                    .default_missing_value("true")
+                    .action(ArgAction::Set),
                 // A negative number is a value for the validator to refuse with the
                 // accepted range, not an unknown flag.
                 Arity::One => arg
@@ -214,9 +221,7 @@ fn overrides(matches: &ArgMatches) -> Overrides {
         if matches.value_source(setting.name) != Some(ValueSource::CommandLine) {
             continue;
         }
-        if setting.arity() == Arity::Switch {
-            overrides.push(setting.name, "true");
-        } else if let Some(values) = matches.get_many::<String>(setting.name) {
+        if let Some(values) = matches.get_many::<String>(setting.name) {
             for value in values {
                 overrides.push(setting.name, value.clone());
             }
@@ -666,6 +671,35 @@ mod tests {
                  integer from 1 to 65535",
                 "cli --workers: invalid value \"0\" for workers: below the minimum 1; expected \
                  an integer from 1 to 1024",
+            ]
+        );
+    }
+
+    /// Bug: a switch could not be turned off from the command line (`--reuse-port=false`
+    /// against a file's `reuse_port = true`), and `--reuse-port=maybe` got clap's "no more
+    /// were expected" instead of what the setting accepts.
+    #[test]
+    fn bug_a_switch_takes_an_optional_boolean() {
+        let env = [
+            ("FERROCORN_REUSE_PORT", "true"),
+            ("FERROCORN_PROXY_PROTOCOL", "1"),
+        ];
+        let loaded = invocation(&["--reuse-port=false", "--proxy-protocol", "echo"], &env)
+            .unwrap()
+            .load()
+            .unwrap();
+        assert!(!loaded.settings.reuse_port);
+        assert_eq!(loaded.origin("reuse_port"), Some(&Origin::Cli));
+        assert!(loaded.settings.proxy_protocol);
+        assert_eq!(
+            loaded.settings.app, "echo",
+            "a bare switch takes no APP as its value"
+        );
+        assert_eq!(
+            errors(&["--reuse-port=maybe"], &[]),
+            [
+                "cli --reuse-port: invalid value \"maybe\" for reuse_port: not a boolean; \
+              expected true or false (also 1/0, yes/no, on/off)"
             ]
         );
     }

@@ -226,7 +226,11 @@ fn level_filter(level: LogLevel) -> LevelFilter {
 pub fn init(settings: &Settings) -> io::Result<Logging> {
     let target = Arc::new(LogTarget::open(&settings.errorlog)?);
     let (filter, level) = reload::Layer::new(level_filter(settings.loglevel));
-    let layer = tracing_subscriber::fmt::layer().with_writer(SharedTarget(target.clone()));
+    // No colour escapes: the error log is a file as often as a terminal, and the gunicorn
+    // shape has no colours of its own.
+    let layer = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(SharedTarget(target.clone()));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match settings.log_format {
         LogFormat::Text => registry.with(layer.event_format(GunicornFormat)).try_init(),

@@ -39,7 +39,8 @@ pub fn settings_markdown() -> String {
         for setting in settings {
             let cli = match (setting.cli, setting.arity()) {
                 (CliForm::Positional { value_name }, _) => format!("`[{value_name}]`"),
-                (_, Arity::Switch) => format!("`{}`", setting.flags_text()),
+                // Switches take an optional `=BOOL` (cli/src/args.rs): change both together.
+                (_, Arity::Switch) => format!("`{}[=BOOL]`", setting.flags_text()),
                 (CliForm::Flag { value_name, .. }, _) => {
                     format!("`{} {value_name}`", setting.flags_text())
                 }

@@ -393,19 +393,12 @@ fn read_file(path: &Path, explicit: bool, errors: &mut Vec<ConfigError>) -> Opti
             return None;
         }
     };
-    let table = match toml::de::DeTable::parse(&text) {
-        Ok(table) => table,
-        Err(err) => {
-            errors.push(ConfigError::FileSyntax {
-                path: path.to_path_buf(),
-                line: err.span().map_or(1, |span| line_of(&text, span.start)),
-                message: err.message().trim().to_string(),
-            });
-            return None;
-        }
-    };
-    let values: toml::Table = match toml::from_str(&text) {
-        Ok(values) => values,
+    // The spanned table gives each key's line; the plain one its typed value. Both parse
+    // the same text, so one error mapping serves.
+    let parsed = toml::de::DeTable::parse(&text)
+        .and_then(|table| Ok((table, toml::from_str::<toml::Table>(&text)?)));
+    let (table, values) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => {
             errors.push(ConfigError::FileSyntax {
                 path: path.to_path_buf(),
@@ -550,6 +543,15 @@ mod tests {
         errors.iter().map(ToString::to_string).collect()
     }
 
+    /// Loads `text` as the `ferrocorn.toml` of a fresh directory, which must fail: the
+    /// file's path and the error messages.
+    fn file_errors(text: &str) -> (PathBuf, Vec<String>) {
+        let dir = TempDir::new();
+        let path = dir.write(DEFAULT_CONFIG_FILE, text);
+        let errors = messages(load(&sources(&dir)).unwrap_err());
+        (path, errors)
+    }
+
     #[test]
     fn nothing_given_gives_the_defaults() {
         let dir = TempDir::new();
@@ -618,12 +620,8 @@ mod tests {
 
     #[test]
     fn an_unknown_file_key_names_the_file_line_and_the_closest_setting() {
-        let dir = TempDir::new();
-        let path = dir.write(
-            DEFAULT_CONFIG_FILE,
-            "workers = 2\n\nwokers = 3\nmax-requests = 10\ncompletely_unrelated = 1\n",
-        );
-        let errors = messages(load(&sources(&dir)).unwrap_err());
+        let (path, errors) =
+            file_errors("workers = 2\n\nwokers = 3\nmax-requests = 10\ncompletely_unrelated = 1\n");
         let p = path.display();
         assert_eq!(
             errors,
@@ -639,12 +637,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_in_the_file_names_its_line() {
-        let dir = TempDir::new();
-        let path = dir.write(
-            DEFAULT_CONFIG_FILE,
-            "backlog = 10\nworkers = \"many\"\nthreads = 0\nbind = 8000\n",
-        );
-        let errors = messages(load(&sources(&dir)).unwrap_err());
+        let (path, errors) =
+            file_errors("backlog = 10\nworkers = \"many\"\nthreads = 0\nbind = 8000\n");
         let p = path.display();
         assert_eq!(
             errors,
@@ -668,9 +662,7 @@ mod tests {
 
     #[test]
     fn invalid_toml_names_the_line() {
-        let dir = TempDir::new();
-        let path = dir.write(DEFAULT_CONFIG_FILE, "workers = 2\nbind = [\n");
-        let errors = messages(load(&sources(&dir)).unwrap_err());
+        let (path, errors) = file_errors("workers = 2\nbind = [\n");
         assert_eq!(errors.len(), 1);
         assert!(
             errors[0].starts_with(&format!("file {} line 2: invalid TOML:", path.display())),

@@ -163,7 +163,8 @@ declare_settings! {
     header_timeout: Duration = Duration::from_secs(10);
         Timeouts, flag(None, "header-timeout", "SECONDS"), seconds(MAX_SECONDS);
 
-    /// The maximum size in bytes of the request line; 0 means no limit (as gunicorn).
+    /// The maximum size in bytes of the request line; 0 lifts this limit (as gunicorn), but
+    /// the head as a whole stays bounded (a huge line is then answered 431).
     limit_request_line: usize = 8190;
         Limits, flag(None, "limit-request-line", "INT"), count(0, 1 << 20);
 

@@ -210,3 +210,48 @@ fn bug_numeric_user_without_a_passwd_entry_is_accepted() {
     );
     assert_eq!(server.get("/").unwrap().status, 200);
 }
+
+/// Bug: a worker that began a graceful stop (`max_requests`, TERM, a reload's retirement)
+/// closed its idle keep-alive connections at once, so a request a client had just sent on
+/// one of them was lost (wrk saw read errors on every HUP under keep-alive load). Such a
+/// connection now gets a short grace: a request arriving in it is answered, with
+/// `Connection: close`.
+#[test]
+fn bug_stopping_worker_answers_a_request_sent_on_an_idle_keep_alive_connection() {
+    use std::io::{BufReader, Write};
+    let server = Server::start(["--workers", "1", "--max-requests", "2", "hello"]);
+    let keep_alive = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let mut idle = ferrocorn_tests::connect(server.addr).unwrap();
+    idle.write_all(keep_alive).unwrap();
+    let mut idle_reader = BufReader::new(idle.try_clone().unwrap());
+    let first = ferrocorn_tests::read_response(&mut idle_reader, false).unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("connection"), None, "kept alive");
+    // The second request reaches max_requests: the worker begins its graceful stop.
+    let last = server.request(keep_alive).unwrap();
+    assert_eq!(last.header("connection"), Some("close"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    idle.write_all(keep_alive).unwrap();
+    let answered = ferrocorn_tests::read_response(&mut idle_reader, false)
+        .unwrap_or_else(|e| panic!("the request on the idle connection was lost: {e}"));
+    assert_eq!(answered.status, 200);
+    assert_eq!(answered.header("connection"), Some("close"));
+}
+
+/// Bug: log lines with fields (`refusing request: … status=400`, `max_requests reached …
+/// requests=N`) carried ANSI colour escapes into the error log, even into a file.
+#[test]
+fn bug_error_log_has_no_terminal_escapes() {
+    let server = Server::start(["--log-level", "debug", "--max-requests", "1", "hello"]);
+    let bad = server.request(b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x00\r\n\r\n");
+    assert_eq!(bad.unwrap().status, 400);
+    assert_eq!(server.get("/").unwrap().status, 200);
+    assert!(
+        server.wait_for_log("max_requests reached", ferrocorn_tests::START_TIMEOUT),
+        "{}",
+        server.stderr()
+    );
+    let log = server.stderr();
+    assert!(log.contains("refusing request"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in the log: {log:?}");
+}

@@ -35,6 +35,10 @@ const LISTENER_BASE: usize = usize::MAX - 4096;
 
 /// How often timeouts are checked and the heartbeat is sent.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a stopping worker keeps an idle keep-alive connection: a request the client
+/// has just sent on it is still answered (with `Connection: close`) instead of being lost
+/// to a close that crosses it on the wire. Never longer than `graceful_timeout`.
+const STOP_IDLE_GRACE: Duration = Duration::from_secs(1);
 /// How long a closing connection is drained before it is closed regardless.
 const LINGER: Duration = Duration::from_secs(2);
 /// Input discarded while lingering before the connection is closed regardless.
@@ -258,6 +262,8 @@ struct Worker {
     ctx: Ctx,
     parent: nix::unistd::Pid,
     stop_deadline: Option<Instant>,
+    /// While stopping: idle keep-alive connections are closed from this time on.
+    idle_close_at: Option<Instant>,
     exit_reason: WorkerExit,
     /// After an accept error (EMFILE, ENOMEM), listening resumes at this time.
     accept_paused_until: Option<Instant>,
@@ -326,6 +332,7 @@ impl Worker {
             },
             parent: nix::unistd::getppid(),
             stop_deadline: None,
+            idle_close_at: None,
             exit_reason: WorkerExit::Stopped,
             accept_paused_until: None,
         })
@@ -488,11 +495,14 @@ impl Worker {
         }
     }
 
-    /// Stops accepting, closes idle connections; the others finish their current request.
+    /// Stops accepting; idle keep-alive connections are closed after `STOP_IDLE_GRACE`, the
+    /// others finish their current request.
     fn begin_stop(&mut self, reason: WorkerExit, supervisor: &dyn Supervisor) {
         self.ctx.stopping = true;
         self.exit_reason = reason;
         self.stop_deadline = Some(self.ctx.now + self.ctx.cfg.graceful_timeout);
+        self.idle_close_at =
+            Some(self.ctx.now + STOP_IDLE_GRACE.min(self.ctx.cfg.graceful_timeout));
         self.set_listening(false);
         // Dropping our copies would not close the arbiter's sockets; keeping them
         // registered would accept connections we are not going to serve.
@@ -500,9 +510,11 @@ impl Worker {
         supervisor.heartbeat(self.status());
     }
 
-    /// Closes the connections that have no request in progress. A request already in the
-    /// socket buffer but not yet read is served first (it is in flight for the client).
+    /// Closes the connections that have no request in progress once `idle_close_at` has
+    /// come (until then `sweep` closes them). A request already in the socket buffer but not
+    /// yet read is served first (it is in flight for the client).
     fn close_idle(&mut self) {
+        let closing = self.idle_close_at.is_some_and(|t| self.ctx.now >= t);
         for slot in 0..self.slots.conns.len() {
             let Some(c) = self.slots.conns[slot].as_mut() else {
                 continue;
@@ -511,7 +523,7 @@ impl Worker {
                 c.read_drained = false;
                 // A connection that has sent nothing yet stays: its request may be on the
                 // way (see `Conn::had_input`).
-                if !drive(c, &mut self.ctx) || c.is_idle_between_requests() {
+                if !drive(c, &mut self.ctx) || (closing && c.is_idle_between_requests()) {
                     self.slots.remove(slot);
                 }
             }
@@ -689,7 +701,10 @@ impl Worker {
             let Some(c) = self.slots.conns[slot].as_mut() else {
                 continue;
             };
-            if self.ctx.stopping && c.is_idle_between_requests() {
+            if self.ctx.stopping
+                && c.is_idle_between_requests()
+                && self.idle_close_at.is_some_and(|t| now >= t)
+            {
                 self.slots.remove(slot);
                 continue;
             }
