@@ -903,26 +903,26 @@ impl SpecialFields {
     #[inline(never)]
     fn note(&mut self, name: &[u8], value: &[u8], loc: ValueLoc, version_11: bool) -> bool {
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
+            4 if eq_lower(name, b"host") => {
                 if self.host.is_some() || check_host(value).is_err() {
                     return false;
                 }
                 self.host = Some(loc);
             }
-            6 if name.eq_ignore_ascii_case(b"expect") => {
-                if !value.eq_ignore_ascii_case(b"100-continue") {
+            6 if eq_lower(name, b"expect") => {
+                if !eq_lower(value, b"100-continue") {
                     return false;
                 }
                 self.expects_continue = version_11;
             }
-            10 if name.eq_ignore_ascii_case(b"connection") => self.connection.scan(value),
-            12 if name.eq_ignore_ascii_case(b"content-type") => {
+            10 if eq_lower(name, b"connection") => self.connection.scan_fast(value),
+            12 if eq_lower(name, b"content-type") => {
                 if self.content_type_seen {
                     return false;
                 }
                 self.content_type_seen = true;
             }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            14 if eq_lower(name, b"content-length") => {
                 if self.content_length.is_some() {
                     return false;
                 }
@@ -932,8 +932,8 @@ impl SpecialFields {
                 }
             }
             // Only a lone `chunked` here; every other coding list is the reference path's.
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                if self.chunked || !value.eq_ignore_ascii_case(b"chunked") {
+            17 if eq_lower(name, b"transfer-encoding") => {
+                if self.chunked || !eq_lower(value, b"chunked") {
                     return false;
                 }
                 self.chunked = true;
@@ -941,6 +941,44 @@ impl SpecialFields {
             _ => {}
         }
         true
+    }
+}
+
+/// `bytes` equals `lower` ignoring ASCII case, for the fast path: `lower` holds only lower-case
+/// letters, digits and `-`, and `bytes` only what httparse lets into a field name or value (no
+/// control byte but HTAB). Both are compared eight bytes at a time with the 0x20 bit set, which
+/// is exact here: a byte with that bit set matches a letter of `lower` only as its upper or
+/// lower case, and a digit or `-` only as itself or as a control byte (0x10-0x19, CR), which
+/// httparse refused.
+#[inline(always)]
+fn eq_lower(bytes: &[u8], lower: &[u8]) -> bool {
+    fn word(b: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(w) | 0x2020_2020_2020_2020
+    }
+    fn half(b: &[u8], at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&b[at..at + 4]);
+        u32::from_le_bytes(w) | 0x2020_2020
+    }
+    let len = lower.len();
+    if bytes.len() != len {
+        return false;
+    }
+    match len {
+        0..=3 => bytes.iter().zip(lower).all(|(&b, &l)| b | 0x20 == l),
+        4..=8 => half(bytes, 0) == half(lower, 0) && half(bytes, len - 4) == half(lower, len - 4),
+        _ => {
+            let mut at = 0;
+            while at + 8 < len {
+                if word(bytes, at) != word(lower, at) {
+                    return false;
+                }
+                at += 8;
+            }
+            word(bytes, len - 8) == word(lower, len - 8)
+        }
     }
 }
 
@@ -976,6 +1014,19 @@ impl ConnectionTokens {
             } else if token.eq_ignore_ascii_case(b"keep-alive") {
                 self.keep_alive = true;
             }
+        }
+    }
+
+    /// [`ConnectionTokens::scan`] for the fast path, where the value is what httparse accepts
+    /// (see [`eq_lower`]).
+    #[inline]
+    fn scan_fast(&mut self, value: &[u8]) {
+        if eq_lower(value, b"keep-alive") {
+            self.keep_alive = true;
+        } else if eq_lower(value, b"close") {
+            self.close = true;
+        } else {
+            self.scan(value);
         }
     }
 
