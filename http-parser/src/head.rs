@@ -286,12 +286,13 @@ impl HeadParser {
     ///
     /// Measured with `cargo bench -p ferrocorn-http-parser --bench parse -- --warm-up-time 1
     /// --measurement-time 3` (our whole parse, `finish` included, against raw httparse on the
-    /// same bytes) on a shared, loaded 2-core machine, where runs drift widely: ~0.5-0.67x
-    /// httparse's throughput on the 700-byte browser GET, ~0.4-0.6x on the 27-byte GET. Below
-    /// the 0.8x target. Instructions per parse (cachegrind, load-independent): 6129 against
-    /// httparse's 4107 (0.67x) and 1079 against 532 (0.49x). What is left is spread thinly
-    /// (this pass, `finish`, the `Head` state), not one hot spot; the fused hand-written
-    /// scanner this replaced was faster (~0.86x and ~1x) but was not httparse.
+    /// same bytes) on a shared 2-core machine whose load drifted from 1 to 7 during the runs:
+    /// 0.4-0.67x httparse's throughput on the 700-byte browser GET, 0.37-0.6x on the 27-byte
+    /// GET, the higher figures at the lower loads. Below the 0.8x target. Instructions per
+    /// parse (cachegrind, load-independent): 6129 against httparse's 4107 (0.67x) and 1056
+    /// against 532 (0.50x). What is left is spread thinly (this pass, `finish`, the `Head`
+    /// state), not one hot spot; the fused hand-written scanner this replaced was faster
+    /// (~0.86x and ~1x) but was not httparse.
     fn parse_fast<'b>(&mut self, buf: &'b [u8]) -> Option<HeadParts> {
         if !self.fast_path {
             return None;
