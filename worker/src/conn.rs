@@ -291,6 +291,10 @@ pub(crate) struct Conn {
     pub rbuf: Vec<u8>,
     /// Bytes of `rbuf` already consumed.
     pub rpos: usize,
+    /// Where the head parser stopped in a partial head at `rbuf[rpos..rend]`, so that each
+    /// read does not re-parse it from its start. The parser clears it when a head completes
+    /// or fails; the bytes from `rpos` may move (compaction) but never change meanwhile.
+    pub head_progress: ferrocorn_http_parser::Progress,
     /// End of the received data in `rbuf`.
     pub rend: usize,
     pub wbuf: Vec<u8>,
@@ -337,6 +341,7 @@ impl Conn {
             slot: 0,
             rbuf: Vec::new(),
             rpos: 0,
+            head_progress: ferrocorn_http_parser::Progress::default(),
             rend: 0,
             wbuf: Vec::new(),
             wpos: 0,

@@ -227,15 +227,25 @@ impl Parser {
     }
 
     /// Parses the head at the start of `buf` into `req`. `trusted` says whether the peer may
-    /// set the scheme headers (`forwarded_allow_ips`).
-    pub fn parse_head(&mut self, buf: &[u8], trusted: bool, req: &mut Request) -> HeadOutcome {
+    /// set the scheme headers (`forwarded_allow_ips`). `progress` is the connection's own
+    /// (see [`hp::HeadParser::parse_resuming`]): after `Partial`, call again with the same
+    /// bytes and more appended, so a head arriving in small pieces is not re-parsed from its
+    /// start on every read.
+    pub fn parse_head(
+        &mut self,
+        buf: &[u8],
+        trusted: bool,
+        progress: &mut hp::Progress,
+        req: &mut Request,
+    ) -> HeadOutcome {
         if self.policy.trust_scheme_headers != trusted {
             self.policy.trust_scheme_headers = trusted;
             self.parser.set_policy(self.policy);
         }
-        let (head, len) = match self.parser.parse(buf) {
+        let (head, len) = match self.parser.parse_resuming(buf, progress) {
             Ok(hp::Status::Partial) => {
                 if buf.len() > self.max_head {
+                    *progress = hp::Progress::default();
                     return HeadOutcome::Error(HttpError {
                         status: 431,
                         message: format!(
@@ -353,7 +363,9 @@ mod tests {
     fn complete_head_fills_request() {
         let mut req = Request::for_test("X", "/", &[], b"");
         let buf = b"GET /a?b HTTP/1.1\r\nHost: x\r\nX-Y: z\r\n\r\nrest";
-        let HeadOutcome::Complete(head) = parser().parse_head(buf, false, &mut req) else {
+        let HeadOutcome::Complete(head) =
+            parser().parse_head(buf, false, &mut hp::Progress::default(), &mut req)
+        else {
             panic!("not complete")
         };
         assert_eq!(head.len, buf.len() - 4);
@@ -373,6 +385,7 @@ mod tests {
         let out = Parser::from_settings(&s).parse_head(
             b"GET /0123456789 HTTP/1.1\r\nHost: a\r\n\r\n",
             false,
+            &mut hp::Progress::default(),
             &mut req,
         );
         assert!(
@@ -381,13 +394,23 @@ mod tests {
         );
         s.limit_request_line = 8190;
         let folded = b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n";
-        let out = Parser::from_settings(&s).parse_head(folded, false, &mut req);
+        let out = Parser::from_settings(&s).parse_head(
+            folded,
+            false,
+            &mut hp::Progress::default(),
+            &mut req,
+        );
         assert!(
             matches!(out, HeadOutcome::Error(HttpError { status: 400, .. })),
             "{out:?}"
         );
         s.permit_obsolete_folding = true;
-        let out = Parser::from_settings(&s).parse_head(folded, false, &mut req);
+        let out = Parser::from_settings(&s).parse_head(
+            folded,
+            false,
+            &mut hp::Progress::default(),
+            &mut req,
+        );
         assert!(matches!(out, HeadOutcome::Complete(_)), "{out:?}");
         assert_eq!(req.header("x"), Some(&b"a b"[..]));
     }
@@ -398,12 +421,12 @@ mod tests {
         let mut req = Request::for_test("X", "/", &[], b"");
         let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\r\n";
         assert!(matches!(
-            p.parse_head(buf, false, &mut req),
+            p.parse_head(buf, false, &mut hp::Progress::default(), &mut req),
             HeadOutcome::Complete(_)
         ));
         assert_eq!(req.scheme(), "http");
         assert!(matches!(
-            p.parse_head(buf, true, &mut req),
+            p.parse_head(buf, true, &mut hp::Progress::default(), &mut req),
             HeadOutcome::Complete(_)
         ));
         assert_eq!(req.scheme(), "https");
@@ -427,6 +450,28 @@ mod tests {
     }
 
     #[test]
+    fn a_head_arriving_byte_by_byte_resumes_with_the_connections_progress() {
+        let head = b"GET /a HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789abcdef\r\n\r\nNEXT";
+        let mut p = parser();
+        let mut progress = hp::Progress::default();
+        let mut req = Request::for_test("X", "/", &[], b"");
+        let end = head.len() - 4;
+        for n in 1..end {
+            let out = p.parse_head(&head[..n], false, &mut progress, &mut req);
+            assert!(matches!(out, HeadOutcome::Partial), "{n}: {out:?}");
+        }
+        let HeadOutcome::Complete(done) = p.parse_head(head, false, &mut progress, &mut req) else {
+            panic!()
+        };
+        assert_eq!(done.len, end);
+        assert_eq!(req.header("x-long"), Some(&b"0123456789abcdef"[..]));
+        // Cleared on completion: the next request on the connection starts afresh.
+        let next = b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n";
+        let out = p.parse_head(next, false, &mut progress, &mut req);
+        assert!(matches!(out, HeadOutcome::Complete(_)), "{out:?}");
+    }
+
+    #[test]
     fn chunked_body_decodes_across_splits() {
         let body = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nT: v\r\n\r\nNEXT";
         for split in 0..body.len() {
@@ -434,6 +479,7 @@ mod tests {
             let HeadOutcome::Complete(head) = parser().parse_head(
                 b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
                 false,
+                &mut hp::Progress::default(),
                 &mut req,
             ) else {
                 panic!()

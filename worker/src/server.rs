@@ -912,11 +912,12 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                     }
                 };
             }
-            match ctx
-                .cfg
-                .parser
-                .parse_head(&c.rbuf[c.rpos..c.rend], c.trusted, &mut ex.req)
-            {
+            match ctx.cfg.parser.parse_head(
+                &c.rbuf[c.rpos..c.rend],
+                c.trusted,
+                &mut c.head_progress,
+                &mut ex.req,
+            ) {
                 HeadOutcome::Partial => Step::Stall,
                 HeadOutcome::Error(e) => {
                     respond_error(c, ctx, e.status, &e.message);
