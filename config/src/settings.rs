@@ -100,10 +100,10 @@ declare_settings! {
         Server, positional("APP"), NON_EMPTY_TEXT;
 
     /// The TOML config file whose keys are setting names.
-    /// Without it, `ferrocorn.toml` in the working directory is read when it exists. Given on
-    /// the command line or in the environment only (a file may hold it only empty or naming
-    /// itself, as `--print-config` writes it); after loading it holds the absolute path of
-    /// the file that was read, if any.
+    /// Without it, `ferrocorn.toml` in the working directory is read when it exists; given
+    /// empty (`-c ''`), no file is read at all. Given on the command line or in the
+    /// environment only (a file may hold it only empty or naming itself, as `--print-config`
+    /// writes it); after loading it holds the absolute path of the file that was read, if any.
     config: Option<PathBuf> = None;
         Server, flag(Some('c'), "config", "PATH"), OptPath;
 
