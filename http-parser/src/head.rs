@@ -286,13 +286,18 @@ impl HeadParser {
     ///
     /// Measured with `cargo bench -p ferrocorn-http-parser --bench parse -- --warm-up-time 1
     /// --measurement-time 3` (our whole parse, `finish` included, against raw httparse on the
-    /// same bytes) on a shared 2-core machine whose load drifted from 1 to 7 during the runs:
-    /// 0.4-0.67x httparse's throughput on the 700-byte browser GET, 0.37-0.6x on the 27-byte
-    /// GET, the higher figures at the lower loads. Below the 0.8x target. Instructions per
-    /// parse (cachegrind, load-independent): 6129 against httparse's 4107 (0.67x) and 1056
-    /// against 532 (0.50x). What is left is spread thinly (this pass, `finish`, the `Head`
-    /// state), not one hot spot; the fused hand-written scanner this replaced was faster
-    /// (~0.86x and ~1x) but was not httparse.
+    /// same bytes) on a shared 2-core machine (load ~1, 08:22 UTC 2026-11-23): ours 443 ns,
+    /// httparse 284 ns (0.64x httparse's throughput) on the 700-byte browser GET, 77 ns and
+    /// 35 ns (0.46x) on the 27-byte GET; earlier runs gave 0.4-0.67x and 0.37-0.6x, moving with the
+    /// load. Below the 0.8x target. Instructions per parse, load-independent (an example
+    /// binary parsing each request 10,000 times with each parser, under `valgrind
+    /// --tool=callgrind`, inclusive cost of each loop / 10,000): 5917 against httparse's 4069
+    /// (0.69x) and 1019 against 521 (0.51x); 0.8x needs ~5090 and ~650. httparse's own call
+    /// costs the same in both. What is left (~1850 and ~500 instructions) is spread thinly, not
+    /// one hot spot: per field ~30 (the CR and size checks, the underscore bookkeeping, the
+    /// `FieldSpan` push), per head the `_` and `#` searches (~330 and ~40 on the browser GET),
+    /// `check_target`, the Host check, storing the `Head` state; the fused hand-written scanner
+    /// this replaced was faster (~0.86x and ~1x) but was not httparse.
     fn parse_fast<'b>(&mut self, buf: &'b [u8]) -> Option<HeadParts> {
         if !self.fast_path {
             return None;
