@@ -236,6 +236,28 @@ fn compare(got: &Request, want: &Value) -> Result<(), String> {
     }
     Ok(())
 }
+/// Checks that `raw` gets the verdict `whole` however it arrives: byte by byte, then in 20
+/// random splits. Returns the first difference.
+fn check_arrival_independent(
+    raw: &[u8],
+    whole: &Outcome,
+    limits: Limits,
+    policy: Policy,
+    rng: &mut Rng,
+) -> Result<(), String> {
+    let bytewise = run_bytewise(raw, limits, policy);
+    if bytewise != *whole {
+        return Err(format!("byte by byte {bytewise:?} != whole {whole:?}"));
+    }
+    for _ in 0..20 {
+        let cuts = rng.cuts(raw.len());
+        let split = run_split(raw, &cuts, limits, policy);
+        if split != *whole {
+            return Err(format!("split at {cuts:?}: {split:?} != whole {whole:?}"));
+        }
+    }
+    Ok(())
+}
 
 /// Checks an outcome against a gunicorn expectation; describes the mismatch.
 fn check_gunicorn(name: &str, outcome: &Outcome, expect: &Value) -> Result<(), String> {
@@ -304,21 +326,8 @@ fn gunicorn_cases() {
             failures.push(format!("{name}: {why}"));
             continue;
         }
-        let bytewise = run_bytewise(&raw, limits, policy);
-        if bytewise != whole {
-            failures.push(format!(
-                "{name}: byte by byte {bytewise:?} != whole {whole:?}"
-            ));
-        }
-        for _ in 0..20 {
-            let cuts = rng.cuts(raw.len());
-            let split = run_split(&raw, &cuts, limits, policy);
-            if split != whole {
-                failures.push(format!(
-                    "{name}: split at {cuts:?}: {split:?} != whole {whole:?}"
-                ));
-                break;
-            }
+        if let Err(why) = check_arrival_independent(&raw, &whole, limits, policy, &mut rng) {
+            failures.push(format!("{name}: {why}"));
         }
     }
     eprintln!(
@@ -413,21 +422,8 @@ fn bad_inputs() {
                 whole.requests
             ));
         }
-        let bytewise = run_bytewise(&raw, limits, policy);
-        if bytewise != whole {
-            failures.push(format!(
-                "{name}: byte by byte {bytewise:?} != whole {whole:?}"
-            ));
-        }
-        for _ in 0..20 {
-            let cuts = rng.cuts(raw.len());
-            let split = run_split(&raw, &cuts, limits, policy);
-            if split != whole {
-                failures.push(format!(
-                    "{name}: split at {cuts:?}: {split:?} != whole {whole:?}"
-                ));
-                break;
-            }
+        if let Err(why) = check_arrival_independent(&raw, &whole, limits, policy, &mut rng) {
+            failures.push(format!("{name}: {why}"));
         }
     }
     assert!(cases.len() >= 51, "corpus shrank to {} cases", cases.len());
