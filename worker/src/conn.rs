@@ -568,9 +568,14 @@ impl Conn {
                         *l -= n as u64;
                     }
                     if *chunked {
-                        let size = format!("{n:x}\r\n");
-                        let start = prefix - size.len();
-                        self.wbuf[start..prefix].copy_from_slice(size.as_bytes());
+                        // The chunk-size line, formatted on the stack: no allocation per
+                        // chunk (16 hex digits and CRLF fit any usize).
+                        let mut line = [0u8; 18];
+                        let mut rest = &mut line[..];
+                        let _ = write!(rest, "{n:x}\r\n");
+                        let len = 18 - rest.len();
+                        let start = prefix - len;
+                        self.wbuf[start..prefix].copy_from_slice(&line[..len]);
                         self.wpos = start;
                         self.wbuf.extend_from_slice(b"\r\n");
                     }
