@@ -6,8 +6,8 @@ use crate::error::{Error, ErrorKind};
 use crate::fields::{line_size, parse_fields, FieldSpan, Resume, Rules, ValueLoc};
 use crate::limits::{Limits, Policy, UnderscoreHeaders};
 use crate::syntax::{
-    check_host, check_target, is_target_byte, is_tchar, name_has_underscore, scan_target, trim_ows,
-    TargetForm,
+    check_host, check_line_start, check_target, is_target_byte, is_tchar, name_has_underscore,
+    scan_target, trim_ows, TargetForm,
 };
 use std::mem::MaybeUninit;
 
@@ -97,8 +97,11 @@ pub struct HeadParser {
     /// they are never read as `Header<'static>` (see `parse_fast` and `Head::slots`).
     header_slots: Vec<MaybeUninit<httparse::Header<'static>>>,
     dirty_slots: usize,
-    /// [`Limits::request_line_limit`], `usize::MAX` for none.
+    /// The effective limits, resolved once for the fast path: request line (`usize::MAX` for
+    /// none), field count, field size.
     request_line_limit: usize,
+    fields_limit: usize,
+    field_size_limit: usize,
     head: HeadState,
     /// Set by the reference path when it answers `Partial` inside a line.
     pending: Option<Pending>,
@@ -186,6 +189,8 @@ impl HeadParser {
             header_slots: vec![MaybeUninit::new(httparse::EMPTY_HEADER); slots],
             dirty_slots: 0,
             request_line_limit: limits.request_line_limit().unwrap_or(usize::MAX),
+            fields_limit: limits.fields_limit(),
+            field_size_limit: limits.field_size_limit(),
             head: HeadState::EMPTY,
             pending: None,
         }
@@ -220,7 +225,11 @@ impl HeadParser {
     /// the bytes were split. Limits are enforced on partial input too, so with non-zero limits
     /// the caller needs no buffer limit of its own for the head.
     pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Status<Head<'a>>, Error> {
-        self.parse_resuming(buf, &mut Progress::default())
+        if let Some(end) = self.parse_fast(buf) {
+            // `parse_fast` stored this head's state (see `Head::slots`).
+            return Ok(Status::Complete(Head { buf, parser: self }, end));
+        }
+        self.parse_reference_head(buf, &mut Progress::default())
     }
 
     /// [`HeadParser::parse`], resuming where the last call on this connection stopped.
@@ -257,6 +266,17 @@ impl HeadParser {
             // `parse_fast` stored this head's state (see `Head::slots`).
             return Ok(Status::Complete(Head { buf, parser: self }, end));
         }
+        self.parse_reference_head(buf, progress)
+    }
+
+    /// The head by the reference path, for [`HeadParser::parse_resuming`] once the fast path
+    /// declined.
+    #[inline(never)]
+    fn parse_reference_head<'a>(
+        &'a mut self,
+        buf: &'a [u8],
+        progress: &mut Progress,
+    ) -> Result<Status<Head<'a>>, Error> {
         self.pending = None;
         self.fields.clear();
         self.scratch.clear();
@@ -372,10 +392,10 @@ impl HeadParser {
         let fields_start = line_end + 2;
         // Every slot httparse may see must hold a valid `Header`: those an earlier parse filled
         // may point into a buffer that is gone, so they are emptied first.
-        for slot in &mut self.header_slots[..self.dirty_slots] {
-            slot.write(httparse::EMPTY_HEADER);
+        let dirty = std::mem::replace(&mut self.dirty_slots, self.header_slots.len());
+        if dirty > 0 {
+            self.header_slots[..dirty].fill(MaybeUninit::new(httparse::EMPTY_HEADER));
         }
-        self.dirty_slots = self.header_slots.len();
         let (ptr, len) = (self.header_slots.as_mut_ptr(), self.header_slots.len());
         // SAFETY: the same `len` slots that `header_slots` owns, borrowed mutably for this call
         // only. Each holds a valid `Header<'static>` (`EMPTY_HEADER`, written by `new` or just
@@ -394,17 +414,19 @@ impl HeadParser {
         let base = buf.as_ptr() as usize;
         let offset = |s: &[u8]| s.as_ptr() as usize - base;
         let headers = &mut slots[..count];
-        if count > self.limits.fields_limit() {
+        if count > self.fields_limit {
             return None;
         }
-        let (special, dropped) = scan_fields(
+        let mut special = SpecialFields::default();
+        let dropped = scan_fields(
             buf,
             headers,
             fields_start,
             end - 2,
-            self.limits.field_size_limit(),
+            self.field_size_limit,
             self.policy.header_map,
             version_11,
+            &mut special,
         )?;
         let mut kept = count;
         if dropped {
@@ -915,12 +937,16 @@ fn analyze_fields<'a>(
     })
 }
 
-/// The fast path's pass over the field lines httparse found in `buf` (the first starting at
+/// The fast path's checks of the field lines httparse found in `buf` (the first starting at
 /// `first_line`, the empty line at `last_line`): each line ends in CRLF and fits `max_size`,
 /// names with `_` follow `header_map`, and the fields that decide framing, persistence and
 /// Host are judged (see [`SpecialFields::note`]). Returns what those fields say and whether a
-/// field is to be dropped, or `None` when the reference path must decide. Kept out of line
-/// (measured: inlined into `parse_fast` with httparse, the loop spilled its registers).
+/// field is to be dropped, or `None` when the reference path must decide.
+///
+/// Two lean passes rather than one: the first folds every line's checks into two flags with
+/// no branch out, the second looks only at names; each keeps its few values in registers
+/// (measured with `parse_loop`: one pass doing both spilled, ~50 instructions a field against
+/// ~30 for the two).
 #[inline(always)]
 fn scan_fields(
     buf: &[u8],
@@ -930,56 +956,73 @@ fn scan_fields(
     max_size: usize,
     header_map: UnderscoreHeaders,
     version_11: bool,
-) -> Option<(SpecialFields, bool)> {
+    special: &mut SpecialFields,
+) -> Option<bool> {
+    // The empty line: CRLF, after a line that ended in CRLF (the request line's, checked by
+    // the caller, when there are no fields).
+    if buf.get(last_line - 2..last_line + 2) != Some(b"\r\n\r\n") {
+        return None;
+    }
     let base = buf.as_ptr() as usize;
     let offset = |s: &[u8]| s.as_ptr() as usize - base;
-    // No line is longer than the field section, so only a section over the limit needs each
-    // line measured; a line's size (CRLF included) is the distance between line starts.
-    let measure_lines = last_line - first_line > max_size;
-    let mut line_start = first_line;
-    let mut special = SpecialFields::default();
-    let mut dropped = false;
+    // Each line starts after CRLF (httparse accepts a bare LF as a line end; RFC 9112 §2.2
+    // lets us refuse it); which names hold `_`.
+    let mut bare_lf = false;
+    let mut underscore = false;
     for header in headers {
         let name = header.name.as_bytes();
-        let name_start = offset(name);
-        // The byte before the LF that ends the previous line (httparse accepts a bare LF).
-        if buf[name_start - 2] != b'\r' {
-            return None;
-        }
-        if measure_lines {
+        let (after_crlf, has_underscore) = check_line_start(buf, offset(name), name.len());
+        bare_lf |= !after_crlf;
+        underscore |= has_underscore;
+    }
+    if bare_lf {
+        return None;
+    }
+    // No line is longer than the field section, so only a section over the limit needs each
+    // line measured; a line's size (CRLF included) is the distance between line starts.
+    if last_line - first_line > max_size {
+        let mut line_start = first_line;
+        for header in headers {
+            let name_start = offset(header.name.as_bytes());
             if name_start - line_start > max_size {
                 return None;
             }
             line_start = name_start;
         }
-        if name_has_underscore(buf, name_start, name.len()) {
-            match header_map {
-                UnderscoreHeaders::Drop => {
-                    dropped = true;
-                    continue;
-                }
-                UnderscoreHeaders::Refuse => return None,
-                UnderscoreHeaders::Keep => {}
-            }
+        if !headers.is_empty() && last_line - line_start > max_size {
+            return None;
         }
+    }
+    let dropped = underscore
+        && match header_map {
+            UnderscoreHeaders::Drop => true,
+            UnderscoreHeaders::Refuse => return None,
+            UnderscoreHeaders::Keep => false,
+        };
+    // The special fields. A name with `_` is none of them, so dropped fields need no care.
+    for header in headers {
+        let name = header.name.as_bytes();
         let first = name[0] | 0x20;
-        if SPECIAL_NAME_FIRST_BYTE.get(name.len()) == Some(&first) {
-            let value = header.value;
-            let value_start = offset(value);
-            let value_loc = ValueLoc::Buf(value_start, value_start + value.len());
-            if !special.note(name, value, value_loc, version_11) {
+        if SPECIAL_NAME_FIRST_BYTE.get(name.len()) != Some(&first) {
+            continue;
+        }
+        let value = header.value;
+        // Host, in every HTTP/1.1 request, is judged here; the rarer ones out of line.
+        if name.len() == 4 {
+            if !eq_lower(name, b"host") {
+                continue;
+            }
+            // RFC 9112 §3.2: more than one Host field line is answered 400.
+            if special.host.is_some() || check_host(value).is_err() {
                 return None;
             }
+            let value_start = offset(value);
+            special.host = Some(ValueLoc::Buf(value_start, value_start + value.len()));
+        } else if !special.note(name, value, version_11) {
+            return None;
         }
     }
-    // The empty line: CRLF, after a line that ended in CRLF.
-    if buf[last_line] != b'\r' || buf[last_line - 2] != b'\r' {
-        return None;
-    }
-    if measure_lines && !headers.is_empty() && last_line - line_start > max_size {
-        return None;
-    }
-    Some((special, dropped))
+    Some(dropped)
 }
 
 /// Indexed by name length: the first byte (lower case) of the field name of that length that
@@ -1013,14 +1056,9 @@ impl SpecialFields {
     /// `analyze_fields` does; `false` when that could fail (the reference path then decides).
     /// Kept out of line so the fast path's loop over ordinary fields stays small.
     #[inline(never)]
-    fn note(&mut self, name: &[u8], value: &[u8], loc: ValueLoc, version_11: bool) -> bool {
+    fn note(&mut self, name: &[u8], value: &[u8], version_11: bool) -> bool {
         match name.len() {
-            4 if eq_lower(name, b"host") => {
-                if self.host.is_some() || check_host(value).is_err() {
-                    return false;
-                }
-                self.host = Some(loc);
-            }
+            // Host is judged by `scan_fields` itself.
             6 if eq_lower(name, b"expect") => {
                 if !eq_lower(value, b"100-continue") {
                     return false;

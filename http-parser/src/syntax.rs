@@ -161,6 +161,51 @@ pub(crate) fn name_has_underscore(buf: &[u8], start: usize, len: usize) -> bool 
     contains_byte(b'_', buf, start, len)
 }
 
+/// Checks the start of a field line whose name is `buf[start..start + len]`, `start >= 2` (the
+/// line starts after the previous line's LF at `start - 1`): whether the byte before that LF
+/// is CR (RFC 9112 §2.2: no bare LF), and whether the name holds a `_`. For a name of up to 14
+/// bytes one 16-byte block from `start - 2` answers both.
+#[inline(always)]
+pub(crate) fn check_line_start(buf: &[u8], start: usize, len: usize) -> (bool, bool) {
+    if len <= 14 {
+        let block_start = start - 2;
+        if let Some(block) = buf
+            .get(block_start..)
+            .and_then(|rest| rest.first_chunk::<16>())
+        {
+            let (crs, underscores) = byte_masks16(block, b'\r', b'_');
+            return (crs & 1 != 0, underscores & NAME_BITS[len] != 0);
+        }
+        // Near the end of `buf` (a short last field line): its last 16 bytes hold them.
+        if let Some(last) = buf.len().checked_sub(16) {
+            if let Some(block) = buf[last..].first_chunk::<16>() {
+                let (crs, underscores) = byte_masks16(block, b'\r', b'_');
+                let shift = block_start - last;
+                return (
+                    (crs >> shift) & 1 != 0,
+                    (underscores >> shift) & NAME_BITS[len] != 0,
+                );
+            }
+        }
+    }
+    (
+        buf[start - 2] == b'\r',
+        name_has_underscore(buf, start, len),
+    )
+}
+
+/// For [`check_line_start`]: the bits of a name of `len` bytes in a block that starts two bytes
+/// before it.
+const NAME_BITS: [u32; 15] = {
+    let mut bits = [0; 15];
+    let mut len = 0;
+    while len < 15 {
+        bits[len] = ((1 << len) - 1) << 2;
+        len += 1;
+    }
+    bits
+};
+
 /// Scans a request target from `buf[start]`: returns the index of the first byte that cannot
 /// be in a target (not [`is_target_byte`]: a control byte, SP or DEL), and whether a `#` comes
 /// before it; `None` when `buf` ends first. 16 bytes at a time.
@@ -238,6 +283,28 @@ fn byte_mask16(block: &[u8; 16], needle: u8) -> u32 {
         let equal = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(needle as i8));
         _mm_movemask_epi8(equal) as u32
     }
+}
+
+/// Bits `i` set where `block[i] == a`, and where `block[i] == b`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn byte_masks16(block: &[u8; 16], a: u8, b: u8) -> (u32, u32) {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+    // SAFETY: as in `byte_mask16`.
+    unsafe {
+        let bytes = _mm_loadu_si128(block.as_ptr().cast());
+        (
+            _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(a as i8))) as u32,
+            _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b as i8))) as u32,
+        )
+    }
+}
+
+/// Bits `i` set where `block[i] == a`, and where `block[i] == b` (portable form).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn byte_masks16(block: &[u8; 16], a: u8, b: u8) -> (u32, u32) {
+    (byte_mask16(block, a), byte_mask16(block, b))
 }
 
 /// Bit `i` set where `block[i] == needle` (portable form).
@@ -410,11 +477,32 @@ fn is_reg_name(s: &[u8]) -> bool {
 }
 
 /// Checks a `Host` field value: `uri-host [ ":" port ]`, possibly empty (RFC 9112 §3.2).
+#[inline(always)]
 pub(crate) fn check_host(value: &[u8]) -> Result<(), Error> {
-    // The common case, a plain name: reg-name bytes only (no `%`, `:` or `[`).
-    if value.iter().all(|&b| REG_NAME[b as usize]) {
+    if is_plain_host(value) {
         return Ok(());
     }
+    check_host_fully(value)
+}
+
+/// The common `Host` shapes, one table lookup a byte: reg-name bytes other than `%` (so names
+/// and IPv4 addresses), then optionally `:` and digits. Whatever this accepts the full check
+/// ([`split_host_port`]) accepts; what it refuses (an IP literal, `%`, anything unusual) goes
+/// to the full check, so the verdict is the full check's (a test compares the two).
+#[inline(always)]
+fn is_plain_host(value: &[u8]) -> bool {
+    if value.iter().all(|&b| REG_NAME[b as usize]) {
+        return true;
+    }
+    let Some(colon) = value.iter().position(|&b| !REG_NAME[b as usize]) else {
+        return true;
+    };
+    value[colon] == b':' && value[colon + 1..].iter().all(u8::is_ascii_digit)
+}
+
+/// [`check_host`] for the shapes [`is_plain_host`] leaves: the whole RFC 3986 grammar.
+#[inline(never)]
+fn check_host_fully(value: &[u8]) -> Result<(), Error> {
     split_host_port(value)
         .map(|_| ())
         .map_err(|()| Error::with_value(ErrorKind::InvalidHost, value))
