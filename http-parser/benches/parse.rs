@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p ferrocorn-http-parser -- --warm-up-time 1 --measurement-time 3`
 //! The target is ours >= 0.8x httparse's throughput. On a shared, loaded machine the two
-//! measurements of a pair drift apart; compare them within one run, and repeat.
+//! measurements of a pair drift apart; compare them within one run, and repeat, or count
+//! instructions instead with `examples/parse_loop.rs` (same requests, same work per parse).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ferrocorn_http_parser::{HeadParser, Limits, Policy, Status};

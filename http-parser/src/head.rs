@@ -296,35 +296,47 @@ impl HeadParser {
         self.fast_path = on;
     }
 
-    /// The fast path: `httparse` tokenizes a complete head, then one lean pass over its
-    /// output adds what httparse does not check (see below). Anything unusual (partial input,
-    /// any httparse error, leading empty lines, bare LF, a limit reached, a method or target the
-    /// policy refuses, an underscore name under [`UnderscoreHeaders::Refuse`]) returns `None`
-    /// and the reference path decides, so every verdict and every error status is the reference
-    /// path's; the fast path only saves time, and the tests check that both paths give the same
-    /// heads.
+    /// The fast path, for complete heads of the ordinary shape: the request line is scanned
+    /// here, `httparse::parse_headers` tokenizes the field lines into `header_slots`, and two
+    /// lean passes over its output add what httparse does not check (see `scan_fields`).
+    /// Stores the head's state, whose fields stay in the slots (no copy: see `Head::slots`),
+    /// and returns the head's length. Anything unusual (partial input, any httparse error,
+    /// leading empty lines, bare LF, a limit reached, a method that is not 3 to 20 upper-case
+    /// letters, a target `check_target` refuses, an underscore name under
+    /// [`UnderscoreHeaders::Refuse`], a Content-Length over the body limit) returns `None` and
+    /// the reference path decides, so every verdict and every error status is the reference
+    /// path's; the fast path only saves time, and the tests check that both paths give the
+    /// same heads.
     ///
-    /// httparse (strict `ParserConfig`: one SP between request-line parts, no whitespace
-    /// before the first field or the colon, no obs-fold, no ignored lines) already checks the
-    /// method and field names are tokens, the target bytes are `%x21-7E / obs-text`, the
-    /// version is HTTP/1.0 or HTTP/1.1, and the values hold no CTL but HTAB, the same byte
-    /// classes as `syntax.rs`. It accepts a bare LF as a line end, which we do not
-    /// (RFC 9112 §2.2), so each line's CR is checked from the slice positions.
+    /// httparse's `parse_headers` (its strict defaults: no whitespace before the first field or
+    /// the colon, no obs-fold, no ignored lines) checks that field names are tokens and values
+    /// hold no CTL but HTAB, the byte classes of `syntax.rs`. It accepts a bare LF as a line
+    /// end, which we do not (RFC 9112 §2.2), so each line's CR is checked from the slice
+    /// positions. The request line is ours because we judge it more strictly than httparse
+    /// anyway (method rule, target form and `#`, line limit, CRLF) and httparse's request-line
+    /// parse (runtime SIMD dispatch, a UTF-8 check of the target) cost more than ours does.
     ///
-    /// Measured with `cargo bench -p ferrocorn-http-parser --bench parse -- --warm-up-time 1
-    /// --measurement-time 3` (our whole parse, `finish` included, against raw httparse on the
-    /// same bytes) on a shared 2-core machine (load ~1, 08:22 UTC 2026-11-23): ours 443 ns,
-    /// httparse 284 ns (0.64x httparse's throughput) on the 700-byte browser GET, 77 ns and
-    /// 35 ns (0.46x) on the 27-byte GET; earlier runs gave 0.4-0.67x and 0.37-0.6x, moving with the
-    /// load. Below the 0.8x target. Instructions per parse, load-independent (an example
-    /// binary parsing each request 10,000 times with each parser, under `valgrind
-    /// --tool=callgrind`, inclusive cost of each loop / 10,000): 5917 against httparse's 4069
-    /// (0.69x) and 1019 against 521 (0.51x); 0.8x needs ~5090 and ~650. httparse's own call
-    /// costs the same in both. What is left (~1850 and ~500 instructions) is spread thinly, not
-    /// one hot spot: per field ~30 (the CR and size checks, the underscore bookkeeping, the
-    /// `FieldSpan` push), per head the `_` and `#` searches (~330 and ~40 on the browser GET),
-    /// `check_target`, the Host check, storing the `Head` state; the fused hand-written scanner
-    /// this replaced was faster (~0.86x and ~1x) but was not httparse.
+    /// Measured: instructions per parse (load-independent), with each request parsed 10,000
+    /// times by `examples/parse_loop.rs`, which does per parse what the bench does:
+    ///
+    /// ```sh
+    /// cargo build --release -p ferrocorn-http-parser --example parse_loop
+    /// valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    ///     --toggle-collect='parse_loop::parse_*' \
+    ///     target/release/examples/parse_loop ferrocorn browser 10000   # or httparse, minimal
+    /// # "Collected" / 10000 = instructions per parse (loop included, on both sides)
+    /// ```
+    ///
+    /// 09:15 UTC 2026-11-23: ours 5013 against httparse's 4088 on the 700-byte browser GET
+    /// (0.82x httparse's throughput), 635 against 522 on the 27-byte GET (0.82x); before this
+    /// design (httparse for the whole head, fields copied into `fields`) 5937 and 1019 (0.69x,
+    /// 0.51x). httparse's `parse_headers` takes ~3690 and ~270 of ours; the rest (~1320 and
+    /// ~370) is per field ~40 (the two passes) and per head the request line (~60, ~120 with
+    /// the 65-byte target), emptying the slots the last parse filled, the Host check and
+    /// storing the state. Wall-clock, `cargo
+    /// bench -p ferrocorn-http-parser --bench parse -- --warm-up-time 1 --measurement-time 3` on
+    /// this shared 2-core machine (load ~1.7): 381 ns against 468 ns (0.81x) and 49.5 ns
+    /// against 60.5 ns (0.82x); wall-clock ratios move with the load, the counts do not.
     fn parse_fast<'b>(&mut self, buf: &'b [u8]) -> Option<usize> {
         if !self.fast_path {
             return None;
@@ -393,8 +405,8 @@ impl HeadParser {
         // Every slot httparse may see must hold a valid `Header`: those an earlier parse filled
         // may point into a buffer that is gone, so they are emptied first.
         let dirty = std::mem::replace(&mut self.dirty_slots, self.header_slots.len());
-        if dirty > 0 {
-            self.header_slots[..dirty].fill(MaybeUninit::new(httparse::EMPTY_HEADER));
+        for slot in &mut self.header_slots[..dirty] {
+            slot.write(httparse::EMPTY_HEADER);
         }
         let (ptr, len) = (self.header_slots.as_mut_ptr(), self.header_slots.len());
         // SAFETY: the same `len` slots that `header_slots` owns, borrowed mutably for this call
@@ -421,8 +433,7 @@ impl HeadParser {
         let dropped = scan_fields(
             buf,
             headers,
-            fields_start,
-            end - 2,
+            fields_start..end - 2,
             self.field_size_limit,
             self.policy.header_map,
             version_11,
@@ -937,8 +948,8 @@ fn analyze_fields<'a>(
     })
 }
 
-/// The fast path's checks of the field lines httparse found in `buf` (the first starting at
-/// `first_line`, the empty line at `last_line`): each line ends in CRLF and fits `max_size`,
+/// The fast path's checks of the field lines httparse found in `buf` (`lines`: from the start
+/// of the first to the start of the empty line): each line ends in CRLF and fits `max_size`,
 /// names with `_` follow `header_map`, and the fields that decide framing, persistence and
 /// Host are judged (see [`SpecialFields::note`]). Returns what those fields say and whether a
 /// field is to be dropped, or `None` when the reference path must decide.
@@ -951,13 +962,16 @@ fn analyze_fields<'a>(
 fn scan_fields(
     buf: &[u8],
     headers: &[httparse::Header<'_>],
-    first_line: usize,
-    last_line: usize,
+    lines: std::ops::Range<usize>,
     max_size: usize,
     header_map: UnderscoreHeaders,
     version_11: bool,
     special: &mut SpecialFields,
 ) -> Option<bool> {
+    let std::ops::Range {
+        start: first_line,
+        end: last_line,
+    } = lines;
     // The empty line: CRLF, after a line that ended in CRLF (the request line's, checked by
     // the caller, when there are no fields).
     if buf.get(last_line - 2..last_line + 2) != Some(b"\r\n\r\n") {
@@ -1412,6 +1426,39 @@ mod fast_path_tests {
             parser.parse_resuming(&a_full, &mut pa),
             Ok(Status::Complete(_, n)) if n == a_full.len()
         ));
+    }
+
+    #[test]
+    fn a_head_sees_only_its_own_fields() {
+        // The fast path's heads read httparse's slots in place; a head from the reference path
+        // or a later fast head with fewer fields must not see what an earlier parse left there.
+        let names = |parser: &mut HeadParser, input: &[u8]| -> Vec<String> {
+            let Ok(Status::Complete(head, _)) = parser.parse(input) else {
+                panic!("{:?}", String::from_utf8_lossy(input))
+            };
+            assert_eq!(head.headers().len(), head.header_count());
+            head.headers()
+                .map(|h| format!("{}={}", h.name, String::from_utf8_lossy(h.value)))
+                .collect()
+        };
+        let mut parser = HeadParser::new(Limits::default(), Policy::default());
+        let many = b"GET / HTTP/1.1\r\nHost: a\r\nB: 1\r\nC_D: 2\r\nE: 3\r\n\r\n";
+        assert_eq!(names(&mut parser, many), ["Host=a", "B=1", "E=3"]);
+        // Leading CRLF: the reference path.
+        let reference = b"\r\nGET / HTTP/1.1\r\nHost: r\r\n\r\n";
+        assert_eq!(names(&mut parser, reference), ["Host=r"]);
+        assert_eq!(names(&mut parser, b"GET / HTTP/1.0\r\n\r\n"), [""; 0]);
+        assert_eq!(names(&mut parser, many), ["Host=a", "B=1", "E=3"]);
+        let keep = Policy {
+            header_map: UnderscoreHeaders::Keep,
+            ..Policy::default()
+        };
+        parser.set_policy(keep);
+        assert_eq!(names(&mut parser, many), ["Host=a", "B=1", "C_D=2", "E=3"]);
+        // A head that httparse tokenizes but the fast path then declines (bare LF).
+        let bare_lf = b"GET / HTTP/1.1\r\nHost: a\nB: 1\r\n\r\n";
+        assert!(parser.parse(bare_lf).is_err());
+        assert_eq!(names(&mut parser, reference), ["Host=r"]);
     }
 
     /// What a parse says, for comparing the two paths.

@@ -167,18 +167,15 @@ pub(crate) fn name_has_underscore(buf: &[u8], start: usize, len: usize) -> bool 
 /// bytes one 16-byte block from `start - 2` answers both.
 #[inline(always)]
 pub(crate) fn check_line_start(buf: &[u8], start: usize, len: usize) -> (bool, bool) {
+    let block_start = start - 2;
     if len <= 14 {
-        let block_start = start - 2;
-        if let Some(block) = buf
-            .get(block_start..)
-            .and_then(|rest| rest.first_chunk::<16>())
-        {
+        if let Some(block) = block16(buf, block_start) {
             let (crs, underscores) = byte_masks16(block, b'\r', b'_');
             return (crs & 1 != 0, underscores & NAME_BITS[len] != 0);
         }
         // Near the end of `buf` (a short last field line): its last 16 bytes hold them.
         if let Some(last) = buf.len().checked_sub(16) {
-            if let Some(block) = buf[last..].first_chunk::<16>() {
+            if let Some(block) = block16(buf, last) {
                 let (crs, underscores) = byte_masks16(block, b'\r', b'_');
                 let shift = block_start - last;
                 return (
@@ -187,11 +184,24 @@ pub(crate) fn check_line_start(buf: &[u8], start: usize, len: usize) -> (bool, b
                 );
             }
         }
+    } else if len <= 30 {
+        // Two blocks: CR and the first 14 bytes of the name, then up to 16 more.
+        if let (Some(first), Some(second)) = (block16(buf, block_start), block16(buf, start + 14)) {
+            let (crs, underscores) = byte_masks16(first, b'\r', b'_');
+            let rest = byte_mask16(second, b'_') & ((1 << (len - 14)) - 1);
+            return (crs & 1 != 0, underscores & NAME_BITS[14] != 0 || rest != 0);
+        }
     }
     (
-        buf[start - 2] == b'\r',
+        buf[block_start] == b'\r',
         name_has_underscore(buf, start, len),
     )
+}
+
+/// The 16 bytes of `buf` from `at`, if it has them.
+#[inline(always)]
+fn block16(buf: &[u8], at: usize) -> Option<&[u8; 16]> {
+    buf.get(at..at.checked_add(16)?)?.try_into().ok()
 }
 
 /// For [`check_line_start`]: the bits of a name of `len` bytes in a block that starts two bytes
@@ -552,6 +562,120 @@ mod tests {
         assert!(check_host(b"a b").is_err());
         assert!(check_host(b"a:b").is_err());
         assert!(check_host(b"u@h").is_err());
+    }
+
+    #[test]
+    fn host_fast_check_agrees_with_the_full_grammar() {
+        // Every value of up to 5 bytes over an alphabet of each byte class the two checks
+        // treat differently: the fast check may only say yes where the full one does, and
+        // `check_host` must answer as the full check alone.
+        let alphabet = b"a1.:%[]_@v \x80";
+        let mut value = Vec::new();
+        let mut checked = 0;
+        for len in 0..=5u32 {
+            for mut code in 0..alphabet.len().pow(len) {
+                value.clear();
+                for _ in 0..len {
+                    value.push(alphabet[code % alphabet.len()]);
+                    code /= alphabet.len();
+                }
+                let full = split_host_port(&value).is_ok();
+                assert!(!is_plain_host(&value) || full, "{value:?}");
+                assert_eq!(check_host(&value).is_ok(), full, "{value:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 200_000, "{checked}");
+        // Longer common shapes.
+        for (host, ok) in [
+            (&b"www.example.com"[..], true),
+            (b"127.0.0.1:8000", true),
+            (b"example.com:", true),
+            (b"[::1]:8000", true),
+            (b"a%41b.example", true),
+            (b"example.com:80a", false),
+            (b"exa mple.com", false),
+        ] {
+            assert_eq!(check_host(host).is_ok(), ok, "{host:?}");
+            assert_eq!(split_host_port(host).is_ok(), ok, "{host:?}");
+        }
+    }
+
+    /// A buffer of `len` bytes, none of them `\r`, `_`, `#` or a stop byte of a target.
+    fn plain_bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| b"aZ9-~"[i % 5]).collect()
+    }
+
+    #[test]
+    fn block_searches_agree_with_plain_searches() {
+        // Every name position and length in buffers around the 16-byte block size, with `_`
+        // and CR at, just inside and just outside the name's edges.
+        for buf_len in [3, 10, 15, 16, 17, 20, 31, 32, 33, 48, 70] {
+            for start in 2..buf_len {
+                for len in 1..=buf_len - start {
+                    for marks in [None, Some(start - 2), Some(start - 1), Some(start)]
+                        .into_iter()
+                        .chain([Some(start + len - 1), Some(start + len)])
+                    {
+                        for mark in [b'_', b'\r'] {
+                            let mut buf = plain_bytes(buf_len);
+                            if let Some(at) = marks.filter(|&at| at < buf_len) {
+                                buf[at] = mark;
+                            }
+                            let name = &buf[start..start + len];
+                            let has = name.contains(&b'_');
+                            let shown = String::from_utf8_lossy(&buf);
+                            assert_eq!(
+                                contains_byte(b'_', &buf, start, len),
+                                has,
+                                "{shown:?} {start} {len}"
+                            );
+                            assert_eq!(
+                                name_has_underscore(&buf, start, len),
+                                has,
+                                "{shown:?} {start} {len}"
+                            );
+                            assert_eq!(
+                                check_line_start(&buf, start, len),
+                                (buf[start - 2] == b'\r', has),
+                                "{shown:?} {start} {len}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scan_target_agrees_with_a_plain_scan() {
+        let plain = |buf: &[u8], start: usize| {
+            let end = start + buf[start..].iter().position(|&b| !is_target_byte(b))?;
+            Some((end, buf[start..end].contains(&b'#')))
+        };
+        for buf_len in 1..70usize {
+            for start in 0..buf_len {
+                for stop_at in (start..buf_len).step_by(3).chain([buf_len]) {
+                    for hash_at in [None, Some(start), Some(stop_at.saturating_sub(1))] {
+                        for stop in [b' ', b'\r', 0x7f, 0, b'\t'] {
+                            let mut buf = plain_bytes(buf_len);
+                            buf[start..].iter_mut().step_by(7).for_each(|b| *b = 0x80);
+                            if let Some(at) = hash_at.filter(|&at| at < buf_len) {
+                                buf[at] = b'#';
+                            }
+                            if stop_at < buf_len {
+                                buf[stop_at] = stop;
+                            }
+                            assert_eq!(
+                                scan_target(&buf, start),
+                                plain(&buf, start),
+                                "{buf:?} {start}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
