@@ -378,14 +378,17 @@ impl Worker {
         let mut resumed = Vec::new();
         let mut next_tick = Instant::now() + TICK;
         loop {
-            let timeout = next_tick.saturating_duration_since(Instant::now());
+            // `ctx.now` is at most one loop turn old (it is re-read after every inline
+            // application call): a tick can be late by the loop's own work, not by an
+            // application's, and a clock read per turn is saved.
+            let timeout = next_tick.saturating_duration_since(self.ctx.now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return WorkerExit::Failed(format!("event loop failed: {e}"));
                 }
             }
             self.ctx.now = Instant::now();
-            self.ctx.date.update(SystemTime::now());
+            self.ctx.date.refresh(self.ctx.now);
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => {
@@ -876,7 +879,7 @@ fn respond_error(c: &mut Conn, ctx: &Ctx, status: u16, message: &str) {
     c.phase = Phase::Head;
     // The client may still be sending (the rest of a bad request): always linger.
     c.client_closing = false;
-    write_error(&mut c.wbuf, status, message, ctx.date.value());
+    write_error(&mut c.wbuf, status, message, ctx.date.line());
     c.close_after_write = true;
 }
 
@@ -1122,11 +1125,11 @@ fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
     if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
         ctx.max_requests_reached = true;
     }
-    let is_head = ex.req.method() == "HEAD";
+    let is_head = ex.req.is_head();
     let version = ex.req.version();
     let keep_alive = ex.keep_alive && !ctx.stopping && !ctx.max_requests_reached && !c.read_closed;
     let p = plan(&ex.res, is_head, version, keep_alive);
-    write_head(&mut c.wbuf, &ex.res, &p, version, ctx.date.value());
+    write_head(&mut c.wbuf, &ex.res, &p, version, ctx.date.line());
     let body = std::mem::replace(&mut ex.res.body, Body::Empty);
     let body_len = if p.send_body { body.len() } else { Some(0) };
     if p.send_body {
