@@ -299,6 +299,18 @@ impl RequestBody {
         self.len == Some(0)
     }
 
+    /// Makes this an empty body, keeping the memory buffer (unless it grew large) in place.
+    pub(crate) fn clear(&mut self) {
+        match &mut self.inner {
+            BodyStore::Memory(c) if c.get_ref().capacity() <= 16 * 1024 => {
+                c.get_mut().clear();
+                c.set_position(0);
+                self.len = Some(0);
+            }
+            _ => *self = RequestBody::empty(),
+        }
+    }
+
     /// Takes back the memory buffer for reuse (unless it grew large), leaving an empty body.
     pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
         let old = std::mem::replace(self, RequestBody::empty());

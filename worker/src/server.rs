@@ -931,14 +931,14 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                     ex.started = ctx.now;
                     ex.keep_alive = head.keep_alive && ctx.cfg.keepalive.is_some();
                     c.client_closing = !head.keep_alive;
-                    let reuse = ex.req.body.take_buffer();
-                    // `Content-Length: 0` is complete now: no more input may ever come, and
-                    // the body phase only runs when bytes arrive.
-                    if matches!(head.framing, Framing::None | Framing::Length(0)) {
-                        ex.req.body = RequestBody::from_bytes(reuse);
+                    // No body, or `Content-Length: 0`: complete now (no more input may ever
+                    // come, and the body phase only runs when bytes arrive).
+                    let Some(decoder) = head.decoder else {
+                        ex.req.body.clear();
                         dispatch(c, ctx);
                         return Step::Progress;
-                    }
+                    };
+                    let reuse = ex.req.body.take_buffer();
                     // RFC 9110 §10.1.1: send 100 only when no body bytes have arrived yet.
                     if head.expect_continue && c.rpos == c.rend {
                         c.wbuf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -951,7 +951,7 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                             Framing::None => false,
                         };
                     c.phase = Phase::Body {
-                        decoder: head.decoder,
+                        decoder,
                         spool: Spool::new(reuse),
                         streamable,
                         length: match head.framing {
