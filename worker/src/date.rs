@@ -147,10 +147,16 @@ impl DateCache {
 
     /// Brings the date up to `now` (the loop's clock, read once per loop turn). Reads the wall
     /// clock only when a new second may have begun.
+    #[inline]
     pub fn refresh(&mut self, now: Instant) {
         if self.next_check.is_some_and(|t| now < t) {
             return;
         }
+        self.refresh_wall(now);
+    }
+
+    #[cold]
+    fn refresh_wall(&mut self, now: Instant) {
         let since_epoch = self.set(SystemTime::now());
         // The monotonic and the wall clock run at the same rate (both are slewed by NTP); a
         // step of the wall clock shows at the next second.

@@ -799,6 +799,12 @@ fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
                             Some(k) => c.deadline = ctx.now + k,
                             None => return false,
                         }
+                        // The usual end of a keep-alive exchange: answered, nothing buffered,
+                        // the socket read empty. What the next turn of the loop would
+                        // conclude, without its checks.
+                        if c.read_drained && !c.peer_hup && !c.read_closed {
+                            return true;
+                        }
                     }
                     continue;
                 }
