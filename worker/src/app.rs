@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex};
 
+use crate::response::HeaderNotes;
+
 /// A Rust application served by the worker.
 ///
 /// `call` runs on the event loop thread when `threads` = 1 and on the worker's thread pool
@@ -140,6 +142,11 @@ impl Request {
     /// The method, exactly as received (`GET`).
     pub fn method(&self) -> &str {
         self.text(&self.method)
+    }
+
+    /// Whether the method is `HEAD` (compared as bytes: no UTF-8 check on the hot path).
+    pub(crate) fn is_head(&self) -> bool {
+        self.head.get(self.method.clone()) == Some(&b"HEAD"[..])
     }
 
     /// The request target, exactly as received (`/a/b?x=1`).
@@ -290,6 +297,18 @@ impl RequestBody {
     /// Whether the body is known to be empty.
     pub fn is_empty(&self) -> bool {
         self.len == Some(0)
+    }
+
+    /// Makes this an empty body, keeping the memory buffer (unless it grew large) in place.
+    pub(crate) fn clear(&mut self) {
+        match &mut self.inner {
+            BodyStore::Memory(c) if c.get_ref().capacity() <= 16 * 1024 => {
+                c.get_mut().clear();
+                c.set_position(0);
+                self.len = Some(0);
+            }
+            _ => *self = RequestBody::empty(),
+        }
     }
 
     /// Takes back the memory buffer for reuse (unless it grew large), leaving an empty body.
@@ -501,6 +520,10 @@ pub struct Response {
     /// The status code (200..=999; anything else is answered as 500).
     pub status: u16,
     pub(crate) headers: Vec<(HeaderText, HeaderText)>,
+    /// What [`Response::header`] noted about `headers` (validity, names the worker writes
+    /// itself), so that the response path does not scan them again. `header` and `reset`
+    /// are the only ways `headers` changes; if another appears, it must keep this true.
+    pub(crate) notes: HeaderNotes,
     /// The body.
     pub body: Body,
 }
@@ -517,6 +540,7 @@ impl Response {
         Response {
             status: 200,
             headers: Vec::new(),
+            notes: HeaderNotes::default(),
             body: Body::Empty,
         }
     }
@@ -525,6 +549,7 @@ impl Response {
     pub(crate) fn reset(&mut self) {
         self.status = 200;
         self.headers.clear();
+        self.notes = HeaderNotes::default();
         self.body = Body::Empty;
     }
 
@@ -532,7 +557,9 @@ impl Response {
     /// (RFC 9110 §5.5); the worker answers 500 instead of sending a response that breaks
     /// this, so a header value can never split the response.
     pub fn header(&mut self, name: impl Into<HeaderText>, value: impl Into<HeaderText>) {
-        self.headers.push((name.into(), value.into()));
+        let (name, value) = (name.into(), value.into());
+        self.notes.note(&name, &value);
+        self.headers.push((name, value));
     }
 
     /// The header fields set so far.

@@ -1,7 +1,7 @@
 //! Time formatting for responses and the access log: the `Date` header (IMF-fixdate,
 //! RFC 9110 §5.6.7) cached once a second, and the access log's `[10/Oct/2000:13:55:36 +0000]`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = [
@@ -119,38 +119,66 @@ pub(crate) fn log_date(secs: u64, out: &mut String) {
     );
 }
 
-/// The current `Date` value, reformatted only when the second changes.
+/// The current `Date` line (`Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n`), reformatted only
+/// when the second changes. The wall clock is read only when the monotonic clock the loop
+/// reads anyway says the second may have changed: one `SystemTime::now()` a second instead
+/// of one per loop turn.
 #[derive(Debug)]
 pub(crate) struct DateCache {
     secs: u64,
-    value: [u8; 29],
+    line: [u8; 37],
+    /// When (on the loop's monotonic clock) the wall clock's second next changes.
+    next_check: Option<Instant>,
 }
 
 impl DateCache {
     pub fn new() -> DateCache {
+        let mut line = [b' '; 37];
+        line[..6].copy_from_slice(b"Date: ");
+        line[35..].copy_from_slice(b"\r\n");
         let mut cache = DateCache {
             secs: u64::MAX,
-            value: [b' '; 29],
+            line,
+            next_check: None,
         };
-        cache.update(SystemTime::now());
+        cache.refresh(Instant::now());
         cache
     }
 
-    /// Refreshes the cached value if `now` is in a new second. Called once per loop turn.
-    pub fn update(&mut self, now: SystemTime) {
-        let secs = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_secs();
-        if secs != self.secs {
-            self.secs = secs;
-            self.value.copy_from_slice(http_date(secs).as_bytes());
+    /// Brings the date up to `now` (the loop's clock, read once per loop turn). Reads the wall
+    /// clock only when a new second may have begun.
+    #[inline]
+    pub fn refresh(&mut self, now: Instant) {
+        if self.next_check.is_some_and(|t| now < t) {
+            return;
         }
+        self.refresh_wall(now);
     }
 
-    /// The formatted date (29 bytes).
-    pub fn value(&self) -> &[u8] {
-        &self.value
+    #[cold]
+    fn refresh_wall(&mut self, now: Instant) {
+        let since_epoch = self.set(SystemTime::now());
+        // The monotonic and the wall clock run at the same rate (both are slewed by NTP); a
+        // step of the wall clock shows at the next second.
+        let to_next =
+            Duration::from_secs(1) - Duration::from_nanos(since_epoch.subsec_nanos().into());
+        self.next_check = now.checked_add(to_next);
+    }
+
+    /// Sets the date to the wall-clock time `wall`; returns it as time since the epoch.
+    fn set(&mut self, wall: SystemTime) -> Duration {
+        let since_epoch = wall.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        let secs = since_epoch.as_secs();
+        if secs != self.secs {
+            self.secs = secs;
+            self.line[6..35].copy_from_slice(http_date(secs).as_bytes());
+        }
+        since_epoch
+    }
+
+    /// The whole header line: `Date: `, the date, CRLF (37 bytes).
+    pub fn line(&self) -> &[u8; 37] {
+        &self.line
     }
 
     /// The cached second.
@@ -193,11 +221,34 @@ mod tests {
     fn cache_changes_only_with_the_second() {
         let mut cache = DateCache::new();
         let t = UNIX_EPOCH + Duration::from_millis(784_111_777_100);
-        cache.update(t);
-        assert_eq!(cache.value(), b"Sun, 06 Nov 1994 08:49:37 GMT");
-        cache.update(t + Duration::from_millis(800));
+        cache.set(t);
+        assert_eq!(&cache.line()[6..35], b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(cache.line(), b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n");
+        cache.set(t + Duration::from_millis(800));
         assert_eq!(cache.secs(), 784_111_777);
-        cache.update(t + Duration::from_millis(900));
-        assert_eq!(cache.value(), b"Sun, 06 Nov 1994 08:49:38 GMT");
+        cache.set(t + Duration::from_millis(900));
+        assert_eq!(&cache.line()[6..35], b"Sun, 06 Nov 1994 08:49:38 GMT");
+    }
+
+    #[test]
+    fn refresh_reads_the_wall_clock_once_the_second_may_have_changed() {
+        let mut cache = DateCache::new();
+        let start = Instant::now();
+        cache.refresh(start);
+        let next = cache.next_check.unwrap();
+        assert!(next > start && next <= start + Duration::from_secs(1));
+        // Before the boundary nothing is read: a date set by hand stays.
+        cache.set(UNIX_EPOCH);
+        cache.refresh(next - Duration::from_nanos(1));
+        assert_eq!(cache.secs(), 0);
+        // At the boundary the wall clock is read again.
+        cache.refresh(next);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(cache.secs().abs_diff(wall) <= 1);
+        assert_eq!(&cache.line()[..6], b"Date: ");
+        assert_eq!(&cache.line()[35..], b"\r\n");
     }
 }

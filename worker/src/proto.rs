@@ -21,8 +21,9 @@ pub(crate) struct Head {
     pub keep_alive: bool,
     /// `Expect: 100-continue` on HTTP/1.1 (RFC 9110 §10.1.1).
     pub expect_continue: bool,
-    /// The decoder for the body, with the parser's limits.
-    pub decoder: BodyDecoder,
+    /// The decoder for the body, with the parser's limits; `None` when no body follows
+    /// (no framing, or `Content-Length: 0`).
+    pub decoder: Option<BodyDecoder>,
 }
 
 /// A request the worker refuses, with the status to answer.
@@ -261,26 +262,38 @@ impl Parser {
         };
         req.head.clear();
         req.headers.clear();
-        req.method = push(&mut req.head, head.method().as_bytes());
-        let target = head.target();
-        req.target = match std::str::from_utf8(target) {
-            Ok(_) => push(&mut req.head, target),
-            Err(_) => {
-                // Request::target() is a &str: keep bytes that are not UTF-8 percent-encoded.
-                let start = req.head.len();
-                for &b in target {
-                    if b < 0x80 {
-                        req.head.push(b);
-                    } else {
-                        req.head.extend_from_slice(format!("%{b:02X}").as_bytes());
-                    }
-                }
-                start..req.head.len()
+        // One copy of the whole head; the parts become ranges into it. A part the parser
+        // rewrote (a casefolded method, a folded value) lives outside `buf` and is appended.
+        // One copy instead of one per part: ~90 instructions per request less (callgrind).
+        let head_bytes = &buf[..len.min(buf.len())];
+        req.head.extend_from_slice(head_bytes);
+        let place = |copy: &mut Vec<u8>, part: &[u8]| {
+            let offset = (part.as_ptr() as usize).wrapping_sub(head_bytes.as_ptr() as usize);
+            if offset <= head_bytes.len() && part.len() <= head_bytes.len() - offset {
+                offset..offset + part.len()
+            } else {
+                push(copy, part)
             }
         };
+        req.method = place(&mut req.head, head.method().as_bytes());
+        let target = head.target();
+        req.target = if target.is_ascii() || std::str::from_utf8(target).is_ok() {
+            place(&mut req.head, target)
+        } else {
+            // Request::target() is a &str: keep bytes that are not UTF-8 percent-encoded.
+            let start = req.head.len();
+            for &b in target {
+                if b < 0x80 {
+                    req.head.push(b);
+                } else {
+                    req.head.extend_from_slice(format!("%{b:02X}").as_bytes());
+                }
+            }
+            start..req.head.len()
+        };
         for h in head.headers() {
-            let n = push(&mut req.head, h.name.as_bytes());
-            let v = push(&mut req.head, h.value);
+            let n = place(&mut req.head, h.name.as_bytes());
+            let v = place(&mut req.head, h.value);
             req.headers.push((n, v));
         }
         req.version = match head.version() {
@@ -293,8 +306,12 @@ impl Parser {
             framing: head.framing(),
             keep_alive: head.keep_alive(),
             expect_continue: head.expects_continue(),
-            decoder: BodyDecoder {
-                inner: head.body_decoder(),
+            // Built only when a body follows: most requests have none.
+            decoder: match head.framing() {
+                Framing::None | Framing::Length(0) => None,
+                _ => Some(BodyDecoder {
+                    inner: head.body_decoder(),
+                }),
             },
         })
     }
@@ -369,6 +386,7 @@ mod tests {
             panic!("not complete")
         };
         assert_eq!(head.len, buf.len() - 4);
+        assert!(head.decoder.is_none(), "no body: no decoder");
         assert_eq!(req.method(), "GET");
         assert_eq!(req.target(), "/a?b");
         assert_eq!(req.header("x-y"), Some(&b"z"[..]));
@@ -413,6 +431,39 @@ mod tests {
         );
         assert!(matches!(out, HeadOutcome::Complete(_)), "{out:?}");
         assert_eq!(req.header("x"), Some(&b"a b"[..]));
+    }
+
+    #[test]
+    fn parts_the_parser_rewrote_are_copied_beside_the_head() {
+        // The head is copied once and the parts are ranges into it; a casefolded method and
+        // a folded value live outside the received bytes and must still come out right.
+        let s = Settings {
+            casefold_http_method: true,
+            permit_unconventional_http_method: true,
+            permit_obsolete_folding: true,
+            ..Settings::default()
+        };
+        let mut req = Request::for_test("X", "/", &[("Old", "1")], b"");
+        let buf = b"get /\xc3\xa9?\xff HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\nY:  c \r\n\r\n";
+        let out = Parser::from_settings(&s).parse_head(
+            buf,
+            false,
+            &mut hp::Progress::default(),
+            &mut req,
+        );
+        assert!(matches!(out, HeadOutcome::Complete(_)), "{out:?}");
+        assert_eq!(req.method(), "GET");
+        assert_eq!(req.target(), "/%C3%A9?%FF");
+        let headers: Vec<_> = req.headers().collect();
+        assert_eq!(
+            headers,
+            [("Host", &b"a"[..]), ("X", &b"a b"[..]), ("Y", &b"c"[..])]
+        );
+        let utf8 = b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let out = parser().parse_head(utf8, false, &mut hp::Progress::default(), &mut req);
+        assert!(matches!(out, HeadOutcome::Complete(_)), "{out:?}");
+        assert_eq!((req.method(), req.target()), ("GET", "/\u{e9}"));
+        assert_eq!(req.headers().count(), 1);
     }
 
     #[test]
@@ -484,7 +535,7 @@ mod tests {
             ) else {
                 panic!()
             };
-            let mut d = head.decoder;
+            let mut d = head.decoder.expect("a chunked body has a decoder");
             let mut out = Vec::new();
             let mut buf = body[..split].to_vec();
             let r1 = d.decode(&buf, &mut |b| out.extend_from_slice(b)).unwrap();

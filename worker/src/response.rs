@@ -1,5 +1,13 @@
 //! Serializes response heads into a connection's write buffer: the status line, `Server`,
 //! `Date`, the application's headers (validated), the framing and `Connection`.
+//!
+//! This is on every request's path, so a head is a few copies of prepared pieces: a
+//! constant status line with `Server` for the common statuses, the `Date` line cached per
+//! second (`date.rs`), the application's fields (checked once, when they were set, see
+//! [`HeaderNotes`]) and a tail (framing, `Connection`, the empty line) built on the stack.
+//! Measured with callgrind on the keep-alive hello request (`cargo xtask bench`,
+//! "Instructions per request"): `queue_response` + `write_head` + `push_u64` went from 779
+//! to 411 own instructions per request (the whole worker from 4,132 to 3,589).
 
 use crate::app::{reason_phrase, Body, Response, Version};
 
@@ -29,10 +37,12 @@ pub(crate) struct Plan {
 /// `version` whose client allows keep-alive when `keep_alive`.
 pub(crate) fn plan(res: &Response, is_head: bool, version: Version, keep_alive: bool) -> Plan {
     let status = res.status;
-    let app_close = res
-        .headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
+    // Only when `header` saw a name the worker writes itself (`Connection` is one).
+    let app_close = res.notes.special
+        && res
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
     let mut keep_alive = keep_alive && !app_close;
     // RFC 9110 §6.4.1: 1xx, 204 and 304 responses have no content; HEAD has none either.
     let no_content = (100..200).contains(&status) || status == 204 || status == 304;
@@ -56,24 +66,79 @@ pub(crate) fn plan(res: &Response, is_head: bool, version: Version, keep_alive: 
     }
 }
 
-/// Headers the worker writes itself; the application's values for them are not sent.
-fn is_hop_or_ours(name: &str) -> bool {
-    [
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "date",
-        "server",
-        "keep-alive",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
+/// What [`crate::app::Response::header`] found out about the fields set so far, so that
+/// the response path need not look at them again.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderNotes {
+    /// Some name is not a token, or some value holds CR, LF or NUL (RFC 9110 §5.5).
+    pub invalid: bool,
+    /// Some name is one the worker writes itself (see [`is_hop_or_ours`]): `write_head` must
+    /// skip it and `plan` must look for `Connection: close`.
+    pub special: bool,
 }
 
+impl HeaderNotes {
+    /// Notes one field the application set.
+    #[inline]
+    pub fn note(&mut self, name: &str, value: &str) {
+        self.invalid |= !is_token(name) || !value_is_safe(value);
+        self.special |= is_hop_or_ours(name);
+    }
+}
+
+/// Headers the worker writes itself; the application's values for them are not sent.
+/// Compares the length first: most names are none of these and cost one branch.
+fn is_hop_or_ours(name: &str) -> bool {
+    let ours = match name.len() {
+        4 => "date",
+        6 => "server",
+        10 if name.as_bytes()[0] | 0x20 == b'c' => "connection",
+        10 => "keep-alive",
+        14 => "content-length",
+        17 => "transfer-encoding",
+        _ => return false,
+    };
+    name.eq_ignore_ascii_case(ours)
+}
+
+/// `tchar` of RFC 9110 §5.6.2, as a table.
+static TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    // No early exit: the loop stays branch-free and short names cost a few instructions.
+    !s.is_empty() && s.bytes().fold(true, |ok, b| ok & TOKEN[usize::from(b)])
+}
+
+/// No CR, LF or NUL: a value that cannot split the head.
+fn value_is_safe(s: &str) -> bool {
+    !s.bytes()
+        .fold(false, |bad, b| bad | (b == b'\r') | (b == b'\n') | (b == 0))
 }
 
 /// Whether every header the application set may be sent as is (RFC 9110 §5.5: no CR, LF
@@ -81,45 +146,116 @@ fn is_token(s: &str) -> bool {
 /// The status must be a final one (200..=999): an interim 1xx as the only answer would leave
 /// the client waiting, and protocol upgrades are not supported.
 pub(crate) fn headers_valid(res: &Response) -> bool {
-    (200..=999).contains(&res.status)
-        && res
-            .headers
-            .iter()
-            .all(|(n, v)| is_token(n) && !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0))
+    (200..=999).contains(&res.status) && !res.notes.invalid
 }
 
 /// Appends a decimal number.
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
     let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
+    let len = put_u64(&mut tmp, 0, n);
+    out.extend_from_slice(&tmp[..len]);
+}
+
+/// Writes `n` in decimal at `buf[at..]`, returns the end. `buf` must have room for the
+/// digits (20 for any u64).
+fn put_u64(buf: &mut [u8], at: usize, mut n: u64) -> usize {
+    let digits = n.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let end = at + digits;
+    let mut i = end;
     loop {
         i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
+        buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    out.extend_from_slice(&tmp[i..]);
+    end
 }
 
-/// Appends the head of `res` per `plan` to `out`.
+/// `HTTP/1.1 <status> <reason>\r\nServer: ferrocorn\r\n` for the statuses most answers
+/// carry, as constants; must agree with [`reason_phrase`] (a test checks it).
+fn status_prefix(status: u16) -> Option<&'static [u8]> {
+    macro_rules! lines {
+        ($($code:literal $reason:literal),* $(,)?) => {
+            match status {
+                $($code => Some(
+                    concat!("HTTP/1.1 ", $code, " ", $reason, "\r\nServer: ferrocorn\r\n")
+                        .as_bytes(),
+                ),)*
+                _ => None,
+            }
+        };
+    }
+    lines!(
+        200 "OK", 201 "Created", 204 "No Content", 206 "Partial Content",
+        301 "Moved Permanently", 302 "Found", 303 "See Other", 304 "Not Modified",
+        307 "Temporary Redirect", 308 "Permanent Redirect",
+        400 "Bad Request", 401 "Unauthorized", 403 "Forbidden", 404 "Not Found",
+        405 "Method Not Allowed", 408 "Request Timeout", 411 "Length Required",
+        413 "Content Too Large", 414 "URI Too Long", 416 "Range Not Satisfiable",
+        431 "Request Header Fields Too Large",
+        500 "Internal Server Error", 501 "Not Implemented", 503 "Service Unavailable",
+        505 "HTTP Version Not Supported",
+    )
+}
+
+/// The longest tail `write_head` builds: `Content-Length: ` with 20 digits, CRLF,
+/// `Connection: keep-alive` with CRLF, and the empty line.
+const TAIL_MAX: usize = 16 + 20 + 2 + 24 + 2;
+
+/// Appends the head of `res` per `plan` to `out`. `date_line` is the whole
+/// `Date: ...\r\n` line ([`crate::date::DateCache::line`]).
 pub(crate) fn write_head(
     out: &mut Vec<u8>,
     res: &Response,
     plan: &Plan,
     version: Version,
-    date: &[u8],
+    date_line: &[u8],
 ) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(out, u64::from(res.status));
-    out.push(b' ');
-    out.extend_from_slice(reason_phrase(res.status).as_bytes());
-    out.extend_from_slice(b"\r\nServer: ferrocorn\r\nDate: ");
-    out.extend_from_slice(date);
-    out.extend_from_slice(b"\r\n");
+    // The tail, on the stack. Copied into `out` whole (a fixed size: a few moves instead of
+    // a `memcpy` call), then cut to its length.
+    let mut tail = [0u8; TAIL_MAX];
+    let mut end = 0;
+    fn put(tail: &mut [u8; TAIL_MAX], end: &mut usize, bytes: &[u8]) {
+        tail[*end..*end + bytes.len()].copy_from_slice(bytes);
+        *end += bytes.len();
+    }
+    match plan.framing {
+        Framing::Length(n) => {
+            put(&mut tail, &mut end, b"Content-Length: ");
+            end = put_u64(&mut tail, end, n);
+            put(&mut tail, &mut end, b"\r\n");
+        }
+        Framing::Chunked => put(&mut tail, &mut end, b"Transfer-Encoding: chunked\r\n"),
+        Framing::NoBody | Framing::UntilClose => {}
+    }
+    if !plan.keep_alive {
+        put(&mut tail, &mut end, b"Connection: close\r\n");
+    } else if version == Version::Http10 {
+        put(&mut tail, &mut end, b"Connection: keep-alive\r\n");
+    }
+    put(&mut tail, &mut end, b"\r\n");
+
+    let fields: usize = res.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let prefix = status_prefix(res.status);
+    // One reservation for the whole head: the copies below never reallocate. The status
+    // line without a constant is at most 9 + 5 digits + 1 + reason + 21.
+    out.reserve(prefix.map_or(64, <[u8]>::len) + date_line.len() + fields + TAIL_MAX);
+    match prefix {
+        Some(line) => out.extend_from_slice(line),
+        None => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            push_u64(out, u64::from(res.status));
+            out.push(b' ');
+            out.extend_from_slice(reason_phrase(res.status).as_bytes());
+            out.extend_from_slice(b"\r\nServer: ferrocorn\r\n");
+        }
+    }
+    out.extend_from_slice(date_line);
+    let check = res.notes.special;
     for (name, value) in &res.headers {
-        if is_hop_or_ours(name) {
+        if check && is_hop_or_ours(name) {
             continue;
         }
         out.extend_from_slice(name.as_bytes());
@@ -127,26 +263,14 @@ pub(crate) fn write_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    match plan.framing {
-        Framing::Length(n) => {
-            out.extend_from_slice(b"Content-Length: ");
-            push_u64(out, n);
-            out.extend_from_slice(b"\r\n");
-        }
-        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        Framing::NoBody | Framing::UntilClose => {}
-    }
-    if !plan.keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if version == Version::Http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    let len = out.len();
+    out.extend_from_slice(&tail);
+    out.truncate(len + end);
 }
 
 /// Appends a complete error response with a short plain-text body and
 /// `Connection: close`.
-pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date: &[u8]) {
+pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date_line: &[u8]) {
     let mut res = Response::new();
     res.status = status;
     res.header("Content-Type", "text/plain; charset=utf-8");
@@ -157,7 +281,7 @@ pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date: &
         send_body: true,
         keep_alive: false,
     };
-    write_head(out, &res, &plan, Version::Http11, date);
+    write_head(out, &res, &plan, Version::Http11, date_line);
     out.extend_from_slice(message.as_bytes());
     out.push(b'\n');
 }
@@ -166,7 +290,7 @@ pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date: &
 mod tests {
     use super::*;
 
-    const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+    const DATE: &[u8] = b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
 
     #[test]
     fn hello_head_is_exact() {
@@ -224,6 +348,147 @@ mod tests {
         let mut res = Response::new();
         res.status = 101;
         assert!(!headers_valid(&res));
+    }
+
+    /// The head as written before the constant pieces: the reference `write_head` must match.
+    fn reference_head(res: &Response, plan: &Plan, version: Version) -> String {
+        let mut s = format!(
+            "HTTP/1.1 {} {}\r\nServer: ferrocorn\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+            res.status,
+            reason_phrase(res.status)
+        );
+        for (n, v) in res.headers() {
+            let ours = [
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "date",
+                "server",
+                "keep-alive",
+            ];
+            if !ours.iter().any(|o| n.eq_ignore_ascii_case(o)) {
+                s += &format!("{n}: {v}\r\n");
+            }
+        }
+        match plan.framing {
+            Framing::Length(n) => s += &format!("Content-Length: {n}\r\n"),
+            Framing::Chunked => s += "Transfer-Encoding: chunked\r\n",
+            _ => {}
+        }
+        if !plan.keep_alive {
+            s += "Connection: close\r\n";
+        } else if version == Version::Http10 {
+            s += "Connection: keep-alive\r\n";
+        }
+        s + "\r\n"
+    }
+
+    #[test]
+    fn every_status_framing_and_field_mix_matches_the_reference() {
+        let fields: &[&[(&str, &str)]] = &[
+            &[],
+            &[("Content-Type", "text/plain")],
+            &[
+                ("X-A", ""),
+                ("DATE", "x"),
+                ("Set-Cookie", "a=b"),
+                ("Keep-Alive", "5"),
+            ],
+            &[
+                ("Connection", "close"),
+                ("Server", "other"),
+                ("CONTENT-LENGTH", "1"),
+            ],
+            &[
+                ("Transfer-Encoding", "gzip"),
+                ("Content-Lengthy", "7"),
+                ("Dates", "d"),
+            ],
+        ];
+        let framings = [
+            Framing::NoBody,
+            Framing::Length(0),
+            Framing::Length(9),
+            Framing::Length(10),
+            Framing::Length(1_048_576),
+            Framing::Length(u64::MAX),
+            Framing::Chunked,
+            Framing::UntilClose,
+        ];
+        for status in 100..=999u16 {
+            for (i, set) in fields.iter().enumerate() {
+                let mut res = Response::new();
+                res.status = status;
+                for (n, v) in *set {
+                    res.header(*n, *v);
+                }
+                let framing = framings[(status as usize + i) % framings.len()];
+                for (keep_alive, version) in [
+                    (true, Version::Http11),
+                    (false, Version::Http11),
+                    (true, Version::Http10),
+                ] {
+                    let p = Plan {
+                        framing,
+                        send_body: true,
+                        keep_alive,
+                    };
+                    let mut out = b"previous".to_vec();
+                    write_head(&mut out, &res, &p, version, DATE);
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        format!("previous{}", reference_head(&res, &p, version)),
+                        "status {status}, fields {set:?}, {p:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn status_constants_agree_with_reason_phrase() {
+        for status in 0..=1000u16 {
+            if let Some(line) = status_prefix(status) {
+                let want = format!(
+                    "HTTP/1.1 {status} {}\r\nServer: ferrocorn\r\n",
+                    reason_phrase(status)
+                );
+                assert_eq!(line, want.as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn notes_follow_the_fields() {
+        let mut res = Response::new();
+        res.header("Content-Type", "text/plain");
+        assert_eq!(res.notes, HeaderNotes::default());
+        res.header("keep-ALIVE", "5");
+        assert!(res.notes.special && !res.notes.invalid);
+        res.reset();
+        assert_eq!(res.notes, HeaderNotes::default());
+        for bad in ["", "a b", "a:b", "é", "a\0"] {
+            let mut res = Response::new();
+            res.header(bad, "v");
+            assert!(res.notes.invalid, "name {bad:?}");
+        }
+        for bad in ["a\rb", "a\nb", "\0", "ok\r"] {
+            let mut res = Response::new();
+            res.header("X", bad);
+            assert!(res.notes.invalid, "value {bad:?}");
+        }
+        let mut res = Response::new();
+        res.header("!#$%&'*+-.^_`|~09azAZ", "any \t visible \u{e9} text");
+        assert!(!res.notes.invalid);
+    }
+
+    #[test]
+    fn push_u64_formats_every_width() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -378,14 +378,17 @@ impl Worker {
         let mut resumed = Vec::new();
         let mut next_tick = Instant::now() + TICK;
         loop {
-            let timeout = next_tick.saturating_duration_since(Instant::now());
+            // `ctx.now` is at most one loop turn old (it is re-read after every inline
+            // application call): a tick can be late by the loop's own work, not by an
+            // application's, and a clock read per turn is saved.
+            let timeout = next_tick.saturating_duration_since(self.ctx.now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return WorkerExit::Failed(format!("event loop failed: {e}"));
                 }
             }
             self.ctx.now = Instant::now();
-            self.ctx.date.update(SystemTime::now());
+            self.ctx.date.refresh(self.ctx.now);
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => {
@@ -796,6 +799,12 @@ fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
                             Some(k) => c.deadline = ctx.now + k,
                             None => return false,
                         }
+                        // The usual end of a keep-alive exchange: answered, nothing buffered,
+                        // the socket read empty. What the next turn of the loop would
+                        // conclude, without its checks.
+                        if c.read_drained && !c.peer_hup && !c.read_closed {
+                            return true;
+                        }
                     }
                     continue;
                 }
@@ -876,7 +885,7 @@ fn respond_error(c: &mut Conn, ctx: &Ctx, status: u16, message: &str) {
     c.phase = Phase::Head;
     // The client may still be sending (the rest of a bad request): always linger.
     c.client_closing = false;
-    write_error(&mut c.wbuf, status, message, ctx.date.value());
+    write_error(&mut c.wbuf, status, message, ctx.date.line());
     c.close_after_write = true;
 }
 
@@ -928,14 +937,14 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                     ex.started = ctx.now;
                     ex.keep_alive = head.keep_alive && ctx.cfg.keepalive.is_some();
                     c.client_closing = !head.keep_alive;
-                    let reuse = ex.req.body.take_buffer();
-                    // `Content-Length: 0` is complete now: no more input may ever come, and
-                    // the body phase only runs when bytes arrive.
-                    if matches!(head.framing, Framing::None | Framing::Length(0)) {
-                        ex.req.body = RequestBody::from_bytes(reuse);
+                    // No body, or `Content-Length: 0`: complete now (no more input may ever
+                    // come, and the body phase only runs when bytes arrive).
+                    let Some(decoder) = head.decoder else {
+                        ex.req.body.clear();
                         dispatch(c, ctx);
                         return Step::Progress;
-                    }
+                    };
+                    let reuse = ex.req.body.take_buffer();
                     // RFC 9110 §10.1.1: send 100 only when no body bytes have arrived yet.
                     if head.expect_continue && c.rpos == c.rend {
                         c.wbuf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -948,7 +957,7 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                             Framing::None => false,
                         };
                     c.phase = Phase::Body {
-                        decoder: head.decoder,
+                        decoder,
                         spool: Spool::new(reuse),
                         streamable,
                         length: match head.framing {
@@ -1122,11 +1131,11 @@ fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
     if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
         ctx.max_requests_reached = true;
     }
-    let is_head = ex.req.method() == "HEAD";
+    let is_head = ex.req.is_head();
     let version = ex.req.version();
     let keep_alive = ex.keep_alive && !ctx.stopping && !ctx.max_requests_reached && !c.read_closed;
     let p = plan(&ex.res, is_head, version, keep_alive);
-    write_head(&mut c.wbuf, &ex.res, &p, version, ctx.date.value());
+    write_head(&mut c.wbuf, &ex.res, &p, version, ctx.date.line());
     let body = std::mem::replace(&mut ex.res.body, Body::Empty);
     let body_len = if p.send_body { body.len() } else { Some(0) };
     if p.send_body {
