@@ -159,7 +159,14 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
 /// Writes `n` in decimal at `buf[at..]`, returns the end. `buf` must have room for the
 /// digits (20 for any u64).
 fn put_u64(buf: &mut [u8], at: usize, mut n: u64) -> usize {
-    let digits = n.checked_ilog10().map_or(1, |l| l as usize + 1);
+    // Bodies and statuses are mostly short numbers: compare before taking the logarithm.
+    let digits = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => n.ilog10() as usize + 1,
+    };
     let end = at + digits;
     let mut i = end;
     loop {
