@@ -181,6 +181,12 @@ impl DateCache {
         &self.line
     }
 
+    /// Sets the cached second by hand.
+    #[cfg(test)]
+    pub fn set_for_test(&mut self, secs: u64) {
+        self.set(UNIX_EPOCH + Duration::from_secs(secs));
+    }
+
     /// The cached second.
     pub fn secs(&self) -> u64 {
         self.secs

@@ -9,7 +9,10 @@
 //! "Instructions per request"): `queue_response` + `write_head` + `push_u64` went from 779
 //! to 411 own instructions per request (the whole worker from 4,132 to 3,589).
 
+use std::borrow::Cow;
+
 use crate::app::{reason_phrase, Body, Response, Version};
+use crate::date::DateCache;
 
 /// How the body of a response is framed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +162,14 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
 /// Writes `n` in decimal at `buf[at..]`, returns the end. `buf` must have room for the
 /// digits (20 for any u64).
 fn put_u64(buf: &mut [u8], at: usize, mut n: u64) -> usize {
-    let digits = n.checked_ilog10().map_or(1, |l| l as usize + 1);
+    // Bodies and statuses are mostly short numbers: compare before taking the logarithm.
+    let digits = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => n.ilog10() as usize + 1,
+    };
     let end = at + digits;
     let mut i = end;
     loop {
@@ -266,6 +276,91 @@ pub(crate) fn write_head(
     let len = out.len();
     out.extend_from_slice(&tail);
     out.truncate(len + end);
+}
+
+/// The last head written for a response whose fields are all `&'static str`s, and what it
+/// was written for. An application that answers with constant fields (`hello`, most APIs'
+/// `Content-Type`) gets its head in one copy; fields are compared by address and length,
+/// which for immutable static strings means by content. Measured with callgrind on the
+/// keep-alive hello request: ~190 instructions per request less than `write_head`.
+#[derive(Debug, Default)]
+pub(crate) struct HeadCache {
+    /// What `bytes` was written for; `None`: nothing cached.
+    key: Option<HeadKey>,
+    /// Address and length of each field's name and value, in order.
+    fields: Vec<[usize; 4]>,
+    bytes: Vec<u8>,
+}
+
+/// Everything besides the fields that a head depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeadKey {
+    status: u16,
+    framing: Framing,
+    keep_alive: bool,
+    version: Version,
+    /// The second of the `Date` line.
+    date: u64,
+}
+
+impl HeadCache {
+    /// Appends the head of `res` per `plan` to `out`, as [`write_head`] does. Returns
+    /// whether it was the cached one.
+    pub fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        res: &Response,
+        plan: &Plan,
+        version: Version,
+        date: &DateCache,
+    ) -> bool {
+        let key = HeadKey {
+            status: res.status,
+            framing: plan.framing,
+            keep_alive: plan.keep_alive,
+            version,
+            date: date.secs(),
+        };
+        if self.key == Some(key) && self.same_fields(res) {
+            out.extend_from_slice(&self.bytes);
+            return true;
+        }
+        let start = out.len();
+        write_head(out, res, plan, version, date.line());
+        self.key = None;
+        self.fields.clear();
+        for (name, value) in &res.headers {
+            let (Cow::Borrowed(name), Cow::Borrowed(value)) = (name, value) else {
+                return false; // an owned field may differ next time with the same address
+            };
+            self.fields.push(address(name, value));
+        }
+        self.bytes.clear();
+        self.bytes.extend_from_slice(&out[start..]);
+        self.key = Some(key);
+        false
+    }
+
+    fn same_fields(&self, res: &Response) -> bool {
+        res.headers.len() == self.fields.len()
+            && res
+                .headers
+                .iter()
+                .zip(&self.fields)
+                .all(|(field, cached)| match field {
+                    (Cow::Borrowed(name), Cow::Borrowed(value)) => address(name, value) == *cached,
+                    _ => false,
+                })
+    }
+}
+
+fn address(name: &'static str, value: &'static str) -> [usize; 4] {
+    [
+        name.as_ptr() as usize,
+        name.len(),
+        value.as_ptr() as usize,
+        value.len(),
+    ]
 }
 
 /// Appends a complete error response with a short plain-text body and
@@ -443,6 +538,122 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// One response of the cache test; each differs from the one before in one respect.
+    struct Step {
+        status: u16,
+        fields: &'static [(&'static str, &'static str)],
+        owned_field: bool,
+        len: u64,
+        version: Version,
+        keep_alive: bool,
+        next_second: bool,
+    }
+
+    #[test]
+    fn cached_heads_equal_written_heads() {
+        const PLAIN: &[(&str, &str)] = &[("Content-Type", "text/plain")];
+        const HTML: &[(&str, &str)] = &[("Content-Type", "text/html")];
+        const TWO: &[(&str, &str)] = &[("Content-Type", "text/html"), ("X", "y")];
+        let first = Step {
+            status: 200,
+            fields: PLAIN,
+            owned_field: false,
+            len: 14,
+            version: Version::Http11,
+            keep_alive: true,
+            next_second: false,
+        };
+        let steps = [
+            Step { ..first },
+            Step { ..first },
+            Step { len: 15, ..first },
+            Step {
+                keep_alive: false,
+                ..first
+            },
+            Step {
+                version: Version::Http10,
+                ..first
+            },
+            Step {
+                status: 404,
+                ..first
+            },
+            Step {
+                fields: HTML,
+                ..first
+            },
+            Step {
+                fields: TWO,
+                ..first
+            },
+            Step {
+                fields: HTML,
+                owned_field: true,
+                ..first
+            },
+            Step {
+                fields: HTML,
+                owned_field: true,
+                ..first
+            },
+            Step {
+                next_second: true,
+                ..first
+            },
+            Step { ..first },
+            Step {
+                fields: &[],
+                ..first
+            },
+            Step {
+                fields: &[],
+                ..first
+            },
+        ];
+        let mut cache = HeadCache::default();
+        let mut date = DateCache::new();
+        let mut hits = Vec::new();
+        for step in steps {
+            if step.next_second {
+                date.set_for_test(date.secs() + 1);
+            }
+            let mut res = Response::new();
+            res.status = step.status;
+            for (n, v) in step.fields {
+                res.header(*n, *v);
+            }
+            if step.owned_field {
+                res.header("Content-Type", String::from("text/plain"));
+            }
+            let p = Plan {
+                framing: Framing::Length(step.len),
+                send_body: true,
+                keep_alive: step.keep_alive,
+            };
+            let (mut cached, mut written) = (b"x".to_vec(), b"x".to_vec());
+            hits.push(cache.write(&mut cached, &res, &p, step.version, &date));
+            write_head(&mut written, &res, &p, step.version, date.line());
+            assert_eq!(
+                String::from_utf8(cached).unwrap(),
+                String::from_utf8(written).unwrap()
+            );
+        }
+        // Reused exactly when nothing changed and every field is static.
+        let reused: Vec<usize> = (0..hits.len()).filter(|&i| hits[i]).collect();
+        assert_eq!(reused, [1, 11, 13]);
+        // A String moved into a field may reuse an address with other bytes: never cached.
+        let mut res = Response::new();
+        res.header("A", String::from("1"));
+        let p = Plan {
+            framing: Framing::NoBody,
+            send_body: false,
+            keep_alive: true,
+        };
+        cache.write(&mut Vec::new(), &res, &p, Version::Http11, &date);
+        assert!(cache.key.is_none());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::conn::{Conn, Exchange, Flushed, OutBody, Phase, Spool, Stream, STREAM
 use crate::date::DateCache;
 use crate::pool::{call_app, Job, Pool, Work};
 use crate::proto::{Framing, HeadOutcome, HttpError, Parser, ProxyOutcome};
-use crate::response::{self, plan, write_error, write_head};
+use crate::response::{self, plan, write_error, HeadCache};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
 
 const WAKER: Token = Token(usize::MAX - 1);
@@ -154,6 +154,8 @@ struct Ctx {
     app: Arc<dyn App>,
     pool: Option<Pool>,
     date: DateCache,
+    /// The last response head, reused while responses keep the same shape.
+    heads: HeadCache,
     log: Option<AccessLog>,
     now: Instant,
     requests: u64,
@@ -324,6 +326,7 @@ impl Worker {
                 app,
                 pool,
                 date: DateCache::new(),
+                heads: HeadCache::default(),
                 log,
                 now: Instant::now(),
                 requests: 0,
@@ -1135,7 +1138,8 @@ fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
     let version = ex.req.version();
     let keep_alive = ex.keep_alive && !ctx.stopping && !ctx.max_requests_reached && !c.read_closed;
     let p = plan(&ex.res, is_head, version, keep_alive);
-    write_head(&mut c.wbuf, &ex.res, &p, version, ctx.date.line());
+    ctx.heads
+        .write(&mut c.wbuf, &ex.res, &p, version, &ctx.date);
     let body = std::mem::replace(&mut ex.res.body, Body::Empty);
     let body_len = if p.send_body { body.len() } else { Some(0) };
     if p.send_body {
