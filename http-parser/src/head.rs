@@ -6,8 +6,8 @@ use crate::error::{Error, ErrorKind};
 use crate::fields::{line_size, parse_fields, FieldSpan, Resume, Rules, ValueLoc};
 use crate::limits::{Limits, Policy, UnderscoreHeaders};
 use crate::syntax::{
-    check_host, check_line_start, check_target, is_target_byte, is_tchar, name_has_underscore,
-    scan_target, trim_ows, TargetForm,
+    check_host, check_host_block, check_line_start, check_target, is_target_byte, is_tchar,
+    name_has_underscore, scan_target, trim_ows, TargetForm,
 };
 use std::mem::MaybeUninit;
 
@@ -335,16 +335,18 @@ impl HeadParser {
     /// # "Collected" / 10000 = instructions per parse (loop included, on both sides)
     /// ```
     ///
-    /// 09:15 UTC 2026-11-23: ours 5013 against httparse's 4088 on the 700-byte browser GET
-    /// (0.82x httparse's throughput), 635 against 522 on the 27-byte GET (0.82x); before this
+    /// 09:29 UTC 2026-11-23: ours 4946 against httparse's 4088 on the 700-byte browser GET
+    /// (0.83x httparse's throughput), 638 against 522 on the 27-byte GET (0.82x); before this
     /// design (httparse for the whole head, fields copied into `fields`) 5937 and 1019 (0.69x,
-    /// 0.51x). httparse's `parse_headers` takes ~3690 and ~270 of ours; the rest (~1320 and
+    /// 0.51x). httparse's `parse_headers` takes ~3690 and ~270 of ours; the rest (~1250 and
     /// ~370) is per field ~40 (the two passes) and per head the request line (~60, ~120 with
     /// the 65-byte target), emptying the slots the last parse filled, the Host check and
     /// storing the state. Wall-clock, `cargo
     /// bench -p ferrocorn-http-parser --bench parse -- --warm-up-time 1 --measurement-time 3` on
-    /// this shared 2-core machine (load ~1.7): 381 ns against 468 ns (0.81x) and 49.5 ns
-    /// against 60.5 ns (0.82x); wall-clock ratios move with the load, the counts do not.
+    /// this shared 2-core machine (load 1-2.3, five runs 09:14-09:29 UTC): 0.71x to 0.92x on
+    /// the browser GET (e.g. 290 ns against 380 ns) and 0.59x to 0.82x on the 27-byte GET (e.g.
+    /// 29.6 ns against 39.1 ns): the two sides of a pair run seconds apart under a load that
+    /// other builds change, so a single run says little; the counts do not move.
     fn parse_fast<'b>(&mut self, buf: &'b [u8]) -> Option<usize> {
         if !self.fast_path {
             return None;
@@ -1104,10 +1106,16 @@ fn scan_fields(
                 continue;
             }
             // RFC 9112 §3.2: more than one Host field line is answered 400.
-            if special.host.is_some() || check_host(value).is_err() {
+            let value_start = offset(value);
+            // Long names by blocks; short ones (often at the end of a small head) by bytes.
+            let host_ok = if (8..=16).contains(&value.len()) {
+                check_host_block(buf, value_start, value.len()).is_ok()
+            } else {
+                check_host(value).is_ok()
+            };
+            if special.host.is_some() || !host_ok {
                 return None;
             }
-            let value_start = offset(value);
             special.host = Some(ValueLoc::Buf(value_start, value_start + value.len()));
         } else if !special.note(name, value, version_11) {
             return None;

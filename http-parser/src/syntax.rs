@@ -495,6 +495,64 @@ pub(crate) fn check_host(value: &[u8]) -> Result<(), Error> {
     check_host_fully(value)
 }
 
+/// [`check_host`] for the value at `buf[start..start + len]`, `len` of 1 to 16 with 16 bytes
+/// of `buf` from `start`: a name of letters, digits, dots and hyphens (most `Host` values) is
+/// recognized with one block test (measured with `parse_loop`: ~20 instructions for
+/// `www.example.com` against ~90 a byte at a time). Anything else goes to [`check_host`].
+#[inline(always)]
+pub(crate) fn check_host_block(buf: &[u8], start: usize, len: usize) -> Result<(), Error> {
+    if let Some(block) = block16(buf, start) {
+        let in_value = 0xffff >> (16 - len.clamp(1, 16));
+        if host_name_mask16(block) & in_value == in_value {
+            return Ok(());
+        }
+    }
+    check_host_slowly(&buf[start..start + len])
+}
+
+/// [`check_host`], out of line: the shapes that [`check_host_block`] does not recognize.
+#[inline(never)]
+fn check_host_slowly(value: &[u8]) -> Result<(), Error> {
+    check_host(value)
+}
+
+/// Bit `i` set where `block[i]` is an ASCII letter, digit, `.` or `-` (all reg-name bytes).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn host_name_mask16(block: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_min_epu8, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: as in `byte_mask16`.
+    unsafe {
+        let bytes = _mm_loadu_si128(block.as_ptr().cast());
+        // `lo <= b <= hi` (unsigned): clamping `b` into the range leaves it unchanged.
+        let within = |b: __m128i, lo: u8, hi: u8| {
+            let low = _mm_set1_epi8(lo as i8);
+            let high = _mm_set1_epi8(hi as i8);
+            _mm_cmpeq_epi8(_mm_min_epu8(_mm_max_epu8(b, low), high), b)
+        };
+        // Setting the 0x20 bit maps exactly the upper-case letters onto the lower-case ones.
+        let lower = _mm_or_si128(bytes, _mm_set1_epi8(0x20));
+        let letter = within(lower, b'a', b'z');
+        let digit = within(bytes, b'0', b'9');
+        let dot = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'.' as i8));
+        let hyphen = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'-' as i8));
+        let any = _mm_or_si128(_mm_or_si128(letter, digit), _mm_or_si128(dot, hyphen));
+        _mm_movemask_epi8(any) as u32
+    }
+}
+
+/// Bit `i` set where `block[i]` is an ASCII letter, digit, `.` or `-` (portable form).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn host_name_mask16(block: &[u8; 16]) -> u32 {
+    block.iter().enumerate().fold(0, |mask, (i, &b)| {
+        mask | (u32::from(b.is_ascii_alphanumeric() || b == b'.' || b == b'-') << i)
+    })
+}
+
 /// The common `Host` shapes, one table lookup a byte: reg-name bytes other than `%` (so names
 /// and IPv4 addresses), then optionally `:` and digits. Whatever this accepts the full check
 /// ([`split_host_port`]) accepts; what it refuses (an IP literal, `%`, anything unusual) goes
@@ -586,6 +644,20 @@ mod tests {
             }
         }
         assert!(checked > 200_000, "{checked}");
+        // The block test of `check_host_block`: every byte value at the start, middle and end
+        // of names of each length it takes, inside a buffer as in a head.
+        for len in 1..=16 {
+            for at in [0, len / 2, len - 1] {
+                for byte in 0..=255u8 {
+                    let mut buf: Vec<u8> = (0..len).map(|i| b"aZ9.-"[i % 5]).collect();
+                    buf[at] = byte;
+                    let full = split_host_port(&buf).is_ok();
+                    buf.extend_from_slice(b"\r\nX: 0123456789abcdef\r\n\r\n");
+                    let shown = String::from_utf8_lossy(&buf[..len]);
+                    assert_eq!(check_host_block(&buf, 0, len).is_ok(), full, "{shown:?}");
+                }
+            }
+        }
         // Longer common shapes.
         for (host, ok) in [
             (&b"www.example.com"[..], true),
