@@ -6,7 +6,8 @@ use crate::error::{Error, ErrorKind};
 use crate::fields::{line_size, parse_fields, FieldSpan, Resume, Rules, ValueLoc};
 use crate::limits::{Limits, Policy, UnderscoreHeaders};
 use crate::syntax::{
-    check_host, check_target, find_byte, is_target_byte, is_tchar, trim_ows, TargetForm,
+    check_host, check_line_start, check_target, is_target_byte, is_tchar, name_has_underscore,
+    scan_target, trim_ows, TargetForm,
 };
 use std::mem::MaybeUninit;
 
@@ -65,6 +66,10 @@ enum MethodLoc {
     Scratch(usize, usize),
 }
 
+/// `HTTP/1.1` and `HTTP/1.0`, read as little-endian words.
+const HTTP_11: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+const HTTP_10: u64 = u64::from_le_bytes(*b"HTTP/1.0");
+
 /// At most this many empty lines may precede a request line (RFC 9112 §2.2 asks servers to
 /// ignore "at least one"; a few cover clients that add CRLF after a body).
 pub const MAX_LEADING_EMPTY_LINES: usize = 8;
@@ -77,17 +82,6 @@ const CONVENTIONAL_METHOD_LEN: std::ops::RangeInclusive<usize> = 3..=20;
 /// path, so a parser's fast-path storage stays small (32 bytes a field).
 const FAST_PATH_MAX_FIELDS: usize = 1024;
 
-/// httparse's strictest settings, spelled out (they are its defaults): one SP between the
-/// request-line parts, no whitespace before the first field line, no ignored invalid lines.
-fn strict_httparse_config() -> httparse::ParserConfig {
-    let mut config = httparse::ParserConfig::default();
-    config
-        .allow_multiple_spaces_in_request_line_delimiters(false)
-        .allow_space_before_first_header_name(false)
-        .ignore_invalid_headers_in_requests(false);
-    config
-}
-
 /// A push parser for request heads. Keep one per connection: it owns the scratch space that
 /// the returned [`Head`] borrows, so parsing allocates nothing per header once warmed up.
 #[derive(Debug, Clone)]
@@ -98,9 +92,16 @@ pub struct HeadParser {
     scratch: Vec<u8>,
     fast_path: bool,
     /// Storage httparse fills on the fast path: the field limit plus one (so that one field
-    /// too many is seen), capped at [`FAST_PATH_MAX_FIELDS`] plus one. Never zeroed.
+    /// too many is seen), capped at [`FAST_PATH_MAX_FIELDS`] plus one. Each slot always holds
+    /// an initialized `Header`, but the first `dirty_slots` may borrow an earlier buffer, so
+    /// they are never read as `Header<'static>` (see `parse_fast` and `Head::slots`).
     header_slots: Vec<MaybeUninit<httparse::Header<'static>>>,
-    httparse_config: httparse::ParserConfig,
+    dirty_slots: usize,
+    /// The effective limits, resolved once for the fast path: request line (`usize::MAX` for
+    /// none), field count, field size.
+    request_line_limit: usize,
+    fields_limit: usize,
+    field_size_limit: usize,
     head: HeadState,
     /// Set by the reference path when it answers `Partial` inside a line.
     pending: Option<Pending>,
@@ -135,9 +136,20 @@ pub struct Head<'a> {
     parser: &'a HeadParser,
 }
 
+/// Where the last complete head's fields are.
+#[derive(Debug, Clone, Copy)]
+enum FieldStore {
+    /// In [`HeadParser::fields`] (the reference path).
+    Spans,
+    /// The first `n` of [`HeadParser::header_slots`], as httparse filled them for this head
+    /// (the fast path, which copies nothing: see [`Head::slots`]).
+    Slots(usize),
+}
+
 /// What the last complete head says, as offsets into the buffer it was parsed from.
 #[derive(Debug, Clone, Copy)]
 struct HeadState {
+    fields: FieldStore,
     method: MethodLoc,
     target: (usize, usize),
     target_form: TargetForm,
@@ -151,6 +163,7 @@ struct HeadState {
 
 impl HeadState {
     const EMPTY: HeadState = HeadState {
+        fields: FieldStore::Spans,
         method: MethodLoc::Buf(0, 0),
         target: (0, 0),
         target_form: TargetForm::Origin,
@@ -173,8 +186,11 @@ impl HeadParser {
             fields: Vec::with_capacity(32),
             scratch: Vec::new(),
             fast_path: true,
-            header_slots: vec![MaybeUninit::uninit(); slots],
-            httparse_config: strict_httparse_config(),
+            header_slots: vec![MaybeUninit::new(httparse::EMPTY_HEADER); slots],
+            dirty_slots: 0,
+            request_line_limit: limits.request_line_limit().unwrap_or(usize::MAX),
+            fields_limit: limits.fields_limit(),
+            field_size_limit: limits.field_size_limit(),
             head: HeadState::EMPTY,
             pending: None,
         }
@@ -209,7 +225,11 @@ impl HeadParser {
     /// the bytes were split. Limits are enforced on partial input too, so with non-zero limits
     /// the caller needs no buffer limit of its own for the head.
     pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Status<Head<'a>>, Error> {
-        self.parse_resuming(buf, &mut Progress::default())
+        if let Some(end) = self.parse_fast(buf) {
+            // `parse_fast` stored this head's state (see `Head::slots`).
+            return Ok(Status::Complete(Head { buf, parser: self }, end));
+        }
+        self.parse_reference_head(buf, &mut Progress::default())
     }
 
     /// [`HeadParser::parse`], resuming where the last call on this connection stopped.
@@ -242,24 +262,31 @@ impl HeadParser {
                 }
             }
         }
+        if let Some(end) = self.parse_fast(buf) {
+            // `parse_fast` stored this head's state (see `Head::slots`).
+            return Ok(Status::Complete(Head { buf, parser: self }, end));
+        }
+        self.parse_reference_head(buf, progress)
+    }
+
+    /// The head by the reference path, for [`HeadParser::parse_resuming`] once the fast path
+    /// declined.
+    #[inline(never)]
+    fn parse_reference_head<'a>(
+        &'a mut self,
+        buf: &'a [u8],
+        progress: &mut Progress,
+    ) -> Result<Status<Head<'a>>, Error> {
         self.pending = None;
         self.fields.clear();
         self.scratch.clear();
-        let parts = match self.parse_fast(buf) {
-            Some(parts) => parts,
+        match self.parse_reference(buf)? {
+            Some(parts) => self.finish(buf, parts),
             None => {
-                self.fields.clear();
-                self.scratch.clear();
-                match self.parse_reference(buf)? {
-                    Some(parts) => parts,
-                    None => {
-                        progress.pending = self.pending.take();
-                        return Ok(Status::Partial);
-                    }
-                }
+                progress.pending = self.pending.take();
+                Ok(Status::Partial)
             }
-        };
-        self.finish(buf, parts)
+        }
     }
 
     /// Turns the fast path off (`false`) or on, so that tests and the fuzz target can check
@@ -269,154 +296,162 @@ impl HeadParser {
         self.fast_path = on;
     }
 
-    /// The fast path: `httparse` tokenizes a complete head, then one lean pass over its
-    /// output adds what httparse does not check (see below). Anything unusual (partial input,
-    /// any httparse error, leading empty lines, bare LF, a limit reached, a method or target the
-    /// policy refuses, an underscore name under [`UnderscoreHeaders::Refuse`]) returns `None`
-    /// and the reference path decides, so every verdict and every error status is the reference
-    /// path's; the fast path only saves time, and the tests check that both paths give the same
-    /// heads.
+    /// The fast path, for complete heads of the ordinary shape: the request line is scanned
+    /// here, `httparse::parse_headers` tokenizes the field lines into `header_slots`, and two
+    /// lean passes over its output add what httparse does not check (see `scan_fields`).
+    /// Stores the head's state, whose fields stay in the slots (no copy: see `Head::slots`),
+    /// and returns the head's length. Anything unusual (partial input, any httparse error,
+    /// leading empty lines, bare LF, a limit reached, a method that is not 3 to 20 upper-case
+    /// letters, a target `check_target` refuses, an underscore name under
+    /// [`UnderscoreHeaders::Refuse`], a Content-Length over the body limit) returns `None` and
+    /// the reference path decides, so every verdict and every error status is the reference
+    /// path's; the fast path only saves time, and the tests check that both paths give the
+    /// same heads.
     ///
-    /// httparse (strict `ParserConfig`: one SP between request-line parts, no whitespace
-    /// before the first field or the colon, no obs-fold, no ignored lines) already checks the
-    /// method and field names are tokens, the target bytes are `%x21-7E / obs-text`, the
-    /// version is HTTP/1.0 or HTTP/1.1, and the values hold no CTL but HTAB, the same byte
-    /// classes as `syntax.rs`. It accepts a bare LF as a line end, which we do not
-    /// (RFC 9112 §2.2), so each line's CR is checked from the slice positions.
+    /// httparse's `parse_headers` (its strict defaults: no whitespace before the first field or
+    /// the colon, no obs-fold, no ignored lines) checks that field names are tokens and values
+    /// hold no CTL but HTAB, the byte classes of `syntax.rs`. It accepts a bare LF as a line
+    /// end, which we do not (RFC 9112 §2.2), so each line's CR is checked from the slice
+    /// positions. The request line is ours because we judge it more strictly than httparse
+    /// anyway (method rule, target form and `#`, line limit, CRLF) and httparse's request-line
+    /// parse (runtime SIMD dispatch, a UTF-8 check of the target) cost more than ours does.
     ///
-    /// Measured with `cargo bench -p ferrocorn-http-parser --bench parse -- --warm-up-time 1
-    /// --measurement-time 3` (our whole parse, `finish` included, against raw httparse on the
-    /// same bytes) on a shared 2-core machine (load ~1, 08:22 UTC 2026-11-23): ours 443 ns,
-    /// httparse 284 ns (0.64x httparse's throughput) on the 700-byte browser GET, 77 ns and
-    /// 35 ns (0.46x) on the 27-byte GET; earlier runs gave 0.4-0.67x and 0.37-0.6x, moving with the
-    /// load. Below the 0.8x target. Instructions per parse, load-independent (an example
-    /// binary parsing each request 10,000 times with each parser, under `valgrind
-    /// --tool=callgrind`, inclusive cost of each loop / 10,000): 5917 against httparse's 4069
-    /// (0.69x) and 1019 against 521 (0.51x); 0.8x needs ~5090 and ~650. httparse's own call
-    /// costs the same in both. What is left (~1850 and ~500 instructions) is spread thinly, not
-    /// one hot spot: per field ~30 (the CR and size checks, the underscore bookkeeping, the
-    /// `FieldSpan` push), per head the `_` and `#` searches (~330 and ~40 on the browser GET),
-    /// `check_target`, the Host check, storing the `Head` state; the fused hand-written scanner
-    /// this replaced was faster (~0.86x and ~1x) but was not httparse.
-    fn parse_fast<'b>(&mut self, buf: &'b [u8]) -> Option<HeadParts> {
+    /// Measured: instructions per parse (load-independent), with each request parsed 10,000
+    /// times by `examples/parse_loop.rs`, which does per parse what the bench does:
+    ///
+    /// ```sh
+    /// cargo build --release -p ferrocorn-http-parser --example parse_loop
+    /// valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    ///     --toggle-collect='parse_loop::parse_*' \
+    ///     target/release/examples/parse_loop ferrocorn browser 10000   # or httparse, minimal
+    /// # "Collected" / 10000 = instructions per parse (loop included, on both sides)
+    /// ```
+    ///
+    /// 09:15 UTC 2026-11-23: ours 5013 against httparse's 4088 on the 700-byte browser GET
+    /// (0.82x httparse's throughput), 635 against 522 on the 27-byte GET (0.82x); before this
+    /// design (httparse for the whole head, fields copied into `fields`) 5937 and 1019 (0.69x,
+    /// 0.51x). httparse's `parse_headers` takes ~3690 and ~270 of ours; the rest (~1320 and
+    /// ~370) is per field ~40 (the two passes) and per head the request line (~60, ~120 with
+    /// the 65-byte target), emptying the slots the last parse filled, the Host check and
+    /// storing the state. Wall-clock, `cargo
+    /// bench -p ferrocorn-http-parser --bench parse -- --warm-up-time 1 --measurement-time 3` on
+    /// this shared 2-core machine (load ~1.7): 381 ns against 468 ns (0.81x) and 49.5 ns
+    /// against 60.5 ns (0.82x); wall-clock ratios move with the load, the counts do not.
+    fn parse_fast<'b>(&mut self, buf: &'b [u8]) -> Option<usize> {
         if !self.fast_path {
             return None;
         }
-        // RFC 9112 §2.2: leading empty lines go to the reference path, which bounds them
-        // (httparse would skip any number).
-        if matches!(buf.first(), Some(b'\r' | b'\n')) {
+        // The request line (RFC 9112 §3): method SP request-target SP HTTP-version CRLF, from
+        // offset 0 (leading empty lines go to the reference path, which bounds them).
+        let method_len = match buf.get(..5)? {
+            b"GET /" => 3,
+            b"POST " => 4,
+            _ => {
+                // Upper-case letters only, 3 to 20 of them: every such method passes every
+                // policy (the others are the reference path's).
+                let len = buf.iter().take(21).position(|&b| b == b' ')?;
+                if !CONVENTIONAL_METHOD_LEN.contains(&len)
+                    || !buf[..len].iter().all(u8::is_ascii_uppercase)
+                {
+                    return None;
+                }
+                len
+            }
+        };
+        let method = &buf[..method_len];
+        let target_start = method_len + 1;
+        let (target_end, has_hash) = scan_target(buf, target_start)?;
+        let target = &buf[target_start..target_end];
+        // `target_end` is the first byte that cannot be in a target: it must be the SP.
+        let (sp, version, crlf) = match buf.get(target_end..target_end + 11)? {
+            [sp, version @ .., cr, lf] => (*sp, *version.first_chunk::<8>()?, [*cr, *lf]),
+            _ => return None,
+        };
+        if sp != b' ' || crlf != *b"\r\n" {
             return None;
+        }
+        let version_11 = match u64::from_le_bytes(version) {
+            HTTP_11 => true,
+            HTTP_10 => false,
+            _ => return None,
+        };
+        if target.is_empty() {
+            return None;
+        }
+        let line_end = target_end + 9;
+        if line_end > self.request_line_limit {
+            return None;
+        }
+        // The usual origin-form target, decided here; every other shape by `check_target`.
+        let target_form = if target[0] == b'/'
+            && method != b"CONNECT"
+            && (!has_hash || self.policy.allow_fragment)
+        {
+            TargetForm::Origin
+        } else {
+            check_target(
+                method,
+                target,
+                self.policy.allow_fragment,
+                self.policy.allow_userinfo,
+            )
+            .ok()?
+        };
+
+        // The field lines: httparse tokenizes them (with its strict defaults: no whitespace
+        // before the first field or the colon, no obs-fold, no ignored lines), checking that
+        // names are tokens and values hold no CTL but HTAB, the byte classes of `syntax.rs`.
+        let fields_start = line_end + 2;
+        // Every slot httparse may see must hold a valid `Header`: those an earlier parse filled
+        // may point into a buffer that is gone, so they are emptied first.
+        let dirty = std::mem::replace(&mut self.dirty_slots, self.header_slots.len());
+        for slot in &mut self.header_slots[..dirty] {
+            slot.write(httparse::EMPTY_HEADER);
         }
         let (ptr, len) = (self.header_slots.as_mut_ptr(), self.header_slots.len());
         // SAFETY: the same `len` slots that `header_slots` owns, borrowed mutably for this call
-        // only; only the lifetime changes (`Header<'static>` and `Header<'b>` have one
-        // layout). The slots are uninitialized storage: httparse writes headers borrowing `buf`
-        // into them, read only through `req.headers` within this call; no slot is ever read
-        // as `Header<'static>` (nothing calls `assume_init` on `header_slots`).
-        let slots: &mut [MaybeUninit<httparse::Header<'b>>] =
+        // only. Each holds a valid `Header<'static>` (`EMPTY_HEADER`, written by `new` or just
+        // above), so also a valid `Header<'b>` (one layout; only the lifetime shrinks).
+        // httparse writes headers borrowing `buf` into them; they are read here, and later only
+        // by `Head::slots`, for the head whose state this call stores (which holds this same
+        // `buf`). `dirty_slots` counts the slots that may have been written.
+        let slots: &mut [httparse::Header<'b>] =
             unsafe { std::slice::from_raw_parts_mut(ptr.cast(), len) };
-        let mut req = httparse::Request::new(&mut []);
-        let end = match self
-            .httparse_config
-            .parse_request_with_uninit_headers(&mut req, buf, slots)
-        {
-            Ok(httparse::Status::Complete(end)) => end,
+        let (fields_len, count) = match httparse::parse_headers(&buf[fields_start..], slots) {
+            Ok(httparse::Status::Complete((fields_len, headers))) => (fields_len, headers.len()),
             _ => return None,
         };
+        self.dirty_slots = count;
+        let end = fields_start + fields_len;
         let base = buf.as_ptr() as usize;
         let offset = |s: &[u8]| s.as_ptr() as usize - base;
-
-        // The request line: method SP request-target SP HTTP-version CRLF, from offset 0 (no
-        // leading empty lines, one SP each).
-        let method = req.method?.as_bytes();
-        let method_len = method.len();
-        if !self.policy.permit_unconventional_http_method
-            && (!CONVENTIONAL_METHOD_LEN.contains(&method_len)
-                || method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#'))
-        {
+        let headers = &mut slots[..count];
+        if count > self.fields_limit {
             return None;
         }
-        let target = req.path?.as_bytes();
-        let target_len = target.len();
-        let line_end = method_len + 1 + target_len + 9;
-        if buf[line_end] != b'\r' {
-            return None;
-        }
-        if let Some(limit) = self.limits.request_line_limit() {
-            if line_end > limit {
-                return None;
-            }
-        }
-        let version = match req.version? {
-            0 => (1, 0),
-            _ => (1, 1),
-        };
-        let target_form = check_target(
-            method,
-            target,
-            self.policy.allow_fragment,
-            self.policy.allow_userinfo,
-        )
-        .ok()?;
-
-        // The field lines, in one pass: each line starts where the previous one's LF ends;
-        // the byte before that LF must be CR, and the line's size (CRLF included) is the
-        // distance between starts. The fields that decide framing and persistence are judged
-        // on the way, as `analyze_fields` judges them (names compared by length first); any
-        // case where it could fail takes the reference path. If these rules change, change
-        // `analyze_fields` with them: the tests check that both paths agree.
-        if req.headers.len() > self.limits.fields_limit() {
-            return None;
-        }
-        let version_11 = version == (1, 1);
-        let max_size = self.limits.field_size_limit();
-        let mut line_start = line_end + 2;
         let mut special = SpecialFields::default();
-        self.fields.reserve(req.headers.len());
-        // Underscores in names: one SIMD search from the first field line finds the next `_`
-        // anywhere, and is repeated only once a name starts past it, so a head without `_`
-        // costs one scan instead of one per name (measured: a byte loop over each name was a
-        // third of the time our pass adds to httparse's on the browser request).
-        let mut next_underscore = find_underscore(buf, line_start, end);
-        for header in req.headers.iter() {
-            let name = header.name.as_bytes();
-            let name_start = offset(name);
-            if buf[name_start - 2] != b'\r' || name_start - line_start > max_size {
-                return None;
-            }
-            line_start = name_start;
-            if next_underscore < name_start {
-                next_underscore = find_underscore(buf, name_start, end);
-            }
-            if next_underscore < name_start + name.len() {
-                match self.policy.header_map {
-                    UnderscoreHeaders::Drop => continue,
-                    UnderscoreHeaders::Refuse => return None,
-                    UnderscoreHeaders::Keep => {}
+        let dropped = scan_fields(
+            buf,
+            headers,
+            fields_start..end - 2,
+            self.field_size_limit,
+            self.policy.header_map,
+            version_11,
+            &mut special,
+        )?;
+        let mut kept = count;
+        if dropped {
+            // UnderscoreHeaders::Drop (rare): move the kept fields down over the dropped ones.
+            kept = 0;
+            for i in 0..count {
+                let name = headers[i].name.as_bytes();
+                if !name_has_underscore(buf, offset(name), name.len()) {
+                    headers[kept] = headers[i];
+                    kept += 1;
                 }
             }
-            let value = header.value;
-            let value_start = offset(value);
-            let value_loc = ValueLoc::Buf(value_start, value_start + value.len());
-            let first = name.first().map_or(0, |&b| b | 0x20);
-            if SPECIAL_NAME_FIRST_BYTE.get(name.len()) == Some(&first)
-                && !special.note(name, value, value_loc, version_11)
-            {
-                return None;
-            }
-            self.fields.push(FieldSpan {
-                name: (name_start, name_start + name.len()),
-                value: value_loc,
-            });
         }
-        // The empty line: CRLF, after a line that ended in CRLF.
-        let last_line = end - 2;
-        if buf[last_line] != b'\r' || buf[last_line - 2] != b'\r' {
-            return None;
-        }
-        if !req.headers.is_empty() && last_line - line_start > max_size {
-            return None;
-        }
+        let headers = &headers[..kept];
         // RFC 9112 §3.2 (Host), §6.1 and §6.3 items 3-4 (framing): see `analyze_fields`.
         if special.host.is_none() && version_11 && self.policy.require_host {
             return None;
@@ -427,33 +462,46 @@ impl HeadParser {
             }
             Framing::Chunked
         } else {
-            special
-                .content_length
-                .map_or(Framing::None, Framing::Length)
+            match special.content_length {
+                None => Framing::None,
+                Some(n) => {
+                    // Over the body limit: the reference path answers 413.
+                    if self.limits.body_limit().is_some_and(|limit| n > limit) {
+                        return None;
+                    }
+                    Framing::Length(n)
+                }
+            }
         };
-        // The scheme headers are rare and only trusted by choice: `analyze_fields` judges them.
-        let meta = (!self.policy.trust_scheme_headers).then_some(FieldMeta {
+        let forwarded_secure = if self.policy.trust_scheme_headers {
+            scheme_headers_say(headers.iter().map(|h| (h.name.as_bytes(), h.value))).ok()?
+        } else {
+            None
+        };
+
+        self.head = HeadState {
+            fields: FieldStore::Slots(kept),
+            method: MethodLoc::Buf(0, method_len),
+            target: (target_start, target_end),
+            target_form,
+            version: if version_11 {
+                Version::Http11
+            } else {
+                Version::Http10
+            },
             framing,
             keep_alive: special.connection.keep_alive(version_11),
             expects_continue: special.expects_continue,
-            unsupported_expectation: false,
             host: special.host,
-            forwarded_secure: None,
-        });
-        let line = RequestLine {
-            method_len,
-            target_len,
-            target_form,
-            version,
+            forwarded_secure,
         };
-        let mut parts = self.line_parts(buf, 0, line_end, line, end);
-        parts.meta = meta;
-        Some(parts)
+        Some(end)
     }
 
     /// The reference path: parses the head line by line, judging each line in byte order
     /// (see `fields.rs`), so that a prefix of the input is `Partial` or fails exactly as the
     /// whole would. Returns `None` for `Partial`.
+    #[inline(never)]
     fn parse_reference(&mut self, buf: &[u8]) -> Result<Option<HeadParts>, Error> {
         // RFC 9112 §2.2: ignore empty lines before the request line.
         let mut pos = 0;
@@ -569,11 +617,11 @@ impl HeadParser {
             version: line.version,
             version_at: line_end - 8,
             end,
-            meta: None,
         }
     }
 
     /// The checks on the whole head, common to both paths, and the [`Head`].
+    #[inline(never)]
     fn finish<'a>(
         &'a mut self,
         buf: &'a [u8],
@@ -583,10 +631,7 @@ impl HeadParser {
             (1, 0) => Version::Http10,
             _ => Version::Http11,
         };
-        let meta = match parts.meta {
-            Some(meta) => meta,
-            None => analyze_fields(buf, &self.scratch, &self.fields, version, &self.policy)?,
-        };
+        let meta = analyze_fields(buf, &self.scratch, &self.fields, version, &self.policy)?;
         // RFC 9110 §15.6.6: 505 for a major version we do not support, once the head has
         // proved well-formed as HTTP/1.x (a malformed one is 400).
         if parts.version.0 != 1 {
@@ -607,6 +652,7 @@ impl HeadParser {
         }
 
         self.head = HeadState {
+            fields: FieldStore::Spans,
             method: parts.method,
             target: parts.target,
             target_form: parts.target_form,
@@ -617,6 +663,7 @@ impl HeadParser {
             host: meta.host,
             forwarded_secure: meta.forwarded_secure,
         };
+        // The state just stored is this head's (see `Head::slots`).
         let head = Head { buf, parser: self };
         Ok(Status::Complete(head, parts.end))
     }
@@ -631,15 +678,28 @@ struct HeadParts {
     /// Where the 8-byte version starts.
     version_at: usize,
     end: usize,
-    /// What the fields say, when the fast path worked it out on its pass over them; `None`
-    /// makes [`HeadParser::finish`] run [`analyze_fields`].
-    meta: Option<FieldMeta>,
 }
 
-/// A token (checked ASCII) as `&str`.
+/// A token as `&str`: a method or field name, which both paths checked to be a token
+/// (`tchar` bytes, all ASCII) before any [`Head`] could hand it out.
 fn ascii_str(token: &[u8]) -> &str {
-    // Tokens are ASCII, so this never fails; an empty string would only hide a bug.
-    std::str::from_utf8(token).unwrap_or("")
+    debug_assert!(
+        token.iter().all(|&b| crate::syntax::is_tchar(b)),
+        "{token:?}"
+    );
+    // SAFETY: a token is ASCII (RFC 9110 §5.6.2), so valid UTF-8: `check_method` and
+    // `split_name` (reference path) and httparse (fast path, which also hands out its names as
+    // `&str`) accept only tchar bytes, and the method is upper-cased only within ASCII.
+    unsafe { std::str::from_utf8_unchecked(token) }
+}
+
+/// A method the policy's defaults accept: 3 to 20 bytes without lower case or `#` (gunicorn's
+/// rule; the caller checked it is a token). The common methods answer without the loop.
+#[inline(always)]
+fn is_conventional_method(method: &[u8]) -> bool {
+    matches!(method, b"GET" | b"POST" | b"HEAD" | b"PUT")
+        || (CONVENTIONAL_METHOD_LEN.contains(&method.len())
+            && !method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#'))
 }
 
 struct RequestLine {
@@ -682,10 +742,7 @@ fn check_method(method: &[u8], line: &[u8], policy: &Policy) -> Result<(), Error
     if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
         return Err(bad());
     }
-    if !policy.permit_unconventional_http_method
-        && (!CONVENTIONAL_METHOD_LEN.contains(&method.len())
-            || method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#'))
-    {
+    if !policy.permit_unconventional_http_method && !is_conventional_method(method) {
         return Err(bad());
     }
     Ok(())
@@ -720,6 +777,30 @@ pub const SECURE_SCHEME_HEADERS: [(&str, &str); 3] = [
     ("x-forwarded-ssl", "on"),
 ];
 
+/// What the scheme headers ([`SECURE_SCHEME_HEADERS`]) among `fields` (name, value) say:
+/// `Some(true)` for https, `Some(false)` for otherwise, `None` when none is present. Fails when
+/// they disagree.
+fn scheme_headers_say<'a>(
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<Option<bool>, Error> {
+    let (mut secure_seen, mut insecure_seen) = (false, false);
+    for (name, value) in fields {
+        for (header, secure_value) in SECURE_SCHEME_HEADERS {
+            if name.eq_ignore_ascii_case(header.as_bytes()) {
+                if value.eq_ignore_ascii_case(secure_value.as_bytes()) {
+                    secure_seen = true;
+                } else {
+                    insecure_seen = true;
+                }
+            }
+        }
+    }
+    if secure_seen && insecure_seen {
+        return Err(Error::new(ErrorKind::InvalidSchemeHeaders));
+    }
+    Ok((secure_seen || insecure_seen).then_some(secure_seen))
+}
+
 /// Transfer codings that [`Policy::permit_unimplemented_transfer_codings`] passes through.
 const PASS_THROUGH_CODINGS: [&[u8]; 5] =
     [b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"];
@@ -742,8 +823,6 @@ fn analyze_fields<'a>(
     let mut connection = ConnectionTokens::default();
     let mut expects_continue = false;
     let mut unsupported_expectation = false;
-    let mut secure_seen = false;
-    let mut insecure_seen = false;
 
     for field in fields {
         let name = field.name(buf);
@@ -806,17 +885,6 @@ fn analyze_fields<'a>(
             }
             _ => {}
         }
-        if policy.trust_scheme_headers {
-            for (header, secure_value) in SECURE_SCHEME_HEADERS {
-                if name.eq_ignore_ascii_case(header.as_bytes()) {
-                    if value.eq_ignore_ascii_case(secure_value.as_bytes()) {
-                        secure_seen = true;
-                    } else {
-                        insecure_seen = true;
-                    }
-                }
-            }
-        }
     }
 
     // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
@@ -858,10 +926,15 @@ fn analyze_fields<'a>(
         }
     };
 
-    if secure_seen && insecure_seen {
-        return Err(Error::new(ErrorKind::InvalidSchemeHeaders));
-    }
-    let forwarded_secure = (secure_seen || insecure_seen).then_some(secure_seen);
+    let forwarded_secure = if policy.trust_scheme_headers {
+        scheme_headers_say(
+            fields
+                .iter()
+                .map(|field| (field.name(buf), field.value(buf, scratch))),
+        )?
+    } else {
+        None
+    };
 
     let keep_alive = connection.keep_alive(version == Version::Http11);
 
@@ -873,6 +946,97 @@ fn analyze_fields<'a>(
         host,
         forwarded_secure,
     })
+}
+
+/// The fast path's checks of the field lines httparse found in `buf` (`lines`: from the start
+/// of the first to the start of the empty line): each line ends in CRLF and fits `max_size`,
+/// names with `_` follow `header_map`, and the fields that decide framing, persistence and
+/// Host are judged (see [`SpecialFields::note`]). Returns what those fields say and whether a
+/// field is to be dropped, or `None` when the reference path must decide.
+///
+/// Two lean passes rather than one: the first folds every line's checks into two flags with
+/// no branch out, the second looks only at names; each keeps its few values in registers
+/// (measured with `parse_loop`: one pass doing both spilled, ~50 instructions a field against
+/// ~30 for the two).
+#[inline(always)]
+fn scan_fields(
+    buf: &[u8],
+    headers: &[httparse::Header<'_>],
+    lines: std::ops::Range<usize>,
+    max_size: usize,
+    header_map: UnderscoreHeaders,
+    version_11: bool,
+    special: &mut SpecialFields,
+) -> Option<bool> {
+    let std::ops::Range {
+        start: first_line,
+        end: last_line,
+    } = lines;
+    // The empty line: CRLF, after a line that ended in CRLF (the request line's, checked by
+    // the caller, when there are no fields).
+    if buf.get(last_line - 2..last_line + 2) != Some(b"\r\n\r\n") {
+        return None;
+    }
+    let base = buf.as_ptr() as usize;
+    let offset = |s: &[u8]| s.as_ptr() as usize - base;
+    // Each line starts after CRLF (httparse accepts a bare LF as a line end; RFC 9112 §2.2
+    // lets us refuse it); which names hold `_`.
+    let mut bare_lf = false;
+    let mut underscore = false;
+    for header in headers {
+        let name = header.name.as_bytes();
+        let (after_crlf, has_underscore) = check_line_start(buf, offset(name), name.len());
+        bare_lf |= !after_crlf;
+        underscore |= has_underscore;
+    }
+    if bare_lf {
+        return None;
+    }
+    // No line is longer than the field section, so only a section over the limit needs each
+    // line measured; a line's size (CRLF included) is the distance between line starts.
+    if last_line - first_line > max_size {
+        let mut line_start = first_line;
+        for header in headers {
+            let name_start = offset(header.name.as_bytes());
+            if name_start - line_start > max_size {
+                return None;
+            }
+            line_start = name_start;
+        }
+        if !headers.is_empty() && last_line - line_start > max_size {
+            return None;
+        }
+    }
+    let dropped = underscore
+        && match header_map {
+            UnderscoreHeaders::Drop => true,
+            UnderscoreHeaders::Refuse => return None,
+            UnderscoreHeaders::Keep => false,
+        };
+    // The special fields. A name with `_` is none of them, so dropped fields need no care.
+    for header in headers {
+        let name = header.name.as_bytes();
+        let first = name[0] | 0x20;
+        if SPECIAL_NAME_FIRST_BYTE.get(name.len()) != Some(&first) {
+            continue;
+        }
+        let value = header.value;
+        // Host, in every HTTP/1.1 request, is judged here; the rarer ones out of line.
+        if name.len() == 4 {
+            if !eq_lower(name, b"host") {
+                continue;
+            }
+            // RFC 9112 §3.2: more than one Host field line is answered 400.
+            if special.host.is_some() || check_host(value).is_err() {
+                return None;
+            }
+            let value_start = offset(value);
+            special.host = Some(ValueLoc::Buf(value_start, value_start + value.len()));
+        } else if !special.note(name, value, version_11) {
+            return None;
+        }
+    }
+    Some(dropped)
 }
 
 /// Indexed by name length: the first byte (lower case) of the field name of that length that
@@ -906,14 +1070,9 @@ impl SpecialFields {
     /// `analyze_fields` does; `false` when that could fail (the reference path then decides).
     /// Kept out of line so the fast path's loop over ordinary fields stays small.
     #[inline(never)]
-    fn note(&mut self, name: &[u8], value: &[u8], loc: ValueLoc, version_11: bool) -> bool {
+    fn note(&mut self, name: &[u8], value: &[u8], version_11: bool) -> bool {
         match name.len() {
-            4 if eq_lower(name, b"host") => {
-                if self.host.is_some() || check_host(value).is_err() {
-                    return false;
-                }
-                self.host = Some(loc);
-            }
+            // Host is judged by `scan_fields` itself.
             6 if eq_lower(name, b"expect") => {
                 if !eq_lower(value, b"100-continue") {
                     return false;
@@ -985,12 +1144,6 @@ fn eq_lower(bytes: &[u8], lower: &[u8]) -> bool {
             word(bytes, len - 8) == word(lower, len - 8)
         }
     }
-}
-
-/// The index of the first `_` in `buf[from..end]`, or `usize::MAX`.
-#[inline(always)]
-fn find_underscore(buf: &[u8], from: usize, end: usize) -> usize {
-    find_byte(b'_', &buf[from..end]).map_or(usize::MAX, |i| from + i)
 }
 
 /// The `Connection` options that decide persistence, over all `Connection` lines.
@@ -1065,6 +1218,20 @@ impl<'a> Head<'a> {
         &self.parser.head
     }
 
+    /// The fields of a head that the fast path parsed ([`FieldStore::Slots`]`(n)`): the first
+    /// `n` header slots, as httparse filled them (less any dropped field).
+    fn slots(&self, n: usize) -> &'a [httparse::Header<'a>] {
+        debug_assert!(n < self.parser.header_slots.len());
+        // SAFETY: `FieldStore::Slots(n)` is stored only by `parse_fast`, after httparse
+        // returned `Complete` having initialized its first `count >= n` slots with headers
+        // borrowing that call's `buf` (the kept ones moved down within them). A `Head` is built
+        // only right after its parse stored the state, with that same `buf`; it borrows both
+        // the parser and `buf` for `'a`, so neither the slots nor the bytes they point into can
+        // change while it lives, and the next parse stores a new state before building the next
+        // `Head`. `Header<'static>` and `Header<'a>` have one layout.
+        unsafe { std::slice::from_raw_parts(self.parser.header_slots.as_ptr().cast(), n) }
+    }
+
     fn resolve(&self, loc: ValueLoc) -> &'a [u8] {
         match loc {
             ValueLoc::Buf(s, e) => &self.buf[s..e],
@@ -1101,16 +1268,23 @@ impl<'a> Head<'a> {
     /// The header fields in received order (without those dropped by
     /// [`crate::UnderscoreHeaders::Drop`]).
     pub fn headers(&self) -> Headers<'a> {
-        Headers {
-            buf: self.buf,
-            scratch: &self.parser.scratch,
-            fields: self.parser.fields.iter(),
-        }
+        let fields = match self.state().fields {
+            FieldStore::Spans => HeaderSource::Spans {
+                buf: self.buf,
+                scratch: &self.parser.scratch,
+                fields: self.parser.fields.iter(),
+            },
+            FieldStore::Slots(n) => HeaderSource::Slots(self.slots(n).iter()),
+        };
+        Headers { fields }
     }
 
     /// The number of header fields [`Head::headers`] yields.
     pub fn header_count(&self) -> usize {
-        self.parser.fields.len()
+        match self.state().fields {
+            FieldStore::Spans => self.parser.fields.len(),
+            FieldStore::Slots(n) => n,
+        }
     }
 
     /// The value of the first field named `name` (compared case-insensitively).
@@ -1171,24 +1345,52 @@ impl std::fmt::Debug for Head<'_> {
 /// The iterator of [`Head::headers`].
 #[derive(Debug, Clone)]
 pub struct Headers<'a> {
-    buf: &'a [u8],
-    scratch: &'a [u8],
-    fields: std::slice::Iter<'a, FieldSpan>,
+    fields: HeaderSource<'a>,
+}
+
+/// Where [`Headers`] reads the fields (see [`FieldStore`]).
+#[derive(Debug, Clone)]
+enum HeaderSource<'a> {
+    Spans {
+        buf: &'a [u8],
+        scratch: &'a [u8],
+        fields: std::slice::Iter<'a, FieldSpan>,
+    },
+    Slots(std::slice::Iter<'a, httparse::Header<'a>>),
 }
 
 impl<'a> Iterator for Headers<'a> {
     type Item = Header<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Header<'a>> {
-        let field = self.fields.next()?;
-        Some(Header {
-            name: ascii_str(field.name(self.buf)),
-            value: field.value(self.buf, self.scratch),
-        })
+        match &mut self.fields {
+            HeaderSource::Spans {
+                buf,
+                scratch,
+                fields,
+            } => {
+                let field = fields.next()?;
+                Some(Header {
+                    name: ascii_str(field.name(buf)),
+                    value: field.value(buf, scratch),
+                })
+            }
+            HeaderSource::Slots(slots) => {
+                let header = slots.next()?;
+                Some(Header {
+                    name: header.name,
+                    value: header.value,
+                })
+            }
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.fields.size_hint()
+        match &self.fields {
+            HeaderSource::Spans { fields, .. } => fields.size_hint(),
+            HeaderSource::Slots(slots) => slots.size_hint(),
+        }
     }
 }
 
@@ -1224,6 +1426,39 @@ mod fast_path_tests {
             parser.parse_resuming(&a_full, &mut pa),
             Ok(Status::Complete(_, n)) if n == a_full.len()
         ));
+    }
+
+    #[test]
+    fn a_head_sees_only_its_own_fields() {
+        // The fast path's heads read httparse's slots in place; a head from the reference path
+        // or a later fast head with fewer fields must not see what an earlier parse left there.
+        let names = |parser: &mut HeadParser, input: &[u8]| -> Vec<String> {
+            let Ok(Status::Complete(head, _)) = parser.parse(input) else {
+                panic!("{:?}", String::from_utf8_lossy(input))
+            };
+            assert_eq!(head.headers().len(), head.header_count());
+            head.headers()
+                .map(|h| format!("{}={}", h.name, String::from_utf8_lossy(h.value)))
+                .collect()
+        };
+        let mut parser = HeadParser::new(Limits::default(), Policy::default());
+        let many = b"GET / HTTP/1.1\r\nHost: a\r\nB: 1\r\nC_D: 2\r\nE: 3\r\n\r\n";
+        assert_eq!(names(&mut parser, many), ["Host=a", "B=1", "E=3"]);
+        // Leading CRLF: the reference path.
+        let reference = b"\r\nGET / HTTP/1.1\r\nHost: r\r\n\r\n";
+        assert_eq!(names(&mut parser, reference), ["Host=r"]);
+        assert_eq!(names(&mut parser, b"GET / HTTP/1.0\r\n\r\n"), [""; 0]);
+        assert_eq!(names(&mut parser, many), ["Host=a", "B=1", "E=3"]);
+        let keep = Policy {
+            header_map: UnderscoreHeaders::Keep,
+            ..Policy::default()
+        };
+        parser.set_policy(keep);
+        assert_eq!(names(&mut parser, many), ["Host=a", "B=1", "C_D=2", "E=3"]);
+        // A head that httparse tokenizes but the fast path then declines (bare LF).
+        let bare_lf = b"GET / HTTP/1.1\r\nHost: a\nB: 1\r\n\r\n";
+        assert!(parser.parse(bare_lf).is_err());
+        assert_eq!(names(&mut parser, reference), ["Host=r"]);
     }
 
     /// What a parse says, for comparing the two paths.

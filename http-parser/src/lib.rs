@@ -7,10 +7,11 @@
 //! any split of the input. A connection behind a proxy may start with a PROXY protocol header:
 //! [`parse_proxy_header`] reads it first.
 //!
-//! Built on [`httparse`](https://docs.rs/httparse): httparse tokenizes the head; this crate
-//! validates what it returns (CRLF line ends, method and target rules, limits, the fields that
-//! decide framing and persistence) and classifies every error, re-reading unusual or invalid
-//! heads line by line so that each gets its exact status.
+//! Built on [`httparse`](https://docs.rs/httparse): httparse tokenizes the field lines of a
+//! head; this crate scans the request line, validates what httparse returns (CRLF line ends,
+//! method and target rules, limits, the fields that decide framing and persistence) and
+//! classifies every error, re-reading unusual or invalid heads line by line so that each gets
+//! its exact status.
 //!
 //! Limits ([`Limits`]: request line 414, header count and size 431, body 413, chunk extensions)
 //! are enforced on partial input too. Framing is strict RFC 9110/9112 by default; every leniency
