@@ -126,6 +126,10 @@ struct Pending {
     resume: Resume,
     /// The largest size the line may reach ([`line_size`] plus `resume.base`).
     limit: usize,
+    /// The line is the request line and its method is still open ([`MethodPrefix::Open`]):
+    /// new bytes may decide it, so they must be tchars of an acceptable method to keep the
+    /// verdict `Partial`.
+    method_open: bool,
 }
 
 /// A complete, validated request head. It borrows the input buffer and the parser (which
@@ -223,7 +227,10 @@ impl HeadParser {
     ///
     /// Fails with the [`Error`] that answers the request; the verdict does not depend on how
     /// the bytes were split. Limits are enforced on partial input too, so with non-zero limits
-    /// the caller needs no buffer limit of its own for the head.
+    /// the caller needs no buffer limit of its own for the head, and so is the method: input
+    /// that cannot begin a request line (a byte that is not a token character before the first
+    /// SP, as in a TLS ClientHello, or a method the policy refuses) fails as soon as the byte
+    /// that decides it arrives.
     pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Status<Head<'a>>, Error> {
         if let Some(end) = self.parse_fast(buf) {
             // `parse_fast` stored this head's state (see `Head::slots`).
@@ -253,6 +260,7 @@ impl HeadParser {
                 let line = &buf[pending.resume.line_start..];
                 if memchr::memchr(b'\n', new).is_none()
                     && pending.resume.base + line_size(line) <= pending.limit
+                    && (!pending.method_open || method_stays_open(line, new, &self.policy))
                 {
                     progress.pending = Some(Pending {
                         seen: buf.len(),
@@ -525,6 +533,10 @@ impl HeadParser {
         let rest = &buf[pos..];
         let newline = memchr::memchr(b'\n', rest);
         let line = &rest[..newline.unwrap_or(rest.len())];
+        // The method first, decided from the bytes so far (see `check_method_prefix`): garbage
+        // that has no LF for a while (a TLS ClientHello, binary noise) is answered at once
+        // instead of when the header timeout runs out.
+        let method = check_method_prefix(line, self.limits.request_line_limit(), &self.policy)?;
         let line_len = line_size(line) - 2;
         if let Some(limit) = self.limits.request_line_limit() {
             if line_len > limit {
@@ -536,9 +548,11 @@ impl HeadParser {
             }
         }
         let Some(newline) = newline else {
-            if !line.is_empty() && line != b"\r" {
+            // A CR just after the method waits for the next byte, which decides it.
+            if !line.is_empty() && method != MethodPrefix::AwaitingCr {
                 self.pending = Some(Pending {
                     seen: buf.len(),
+                    method_open: method == MethodPrefix::Open,
                     resume: Resume {
                         line_start,
                         base: 0,
@@ -574,6 +588,7 @@ impl HeadParser {
         else {
             self.pending = resume.map(|resume| Pending {
                 seen: buf.len(),
+                method_open: false,
                 resume,
                 limit: self.limits.field_size_limit(),
             });
@@ -746,6 +761,68 @@ fn check_method(method: &[u8], line: &[u8], policy: &Policy) -> Result<(), Error
         return Err(bad());
     }
     Ok(())
+}
+
+/// What the bytes of a request line so far say about its method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MethodPrefix {
+    /// Complete (an SP follows it) and acceptable.
+    Done,
+    /// Only tchars so far, none the method rules refuse: more bytes may still decide it.
+    Open,
+    /// An acceptable method, then a CR as the last byte so far: the next byte decides.
+    AwaitingCr,
+}
+
+/// Judges the method from the bytes of the request line received so far (`line`: up to its
+/// LF or the end of the input), so that input that cannot begin a valid request line is
+/// answered at once, not when its line ends. RFC 9112 §3: a request line starts with the
+/// method, a token (RFC 9110 §9.1), then SP. Fails with [`ErrorKind::InvalidMethod`] as soon as
+/// a byte that is not a tchar comes before the first SP (but a CR still awaiting its LF), or
+/// the method's bytes so far break [`check_method`]'s rules (too long, lower case, `#`), or the
+/// method ends at SP and is refused (empty, too short).
+///
+/// The verdict does not depend on how the input arrives: it looks only at the first `limit`
+/// bytes (past them the line is too long, which a prefix may already say), and once bytes
+/// decide it, every longer input with those bytes decides it the same way. It runs before the
+/// other checks of the request line, so the whole input gets the error a prefix got.
+fn check_method_prefix(
+    line: &[u8],
+    limit: Option<usize>,
+    policy: &Policy,
+) -> Result<MethodPrefix, Error> {
+    let seen = &line[..limit.map_or(line.len(), |limit| line.len().min(limit))];
+    let end = seen.iter().position(|&b| !is_tchar(b));
+    let method = &seen[..end.unwrap_or(seen.len())];
+    let bad = |upto: usize| Error::with_value(ErrorKind::InvalidMethod, &seen[..upto]);
+    let conventional = |method: &[u8]| {
+        policy.permit_unconventional_http_method
+            || (method.len() <= *CONVENTIONAL_METHOD_LEN.end()
+                && !method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#'))
+    };
+    match end.map(|end| (end, seen[end])) {
+        None if conventional(method) => Ok(MethodPrefix::Open),
+        Some((end, b'\r')) if end + 1 == seen.len() && conventional(method) => {
+            Ok(MethodPrefix::AwaitingCr)
+        }
+        Some((end, b' ')) => {
+            check_method(method, &seen[..=end], policy)?;
+            Ok(MethodPrefix::Done)
+        }
+        None => Err(bad(seen.len())),
+        Some((end, _)) => Err(bad(end + 1)),
+    }
+}
+
+/// For [`HeadParser::parse_resuming`]: whether the bytes `new`, appended to the incomplete
+/// request `line` (which ends with them) whose method was [`MethodPrefix::Open`], leave it
+/// open, so that [`check_method_prefix`] would still answer `Open` (conservatively: `false`
+/// sends the caller to the full parse, which decides).
+fn method_stays_open(line: &[u8], new: &[u8], policy: &Policy) -> bool {
+    new.iter().all(|&b| {
+        is_tchar(b)
+            && (policy.permit_unconventional_http_method || !(b.is_ascii_lowercase() || b == b'#'))
+    }) && (policy.permit_unconventional_http_method || line.len() <= *CONVENTIONAL_METHOD_LEN.end())
 }
 
 /// Parses `HTTP-version = "HTTP/" DIGIT "." DIGIT` (RFC 9112 §2.3), exactly.
@@ -1459,6 +1536,81 @@ mod fast_path_tests {
         let bare_lf = b"GET / HTTP/1.1\r\nHost: a\nB: 1\r\n\r\n";
         assert!(parser.parse(bare_lf).is_err());
         assert_eq!(names(&mut parser, reference), ["Host=r"]);
+    }
+
+    #[test]
+    fn input_that_cannot_begin_a_request_line_is_refused_at_once() {
+        // Regression: bytes with no LF (a TLS ClientHello, binary noise) waited for the header
+        // timeout (408) because only complete lines were judged; they are 400 from the first
+        // byte that decides it, and the whole input gets the same error as any prefix.
+        let client_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x8a\x15";
+        let verdicts = |limits: Limits, policy: Policy, input: &[u8]| -> Vec<String> {
+            let mut parser = HeadParser::new(limits, policy);
+            let mut progress = Progress::default();
+            (1..=input.len())
+                .map(|n| {
+                    let resumed = match parser.parse_resuming(&input[..n], &mut progress) {
+                        Ok(Status::Partial) => "partial".to_string(),
+                        Ok(Status::Complete(..)) => "complete".to_string(),
+                        Err(e) => {
+                            progress = Progress::default();
+                            format!("{} {:?}", e.status(), e.kind())
+                        }
+                    };
+                    let fresh = match HeadParser::new(limits, policy).parse(&input[..n]) {
+                        Ok(Status::Partial) => "partial".to_string(),
+                        Ok(Status::Complete(..)) => "complete".to_string(),
+                        Err(e) => format!("{} {:?}", e.status(), e.kind()),
+                    };
+                    assert_eq!(resumed, fresh, "{:?}", String::from_utf8_lossy(&input[..n]));
+                    fresh
+                })
+                .collect()
+        };
+        let refused = "400 InvalidMethod";
+        let strict = || verdicts(Limits::default(), Policy::default(), client_hello);
+        assert!(strict().iter().all(|v| v == refused), "{:?}", strict());
+        let g0t = b"G\0T / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let got = verdicts(Limits::default(), Policy::default(), g0t);
+        assert_eq!(got[0], "partial");
+        assert!(got[1..].iter().all(|v| v == refused), "{got:?}");
+        // Which prefixes decide, under the default policy and under gunicorn's lenient one.
+        let lenient = Policy {
+            permit_unconventional_http_method: true,
+            ..Policy::default()
+        };
+        for (input, strict_last, lenient_last) in [
+            (&b"GET"[..], "partial", "partial"),
+            (b"GET\r", "partial", "partial"),
+            (b"GET\rX", refused, refused),
+            (b"GET /", "partial", "partial"),
+            (b"get", refused, "partial"),
+            (b"GE#T", refused, "partial"),
+            (b"ABCDEFGHIJKLMNOPQRSTU", refused, "partial"),
+            (b"GE ", refused, "partial"),
+            (b" ", refused, refused),
+            (b"GET\t/", refused, refused),
+            (b"\r\n\x16", refused, refused),
+        ] {
+            let last = |policy| verdicts(Limits::default(), policy, input).pop();
+            let shown = String::from_utf8_lossy(input);
+            assert_eq!(
+                last(Policy::default()).as_deref(),
+                Some(strict_last),
+                "{shown:?}"
+            );
+            assert_eq!(last(lenient).as_deref(), Some(lenient_last), "{shown:?}");
+        }
+        // Past the request-line limit the line is too long, whatever comes there.
+        let short_line = Limits {
+            request_line: 4,
+            ..Limits::default()
+        };
+        let got = verdicts(short_line, lenient, b"GETX\0 / HTTP/1.1\r\n");
+        assert_eq!(got[3], "partial");
+        assert_eq!(got[4], "414 RequestLineTooLong");
+        let got = verdicts(short_line, lenient, b"GE\0X / HTTP/1.1\r\n");
+        assert_eq!(got[2], refused);
     }
 
     /// What a parse says, for comparing the two paths.

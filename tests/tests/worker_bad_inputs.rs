@@ -148,3 +148,38 @@ fn bad_input_corpus_each_gets_one_closing_answer() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn garbage_without_a_newline_is_answered_400_at_once() {
+    // Regression: a TLS ClientHello (or binary noise) sent to the plain-HTTP port has no LF,
+    // so it waited for the header timeout and got 408. The header timeout here is longer than
+    // the test's read timeout: a late answer fails the read instead of passing.
+    let server = Server::start(["--header-timeout", "60", "hello"]);
+    for (name, raw) in [
+        (
+            "tls client hello",
+            &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x8a"[..],
+        ),
+        ("nul in the method", b"G\0T / HTTP/1.1"),
+    ] {
+        let mut stream = connect(server.addr).expect("connect");
+        // The connection stays open for writing: the answer must not wait for more bytes.
+        stream.write_all(raw).expect("send");
+        let mut reader = BufReader::new(stream);
+        let response = read_response(&mut reader, false)
+            .unwrap_or_else(|e| panic!("{name}: no answer before the read timeout: {e}"));
+        assert_eq!(response.status, 400, "{name}: {}", response.text());
+        assert!(
+            response
+                .header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close")),
+            "{name}: no Connection: close"
+        );
+        let mut rest = Vec::new();
+        match reader.read_to_end(&mut rest) {
+            Ok(_) => assert!(rest.is_empty(), "{name}: bytes after the answer"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{name}"),
+        }
+    }
+    assert_eq!(server.get("/after").expect("still serving").status, 200);
+}
