@@ -550,7 +550,10 @@ impl Response {
         self.status = 200;
         self.headers.clear();
         self.notes = HeaderNotes::default();
-        self.body = Body::Empty;
+        // Usually empty already (the loop takes the body to send it): skip the drop glue.
+        if !matches!(self.body, Body::Empty) {
+            self.body = Body::Empty;
+        }
     }
 
     /// Adds a header field. Names must be tokens and values must not contain CR, LF or NUL

@@ -5,9 +5,11 @@
 //! constant status line with `Server` for the common statuses, the `Date` line cached per
 //! second (`date.rs`), the application's fields (checked once, when they were set, see
 //! [`HeaderNotes`]) and a tail (framing, `Connection`, the empty line) built on the stack.
-//! Measured with callgrind on the keep-alive hello request (`cargo xtask bench`,
-//! "Instructions per request"): `queue_response` + `write_head` + `push_u64` went from 779
-//! to 411 own instructions per request (the whole worker from 4,132 to 3,589).
+//! A head that repeats the last one (same status, framing, `Date` second and static fields)
+//! is one copy from [`HeadCache`]. Measured with callgrind on the keep-alive hello request
+//! (`cargo xtask bench`, "Instructions per request"): `queue_response` + `write_head` +
+//! `push_u64` went from 779 own instructions per request to 411 with the prepared pieces,
+//! and to 230 with the cache.
 
 use std::borrow::Cow;
 

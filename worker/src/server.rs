@@ -11,7 +11,7 @@
 //! `epoll_wait` in two seconds, i.e. one read and one write per request.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,6 +19,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::access_log::{AccessLog, LogEntry};
 use crate::app::{App, Body, BodyPipe, Peer, RequestBody};
@@ -31,9 +33,13 @@ use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatu
 
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+const TICKER: Token = Token(usize::MAX - 3);
 const LISTENER_BASE: usize = usize::MAX - 4096;
 
-/// How often timeouts are checked and the heartbeat is sent.
+/// How often timeouts are checked and the heartbeat is sent: the period of the worker's
+/// `timerfd`. A timer in the poll set instead of a poll timeout computed on every loop turn
+/// (`next_tick - now`, ~55 instructions per turn under callgrind): the loop waits without a
+/// timeout and the tick is an event like any other.
 const TICK: Duration = Duration::from_millis(250);
 /// How long a stopping worker keeps an idle keep-alive connection: a request the client
 /// has just sent on it is still answered (with `Connection: close`) instead of being lost
@@ -260,6 +266,8 @@ struct Worker {
     listeners: Vec<MioListener>,
     listening: bool,
     signals: SignalFd,
+    /// Readable every `TICK`.
+    ticker: TimerFd,
     slots: Slots,
     ctx: Ctx,
     parent: nix::unistd::Pid,
@@ -288,6 +296,24 @@ impl Worker {
                 Interest::READABLE,
             )
             .map_err(|e| format!("cannot watch signals: {e}"))?;
+        let ticker = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(|e| format!("cannot create a timerfd: {e}"))?;
+        ticker
+            .set(
+                Expiration::Interval(TimeSpec::from_duration(TICK)),
+                TimerSetTimeFlags::empty(),
+            )
+            .map_err(|e| format!("cannot arm the timerfd: {e}"))?;
+        poll.registry()
+            .register(
+                &mut SourceFd(&ticker.as_fd().as_raw_fd()),
+                TICKER,
+                Interest::READABLE,
+            )
+            .map_err(|e| format!("cannot watch the timerfd: {e}"))?;
         let mut mio_listeners = Vec::with_capacity(listeners.len());
         for l in listeners {
             mio_listeners
@@ -320,6 +346,7 @@ impl Worker {
             listeners: mio_listeners,
             listening: false,
             signals,
+            ticker,
             slots: Slots::default(),
             ctx: Ctx {
                 cfg: Config::from_settings(settings),
@@ -379,13 +406,9 @@ impl Worker {
         let mut events = Events::with_capacity(512);
         let mut done = Vec::new();
         let mut resumed = Vec::new();
-        let mut next_tick = Instant::now() + TICK;
         loop {
-            // `ctx.now` is at most one loop turn old (it is re-read after every inline
-            // application call): a tick can be late by the loop's own work, not by an
-            // application's, and a clock read per turn is saved.
-            let timeout = next_tick.saturating_duration_since(self.ctx.now);
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            let mut tick = false;
+            if let Err(e) = self.poll.poll(&mut events, None) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return WorkerExit::Failed(format!("event loop failed: {e}"));
                 }
@@ -394,6 +417,11 @@ impl Worker {
             self.ctx.date.refresh(self.ctx.now);
             for event in events.iter() {
                 match event.token() {
+                    TICKER => {
+                        // Consumes the expirations, so that the next one is a new edge.
+                        let _ = self.ticker.wait();
+                        tick = true;
+                    }
                     SIGNALS => {
                         if let Some(exit) = self.handle_signals(supervisor) {
                             return exit;
@@ -437,8 +465,7 @@ impl Worker {
                 );
                 self.begin_stop(WorkerExit::MaxRequests, supervisor);
             }
-            if self.ctx.now >= next_tick {
-                next_tick = self.ctx.now + TICK;
+            if tick {
                 self.sweep();
                 supervisor.heartbeat(self.status());
                 if nix::unistd::getppid() != self.parent {
