@@ -126,10 +126,10 @@ struct Pending {
     resume: Resume,
     /// The largest size the line may reach ([`line_size`] plus `resume.base`).
     limit: usize,
-    /// The line is the request line and its method is still open ([`MethodPrefix::Open`]):
-    /// new bytes may decide it, so they must be tchars of an acceptable method to keep the
-    /// verdict `Partial`.
-    method_open: bool,
+    /// For the request line, what its bytes so far said ([`check_line_prefix`]): while its
+    /// method or target is open, new bytes may decide it, so they must continue it to keep
+    /// the verdict `Partial`.
+    request_line: Option<LinePrefix>,
 }
 
 /// A complete, validated request head. It borrows the input buffer and the parser (which
@@ -227,10 +227,10 @@ impl HeadParser {
     ///
     /// Fails with the [`Error`] that answers the request; the verdict does not depend on how
     /// the bytes were split. Limits are enforced on partial input too, so with non-zero limits
-    /// the caller needs no buffer limit of its own for the head, and so is the method: input
-    /// that cannot begin a request line (a byte that is not a token character before the first
-    /// SP, as in a TLS ClientHello, or a method the policy refuses) fails as soon as the byte
-    /// that decides it arrives.
+    /// the caller needs no buffer limit of its own for the head, and so are the method and the
+    /// target: input that cannot begin a request line (a byte that is not a token character
+    /// before the first SP, as in a TLS ClientHello, a method the policy refuses, a control
+    /// byte in the target) fails as soon as the byte that decides it arrives.
     pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Status<Head<'a>>, Error> {
         if let Some(end) = self.parse_fast(buf) {
             // `parse_fast` stored this head's state (see `Head::slots`).
@@ -260,7 +260,7 @@ impl HeadParser {
                 let line = &buf[pending.resume.line_start..];
                 if memchr::memchr(b'\n', new).is_none()
                     && pending.resume.base + line_size(line) <= pending.limit
-                    && (!pending.method_open || method_stays_open(line, new, &self.policy))
+                    && stays_open(pending.request_line, line, new, &self.policy)
                 {
                     progress.pending = Some(Pending {
                         seen: buf.len(),
@@ -535,10 +535,10 @@ impl HeadParser {
         let rest = &buf[pos..];
         let newline = memchr::memchr(b'\n', rest);
         let line = &rest[..newline.unwrap_or(rest.len())];
-        // The method first, decided from the bytes so far (see `check_method_prefix`): garbage
-        // that has no LF for a while (a TLS ClientHello, binary noise) is answered at once
-        // instead of when the header timeout runs out.
-        let method = check_method_prefix(line, self.limits.request_line_limit(), &self.policy)?;
+        // The method and target first, decided from the bytes so far (see `check_line_prefix`):
+        // garbage that has no LF for a while (a TLS ClientHello, binary noise) is answered at
+        // once instead of when the header timeout runs out.
+        let prefix = check_line_prefix(line, self.limits.request_line_limit(), &self.policy)?;
         let line_len = line_size(line) - 2;
         if let Some(limit) = self.limits.request_line_limit() {
             if line_len > limit {
@@ -550,11 +550,11 @@ impl HeadParser {
             }
         }
         let Some(newline) = newline else {
-            // A CR just after the method waits for the next byte, which decides it.
-            if !line.is_empty() && method != MethodPrefix::AwaitingCr {
+            // A CR just after the method or target waits for the next byte, which decides it.
+            if !line.is_empty() && prefix != LinePrefix::AwaitingCr {
                 self.pending = Some(Pending {
                     seen: buf.len(),
-                    method_open: method == MethodPrefix::Open,
+                    request_line: Some(prefix),
                     resume: Resume {
                         line_start,
                         base: 0,
@@ -590,7 +590,7 @@ impl HeadParser {
         else {
             self.pending = resume.map(|resume| Pending {
                 seen: buf.len(),
-                method_open: false,
+                request_line: None,
                 resume,
                 limit: self.limits.field_size_limit(),
             });
@@ -765,66 +765,92 @@ fn check_method(method: &[u8], line: &[u8], policy: &Policy) -> Result<(), Error
     Ok(())
 }
 
-/// What the bytes of a request line so far say about its method.
+/// What the bytes of a request line so far say about its method and target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MethodPrefix {
-    /// Complete (an SP follows it) and acceptable.
-    Done,
+enum LinePrefix {
     /// Only tchars so far, none the method rules refuse: more bytes may still decide it.
-    Open,
-    /// An acceptable method, then a CR as the last byte so far: the next byte decides.
+    MethodOpen,
+    /// An acceptable method and SP, then only target bytes so far.
+    TargetOpen,
+    /// An acceptable method or method and target, then a CR as the last byte so far: the
+    /// next byte decides.
     AwaitingCr,
+    /// Method and target complete (each ended by SP); the rest is judged with the whole line.
+    Done,
 }
 
-/// Judges the method from the bytes of the request line received so far (`line`: up to its
-/// LF or the end of the input), so that input that cannot begin a valid request line is
-/// answered at once, not when its line ends. RFC 9112 §3: a request line starts with the
-/// method, a token (RFC 9110 §9.1), then SP. Fails with [`ErrorKind::InvalidMethod`] as soon as
-/// a byte that is not a tchar comes before the first SP (but a CR still awaiting its LF), or
-/// the method's bytes so far break [`check_method`]'s rules (too long, lower case, `#`), or the
-/// method ends at SP and is refused (empty, too short).
+/// Judges the method and the target from the bytes of the request line received so far
+/// (`line`: up to its LF or the end of the input), so that input that cannot begin a valid
+/// request line is answered at once, not when its line ends. RFC 9112 §3: a request line is
+/// `method SP request-target SP HTTP-version`, the method a token (RFC 9110 §9.1), the target
+/// visible bytes (and obs-text, as httparse allows).
+///
+/// Fails with [`ErrorKind::InvalidMethod`] as soon as a byte that is not a tchar comes before
+/// the first SP, or the method's bytes so far break [`check_method`]'s rules (too long, lower
+/// case, `#`), or the method ends at SP and is refused (empty, too short); then with
+/// [`ErrorKind::InvalidRequestLine`] for an empty target, or [`ErrorKind::InvalidTarget`] as
+/// soon as a byte that cannot be in a target comes before the second SP. A CR as the last byte
+/// so far decides nothing yet: it may end the line.
 ///
 /// The verdict does not depend on how the input arrives: it looks only at the first `limit`
 /// bytes (past them the line is too long, which a prefix may already say), and once bytes
 /// decide it, every longer input with those bytes decides it the same way. It runs before the
 /// other checks of the request line, so the whole input gets the error a prefix got.
-fn check_method_prefix(
+fn check_line_prefix(
     line: &[u8],
     limit: Option<usize>,
     policy: &Policy,
-) -> Result<MethodPrefix, Error> {
+) -> Result<LinePrefix, Error> {
     let seen = &line[..limit.map_or(line.len(), |limit| line.len().min(limit))];
     let end = seen.iter().position(|&b| !is_tchar(b));
     let method = &seen[..end.unwrap_or(seen.len())];
-    let bad = |upto: usize| Error::with_value(ErrorKind::InvalidMethod, &seen[..upto]);
+    let bad_method = |upto: usize| Error::with_value(ErrorKind::InvalidMethod, &seen[..upto]);
     let conventional = |method: &[u8]| {
         policy.permit_unconventional_http_method
             || (method.len() <= *CONVENTIONAL_METHOD_LEN.end()
                 && !method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#'))
     };
-    match end.map(|end| (end, seen[end])) {
-        None if conventional(method) => Ok(MethodPrefix::Open),
+    let method_end = match end.map(|end| (end, seen[end])) {
+        None if conventional(method) => return Ok(LinePrefix::MethodOpen),
         Some((end, b'\r')) if end + 1 == seen.len() && conventional(method) => {
-            Ok(MethodPrefix::AwaitingCr)
+            return Ok(LinePrefix::AwaitingCr)
         }
         Some((end, b' ')) => {
             check_method(method, &seen[..=end], policy)?;
-            Ok(MethodPrefix::Done)
+            end
         }
-        None => Err(bad(seen.len())),
-        Some((end, _)) => Err(bad(end + 1)),
+        None => return Err(bad_method(seen.len())),
+        Some((end, _)) => return Err(bad_method(end + 1)),
+    };
+    let target = &seen[method_end + 1..];
+    match target.iter().position(|&b| !is_target_byte(b)) {
+        None => Ok(LinePrefix::TargetOpen),
+        Some(0) if target[0] == b' ' => Err(Error::with_value(
+            ErrorKind::InvalidRequestLine,
+            &seen[..method_end + 2],
+        )),
+        Some(end) if target[end] == b' ' => Ok(LinePrefix::Done),
+        Some(end) if target[end] == b'\r' && end + 1 == target.len() => Ok(LinePrefix::AwaitingCr),
+        Some(end) => Err(Error::with_value(ErrorKind::InvalidTarget, &target[..=end])),
     }
 }
 
 /// For [`HeadParser::parse_resuming`]: whether the bytes `new`, appended to the incomplete
-/// request `line` (which ends with them) whose method was [`MethodPrefix::Open`], leave it
-/// open, so that [`check_method_prefix`] would still answer `Open` (conservatively: `false`
-/// sends the caller to the full parse, which decides).
-fn method_stays_open(line: &[u8], new: &[u8], policy: &Policy) -> bool {
-    new.iter().all(|&b| {
-        is_tchar(b)
-            && (policy.permit_unconventional_http_method || !(b.is_ascii_lowercase() || b == b'#'))
-    }) && (policy.permit_unconventional_http_method || line.len() <= *CONVENTIONAL_METHOD_LEN.end())
+/// request `line` (which ends with them) whose prefix was `prefix`, leave what was open open,
+/// so that [`check_line_prefix`] would still answer the same (conservatively: `false` sends
+/// the caller to the full parse, which decides). Always `true` for other lines.
+fn stays_open(prefix: Option<LinePrefix>, line: &[u8], new: &[u8], policy: &Policy) -> bool {
+    let lenient = policy.permit_unconventional_http_method;
+    match prefix {
+        Some(LinePrefix::MethodOpen) => {
+            new.iter()
+                .all(|&b| is_tchar(b) && (lenient || !(b.is_ascii_lowercase() || b == b'#')))
+                && (lenient || line.len() <= *CONVENTIONAL_METHOD_LEN.end())
+        }
+        Some(LinePrefix::TargetOpen) => new.iter().all(|&b| is_target_byte(b)),
+        Some(LinePrefix::AwaitingCr) => false,
+        Some(LinePrefix::Done) | None => true,
+    }
 }
 
 /// Parses `HTTP-version = "HTTP/" DIGIT "." DIGIT` (RFC 9112 §2.3), exactly.
@@ -1599,6 +1625,14 @@ mod fast_path_tests {
             (b" ", refused, refused),
             (b"GET\t/", refused, refused),
             (b"\r\n\x16", refused, refused),
+            // Then the target: its bytes, up to the second SP.
+            (b"GET /a\x00", "400 InvalidTarget", "400 InvalidTarget"),
+            (b"GET /a\x7f", "400 InvalidTarget", "400 InvalidTarget"),
+            (b"GET /a\rb", "400 InvalidTarget", "400 InvalidTarget"),
+            (b"GET /a\r", "partial", "partial"),
+            (b"GET /\xc3\xa9", "partial", "partial"),
+            (b"GET /a HTTP/1.1\x00", "partial", "partial"),
+            (b"GET  ", "400 InvalidRequestLine", "400 InvalidRequestLine"),
         ] {
             let last = |policy| verdicts(Limits::default(), policy, input).pop();
             let shown = String::from_utf8_lossy(input);
