@@ -331,16 +331,18 @@ impl HeadParser {
     /// cargo build --release -p ferrocorn-http-parser --example parse_loop
     /// valgrind --tool=callgrind --callgrind-out-file=/dev/null \
     ///     --toggle-collect='parse_loop::parse_*' \
-    ///     target/release/examples/parse_loop ferrocorn browser 10000   # or httparse, minimal
+    ///     target/release/examples/parse_loop ferrocorn browser 10000   # or httparse, minimal, wrk
     /// # "Collected" / 10000 = instructions per parse (loop included, on both sides)
     /// ```
     ///
-    /// 09:29 UTC 2026-11-23: ours 4946 against httparse's 4088 on the 700-byte browser GET
-    /// (0.83x httparse's throughput), 638 against 522 on the 27-byte GET (0.82x); before this
-    /// design (httparse for the whole head, fields copied into `fields`) 5937 and 1019 (0.69x,
-    /// 0.51x). httparse's `parse_headers` takes ~3690 and ~270 of ours; the rest (~1250 and
-    /// ~370) is per field ~40 (the two passes) and per head the request line (~60, ~120 with
-    /// the 65-byte target), emptying the slots the last parse filled, the Host check and
+    /// 10:00 UTC 2026-11-23: ours 4949 against httparse's 4064 on the 700-byte browser GET
+    /// (0.82x httparse's throughput), 638 against 522 on the 27-byte GET (0.82x), and 728
+    /// against 552 on wrk's `GET / HTTP/1.1` with `Host: 127.0.0.1:8000` (`parse_loop ... wrk`;
+    /// 894 while a Host with a port went to the byte-at-a-time check); before this design
+    /// (httparse for the whole head, fields copied into `fields`) 5937 and 1019 (0.69x, 0.51x).
+    /// httparse's `parse_headers` takes ~3690 and ~270 of ours; the rest (~1250 and ~370) is
+    /// per field ~40 (the two passes) and per head the request line (~60, ~120 with the
+    /// 65-byte target), emptying the slots the last parse filled, the Host check and
     /// storing the state. Wall-clock, `cargo
     /// bench -p ferrocorn-http-parser --bench parse -- --warm-up-time 1 --measurement-time 3` on
     /// this shared 2-core machine (load 1-2.3, five runs 09:14-09:29 UTC): 0.71x to 0.92x on
