@@ -213,7 +213,8 @@ declare_settings! {
     proxy_protocol: bool = false;
         Proxy, flag(None, "proxy-protocol", ""), Flag;
 
-    /// Client addresses allowed to send a PROXY protocol header (`*` allows every client).
+    /// Client addresses allowed to send a PROXY protocol header (`*` allows every client);
+    /// a header from any other client is answered 403.
     proxy_allow_ips: Vec<String> = localhost_ips();
         Proxy, flag(None, "proxy-allow-from", "IPS"), IpList;
 

@@ -481,3 +481,26 @@ fn proxy_protocol_header_sets_the_client_address() {
     assert_eq!(r.status, 400);
     assert_eq!(r.header("connection"), Some("close"));
 }
+
+#[test]
+fn proxy_header_from_a_peer_not_allowed_is_403() {
+    let server = Server::start([
+        "--proxy-protocol",
+        "--proxy-allow-from",
+        "192.0.2.1",
+        "hello",
+    ]);
+    for header in [
+        &b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 80\r\n"[..],
+        b"PROXY TCP4 not-an-address\r\n",
+        b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x07\x7f\x00\x00\x01\x15\xb3\x00\x50",
+    ] {
+        let mut request = header.to_vec();
+        request.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = server.request(&request).unwrap();
+        assert_eq!(r.status, 403, "{:?}", String::from_utf8_lossy(header));
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+    // The same peer without a header is served: only the header is refused.
+    assert_eq!(server.get("/").unwrap().status, 200);
+}

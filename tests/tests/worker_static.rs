@@ -18,6 +18,9 @@ fn fixture(name: &str) -> (TempDir, std::path::PathBuf, Vec<u8>) {
     std::fs::write(tmp.join("secret.txt"), b"top secret").unwrap();
     std::os::unix::fs::symlink(tmp.join("secret.txt"), root.join("leak")).unwrap();
     std::os::unix::fs::symlink(tmp.path(), root.join("up")).unwrap();
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git/config"), b"top secret").unwrap();
+    std::fs::write(root.join(".env"), b"top secret").unwrap();
     (tmp, root, big)
 }
 
@@ -117,6 +120,13 @@ fn directories_index_listing_and_redirect() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("href=\"hello.txt\""), "{}", r.text());
     assert!(r.text().contains("href=\"docs/\""), "{}", r.text());
+    for hidden in ["leak", "up", ".git", ".env"] {
+        assert!(
+            !r.text().contains(&format!("href=\"{hidden}")),
+            "{hidden} is not listed: {}",
+            r.text()
+        );
+    }
 }
 
 #[test]
@@ -134,6 +144,10 @@ fn traversal_attempts_are_404() {
         "/leak",
         "/up/secret.txt",
         "/hello.txt%00.png",
+        "/.git/config",
+        "/.env",
+        "/%2eenv",
+        "/docs/../.env",
     ] {
         let r = get_with(&server, target, "");
         assert_eq!(r.status, 404, "{target}: {}", r.text());

@@ -11,7 +11,7 @@ use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
 use crate::app::{Body, BodyPipe, Peer, Request, Response};
-use crate::proto::{BodyDecoder, HttpError};
+use crate::proto::{BodyDecoder, HttpError, ProxyHeader};
 
 /// A connected socket, TCP or Unix.
 #[derive(Debug)]
@@ -324,9 +324,8 @@ pub(crate) struct Conn {
     /// yet: its request is on the way (closing it would drop it); it is served with
     /// `Connection: close`, or closed at its header deadline.
     pub had_input: bool,
-    /// A PROXY protocol header may still come first (`proxy_protocol`, peer in
-    /// `proxy_allow_ips`).
-    pub proxy_pending: bool,
+    /// Whether a PROXY protocol header may still come first, and from whom.
+    pub proxy: ProxyHeader,
     /// The peer may set the scheme headers (`forwarded_allow_ips`).
     pub trusted: bool,
     /// An error to answer instead of the application's response (a streamed body broke off
@@ -366,7 +365,7 @@ impl Conn {
             drained_bytes: 0,
             peer_hup: false,
             had_input: false,
-            proxy_pending: false,
+            proxy: ProxyHeader::Done,
             trusted: false,
             pending_error: None,
             client_closing: false,

@@ -67,6 +67,19 @@ pub(crate) enum ProxyOutcome {
     Error(HttpError),
 }
 
+/// Whether a connection may still start with a PROXY protocol header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProxyHeader {
+    /// `proxy_protocol` is off, or the header has been read: a request comes first.
+    Done,
+    /// The peer is in `proxy_allow_ips`: a header may come first, and names the client.
+    Allowed,
+    /// The peer is not in `proxy_allow_ips`: a header is answered 403, as gunicorn answers
+    /// it, so that a proxy missing from the list shows up as a refusal rather than as a
+    /// malformed request.
+    Forbidden,
+}
+
 /// A list of trusted peer addresses (`forwarded_allow_ips`, `proxy_allow_ips`): IP
 /// addresses, `ADDRESS/PREFIX` networks, or `*`.
 #[derive(Debug, Clone)]
@@ -209,9 +222,15 @@ impl Parser {
         self.max_head
     }
 
-    /// Whether connections from `ip` may start with a PROXY header.
-    pub fn expects_proxy_header(&self, ip: Option<IpAddr>) -> bool {
-        self.proxy_mode != hp::ProxyProtocol::Off && self.proxy_allow.allows(ip)
+    /// What a PROXY header at the start of a connection from `ip` means.
+    pub fn proxy_header_for(&self, ip: Option<IpAddr>) -> ProxyHeader {
+        if self.proxy_mode == hp::ProxyProtocol::Off {
+            ProxyHeader::Done
+        } else if self.proxy_allow.allows(ip) {
+            ProxyHeader::Allowed
+        } else {
+            ProxyHeader::Forbidden
+        }
     }
 
     /// Reads a PROXY protocol header at the start of a connection.

@@ -27,7 +27,7 @@ use crate::app::{App, Body, BodyPipe, Peer, RequestBody};
 use crate::conn::{Conn, Exchange, Flushed, OutBody, Phase, Spool, Stream, STREAM_PIECE};
 use crate::date::DateCache;
 use crate::pool::{call_app, Job, Pool, Work};
-use crate::proto::{Framing, HeadOutcome, HttpError, Parser, ProxyOutcome};
+use crate::proto::{Framing, HeadOutcome, HttpError, Parser, ProxyHeader, ProxyOutcome};
 use crate::response::{self, plan, write_error, HeadCache};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
 
@@ -606,8 +606,8 @@ impl Worker {
                         Peer::Unix => None,
                     };
                     let parser = &self.ctx.cfg.parser;
-                    let (proxy_pending, trusted) = (
-                        parser.expects_proxy_header(ip),
+                    let (proxy, trusted) = (
+                        parser.proxy_header_for(ip),
                         parser.forwarded_allow.allows(ip),
                     );
                     let slot = self.slots.insert(Conn::new(stream, peer, serial, deadline));
@@ -616,7 +616,7 @@ impl Worker {
                     };
                     accepted += 1;
                     c.slot = slot;
-                    c.proxy_pending = proxy_pending;
+                    c.proxy = proxy;
                     c.trusted = trusted;
                     if let Err(e) = self.poll.registry().register(
                         &mut c.stream,
@@ -930,15 +930,27 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
             let Some(ex) = c.exchange.as_mut() else {
                 return Step::Stall;
             };
-            if c.proxy_pending {
+            if c.proxy != ProxyHeader::Done {
                 return match ctx.cfg.parser.parse_proxy(&c.rbuf[c.rpos..c.rend]) {
                     ProxyOutcome::Partial => Step::Stall,
                     ProxyOutcome::Absent => {
-                        c.proxy_pending = false;
+                        c.proxy = ProxyHeader::Done;
+                        Step::Progress
+                    }
+                    ProxyOutcome::Complete { .. } | ProxyOutcome::Error(_)
+                        if c.proxy == ProxyHeader::Forbidden =>
+                    {
+                        c.proxy = ProxyHeader::Done;
+                        respond_error(
+                            c,
+                            ctx,
+                            403,
+                            "PROXY protocol header from a peer not in proxy_allow_ips",
+                        );
                         Step::Progress
                     }
                     ProxyOutcome::Complete { len, source } => {
-                        c.proxy_pending = false;
+                        c.proxy = ProxyHeader::Done;
                         c.rpos += len;
                         if let Some(addr) = source {
                             ex.req.peer = Peer::Tcp(addr);

@@ -1,6 +1,9 @@
 //! `static:DIR`: GET and HEAD of files under DIR with `ETag`/`Last-Modified` validators,
 //! conditional requests, single byte ranges, `index.html` or a listing for directories, and
-//! file bodies sent with `sendfile`. Nothing outside DIR is ever served.
+//! file bodies sent with `sendfile`. Nothing outside DIR is ever served, and neither are hidden
+//! files: a path with a segment starting with `.` (`/.git/config`, `/.env`) is a 404 and is
+//! left out of listings, because `static:.` in a project directory would otherwise publish its
+//! repository and secrets. `/.well-known/` (RFC 8615) is the one exception.
 
 use std::fs::{self, File, Metadata};
 use std::io;
@@ -136,10 +139,10 @@ impl StaticFiles {
                     if meta.is_file() {
                         send_file(req, res, file, &meta, &index)
                     } else {
-                        listing(req, res, &self.root.join(&rel))
+                        listing(req, res, &self.root, &self.root.join(&rel))
                     }
                 }
-                Beneath::Missing => listing(req, res, &self.root.join(&rel)),
+                Beneath::Missing => listing(req, res, &self.root, &self.root.join(&rel)),
                 Beneath::Unsure => self.serve_directory_checked(req, res, &self.root.join(&rel)),
             };
         }
@@ -192,13 +195,13 @@ impl StaticFiles {
             let meta = file.metadata()?;
             return send_file(req, res, file, &meta, &index);
         }
-        listing(req, res, path)
+        listing(req, res, &self.root, path)
     }
 }
 
 /// The request path as a path relative to the root (`.` for the root), or `None` (answered
-/// 404) when it is malformed or climbs: `..` segments (also percent-encoded), encoded `/`
-/// or `\`, NUL.
+/// 404) when it is malformed, climbs or is hidden: `..` segments (also percent-encoded),
+/// encoded `/` or `\`, NUL, a segment starting with `.` (see [`is_hidden`]).
 fn relative_path(request_path: &str) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     if !request_path.starts_with('/') {
@@ -210,7 +213,7 @@ fn relative_path(request_path: &str) -> Option<PathBuf> {
         match segment {
             b"" | b"." => continue,
             b".." => return None,
-            s if s.contains(&0) || s.contains(&b'\\') => return None,
+            s if s.contains(&0) || s.contains(&b'\\') || is_hidden(s) => return None,
             s => path.push(std::ffi::OsStr::from_bytes(s)),
         }
     }
@@ -218,6 +221,12 @@ fn relative_path(request_path: &str) -> Option<PathBuf> {
         path.push(".");
     }
     Some(path)
+}
+
+/// Whether a file name is hidden: it starts with `.` and is not `.well-known`, the directory
+/// RFC 8615 reserves for files meant to be fetched (ACME challenges, `security.txt`).
+fn is_hidden(name: &[u8]) -> bool {
+    name.starts_with(b".") && name != b".well-known"
 }
 
 /// A directory named without its trailing `/` is answered with a redirect to the name with
@@ -515,18 +524,36 @@ fn href_escape(name: &[u8], out: &mut String) {
 }
 
 /// An HTML listing of a directory, sorted by name, directories with a trailing `/`.
-fn listing(req: &Request, res: &mut Response, dir: &Path) -> io::Result<()> {
+/// A directory's listing: the entries a request could fetch, so no hidden names, no symlinks
+/// that are broken or lead outside `root`, and nothing but files and directories (the rest
+/// is answered 404).
+fn listing(req: &Request, res: &mut Response, root: &Path, dir: &Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let mut entries: Vec<(String, Vec<u8>, bool)> = fs::read_dir(dir)?
         .filter_map(Result::ok)
-        .map(|e| {
+        .filter_map(|e| {
             let name = e.file_name();
-            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            (
+            if is_hidden(name.as_bytes()) {
+                return None;
+            }
+            let mut file_type = e.file_type().ok()?;
+            if file_type.is_symlink() {
+                let real = fs::canonicalize(e.path()).ok()?;
+                if !real.starts_with(root) {
+                    return None;
+                }
+                file_type = fs::metadata(real).ok()?.file_type();
+            }
+            // Sockets, FIFOs and devices are not served either.
+            if !(file_type.is_file() || file_type.is_dir()) {
+                return None;
+            }
+            let is_dir = file_type.is_dir();
+            Some((
                 name.to_string_lossy().into_owned(),
                 name.as_bytes().to_vec(),
                 is_dir,
-            )
+            ))
         })
         .collect();
     entries.sort();
@@ -590,6 +617,13 @@ mod tests {
         std::os::unix::fs::symlink("sub", root.join("rel-dir")).unwrap();
         std::os::unix::fs::symlink("../../secret", root.join("sub/up")).unwrap();
         nix::unistd::mkfifo(&root.join("fifo"), Mode::S_IRWXU).unwrap();
+        // Hidden files, and the one dot directory that is served.
+        fs::write(root.join(".hidden"), b"hidden").unwrap();
+        fs::create_dir_all(root.join(".git")).unwrap();
+        fs::write(root.join(".git/config"), b"[core]").unwrap();
+        fs::create_dir_all(root.join("sub/.git")).unwrap();
+        fs::create_dir_all(root.join(".well-known")).unwrap();
+        fs::write(root.join(".well-known/security.txt"), b"Contact: x").unwrap();
         let app = StaticFiles::new(&root).unwrap();
         (TempDir(base), app)
     }
@@ -637,6 +671,12 @@ mod tests {
                 "/..\\secret",
                 "/%zz",
                 "relative",
+                "/.hidden",
+                "/%2ehidden",
+                "/.git/config",
+                "/sub/.git/",
+                "/sub/.git",
+                "/.well-known/../.hidden",
             ] {
                 assert_eq!(get(&app, target, &[]).status, 404, "{route}: {target}");
             }
@@ -645,6 +685,7 @@ mod tests {
                 "symlink inside the root is served"
             );
             for target in [
+                "/.well-known/security.txt",
                 "/inside",
                 "/rel-inside",
                 "/sub/./index.html",
@@ -823,6 +864,43 @@ mod tests {
             html.contains("href=\"%3Cb%3E.txt\">&lt;b&gt;.txt</a>"),
             "{html}"
         );
+    }
+
+    /// A listing names exactly what a request could fetch.
+    #[test]
+    fn listing_leaves_out_what_is_not_served() {
+        let (_t, app) = fixture("listing");
+        for (route, app) in both_routes(&app) {
+            let res = get(&app, "/", &[]);
+            let Body::Bytes(html) = &res.body else {
+                panic!("{route}: a listing")
+            };
+            let html = String::from_utf8_lossy(html);
+            let mut names: Vec<&str> = html
+                .split("<li><a href=\"")
+                .skip(1)
+                .filter_map(|item| item.split('"').next())
+                .collect();
+            names.sort_unstable();
+            assert_eq!(
+                names,
+                [
+                    ".well-known/",
+                    "a.txt",
+                    "inside",
+                    "list/",
+                    "rel-dir/",
+                    "rel-inside",
+                    "sub/",
+                    "trap/"
+                ],
+                "{route}: {html}"
+            );
+            for name in &names {
+                let status = get(&app, &format!("/{name}"), &[]).status;
+                assert_eq!(status, 200, "{route}: listed {name} is served");
+            }
+        }
     }
 
     /// Bug: a listing's title showed the percent-encoded path (`Index of /%C3%BC/`)

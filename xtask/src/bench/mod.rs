@@ -38,7 +38,7 @@ options:
   --scenarios LIST    comma-separated, of: hello-ka-1, hello-ka-64, hello-close-16,
                       hello-pipe-16, static-1m-8, echo-post-4k-64
   --generator KIND    auto (wrk if installed, else built-in), wrk or builtin (default auto)
-  --no-parser         skip the http-parser criterion bench
+  --no-parser         skip the parser against httparse (criterion, alternating rounds, callgrind)
   --no-callgrind      skip counting ferrocorn's instructions per request under valgrind
   --output PATH       the report to write (default docs/BENCHMARKS.md); - writes none
   -h, --help          this text";
@@ -257,7 +257,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
     }
 
     if options.parser {
-        match parser_bench::run(cargo()) {
+        match parser_bench::run(cargo, &root) {
             Ok(result) => report.parser = Some(result),
             Err(err) => {
                 report.parser_note = Some(format!("{err:#}"));

@@ -1,6 +1,10 @@
-//! Runs the http-parser criterion bench briefly and pairs each `httparse` measurement with
-//! ours, so that the report can give the ratio.
+//! The parser's speed against raw httparse, three ways: the criterion bench (briefly; each
+//! `httparse` measurement paired with ours), the `parse_alternate` example (both timed in short
+//! alternating rounds, so that load drift on a shared machine cancels: the target is judged
+//! on its medians), and, where valgrind is installed, the `parse_loop` example's instructions
+//! per parse under callgrind (load-independent).
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -46,10 +50,222 @@ impl Pair {
 pub struct ParserResult {
     pub measurements: Vec<Measurement>,
     pub pairs: Vec<Pair>,
+    /// The medians of `parse_alternate`, one per request; empty if it could not run.
+    pub alternating: Vec<Alternating>,
+    /// Instructions per parse, one per request; empty without valgrind.
+    pub instructions: Vec<Instructions>,
+    /// Why a part did not run.
+    pub notes: Vec<String>,
 }
 
-/// Runs the bench with `cargo` and reads its output.
-pub fn run(mut cargo: Command) -> Result<ParserResult> {
+/// Rounds of `parse_alternate` (odd, so the median is one round's ratio).
+pub const ALTERNATE_ROUNDS: usize = 31;
+
+/// Parses per side under callgrind.
+const CALLGRIND_PARSES: u64 = 10_000;
+
+/// One request timed by `parse_alternate`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alternating {
+    pub request: String,
+    pub rounds: usize,
+    /// The median of the rounds' ratios (httparse's time over ours).
+    pub median_ratio: f64,
+    /// The lowest and highest round ratio.
+    pub range: (f64, f64),
+    /// The median nanoseconds per parse of each side.
+    pub httparse_ns: f64,
+    pub ours_ns: f64,
+}
+
+/// Instructions per parse of one request, counted by callgrind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instructions {
+    pub request: String,
+    pub httparse: f64,
+    pub ours: f64,
+}
+
+impl Instructions {
+    /// httparse's count over ours: the throughput ratio if time followed instructions.
+    pub fn ratio(&self) -> f64 {
+        self.httparse / self.ours.max(f64::MIN_POSITIVE)
+    }
+}
+
+/// The commands this part runs, for the report.
+pub fn commands() -> Vec<String> {
+    vec![
+        format!("cargo {}", CARGO_ARGS.join(" ")),
+        format!(
+            "cargo build --release -p ferrocorn-http-parser --example parse_alternate --example parse_loop && \
+             target/release/examples/parse_alternate {ALTERNATE_ROUNDS}"
+        ),
+        format!(
+            "valgrind --tool=callgrind --callgrind-out-file=/dev/null --toggle-collect='parse_loop::parse_*' \
+             target/release/examples/parse_loop {{httparse|ferrocorn}} {{browser|minimal}} {CALLGRIND_PARSES}   # Collected / {CALLGRIND_PARSES}"
+        ),
+    ]
+}
+
+/// Runs all three parts; `cargo` makes a `cargo` command in the project root.
+pub fn run(cargo: fn() -> Command, root: &Path) -> Result<ParserResult> {
+    let mut result = criterion(cargo())?;
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "ferrocorn-http-parser",
+        "--example",
+        "parse_alternate",
+        "--example",
+        "parse_loop",
+    ]);
+    eprintln!("xtask: running {build:?}");
+    match build.status() {
+        Ok(status) if status.success() => {}
+        other => {
+            result
+                .notes
+                .push(format!("the parser examples did not build: {other:?}"));
+            return Ok(result);
+        }
+    }
+    let examples = target_dir(root).join("release").join("examples");
+    match alternate(&examples.join("parse_alternate")) {
+        Ok(alternating) => result.alternating = alternating,
+        Err(err) => result
+            .notes
+            .push(format!("parse_alternate failed: {err:#}")),
+    }
+    if super::servers::which("valgrind").is_none() {
+        result
+            .notes
+            .push("instructions not counted: valgrind is not installed".to_string());
+    } else {
+        match count_instructions(&examples.join("parse_loop")) {
+            Ok(counts) => result.instructions = counts,
+            Err(err) => result
+                .notes
+                .push(format!("instructions not counted: {err:#}")),
+        }
+    }
+    Ok(result)
+}
+
+/// Where cargo puts build output.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+/// Runs `parse_alternate` and reads its rounds.
+fn alternate(binary: &Path) -> Result<Vec<Alternating>> {
+    eprintln!("xtask: running {} {ALTERNATE_ROUNDS}", binary.display());
+    let output = Command::new(binary)
+        .arg(ALTERNATE_ROUNDS.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start {}", binary.display()))?;
+    if !output.status.success() {
+        bail!("{} exited with {}", binary.display(), output.status);
+    }
+    let alternating = parse_alternate_output(&String::from_utf8_lossy(&output.stdout));
+    if alternating.is_empty() {
+        bail!("{} printed no round", binary.display());
+    }
+    Ok(alternating)
+}
+
+/// Reads `round REQUEST INDEX HTTPARSE_NS OURS_NS` lines into one [`Alternating`] per
+/// request, in first-seen order.
+pub fn parse_alternate_output(stdout: &str) -> Vec<Alternating> {
+    let mut rounds: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for line in stdout.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let ["round", request, _, theirs, ours] = fields[..] else {
+            continue;
+        };
+        let (Ok(theirs), Ok(ours)) = (theirs.parse::<f64>(), ours.parse::<f64>()) else {
+            continue;
+        };
+        if !(theirs > 0.0 && ours > 0.0) {
+            continue;
+        }
+        match rounds.iter_mut().find(|(r, _)| r == request) {
+            Some((_, times)) => times.push((theirs, ours)),
+            None => rounds.push((request.to_string(), vec![(theirs, ours)])),
+        }
+    }
+    rounds
+        .into_iter()
+        .map(|(request, times)| {
+            let mut ratios: Vec<f64> = times.iter().map(|(t, o)| t / o).collect();
+            ratios.sort_by(f64::total_cmp);
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            Alternating {
+                rounds: times.len(),
+                median_ratio: ratios[ratios.len() / 2],
+                range: (ratios[0], ratios[ratios.len() - 1]),
+                httparse_ns: median(times.iter().map(|t| t.0).collect()),
+                ours_ns: median(times.iter().map(|t| t.1).collect()),
+                request,
+            }
+        })
+        .collect()
+}
+
+/// Instructions per parse of each side on each request, under callgrind.
+fn count_instructions(binary: &Path) -> Result<Vec<Instructions>> {
+    let mut counts = Vec::new();
+    for request in ["browser", "minimal"] {
+        let mut per_parser = [0.0; 2];
+        for (i, parser) in ["httparse", "ferrocorn"].into_iter().enumerate() {
+            let output = Command::new("valgrind")
+                .args([
+                    "--tool=callgrind",
+                    "--callgrind-out-file=/dev/null",
+                    "--toggle-collect=parse_loop::parse_*",
+                ])
+                .arg(binary)
+                .args([parser, request, &CALLGRIND_PARSES.to_string()])
+                .stdin(Stdio::null())
+                .output()
+                .context("could not start valgrind")?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if !output.status.success() {
+                bail!("callgrind on parse_loop {parser} {request} failed: {stderr}");
+            }
+            let collected = collected_instructions(&stderr)
+                .with_context(|| format!("no \"Collected\" line from callgrind: {stderr}"))?;
+            per_parser[i] = collected as f64 / CALLGRIND_PARSES as f64;
+        }
+        counts.push(Instructions {
+            request: request.to_string(),
+            httparse: per_parser[0],
+            ours: per_parser[1],
+        });
+    }
+    Ok(counts)
+}
+
+/// The total from callgrind's `==PID== Collected : N` line.
+pub fn collected_instructions(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|line| {
+        let (_, rest) = line.split_once("Collected :")?;
+        rest.trim().parse().ok()
+    })
+}
+
+/// Runs the criterion bench with `cargo` and reads its output.
+fn criterion(mut cargo: Command) -> Result<ParserResult> {
     cargo
         .args(CARGO_ARGS)
         .stdin(Stdio::null())
@@ -71,6 +287,7 @@ pub fn run(mut cargo: Command) -> Result<ParserResult> {
     Ok(ParserResult {
         measurements,
         pairs,
+        ..ParserResult::default()
     })
 }
 
@@ -196,6 +413,37 @@ browser_get/ferrocorn   time:   [940.65 ns 1.0468 µs 1.1580 µs]
         assert_eq!(pairs.len(), 1);
         assert_eq!(pairs[0].ours.time, Duration::from_nanos(1047));
         assert!((pairs[0].ratio() - 602.79 / 1046.8).abs() < 1e-3);
+    }
+
+    #[test]
+    fn alternate_rounds_give_median_ratios_per_request() {
+        let output = "\
+round browser 0 300.00 400.00
+round browser 1 330.00 300.00
+round browser 2 310.00 310.00
+round minimal 0 30.00 40.00
+noise line
+median browser 1.000
+round minimal 1 x 40.00
+";
+        let got = parse_alternate_output(output);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].request, "browser");
+        assert_eq!(got[0].rounds, 3);
+        assert!((got[0].median_ratio - 1.0).abs() < 1e-9);
+        assert!((got[0].range.0 - 0.75).abs() < 1e-9);
+        assert!((got[0].range.1 - 1.1).abs() < 1e-9);
+        assert!((got[0].httparse_ns - 310.0).abs() < 1e-9);
+        assert!((got[0].ours_ns - 310.0).abs() < 1e-9);
+        assert_eq!(got[1].rounds, 1, "the malformed round is skipped");
+        assert!((got[1].median_ratio - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn callgrind_collected_line() {
+        let stderr = "==123== Events    : Ir\n==123== Collected : 6381363\n==123==\n";
+        assert_eq!(collected_instructions(stderr), Some(6_381_363));
+        assert_eq!(collected_instructions("nothing"), None);
     }
 
     #[test]
