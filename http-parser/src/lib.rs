@@ -58,4 +58,4 @@ pub use head::{
 };
 pub use limits::{Limits, Policy, ProxyProtocol, UnderscoreHeaders};
 pub use proxy::{parse_proxy_header, ProxyHeader, ProxyStatus};
-pub use syntax::TargetForm;
+pub use syntax::{is_token, TargetForm};

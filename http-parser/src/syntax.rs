@@ -71,6 +71,19 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     TCHAR[b as usize]
 }
 
+/// Whether `s` is a `token` (RFC 9110 §5.6.2): one or more `tchar`, the syntax of a method and
+/// of a field name. Useful to check the field names a server is about to send.
+///
+/// ```
+/// assert!(ferrocorn_http_parser::is_token(b"Content-Type"));
+/// assert!(!ferrocorn_http_parser::is_token(b"Bad Name"));
+/// assert!(!ferrocorn_http_parser::is_token(b""));
+/// ```
+pub fn is_token(s: &[u8]) -> bool {
+    // No early exit: the loop stays branch-free and short names cost a few instructions.
+    !s.is_empty() && s.iter().fold(true, |ok, &b| ok & TCHAR[usize::from(b)])
+}
+
 #[inline]
 pub(crate) fn is_field_value_byte(b: u8) -> bool {
     FIELD_VALUE[b as usize]

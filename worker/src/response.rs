@@ -106,38 +106,8 @@ fn is_hop_or_ours(name: &str) -> bool {
     name.eq_ignore_ascii_case(ours)
 }
 
-/// `tchar` of RFC 9110 §5.6.2, as a table.
-static TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        b += 1;
-    }
-    table
-};
-
 fn is_token(s: &str) -> bool {
-    // No early exit: the loop stays branch-free and short names cost a few instructions.
-    !s.is_empty() && s.bytes().fold(true, |ok, b| ok & TOKEN[usize::from(b)])
+    ferrocorn_http_parser::is_token(s.as_bytes())
 }
 
 /// No CR, LF or NUL: a value that cannot split the head.
