@@ -17,9 +17,8 @@
 #[path = "../benches/common/requests.rs"]
 mod requests;
 
-use ferrocorn_http_parser::{HeadParser, Limits, Policy, Status};
-use requests::{BROWSER_GET, MINIMAL_GET};
-use std::hint::black_box;
+use ferrocorn_http_parser::{HeadParser, Limits, Policy};
+use requests::{ferrocorn_once, httparse_once, BROWSER_GET, MINIMAL_GET};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -49,17 +48,17 @@ fn main() -> ExitCode {
         let mut parser = HeadParser::new(Limits::default(), Policy::default());
         // Warm up both and size a side to about SIDE_NANOS.
         let warm = 10_000;
-        let took = time(warm, || parse_httparse(&mut headers, input))
-            .min(time(warm, || parse_ferrocorn(&mut parser, input)));
+        let took = time(warm, || httparse_once(&mut headers, input))
+            .min(time(warm, || ferrocorn_once(&mut parser, input)));
         let count = ((SIDE_NANOS / took.max(1.0)) as u64).clamp(1_000, 10_000_000);
         let mut ratios = Vec::with_capacity(rounds);
         for round in 0..rounds {
             let (theirs, ours) = if round % 2 == 0 {
-                let theirs = time(count, || parse_httparse(&mut headers, input));
-                (theirs, time(count, || parse_ferrocorn(&mut parser, input)))
+                let theirs = time(count, || httparse_once(&mut headers, input));
+                (theirs, time(count, || ferrocorn_once(&mut parser, input)))
             } else {
-                let ours = time(count, || parse_ferrocorn(&mut parser, input));
-                (time(count, || parse_httparse(&mut headers, input)), ours)
+                let ours = time(count, || ferrocorn_once(&mut parser, input));
+                (time(count, || httparse_once(&mut headers, input)), ours)
             };
             println!("round {name} {round} {theirs:.2} {ours:.2}");
             ratios.push(theirs / ours);
@@ -78,28 +77,4 @@ fn time(count: u64, mut parse: impl FnMut() -> bool) -> f64 {
         assert!(parse(), "a bench request did not parse");
     }
     start.elapsed().as_nanos() as f64 / count as f64
-}
-
-/// What the criterion bench's httparse side does per parse.
-#[inline(always)]
-fn parse_httparse(headers: &mut [httparse::Header<'static>; 100], input: &'static [u8]) -> bool {
-    let mut req = httparse::Request::new(headers);
-    let done = matches!(
-        req.parse(black_box(input)),
-        Ok(httparse::Status::Complete(_))
-    );
-    black_box(req.headers.len());
-    done
-}
-
-/// What the criterion bench's ferrocorn side does per parse.
-#[inline(always)]
-fn parse_ferrocorn(parser: &mut HeadParser, input: &[u8]) -> bool {
-    match parser.parse(black_box(input)) {
-        Ok(Status::Complete(head, consumed)) => {
-            black_box((head.header_count(), head.keep_alive(), consumed));
-            true
-        }
-        _ => false,
-    }
 }

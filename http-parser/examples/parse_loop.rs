@@ -18,9 +18,8 @@
 #[path = "../benches/common/requests.rs"]
 mod requests;
 
-use ferrocorn_http_parser::{HeadParser, Limits, Policy, Status};
-use requests::{BROWSER_GET, MINIMAL_GET};
-use std::hint::black_box;
+use ferrocorn_http_parser::{HeadParser, Limits, Policy};
+use requests::{ferrocorn_once, httparse_once, BROWSER_GET, MINIMAL_GET};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: parse_loop httparse|ferrocorn browser|minimal|wrk COUNT";
@@ -69,11 +68,7 @@ fn parse_httparse(input: &[u8], count: u64) -> u64 {
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut parsed = 0;
     for _ in 0..count {
-        let mut req = httparse::Request::new(&mut headers);
-        if let Ok(httparse::Status::Complete(_)) = req.parse(black_box(input)) {
-            black_box(req.headers.len());
-            parsed += 1;
-        }
+        parsed += u64::from(httparse_once(&mut headers, input));
     }
     parsed
 }
@@ -84,10 +79,7 @@ fn parse_ferrocorn(input: &[u8], count: u64) -> u64 {
     let mut parser = HeadParser::new(Limits::default(), Policy::default());
     let mut parsed = 0;
     for _ in 0..count {
-        if let Ok(Status::Complete(head, consumed)) = parser.parse(black_box(input)) {
-            black_box((head.header_count(), head.keep_alive(), consumed));
-            parsed += 1;
-        }
+        parsed += u64::from(ferrocorn_once(&mut parser, input));
     }
     parsed
 }
