@@ -53,6 +53,9 @@ const LINGER_MAX_BYTES: usize = 1 << 20;
 const WBUF_HIGH: usize = 64 * 1024;
 /// Connections accepted per readiness event of a listener (see `Worker::accept`).
 const ACCEPT_BATCH: usize = 1;
+/// Connections served in one loop turn from which the loop, before it sleeps, yields the CPU
+/// once and looks again without waiting (see `Worker::run`).
+const BUSY_TURN: usize = 2;
 /// Owned bodies up to this size are copied behind the head so that both go out in one write.
 const COPY_BODY_MAX: usize = 16 * 1024;
 
@@ -406,15 +409,30 @@ impl Worker {
         let mut events = Events::with_capacity(512);
         let mut done = Vec::new();
         let mut resumed = Vec::new();
+        let mut look_again = false;
         loop {
             let mut tick = false;
-            if let Err(e) = self.poll.poll(&mut events, None) {
+            // After a busy turn, the clients it answered are about to send again. Sleeping in
+            // `epoll_wait` then costs a sleep, a wake-up by the client's write and a switch back
+            // per few requests, most of a saturated worker's time outside the TCP stack. So the
+            // loop first gives the CPU to whatever else is runnable here (often a client or
+            // another worker) and looks once without waiting: the requests that arrived in the
+            // meantime are served without a sleep. An idle machine returns from the yield at
+            // once; a turn that served one connection (light load, one client) sleeps directly.
+            let timeout = if look_again {
+                let _ = nix::sched::sched_yield();
+                Some(Duration::ZERO)
+            } else {
+                None
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return WorkerExit::Failed(format!("event loop failed: {e}"));
                 }
             }
             self.ctx.now = Instant::now();
             self.ctx.date.refresh(self.ctx.now);
+            let mut served = 0;
             for event in events.iter() {
                 match event.token() {
                     TICKER => {
@@ -444,6 +462,7 @@ impl Worker {
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
                     Token(slot) => {
                         if let Some(c) = self.slots.conns.get_mut(slot).and_then(Option::as_mut) {
+                            served += 1;
                             if event.is_readable() || event.is_read_closed() {
                                 c.read_drained = false;
                             }
@@ -458,6 +477,7 @@ impl Worker {
                     }
                 }
             }
+            look_again = served >= BUSY_TURN;
             if self.ctx.max_requests_reached && !self.ctx.stopping {
                 tracing::info!(
                     requests = self.ctx.requests,
