@@ -53,9 +53,8 @@ const LINGER_MAX_BYTES: usize = 1 << 20;
 const WBUF_HIGH: usize = 64 * 1024;
 /// Connections accepted per readiness event of a listener (see `Worker::accept`).
 const ACCEPT_BATCH: usize = 1;
-/// Connections served in one loop turn from which the loop, before it sleeps, yields the CPU
-/// once and looks again without waiting (see `Worker::run`).
-const BUSY_TURN: usize = 2;
+/// The shortest poll before sleeping that the loop starts; it doubles from here (see `Spin`).
+const SPIN_MIN: Duration = Duration::from_micros(8);
 /// Owned bodies up to this size are copied behind the head so that both go out in one write.
 const COPY_BODY_MAX: usize = 16 * 1024;
 
@@ -71,6 +70,8 @@ struct Config {
     graceful_timeout: Duration,
     max_connections: usize,
     max_requests: u64,
+    /// `busy_poll`: the longest poll before sleeping.
+    busy_poll: Duration,
 }
 
 impl Config {
@@ -96,6 +97,7 @@ impl Config {
             graceful_timeout: s.graceful_timeout,
             max_connections: s.worker_connections.max(1),
             max_requests,
+            busy_poll: Duration::from_micros(s.busy_poll),
         }
     }
 }
@@ -264,6 +266,39 @@ pub(crate) fn serve(
     exit
 }
 
+/// How long the loop polls before it sleeps, adapted after every wait the way Linux's
+/// `haltpoll` governor adapts a virtual CPU's poll before it halts: the poll is worth its CPU
+/// only while the next event comes within `max`.
+#[derive(Debug)]
+struct Spin {
+    /// `busy_poll`; zero turns polling off.
+    max: Duration,
+    /// The current poll: zero, or `SPIN_MIN` doubled up to `max`.
+    window: Duration,
+}
+
+impl Spin {
+    fn new(max: Duration) -> Spin {
+        Spin {
+            max,
+            window: Duration::ZERO,
+        }
+    }
+
+    /// After a wait that ended with an event `waited` after it began (polling and sleeping):
+    /// a wait shorter than `max` would have ended while polling, so the poll grows; a longer
+    /// one means the poll was spent for nothing, so it halves, down to nothing.
+    fn adapt(&mut self, waited: Duration) {
+        if waited < self.max {
+            self.window = (self.window * 2).max(SPIN_MIN).min(self.max);
+        } else if self.window > SPIN_MIN {
+            self.window /= 2;
+        } else {
+            self.window = Duration::ZERO;
+        }
+    }
+}
+
 struct Worker {
     poll: Poll,
     listeners: Vec<MioListener>,
@@ -409,30 +444,51 @@ impl Worker {
         let mut events = Events::with_capacity(512);
         let mut done = Vec::new();
         let mut resumed = Vec::new();
-        let mut look_again = false;
+        let mut spin = Spin::new(self.ctx.cfg.busy_poll);
+        let mut served = 0;
         loop {
             let mut tick = false;
-            // After a busy turn, the clients it answered are about to send again. Sleeping in
-            // `epoll_wait` then costs a sleep, a wake-up by the client's write and a switch back
-            // per few requests, most of a saturated worker's time outside the TCP stack. So the
-            // loop first gives the CPU to whatever else is runnable here (often a client or
-            // another worker) and looks once without waiting: the requests that arrived in the
-            // meantime are served without a sleep. An idle machine returns from the yield at
-            // once; a turn that served one connection (light load, one client) sleeps directly.
-            let timeout = if look_again {
-                let _ = nix::sched::sched_yield();
-                Some(Duration::ZERO)
-            } else {
-                None
-            };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return WorkerExit::Failed(format!("event loop failed: {e}"));
+            // The clients a turn answered are about to send again. Sleeping in `epoll_wait`
+            // until they do costs a sleep, a wake-up by the client's write (on another CPU,
+            // an interrupt into an idle CPU) and a switch back: most of a saturated worker's
+            // time outside the TCP stack, and most of a round trip's latency on one
+            // connection. So after a turn that served connections the loop polls without
+            // waiting for up to `spin.window`, giving the CPU to whatever else is runnable
+            // here (often the client, or another worker) between polls, and sleeps only if
+            // nothing came. An idle machine returns from the yield at once.
+            let mut waiting_since = None;
+            if served > 0 {
+                let start = Instant::now();
+                waiting_since = Some(start);
+                while !spin.window.is_zero() {
+                    let _ = nix::sched::sched_yield();
+                    if let Err(e) = self.poll.poll(&mut events, Some(Duration::ZERO)) {
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            return WorkerExit::Failed(format!("event loop failed: {e}"));
+                        }
+                    }
+                    if !events.is_empty() {
+                        waiting_since = None;
+                        break;
+                    }
+                    if start.elapsed() >= spin.window {
+                        break;
+                    }
+                }
+            }
+            if served == 0 || waiting_since.is_some() {
+                if let Err(e) = self.poll.poll(&mut events, None) {
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return WorkerExit::Failed(format!("event loop failed: {e}"));
+                    }
                 }
             }
             self.ctx.now = Instant::now();
+            if let Some(since) = waiting_since {
+                spin.adapt(self.ctx.now.saturating_duration_since(since));
+            }
             self.ctx.date.refresh(self.ctx.now);
-            let mut served = 0;
+            served = 0;
             for event in events.iter() {
                 match event.token() {
                     TICKER => {
@@ -477,7 +533,6 @@ impl Worker {
                     }
                 }
             }
-            look_again = served >= BUSY_TURN;
             if self.ctx.max_requests_reached && !self.ctx.stopping {
                 tracing::info!(
                     requests = self.ctx.requests,
@@ -1235,5 +1290,59 @@ fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
             started: ex.started,
             now_secs: ctx.date.secs(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: Duration = Duration::from_micros(50);
+
+    #[test]
+    fn spin_grows_while_events_come_within_busy_poll() {
+        let mut spin = Spin::new(MAX);
+        assert_eq!(spin.window, Duration::ZERO);
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            spin.adapt(Duration::from_micros(20));
+            seen.push(spin.window.as_micros());
+        }
+        assert_eq!(seen, [8, 16, 32, 50, 50]);
+    }
+
+    #[test]
+    fn spin_shrinks_to_nothing_when_events_come_later() {
+        let mut spin = Spin::new(MAX);
+        spin.window = MAX;
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            spin.adapt(Duration::from_millis(3));
+            seen.push(spin.window.as_micros());
+        }
+        assert_eq!(seen, [25, 12, 6, 0, 0]);
+    }
+
+    #[test]
+    fn spin_settles_where_the_wait_crosses_busy_poll() {
+        // Requests 70 µs apart with a 50 µs limit: polling never catches them, so after
+        // a few waits the worker sleeps at once and stays so.
+        let mut spin = Spin::new(MAX);
+        for _ in 0..10 {
+            let waited = Duration::from_micros(70).max(spin.window);
+            spin.adapt(waited);
+        }
+        assert_eq!(spin.window, Duration::ZERO);
+    }
+
+    #[test]
+    fn zero_busy_poll_never_polls_and_a_small_one_is_a_cap() {
+        let mut off = Spin::new(Duration::ZERO);
+        off.adapt(Duration::from_micros(1));
+        assert_eq!(off.window, Duration::ZERO);
+
+        let mut small = Spin::new(Duration::from_micros(3));
+        small.adapt(Duration::from_micros(1));
+        assert_eq!(small.window, Duration::from_micros(3));
     }
 }
