@@ -504,3 +504,55 @@ fn proxy_header_from_a_peer_not_allowed_is_403() {
     // The same peer without a header is served: only the header is refused.
     assert_eq!(server.get("/").unwrap().status, 200);
 }
+
+/// User plus system CPU time of `pid` so far, in clock ticks (`/proc/<pid>/stat`).
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn busy_poll_serves_the_same_and_an_idle_worker_stops_polling() {
+    for busy_poll in ["0", "50", "10000"] {
+        let server = Server::start(["--workers", "1", "--busy-poll", busy_poll, "hello"]);
+        assert!(server.wait_for_workers(1, Duration::from_secs(10)));
+        // Three keep-alive connections taking turns, then all at once, so that turns serve
+        // one connection and several.
+        let mut readers: Vec<BufReader<TcpStream>> = (0..3)
+            .map(|_| BufReader::new(connect(server.addr).unwrap()))
+            .collect();
+        for round in 0..100 {
+            for reader in &mut readers {
+                reader
+                    .get_mut()
+                    .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
+                if round % 2 == 0 {
+                    let r = read_response(reader, false).unwrap();
+                    assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!\n"));
+                }
+            }
+            if round % 2 == 1 {
+                for reader in &mut readers {
+                    let r = read_response(reader, false).unwrap();
+                    assert_eq!(r.status, 200, "busy_poll {busy_poll}");
+                }
+            }
+        }
+        // The connections stay open and idle: the worker must go back to sleep, not keep
+        // polling for them. A worker that kept polling would use most of a CPU.
+        let worker = server.worker_pids()[0];
+        std::thread::sleep(Duration::from_millis(300));
+        let before = cpu_ticks(worker);
+        std::thread::sleep(Duration::from_secs(1));
+        let used = cpu_ticks(worker) - before;
+        assert!(
+            used < 20,
+            "busy_poll {busy_poll}: an idle worker used {used} ticks of CPU in 1 s"
+        );
+        drop(readers);
+    }
+}
