@@ -266,6 +266,16 @@ pub(crate) fn serve(
     exit
 }
 
+/// One `epoll_wait` into `events`; an interrupted wait is an empty one.
+fn wait(poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) -> Result<(), WorkerExit> {
+    match poll.poll(events, timeout) {
+        Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+            Err(WorkerExit::Failed(format!("event loop failed: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// How long the loop polls before it sleeps, adapted after every wait the way Linux's
 /// `haltpoll` governor adapts a virtual CPU's poll before it halts: the poll is worth its CPU
 /// only while the next event comes within `max`.
@@ -462,10 +472,8 @@ impl Worker {
                 waiting_since = Some(start);
                 while !spin.window.is_zero() {
                     let _ = nix::sched::sched_yield();
-                    if let Err(e) = self.poll.poll(&mut events, Some(Duration::ZERO)) {
-                        if e.kind() != io::ErrorKind::Interrupted {
-                            return WorkerExit::Failed(format!("event loop failed: {e}"));
-                        }
+                    if let Err(exit) = wait(&mut self.poll, &mut events, Some(Duration::ZERO)) {
+                        return exit;
                     }
                     if !events.is_empty() {
                         waiting_since = None;
@@ -477,10 +485,8 @@ impl Worker {
                 }
             }
             if served == 0 || waiting_since.is_some() {
-                if let Err(e) = self.poll.poll(&mut events, None) {
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return WorkerExit::Failed(format!("event loop failed: {e}"));
-                    }
+                if let Err(exit) = wait(&mut self.poll, &mut events, None) {
+                    return exit;
                 }
             }
             self.ctx.now = Instant::now();
