@@ -568,13 +568,26 @@ fn process_state(stat: &str) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
-fn parent_of(stat: &str) -> Option<i32> {
-    stat.rsplit_once(')')?
-        .1
+/// The fields of `/proc/PID/stat` after the `(comm)`, which may itself hold spaces: the
+/// state is the first, the parent pid the second, utime and stime the 12th and 13th.
+fn stat_fields(stat: &str) -> impl Iterator<Item = &str> {
+    stat.rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
         .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+}
+
+fn parent_of(stat: &str) -> Option<i32> {
+    stat_fields(stat).nth(1)?.parse().ok()
+}
+
+/// User plus system CPU time `pid` has used so far, in clock ticks; 0 if it is gone.
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_fields(&stat)
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum()
 }
 
 /// The live (non-zombie) children of `pid`, from `/proc`.

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use ferrocorn_tests::{connect, read_response, wait_until, Response, Server};
+use ferrocorn_tests::{connect, cpu_ticks, read_response, wait_until, Response, Server};
 
 fn echo_json(r: &Response) -> serde_json::Value {
     serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("echo json: {e}: {}", r.text()))
@@ -503,15 +503,6 @@ fn proxy_header_from_a_peer_not_allowed_is_403() {
     }
     // The same peer without a header is served: only the header is refused.
     assert_eq!(server.get("/").unwrap().status, 200);
-}
-
-/// User plus system CPU time of `pid` so far, in clock ticks (`/proc/<pid>/stat`).
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 #[test]
