@@ -295,6 +295,43 @@ impl Spin {
         }
     }
 
+    /// Fills `events` and returns the time it came back.
+    ///
+    /// The clients a turn answered are about to send again. Sleeping in `epoll_wait` until
+    /// they do costs a sleep, a wake-up by the client's write (on another CPU, an interrupt
+    /// into an idle CPU) and a switch back: most of a saturated worker's time outside the TCP
+    /// stack, and most of a round trip's latency on one connection. So after a turn that
+    /// `served` connections this polls without waiting for up to `window`, giving the CPU to
+    /// whatever else is runnable here (often the client, or another worker) between polls,
+    /// and sleeps only if nothing came; then it adapts the window to how long the wait took.
+    /// An idle machine returns from the yield at once.
+    fn wait(
+        &mut self,
+        poll: &mut Poll,
+        events: &mut Events,
+        served: bool,
+    ) -> Result<Instant, WorkerExit> {
+        if !served {
+            wait(poll, events, None)?;
+            return Ok(Instant::now());
+        }
+        let start = Instant::now();
+        while !self.window.is_zero() {
+            let _ = nix::sched::sched_yield();
+            wait(poll, events, Some(Duration::ZERO))?;
+            if !events.is_empty() {
+                return Ok(Instant::now());
+            }
+            if start.elapsed() >= self.window {
+                break;
+            }
+        }
+        wait(poll, events, None)?;
+        let now = Instant::now();
+        self.adapt(now.saturating_duration_since(start));
+        Ok(now)
+    }
+
     /// After a wait that ended with an event `waited` after it began (polling and sleeping):
     /// a wait shorter than `max` would have ended while polling, so the poll grows; a longer
     /// one means the poll was spent for nothing, so it halves, down to nothing.
@@ -458,41 +495,10 @@ impl Worker {
         let mut served = 0;
         loop {
             let mut tick = false;
-            // The clients a turn answered are about to send again. Sleeping in `epoll_wait`
-            // until they do costs a sleep, a wake-up by the client's write (on another CPU,
-            // an interrupt into an idle CPU) and a switch back: most of a saturated worker's
-            // time outside the TCP stack, and most of a round trip's latency on one
-            // connection. So after a turn that served connections the loop polls without
-            // waiting for up to `spin.window`, giving the CPU to whatever else is runnable
-            // here (often the client, or another worker) between polls, and sleeps only if
-            // nothing came. An idle machine returns from the yield at once.
-            let mut waiting_since = None;
-            if served > 0 {
-                let start = Instant::now();
-                waiting_since = Some(start);
-                while !spin.window.is_zero() {
-                    let _ = nix::sched::sched_yield();
-                    if let Err(exit) = wait(&mut self.poll, &mut events, Some(Duration::ZERO)) {
-                        return exit;
-                    }
-                    if !events.is_empty() {
-                        waiting_since = None;
-                        break;
-                    }
-                    if start.elapsed() >= spin.window {
-                        break;
-                    }
-                }
-            }
-            if served == 0 || waiting_since.is_some() {
-                if let Err(exit) = wait(&mut self.poll, &mut events, None) {
-                    return exit;
-                }
-            }
-            self.ctx.now = Instant::now();
-            if let Some(since) = waiting_since {
-                spin.adapt(self.ctx.now.saturating_duration_since(since));
-            }
+            self.ctx.now = match spin.wait(&mut self.poll, &mut events, served > 0) {
+                Ok(now) => now,
+                Err(exit) => return exit,
+            };
             self.ctx.date.refresh(self.ctx.now);
             served = 0;
             for event in events.iter() {
