@@ -28,9 +28,10 @@ pub use scoreboard::DEFAULT_CAPACITY as SCOREBOARD_CAPACITY;
 /// workers from the arbiter and from a re-executed arbiter.
 pub const WORKER_PROCESS_NAME: &str = "ferrocorn-wrk";
 
-/// Builds an application from the `app` setting (`hello`, `echo`, `static:DIR`); the
-/// binary passes `ferrocorn_worker::load_app`. Called after `chdir`, and again on HUP.
-pub type AppLoader = Arc<dyn Fn(&str) -> Result<Arc<dyn App>, String>>;
+/// Builds an application from the settings (their `app`: `hello`, `echo`, `static:DIR`,
+/// a Python `module:callable`, ...). Called after `chdir`, and again on HUP with the new
+/// settings.
+pub type AppLoader = Arc<dyn Fn(&Settings) -> Result<Arc<dyn App>, String>>;
 
 /// Re-reads the configuration on SIGHUP: the same sources the binary read at start.
 pub type SettingsReloader = Box<dyn FnMut() -> Result<Settings, String>>;

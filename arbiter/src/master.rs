@@ -170,10 +170,9 @@ impl Master {
 
         let (app, loader) = match app {
             AppSource::Ready(app) => (app, None),
-            AppSource::Loader(loader) => (
-                loader(&settings.app).map_err(ArbiterError::App)?,
-                Some(loader),
-            ),
+            AppSource::Loader(loader) => {
+                (loader(&settings).map_err(ArbiterError::App)?, Some(loader))
+            }
         };
 
         let capacity = DEFAULT_CAPACITY.max(settings.workers.saturating_mul(4));
@@ -334,10 +333,14 @@ impl Master {
         };
         self.spawn_seq += 1;
         let blocked = BlockedSignals::block_all();
+        self.app.before_fork();
         // SAFETY: the arbiter is single-threaded (its contract), so the child may run
         // arbitrary code; the child never returns into the arbiter's loop.
         let forked = unsafe { fork() };
-        if !matches!(forked, Ok(ForkResult::Child)) {
+        if matches!(forked, Ok(ForkResult::Child)) {
+            self.app.after_fork_child();
+        } else {
+            self.app.after_fork_parent();
             drop(blocked);
         }
         match forked {
@@ -702,7 +705,7 @@ impl Master {
         let previous_target = self.target;
         let mut app = self.app.clone();
         if let Some(loader) = &self.loader {
-            match loader(&settings.app) {
+            match loader(&settings) {
                 Ok(loaded) => app = loaded,
                 Err(message) => {
                     tracing::error!(

@@ -453,7 +453,8 @@ fn check_app(settings: &Settings) -> Result<(), String> {
         std::env::set_current_dir(dir)
             .map_err(|err| format!("cannot chdir to {}: {err}", dir.display()))?;
     }
-    ferrocorn_worker::load_app(&settings.app).map(|_| ())
+    let app = crate::apps::load(settings)?;
+    app.init_worker()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! exit codes: 2 for usage and configuration errors, 1 for runtime failures, each one line
 //! on stderr.
 
+mod apps;
 mod args;
 mod logging;
 
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
         })
     };
     let logs_to_stderr = settings.errorlog == "-";
-    let result = Arbiter::with_loader(settings, Arc::new(ferrocorn_worker::load_app))
+    let result = Arbiter::with_loader(settings, Arc::new(apps::load))
         .on_reload(reload)
         .on_reopen_logs(reopen)
         .run();

@@ -52,6 +52,31 @@ use crate::response::HeaderNotes;
 pub trait App: Send + Sync + 'static {
     /// Answers one request by filling `response`.
     fn call(&self, request: &mut Request, response: &mut Response);
+
+    /// Prepares this worker process to serve, after the fork and before the first
+    /// connection is accepted (an embedded interpreter imports the application here unless
+    /// it was preloaded). An error stops the worker before it serves; the arbiter logs the
+    /// message and, if nothing has served yet, stops with it.
+    fn init_worker(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Runs in the worker process after its event loop has stopped, before it exits (an
+    /// interpreter's exit handlers).
+    fn exit_worker(&self) {}
+
+    /// Runs in the arbiter just before each `fork` of a worker; with
+    /// [`after_fork_parent`](App::after_fork_parent) and
+    /// [`after_fork_child`](App::after_fork_child) it brackets the fork, so an application
+    /// loaded in the arbiter (a preloaded interpreter) can hold its locks across it.
+    fn before_fork(&self) {}
+
+    /// Runs in the arbiter right after a `fork` (or a failed one).
+    fn after_fork_parent(&self) {}
+
+    /// Runs first thing in a new worker process, before anything else touches the
+    /// application.
+    fn after_fork_child(&self) {}
 }
 
 /// The HTTP version of a request.
@@ -101,12 +126,13 @@ pub struct Request {
     pub(crate) version: Version,
     pub(crate) headers: Vec<(Range<usize>, Range<usize>)>,
     pub(crate) peer: Peer,
+    pub(crate) local: Option<SocketAddr>,
     pub(crate) body: RequestBody,
     pub(crate) secure: bool,
 }
 
 impl Request {
-    pub(crate) fn new(peer: Peer) -> Request {
+    pub(crate) fn new(peer: Peer, local: Option<SocketAddr>) -> Request {
         Request {
             head: Vec::new(),
             method: 0..0,
@@ -114,6 +140,7 @@ impl Request {
             version: Version::Http11,
             headers: Vec::new(),
             peer,
+            local,
             body: RequestBody::empty(),
             secure: false,
         }
@@ -121,7 +148,10 @@ impl Request {
 
     /// Builds a request by hand, for testing applications without a socket.
     pub fn for_test(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
-        let mut req = Request::new(Peer::Tcp(SocketAddr::from(([127, 0, 0, 1], 1))));
+        let mut req = Request::new(
+            Peer::Tcp(SocketAddr::from(([127, 0, 0, 1], 1))),
+            Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
+        );
         req.method = push_range(&mut req.head, method.as_bytes());
         req.target = push_range(&mut req.head, target.as_bytes());
         for (name, value) in headers {
@@ -190,6 +220,17 @@ impl Request {
     /// The client's address (from the PROXY protocol header when one was accepted).
     pub fn peer(&self) -> &Peer {
         &self.peer
+    }
+
+    /// The address of the TCP listener that accepted the connection, as bound (`0.0.0.0`
+    /// for a wildcard bind, as gunicorn reports it); `None` on a Unix socket.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
+    }
+
+    /// Sets whether the request arrived over a secure channel (tests of applications).
+    pub fn set_secure_for_test(&mut self, secure: bool) {
+        self.secure = secure;
     }
 
     /// The header fields in received order, names as received, values as bytes (they may
@@ -322,6 +363,14 @@ impl RequestBody {
             }
             _ => Vec::new(),
         }
+    }
+}
+
+impl Default for RequestBody {
+    /// An empty body: `std::mem::take(request.body())` moves the body out of a request
+    /// (an application that reads it after `call` returns, from another object).
+    fn default() -> RequestBody {
+        RequestBody::empty()
     }
 }
 

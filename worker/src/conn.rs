@@ -339,7 +339,13 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, peer: Peer, serial: u64, deadline: Instant) -> Conn {
+    pub fn new(
+        stream: Stream,
+        peer: Peer,
+        local: Option<std::net::SocketAddr>,
+        serial: u64,
+        deadline: Instant,
+    ) -> Conn {
         Conn {
             stream,
             serial,
@@ -353,7 +359,7 @@ impl Conn {
             out: None,
             phase: Phase::Head,
             exchange: Some(Box::new(Exchange {
-                req: Request::new(peer),
+                req: Request::new(peer, local),
                 res: Response::new(),
                 started: deadline,
                 keep_alive: true,

@@ -120,7 +120,8 @@ fn jitter(max: u64) -> u64 {
 }
 
 enum MioListener {
-    Tcp(mio::net::TcpListener),
+    /// The listener and the address it is bound to, given to each request it accepts.
+    Tcp(mio::net::TcpListener, Option<std::net::SocketAddr>),
     Unix(mio::net::UnixListener),
 }
 
@@ -129,7 +130,8 @@ impl MioListener {
         Ok(match l {
             Listener::Tcp(l) => {
                 l.set_nonblocking(true)?;
-                MioListener::Tcp(mio::net::TcpListener::from_std(l))
+                let local = l.local_addr().ok();
+                MioListener::Tcp(mio::net::TcpListener::from_std(l), local)
             }
             Listener::Unix(l) => {
                 l.set_nonblocking(true)?;
@@ -138,22 +140,23 @@ impl MioListener {
         })
     }
 
-    fn accept(&self) -> io::Result<(Stream, Peer)> {
+    /// A new connection, its peer and the listener's own address (`None` for Unix sockets).
+    fn accept(&self) -> io::Result<(Stream, Peer, Option<std::net::SocketAddr>)> {
         match self {
-            MioListener::Tcp(l) => {
+            MioListener::Tcp(l, local) => {
                 let (s, addr) = l.accept()?;
-                Ok((Stream::Tcp(s), Peer::Tcp(addr)))
+                Ok((Stream::Tcp(s), Peer::Tcp(addr), *local))
             }
             MioListener::Unix(l) => {
                 let (s, _) = l.accept()?;
-                Ok((Stream::Unix(s), Peer::Unix))
+                Ok((Stream::Unix(s), Peer::Unix, None))
             }
         }
     }
 
     fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
-            MioListener::Tcp(l) => l,
+            MioListener::Tcp(l, _) => l,
             MioListener::Unix(l) => l,
         }
     }
@@ -252,7 +255,12 @@ pub(crate) fn serve(
     unsafe {
         let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
     }
-    let exit = match Worker::new(settings, listeners, app, &mask) {
+    // After the mask, so that threads the application starts never take our signals.
+    if let Err(message) = app.init_worker() {
+        let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+        return WorkerExit::Failed(message);
+    }
+    let exit = match Worker::new(settings, listeners, Arc::clone(&app), &mask) {
         Ok(mut w) => {
             let exit = w.run(supervisor);
             // The last heartbeat carries the final request count, which the arbiter logs
@@ -262,6 +270,7 @@ pub(crate) fn serve(
         }
         Err(e) => WorkerExit::Failed(e),
     };
+    app.exit_worker();
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     exit
 }
@@ -685,7 +694,7 @@ impl Worker {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => {
+                Ok((stream, peer, local)) => {
                     let deadline = self.ctx.now + self.ctx.cfg.header_timeout;
                     let serial = self.slots.next_serial();
                     let ip = match &peer {
@@ -697,7 +706,9 @@ impl Worker {
                         parser.proxy_header_for(ip),
                         parser.forwarded_allow.allows(ip),
                     );
-                    let slot = self.slots.insert(Conn::new(stream, peer, serial, deadline));
+                    let slot = self
+                        .slots
+                        .insert(Conn::new(stream, peer, local, serial, deadline));
                     let Some(c) = self.slots.conns[slot].as_mut() else {
                         continue;
                     };
