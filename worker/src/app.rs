@@ -354,7 +354,7 @@ impl RequestBody {
 
     /// Takes back the memory buffer for reuse (unless it grew large), leaving an empty body.
     pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
-        let old = std::mem::replace(self, RequestBody::empty());
+        let old = std::mem::take(self);
         match old.inner {
             BodyStore::Memory(c) if c.get_ref().capacity() <= 16 * 1024 => {
                 let mut v = c.into_inner();
