@@ -1,0 +1,210 @@
+//! Generations: HUP loads the configuration again and starts a new generation of workers;
+//! the old one retires once the new one serves, or the new one is rolled back.
+
+use std::time::Instant;
+
+use ferrocorn_config::Settings;
+use ferrocorn_worker::WorkerState;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::{Master, Previous};
+use crate::error::ArbiterError;
+use crate::listeners::{self, Listener, ListenerOrigin};
+use crate::pidfile::Pidfile;
+
+impl Master {
+    /// HUP: re-read the settings, load the app again, start a new generation; the old one
+    /// is retired once the new one serves. On any error the running configuration stays.
+    pub(super) fn reload(&mut self) {
+        let settings = match self.reload.as_mut() {
+            Some(reload) => {
+                let here = std::env::current_dir().ok();
+                let _ = std::env::set_current_dir(&self.start_dir);
+                let result = reload();
+                if let Some(here) = here {
+                    let _ = std::env::set_current_dir(here);
+                }
+                match result {
+                    Ok(settings) => settings,
+                    Err(message) => {
+                        tracing::error!(
+                            "reload failed, keeping the running configuration: {message}"
+                        );
+                        return;
+                    }
+                }
+            }
+            None => self.settings.clone(),
+        };
+        let previous_target = self.target;
+        let mut app = self.app.clone();
+        if let Some(loader) = &self.loader {
+            match loader(&settings) {
+                Ok(loaded) => app = loaded,
+                Err(message) => {
+                    tracing::error!(
+                        "reload failed, keeping the running configuration: cannot load the application: {message}"
+                    );
+                    return;
+                }
+            }
+        }
+        if settings.bind != self.settings.bind && self.origin != ListenerOrigin::Bound {
+            tracing::warn!(
+                "reload: the listeners were inherited ({:?}); a changed bind list takes effect on restart",
+                self.origin
+            );
+        } else if settings.bind != self.settings.bind {
+            match self.rebind(&settings) {
+                Ok(listeners) => self.listeners = listeners,
+                Err(error) => {
+                    tracing::error!("reload failed, keeping the running configuration: {error}");
+                    return;
+                }
+            }
+        }
+        if settings.pidfile != self.settings.pidfile && self.upgrade_parent.is_none() {
+            self.pidfile = None;
+            if let Some(path) = &settings.pidfile {
+                // Relative paths name files from where ferrocorn started, not from `chdir`.
+                match Pidfile::create(&self.start_dir.join(path), self.pid.as_raw()) {
+                    Ok(pidfile) => self.pidfile = Some(pidfile),
+                    Err(error) => tracing::error!("{error}"),
+                }
+            }
+        }
+        if settings.workers > self.scoreboard.capacity() {
+            tracing::error!(
+                "reload: {} workers requested, the scoreboard holds {}; keeping {}",
+                settings.workers,
+                self.scoreboard.capacity(),
+                self.target
+            );
+        } else {
+            self.target = settings.workers;
+        }
+        let replaced = std::mem::replace(&mut self.settings, settings);
+        let previous_app = std::mem::replace(&mut self.app, app);
+        self.previous = Some(Previous {
+            generation: self.generation,
+            settings: replaced,
+            app: previous_app,
+            target: previous_target,
+        });
+        self.newest_generation += 1;
+        self.generation = self.newest_generation;
+        self.generation_started = Instant::now();
+        self.crash_streak = 0;
+        self.next_spawn_at = None;
+        tracing::info!(
+            "Reloaded: starting generation {} with {} worker(s)",
+            self.generation,
+            self.target
+        );
+    }
+
+    /// The listeners for a new `bind` list: kept where the address is unchanged, bound
+    /// afresh otherwise. Nothing changes when one cannot be bound.
+    pub(super) fn rebind(&mut self, settings: &Settings) -> Result<Vec<Listener>, ArbiterError> {
+        let mut old: Vec<Option<Listener>> = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut fresh = Vec::new();
+        for address in &settings.bind {
+            let reused = old
+                .iter_mut()
+                .find(|l| {
+                    l.as_ref()
+                        .is_some_and(|l| l.configured.as_ref() == Some(address))
+                })
+                .and_then(Option::take);
+            match reused {
+                Some(listener) => fresh.push(listener),
+                None => match listeners::bind(address, settings) {
+                    Ok(listener) => {
+                        tracing::info!("Listening at: {listener} ({})", self.pid);
+                        fresh.push(listener)
+                    }
+                    Err(error) => {
+                        // Put everything back as it was.
+                        self.listeners =
+                            fresh.into_iter().chain(old.into_iter().flatten()).collect();
+                        return Err(error);
+                    }
+                },
+            }
+        }
+        for listener in old.into_iter().flatten() {
+            tracing::info!("Closing listener {listener}");
+        }
+        Ok(fresh)
+    }
+
+    /// The workers of a reloaded configuration fail to boot: go back to the configuration
+    /// whose workers still run, and retire the new generation.
+    pub(super) fn roll_back(&mut self, reason: &str) {
+        let Some(previous) = self.previous.take() else {
+            return;
+        };
+        tracing::error!(
+            "reload failed: workers of generation {} fail to boot ({reason}); back to generation {}",
+            self.generation,
+            previous.generation
+        );
+        self.settings = previous.settings;
+        self.app = previous.app;
+        self.target = previous.target;
+        self.generation = previous.generation;
+        self.generation_started = Instant::now();
+        let failed: Vec<Pid> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation != self.generation)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in failed {
+            self.retire(pid);
+        }
+    }
+
+    /// Retires the workers of older generations once every worker of the current one is
+    /// serving (or after `timeout`, so a broken new generation cannot keep both alive).
+    pub(super) fn retire_old_generations(&mut self) {
+        let old: Vec<Pid> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation != self.generation && w.retire_sent.is_none())
+            .map(|(pid, _)| *pid)
+            .collect();
+        if old.is_empty() {
+            // The old generation is retired: nothing to roll back to any more.
+            self.previous = None;
+            return;
+        }
+        let serving = self
+            .workers
+            .values()
+            .filter(|w| w.generation == self.generation && w.retire_sent.is_none())
+            .filter(|w| self.scoreboard.slot(w.slot).view().state == WorkerState::Serving)
+            .count();
+        let waited_enough = !self.settings.timeout.is_zero()
+            && self.generation_started.elapsed() > self.settings.timeout;
+        if serving >= self.target || (waited_enough && serving > 0) {
+            for pid in old {
+                self.retire(pid);
+            }
+        }
+    }
+
+    /// Asks a worker to stop gracefully (SIGTERM).
+    pub(super) fn retire(&mut self, pid: Pid) {
+        if let Some(worker) = self.workers.get_mut(&pid) {
+            if worker.retire_sent.is_none() {
+                let _ = kill(pid, Signal::SIGTERM);
+                worker.retire_sent = Some(Instant::now());
+            }
+        }
+    }
+}

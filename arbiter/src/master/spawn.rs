@@ -1,0 +1,286 @@
+//! Spawning workers (fork, then the worker's process) and reaping them (why each one ended,
+//! crash backoff, a failure before anything served).
+
+use std::ffi::CString;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use ferrocorn_worker::{WorkerExit, WorkerState};
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, getppid, ForkResult, Pid};
+
+use super::{signal_name, Ended, Master, Worker, BACKOFF_RESET, MAX_BACKOFF, PANIC_EXIT_CODE};
+use crate::error::ArbiterError;
+use crate::listeners::Listener;
+use crate::signals::{self, BlockedSignals};
+use crate::WORKER_PROCESS_NAME;
+
+impl Master {
+    /// Keeps `target` workers of the current generation: spawns the missing ones (unless
+    /// backing off after crashes) and retires the oldest extra ones.
+    pub(super) fn manage_workers(&mut self) {
+        let mut current: Vec<(u64, Pid)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == self.generation && w.retire_sent.is_none())
+            .map(|(pid, w)| (w.seq, *pid))
+            .collect();
+        current.sort();
+        if current.len() > self.target {
+            let extra = current.len() - self.target;
+            for &(_, pid) in current.iter().take(extra) {
+                self.retire(pid);
+            }
+            return;
+        }
+        if let Some(at) = self.next_spawn_at {
+            if Instant::now() < at {
+                return;
+            }
+            self.next_spawn_at = None;
+        }
+        if let Some(last) = self.last_crash {
+            if last.elapsed() > BACKOFF_RESET {
+                self.crash_streak = 0;
+                self.last_crash = None;
+            }
+        }
+        for _ in current.len()..self.target {
+            self.spawn_worker();
+            if self.boot_failure.is_some() || self.next_spawn_at.is_some() {
+                break;
+            }
+            if self.crash_streak > 0 {
+                // Backing off: one at a time.
+                self.next_spawn_at = Some(Instant::now() + self.backoff());
+                break;
+            }
+        }
+    }
+
+    pub(super) fn backoff(&self) -> Duration {
+        let exponent = self.crash_streak.saturating_sub(1).min(10);
+        (Duration::from_millis(100) * (1u32 << exponent)).min(MAX_BACKOFF)
+    }
+
+    pub(super) fn spawn_worker(&mut self) {
+        let Some(slot) = self.scoreboard.claim(self.generation) else {
+            tracing::error!(
+                "cannot start a worker: all {} scoreboard slots are in use",
+                self.scoreboard.capacity()
+            );
+            self.next_spawn_at = Some(Instant::now() + MAX_BACKOFF);
+            return;
+        };
+        self.spawn_seq += 1;
+        let blocked = BlockedSignals::block_all();
+        self.app.before_fork();
+        // SAFETY: the arbiter is single-threaded (its contract), so the child may run
+        // arbitrary code; the child never returns into the arbiter's loop.
+        let forked = unsafe { fork() };
+        if matches!(forked, Ok(ForkResult::Child)) {
+            self.app.after_fork_child();
+        } else {
+            self.app.after_fork_parent();
+            drop(blocked);
+        }
+        match forked {
+            Err(error) => {
+                self.scoreboard.release(slot);
+                tracing::error!("cannot start a worker: fork failed: {error}");
+                self.crashed();
+            }
+            Ok(ForkResult::Child) => self.run_worker(slot),
+            Ok(ForkResult::Parent { child }) => {
+                self.scoreboard.set_pid(slot, child.as_raw());
+                self.workers.insert(
+                    child,
+                    Worker {
+                        slot,
+                        generation: self.generation,
+                        seq: self.spawn_seq,
+                        retire_sent: None,
+                        abort_sent: None,
+                        kill_sent: false,
+                    },
+                );
+                tracing::info!("Booting worker with pid: {child}");
+            }
+        }
+    }
+
+    /// The worker process: clean signal state, then the worker's event loop, then exit.
+    pub(super) fn run_worker(&self, slot: usize) -> ! {
+        self.signals.close_in_child();
+        signals::reset_in_child();
+        // The worker must not outlive the arbiter (a SIGKILLed arbiter cannot stop it).
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+        if getppid() != self.pid {
+            std::process::exit(0);
+        }
+        if let Ok(name) = CString::new(WORKER_PROCESS_NAME) {
+            let _ = nix::sys::prctl::set_name(&name);
+        }
+        let board_slot = self.scoreboard.slot(slot);
+        let listeners: Result<Vec<_>, _> =
+            self.listeners.iter().map(Listener::for_worker).collect();
+        let listeners = match listeners {
+            Ok(listeners) => listeners,
+            Err(error) => {
+                let message = format!("cannot duplicate a listener: {error}");
+                board_slot.set_message(&message);
+                tracing::error!("{message}");
+                std::process::exit(WorkerExit::Failed(message).code());
+            }
+        };
+        let supervisor = self.scoreboard.supervisor(slot, self.reopen_logs.clone());
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            ferrocorn_worker::run(&self.settings, listeners, self.app.clone(), &supervisor)
+        }));
+        let code = match outcome {
+            Ok(exit) => {
+                if let WorkerExit::Failed(message) = &exit {
+                    // The arbiter logs it when it reaps this process.
+                    board_slot.set_message(message);
+                }
+                exit.code()
+            }
+            Err(_) => {
+                board_slot.set_message("the worker panicked");
+                PANIC_EXIT_CODE
+            }
+        };
+        std::process::exit(code)
+    }
+
+    // ---- reaping --------------------------------------------------------------------
+
+    pub(super) fn reap_children(&mut self) {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => self.child_ended(pid, Ended::Exit(code)),
+                Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                    self.child_ended(pid, Ended::Signal(signal))
+                }
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(error) => {
+                    tracing::error!("waitpid failed: {error}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Logs why a child ended and updates the books: a worker's slot is freed, a crash
+    /// backs off, a failure before ready stops the arbiter.
+    pub(super) fn child_ended(&mut self, pid: Pid, how: Ended) {
+        if self.reexec_child == Some(pid) {
+            self.reexec_child = None;
+            match how {
+                Ended::Exit(0) => tracing::info!("upgraded arbiter (pid:{pid}) exited"),
+                Ended::Exit(code) => tracing::error!(
+                    "upgraded arbiter (pid:{pid}) exited with code {code}; this arbiter keeps serving"
+                ),
+                Ended::Signal(signal) => tracing::error!(
+                    "upgraded arbiter (pid:{pid}) was killed by {}; this arbiter keeps serving",
+                    signal_name(signal)
+                ),
+            }
+            return;
+        }
+        let Some(worker) = self.workers.remove(&pid) else {
+            return;
+        };
+        let slot = self.scoreboard.slot(worker.slot);
+        let view = slot.view();
+        let message = slot.message();
+        self.scoreboard.release(worker.slot);
+        let detail = message
+            .as_ref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        let served = view.requests;
+        match how {
+            Ended::Exit(0) => {
+                tracing::info!("Worker exiting (pid:{pid}) after {served} request(s)");
+            }
+            Ended::Exit(code)
+                if view.state == WorkerState::Booting && worker.retire_sent.is_none() =>
+            {
+                let reason = match &message {
+                    Some(message) => message.clone(),
+                    None => format!("exit code {code}"),
+                };
+                tracing::error!("Worker (pid:{pid}) failed to boot: {reason}");
+                if !self.ready_notified {
+                    // Nothing has served yet: starting more would loop. Stop.
+                    if self.boot_failure.is_none() {
+                        self.boot_failure = Some(ArbiterError::WorkerBoot {
+                            pid: pid.as_raw(),
+                            reason,
+                        });
+                    }
+                } else if worker.generation == self.generation && self.previous.is_some() {
+                    self.roll_back(&reason);
+                } else if worker.generation != self.generation {
+                    // A generation already rolled back or replaced: nothing more to do.
+                } else {
+                    // Served before with this configuration: a passing failure (a log
+                    // directory gone?); retry with backoff rather than stop serving.
+                    self.crashed();
+                }
+            }
+            Ended::Exit(code) => {
+                tracing::error!("Worker (pid:{pid}) exited with code {code}{detail}");
+                // A retired generation failing on its way out does not slow the current one.
+                if worker.generation == self.generation {
+                    self.crashed();
+                }
+            }
+            Ended::Signal(signal) if worker.abort_sent.is_some() => {
+                tracing::error!(
+                    "Worker (pid:{pid}) was killed by {} after its timeout ({}s)",
+                    signal_name(signal),
+                    self.settings.timeout.as_secs_f64()
+                );
+            }
+            Ended::Signal(Signal::SIGKILL) if worker.kill_sent => {
+                tracing::warn!(
+                    "Worker (pid:{pid}) was killed: it did not stop within graceful_timeout"
+                );
+            }
+            Ended::Signal(Signal::SIGKILL) => {
+                tracing::error!(
+                    "Worker (pid:{pid}) was sent SIGKILL by someone else! Perhaps out of memory?"
+                );
+                self.crashed();
+            }
+            Ended::Signal(signal @ (Signal::SIGTERM | Signal::SIGQUIT | Signal::SIGINT))
+                if worker.retire_sent.is_some() =>
+            {
+                tracing::info!("Worker (pid:{pid}) stopped by {}", signal_name(signal));
+            }
+            Ended::Signal(signal) => {
+                tracing::error!("Worker (pid:{pid}) was killed by {}", signal_name(signal));
+                self.crashed();
+            }
+        }
+    }
+
+    pub(super) fn crashed(&mut self) {
+        self.crash_streak = self.crash_streak.saturating_add(1);
+        self.last_crash = Some(Instant::now());
+        if self.crash_streak > 1 {
+            let delay = self.backoff();
+            tracing::warn!(
+                "{} worker crashes in a row: waiting {:?} before the next start",
+                self.crash_streak,
+                delay
+            );
+            self.next_spawn_at = Some(Instant::now() + delay);
+        }
+    }
+}
