@@ -23,7 +23,7 @@ use crate::error::ArbiterError;
 use crate::listeners::{self, Listener, ListenerOrigin, FERROCORN_FD_ENV};
 use crate::notify::sd_notify;
 use crate::pidfile::Pidfile;
-use crate::scoreboard::{monotonic_ns, Scoreboard, DEFAULT_CAPACITY};
+use crate::scoreboard::{monotonic_ns, Scoreboard, DEFAULT_CAPACITY, MAX_CAPACITY};
 use crate::signals::SignalPipe;
 use crate::{AppLoader, AppSource, Arbiter, LogReopener, SettingsReloader};
 
@@ -178,7 +178,9 @@ impl Master {
             }
         };
 
-        let capacity = DEFAULT_CAPACITY.max(settings.workers.saturating_mul(4));
+        let capacity = DEFAULT_CAPACITY
+            .max(settings.workers.saturating_mul(4))
+            .min(MAX_CAPACITY);
         if settings.workers > capacity {
             return Err(ArbiterError::TooManyWorkers {
                 requested: settings.workers,
