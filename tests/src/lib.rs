@@ -45,6 +45,19 @@ pub fn binary() -> &'static Path {
     BINARY.get_or_init(|| cargo_build(&["-p", "ferrocorn", "--bin", "ferrocorn"], "ferrocorn"))
 }
 
+/// `tests/examples/faulty_app.rs`, an application that misbehaves on demand served through
+/// `ferrocorn_arbiter::serve`; built once per test process. Start it with
+/// [`ServerBuilder::program`].
+pub fn faulty_app() -> &'static Path {
+    static APP: OnceLock<PathBuf> = OnceLock::new();
+    APP.get_or_init(|| {
+        cargo_build(
+            &["-p", "ferrocorn-tests", "--example", "faulty_app"],
+            "examples/faulty_app",
+        )
+    })
+}
+
 /// Runs `cargo build --quiet <args>` in the workspace with the cargo that runs the tests,
 /// and returns `output` (relative to the profile directory, e.g. `examples/parse`). Panics
 /// with cargo's output when the build fails or `output` was not built.
@@ -190,6 +203,7 @@ pub fn listening_lines(log: &str) -> Vec<(String, i32)> {
 /// How to start a server: arguments, environment, working directory.
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
+    program: Option<PathBuf>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     cwd: Option<PathBuf>,
@@ -200,6 +214,13 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
+    /// Starts `program` instead of `ferrocorn` (it must take `--bind ADDR` and log
+    /// `Listening at:` as ferrocorn does, e.g. [`faulty_app`]).
+    pub fn program(mut self, program: &Path) -> Self {
+        self.program = Some(program.to_path_buf());
+        self
+    }
+
     /// Adds command-line arguments (after `--bind 127.0.0.1:0`).
     pub fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
         self.args
@@ -249,13 +270,14 @@ impl ServerBuilder {
     }
 
     fn command(&self) -> Command {
+        let program = self.program.as_deref().unwrap_or_else(|| binary());
         let mut command = if self.systemd {
             let mut sh = Command::new("/bin/sh");
             sh.args(["-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""])
-                .arg(binary());
+                .arg(program);
             sh
         } else {
-            Command::new(binary())
+            Command::new(program)
         };
         if self.bind {
             command.args(["--bind", "127.0.0.1:0"]);
@@ -401,6 +423,7 @@ impl Server {
     /// A builder for `ferrocorn --bind 127.0.0.1:0 ARGS...`.
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
+            program: None,
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,

@@ -116,9 +116,11 @@ pub(crate) struct Master {
     crash_streak: u32,
     last_crash: Option<Instant>,
     next_spawn_at: Option<Instant>,
-    /// Some worker has reported `Serving` (READY=1 went out). Before that, a worker that
-    /// fails to boot stops the arbiter.
+    /// READY=1 went out (see `notify_ready`).
     ready_notified: bool,
+    /// Some worker has served: the loop saw one `Serving`, or reaped one that had been.
+    /// Before that, a worker that fails to boot stops the arbiter.
+    served: bool,
 }
 
 impl Master {
@@ -217,6 +219,7 @@ impl Master {
             last_crash: None,
             next_spawn_at: None,
             ready_notified: false,
+            served: false,
         })
     }
 
@@ -358,7 +361,8 @@ impl Master {
             .workers
             .values()
             .any(|w| self.scoreboard.slot(w.slot).view().state == WorkerState::Serving);
-        if serving || self.target == 0 {
+        self.served |= serving;
+        if self.served || self.target == 0 {
             self.ready_notified = true;
             if self.upgrade_parent.is_some() {
                 sd_notify(&format!("READY=1\nMAINPID={}", self.pid));

@@ -202,6 +202,9 @@ impl Master {
             .as_ref()
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
+        // It may have served and died between two turns of the loop, unseen by
+        // `notify_ready`: the state it left says so.
+        self.served |= view.state != WorkerState::Booting;
         let served = view.requests;
         match how {
             Ended::Exit(0) => {
@@ -215,7 +218,7 @@ impl Master {
                     None => format!("exit code {code}"),
                 };
                 tracing::error!("Worker (pid:{pid}) failed to boot: {reason}");
-                if !self.ready_notified {
+                if !self.served {
                     // Nothing has served yet: starting more would loop. Stop.
                     if self.boot_failure.is_none() {
                         self.boot_failure = Some(ArbiterError::WorkerBoot {

@@ -1,0 +1,48 @@
+//! Black-box tests of what the server does when an application or a process misbehaves,
+//! with `tests/examples/faulty_app.rs` (an application whose faults a test turns on and off
+//! by creating files). Every process is stopped by pid; every wait is bounded.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ferrocorn_tests::{faulty_app, send_signal, wait_until, Server, Signal, TempDir};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `faulty_app --bind 127.0.0.1:0 ARGS...`.
+fn start(args: &[String]) -> Server {
+    Server::builder().program(faulty_app()).args(args).start()
+}
+
+fn fault(name: &str, trigger: &Path) -> [String; 2] {
+    [
+        "--fault".to_string(),
+        format!("{name}={}", trigger.display()),
+    ]
+}
+
+/// Bug: a worker that served and died before the arbiter's loop had seen it `Serving` (a
+/// request answered and a SIGKILL within one tick) left the arbiter believing nothing had
+/// served yet, so its replacement failing to boot stopped the whole server as if the
+/// configuration were broken. This test hits that window most of the time on the old code,
+/// not always: it kills the worker as soon as it has answered.
+#[test]
+fn bug_a_worker_that_served_then_died_is_not_taken_for_a_broken_start() {
+    let dir = TempDir::new("served-then-died");
+    let trigger = dir.join("init-fails");
+    let server = start(&fault("init-fail", &trigger));
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    assert_eq!(server.get("/").expect("served").status, 200);
+    std::fs::write(&trigger, "").unwrap();
+    send_signal(server.worker_pids()[0], Signal::SIGKILL);
+    assert!(
+        server.wait_for_log_count("init_worker was told to fail", 2, WAIT),
+        "the arbiter keeps trying to replace the worker instead of stopping:\n{}",
+        server.stderr()
+    );
+    std::fs::remove_file(&trigger).unwrap();
+    let back = wait_until(WAIT, || {
+        server.worker_pids().len() == 1 && server.get("/").is_ok_and(|r| r.status == 200)
+    });
+    assert!(back, "a worker serves again:\n{}", server.stderr());
+}
