@@ -7,6 +7,7 @@
 //! [`App`] calls [`serve`]. `docs/operations.md` describes the behaviour an operator sees
 //! (each signal, upgrades, supervision, sockets).
 
+mod child;
 mod error;
 mod listeners;
 mod master;

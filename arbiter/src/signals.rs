@@ -111,11 +111,18 @@ impl SignalPipe {
         received
     }
 
-    /// In a forked child: closes the child's copies of both pipe ends. The child must not
-    /// drop this value afterwards (it leaves through `exit` or `exec`).
-    pub fn close_in_child(&self) {
-        // SAFETY: both descriptors are open in the child (inherited copies) and nothing in
-        // the child uses them again; the `OwnedFd`s are never dropped there.
+    /// In a forked child: closes the child's copies of both pipe ends, so that a worker
+    /// holds no descriptor of the arbiter's signal delivery.
+    ///
+    /// # Safety
+    ///
+    /// Call it only in a forked child, at most once, and never drop or use this
+    /// `SignalPipe` there afterwards: the child must leave through `_exit` or `exec`. The
+    /// `OwnedFd`s still name the closed descriptors; dropping them would close whatever
+    /// file has taken those numbers since (an I/O-safety violation).
+    pub unsafe fn close_in_child(&self) {
+        // SAFETY: both descriptors are open in the child (inherited copies); by this
+        // function's contract nothing in the child uses or drops them again.
         unsafe {
             nix::libc::close(self.read.as_raw_fd());
             nix::libc::close(self.write.as_raw_fd());

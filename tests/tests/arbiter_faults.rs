@@ -46,3 +46,53 @@ fn bug_a_worker_that_served_then_died_is_not_taken_for_a_broken_start() {
     });
     assert!(back, "a worker serves again:\n{}", server.stderr());
 }
+
+/// Bug: the child between `fork` and the worker's own `catch_unwind` ran unguarded: a panic
+/// in the application's `after_fork_child` hook unwound into the arbiter's frames copied
+/// into the child, whose destructors deleted the live arbiter's pidfile and unlinked its
+/// Unix socket.
+#[test]
+fn bug_a_panic_in_a_new_worker_leaves_the_arbiters_files_alone() {
+    let dir = TempDir::new("child-panic");
+    let pidfile = dir.join("app.pid");
+    let socket = dir.join("app.sock");
+    let trigger = dir.join("panic");
+    let mut args = vec![
+        "--bind".to_string(),
+        format!("unix:{}", socket.display()),
+        "--pid".to_string(),
+        pidfile.display().to_string(),
+    ];
+    args.extend(fault("after-fork-panic", &trigger));
+    let server = start(&args);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    assert_eq!(server.get("/").expect("served").status, 200);
+
+    std::fs::write(&trigger, "").unwrap();
+    send_signal(server.worker_pids()[0], Signal::SIGKILL);
+    assert!(
+        server.wait_for_log("failed to boot", WAIT),
+        "the new worker fails:\n{}",
+        server.stderr()
+    );
+    let named = std::fs::read_to_string(&pidfile).unwrap_or_default();
+    assert_eq!(
+        named.trim(),
+        server.pid.to_string(),
+        "the pidfile is intact"
+    );
+    assert!(socket.exists(), "the socket file is intact");
+    let reported = "failed to boot: the worker panicked: after_fork_child was told to panic";
+    assert!(
+        server.stderr().contains(reported),
+        "the arbiter reports the panic of the new worker:\n{}",
+        server.stderr()
+    );
+
+    std::fs::remove_file(&trigger).unwrap();
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let back = wait_until(WAIT, || {
+        ferrocorn_tests::unix_request(&socket, request).is_ok_and(|r| r.status == 200)
+    });
+    assert!(back, "a worker serves again:\n{}", server.stderr());
+}

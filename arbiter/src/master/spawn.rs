@@ -2,7 +2,6 @@
 //! crash backoff, a failure before anything served).
 
 use std::ffi::CString;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use ferrocorn_worker::{WorkerExit, WorkerState};
@@ -12,6 +11,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getppid, ForkResult, Pid};
 
 use super::{signal_name, Ended, Master, Worker, BACKOFF_RESET, MAX_BACKOFF, PANIC_EXIT_CODE};
+use crate::child;
 use crate::error::ArbiterError;
 use crate::listeners::Listener;
 use crate::signals::{self, BlockedSignals};
@@ -77,12 +77,11 @@ impl Master {
         self.spawn_seq += 1;
         let blocked = BlockedSignals::block_all();
         self.app.before_fork();
-        // SAFETY: the arbiter is single-threaded (its contract), so the child may run
-        // arbitrary code; the child never returns into the arbiter's loop.
+        // SAFETY: the arbiter is single-threaded (`Master::start` checks it), so the child
+        // may run arbitrary code; the child runs under `child::guard`, which ends it in
+        // _exit: it never returns or unwinds into the arbiter's loop.
         let forked = unsafe { fork() };
-        if matches!(forked, Ok(ForkResult::Child)) {
-            self.app.after_fork_child();
-        } else {
+        if !matches!(forked, Ok(ForkResult::Child)) {
             self.app.after_fork_parent();
             drop(blocked);
         }
@@ -92,7 +91,14 @@ impl Master {
                 tracing::error!("cannot start a worker: fork failed: {error}");
                 self.crashed();
             }
-            Ok(ForkResult::Child) => self.run_worker(slot),
+            Ok(ForkResult::Child) => {
+                let board_slot = self.scoreboard.slot(slot);
+                child::guard(
+                    || self.run_worker(slot),
+                    |panic| board_slot.set_message(&format!("the worker panicked: {panic}")),
+                    PANIC_EXIT_CODE,
+                )
+            }
             Ok(ForkResult::Parent { child }) => {
                 self.scoreboard.set_pid(slot, child.as_raw());
                 self.workers.insert(
@@ -111,14 +117,19 @@ impl Master {
         }
     }
 
-    /// The worker process: clean signal state, then the worker's event loop, then exit.
-    pub(super) fn run_worker(&self, slot: usize) -> ! {
-        self.signals.close_in_child();
+    /// The worker process, from the instant after `fork` (signals still blocked): the
+    /// application's fork hook, a clean signal state, then the worker's event loop. Returns
+    /// the process's exit code; runs under `child::guard`.
+    pub(super) fn run_worker(&self, slot: usize) -> i32 {
+        self.app.after_fork_child();
+        // SAFETY: this is the forked child, and it leaves through `child::guard`'s _exit:
+        // the `Master` holding the pipe is never dropped here.
+        unsafe { self.signals.close_in_child() };
         signals::reset_in_child();
         // The worker must not outlive the arbiter (a SIGKILLed arbiter cannot stop it).
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
         if getppid() != self.pid {
-            std::process::exit(0);
+            return 0;
         }
         if let Ok(name) = CString::new(WORKER_PROCESS_NAME) {
             let _ = nix::sys::prctl::set_name(&name);
@@ -132,27 +143,16 @@ impl Master {
                 let message = format!("cannot duplicate a listener: {error}");
                 board_slot.set_message(&message);
                 tracing::error!("{message}");
-                std::process::exit(WorkerExit::Failed(message).code());
+                return WorkerExit::Failed(message).code();
             }
         };
         let supervisor = self.scoreboard.supervisor(slot, self.reopen_logs.clone());
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            ferrocorn_worker::run(&self.settings, listeners, self.app.clone(), &supervisor)
-        }));
-        let code = match outcome {
-            Ok(exit) => {
-                if let WorkerExit::Failed(message) = &exit {
-                    // The arbiter logs it when it reaps this process.
-                    board_slot.set_message(message);
-                }
-                exit.code()
-            }
-            Err(_) => {
-                board_slot.set_message("the worker panicked");
-                PANIC_EXIT_CODE
-            }
-        };
-        std::process::exit(code)
+        let exit = ferrocorn_worker::run(&self.settings, listeners, self.app.clone(), &supervisor);
+        if let WorkerExit::Failed(message) = &exit {
+            // The arbiter logs it when it reaps this process.
+            board_slot.set_message(message);
+        }
+        exit.code()
     }
 
     // ---- reaping --------------------------------------------------------------------

@@ -8,9 +8,13 @@ use std::path::PathBuf;
 use nix::unistd::{fork, getppid, ForkResult};
 
 use super::Master;
+use crate::child;
 use crate::listeners::{self, Listener, FERROCORN_FD_ENV};
 use crate::notify::sd_notify;
 use crate::signals::{self, BlockedSignals};
+
+/// Exit code of the re-executing child when the binary cannot be executed (the shell's).
+const EXEC_FAILED: i32 = 127;
 
 impl Master {
     /// USR2: fork and execute the ferrocorn binary again with the listeners inherited
@@ -62,27 +66,33 @@ impl Master {
         };
         let start_dir = cstring(self.start_dir.as_os_str().as_bytes());
         let blocked = BlockedSignals::block_all();
-        // SAFETY: single-threaded arbiter; the child only calls exec-related functions and
-        // exits, never returning into the loop.
+        // SAFETY: single-threaded arbiter (`Master::start` checks it); the child runs under
+        // `child::guard`: it executes the binary or ends in _exit, never returning or
+        // unwinding into the loop.
         let forked = unsafe { fork() };
         if !matches!(forked, Ok(ForkResult::Child)) {
             drop(blocked);
         }
         match forked {
             Err(error) => tracing::error!("cannot upgrade: fork failed: {error}"),
-            Ok(ForkResult::Child) => {
-                self.signals.close_in_child();
-                signals::reset_in_child();
-                if let Some(dir) = &start_dir {
-                    let _ = nix::unistd::chdir(dir.as_c_str());
-                }
-                if listeners::prepare_inheritance(&self.listeners).is_ok() {
-                    let _ = nix::unistd::execve(&program, &argv, &envp);
-                }
-                // SAFETY: _exit ends the child without running the arbiter's destructors
-                // (pidfile, socket files) that belong to the parent.
-                unsafe { nix::libc::_exit(127) }
-            }
+            Ok(ForkResult::Child) => child::guard(
+                || {
+                    // SAFETY: this is the forked child, which leaves through execve or
+                    // `child::guard`'s _exit: the `Master` holding the pipe is never
+                    // dropped here.
+                    unsafe { self.signals.close_in_child() };
+                    signals::reset_in_child();
+                    if let Some(dir) = &start_dir {
+                        let _ = nix::unistd::chdir(dir.as_c_str());
+                    }
+                    if listeners::prepare_inheritance(&self.listeners).is_ok() {
+                        let _ = nix::unistd::execve(&program, &argv, &envp);
+                    }
+                    EXEC_FAILED
+                },
+                |_| {},
+                EXEC_FAILED,
+            ),
             Ok(ForkResult::Parent { child }) => {
                 tracing::info!(
                     "Upgrading: started {} as arbiter (pid:{child})",
