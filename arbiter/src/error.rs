@@ -32,6 +32,9 @@ pub enum ArbiterError {
     WorkerBoot { pid: i32, reason: String },
     /// More workers were asked for than the scoreboard holds.
     TooManyWorkers { requested: usize, limit: usize },
+    /// The process already runs other threads: forking it would copy locks those threads
+    /// may hold into every worker.
+    NotSingleThreaded { threads: usize },
 }
 
 impl ArbiterError {
@@ -70,6 +73,12 @@ impl fmt::Display for ArbiterError {
             ArbiterError::TooManyWorkers { requested, limit } => write!(
                 f,
                 "{requested} workers requested, the scoreboard holds at most {limit}"
+            ),
+            ArbiterError::NotSingleThreaded { threads } => write!(
+                f,
+                "the process runs {threads} threads: the arbiter forks workers and must be \
+                 started from a single-threaded process (start threads in the workers, from \
+                 App::init_worker)"
             ),
         }
     }

@@ -96,3 +96,19 @@ fn bug_a_panic_in_a_new_worker_leaves_the_arbiters_files_alone() {
     });
     assert!(back, "a worker serves again:\n{}", server.stderr());
 }
+
+/// Bug: `serve()` forked whatever the process was running: a program that had started a
+/// thread got workers that inherit that thread's locks in whatever state they were.
+#[test]
+fn bug_serve_refuses_to_fork_a_process_that_runs_threads() {
+    let (status, stderr) = Server::builder()
+        .program(faulty_app())
+        .args(["--thread-before-serve"])
+        .run_to_exit(WAIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("faulty_app: error: the process runs 2 threads"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Listening at"), "{stderr}");
+}

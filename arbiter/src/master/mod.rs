@@ -132,6 +132,10 @@ impl Master {
             reload,
             reopen_logs,
         } = arbiter;
+        // Before anything else: this process forks (see `Arbiter::run`).
+        if let Some(threads) = thread_count().filter(|&threads| threads > 1) {
+            return Err(ArbiterError::NotSingleThreaded { threads });
+        }
         let pid = getpid();
         let start_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let signals = SignalPipe::install()?;
@@ -371,6 +375,11 @@ impl Master {
             }
         }
     }
+}
+
+/// How many threads this process runs (`/proc/self/task`), when `/proc` tells.
+fn thread_count() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/task").ok()?.count())
 }
 
 /// Names this process `name` in `/proc/PID/comm` (what `ps -o comm` and `top` show),
