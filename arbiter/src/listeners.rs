@@ -166,6 +166,7 @@ pub fn open(settings: &Settings) -> Result<(Vec<Listener>, ListenerOrigin), Arbi
         }
         return Ok((listeners, ListenerOrigin::Systemd));
     }
+    check_descriptors(&settings.bind, &[])?;
     let mut listeners = Vec::new();
     for address in &settings.bind {
         listeners.push(bind(address, settings)?);
@@ -173,7 +174,38 @@ pub fn open(settings: &Settings) -> Result<(Vec<Listener>, ListenerOrigin), Arbi
     Ok((listeners, ListenerOrigin::Bound))
 }
 
-/// Binds one `bind` entry. Used at start and when a reload adds an address.
+/// Checks the `fd://N` entries of `fresh` (addresses about to be bound) before anything is
+/// bound or adopted: each names an open listening stream socket, and none names a
+/// descriptor named before it or held by one of `owned` (this process's listeners), so
+/// that no descriptor gets two owners and a bad entry leaves every other descriptor as it
+/// was.
+pub(crate) fn check_descriptors(
+    fresh: &[BindAddress],
+    owned: &[Listener],
+) -> Result<(), ArbiterError> {
+    for (i, address) in fresh.iter().enumerate() {
+        let BindAddress::Fd(fd) = address else {
+            continue;
+        };
+        if let Some(listener) = owned.iter().find(|l| l.raw_fd() == *fd) {
+            return Err(ArbiterError::SameSocket {
+                address: address.to_string(),
+                listener: listener.to_string(),
+            });
+        }
+        if fresh[..i].contains(address) {
+            return Err(ArbiterError::SameSocket {
+                address: address.to_string(),
+                listener: address.to_string(),
+            });
+        }
+        probe_fd(*fd)?;
+    }
+    Ok(())
+}
+
+/// Binds one `bind` entry. Used at start and when a reload adds an address; an `fd://N`
+/// entry must have passed [`check_descriptors`].
 pub(crate) fn bind(address: &BindAddress, settings: &Settings) -> Result<Listener, ArbiterError> {
     let socket = match address {
         BindAddress::Tcp { host, port } => Socket::Tcp(bind_tcp(host, *port, settings)?),
@@ -282,15 +314,15 @@ fn listen(fd: &impl AsFd, backlog: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Takes ownership of an inherited descriptor after checking it is a listening stream
-/// socket, and marks it close-on-exec (re-exec clears the flag again on purpose).
-fn adopt_fd(fd: RawFd, configured: Option<BindAddress>) -> Result<Listener, ArbiterError> {
+/// The address family of `fd` after checking, without taking it, that it is an open
+/// listening stream socket of a family ferrocorn serves (TCP or Unix).
+fn probe_fd(fd: RawFd) -> Result<AddressFamily, ArbiterError> {
     let unusable = |reason: String| ArbiterError::InheritedFd { fd, reason };
     if fd < 0 {
         return Err(unusable("negative descriptor".to_string()));
     }
     // SAFETY: fcntl(F_GETFD) on an arbitrary number only reads the descriptor table; EBADF
-    // tells us it is not open.
+    // tells us it is not open. The borrow ends with this function.
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     fcntl(borrowed, FcntlArg::F_GETFD).map_err(|e| unusable(e.to_string()))?;
     let accepting =
@@ -303,23 +335,37 @@ fn adopt_fd(fd: RawFd, configured: Option<BindAddress>) -> Result<Listener, Arbi
         return Err(unusable("not a stream socket".to_string()));
     }
     let local: SockaddrStorage = getsockname(fd).map_err(|e| unusable(e.to_string()))?;
-    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| unusable(e.to_string()))?;
-    // SAFETY: the descriptor is open (checked above) and, by the contract of `fd://N`,
-    // LISTEN_FDS and FERROCORN_FD, handed to this process to own.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let socket = match local.family() {
-        Some(AddressFamily::Inet) | Some(AddressFamily::Inet6) => {
-            Socket::Tcp(TcpListener::from(owned))
+    match local.family() {
+        Some(family @ (AddressFamily::Inet | AddressFamily::Inet6 | AddressFamily::Unix)) => {
+            Ok(family)
         }
-        Some(AddressFamily::Unix) => Socket::Unix {
+        other => Err(unusable(format!("unsupported address family {other:?}"))),
+    }
+}
+
+/// Takes ownership of an inherited descriptor after checking it is a listening stream
+/// socket, and marks it close-on-exec (re-exec clears the flag again on purpose). The
+/// caller makes sure no other listener of this process owns `fd` ([`check_descriptors`]).
+fn adopt_fd(fd: RawFd, configured: Option<BindAddress>) -> Result<Listener, ArbiterError> {
+    let family = probe_fd(fd)?;
+    // SAFETY: `probe_fd` found the descriptor open; the borrow ends with this statement.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| {
+        ArbiterError::InheritedFd {
+            fd,
+            reason: e.to_string(),
+        }
+    })?;
+    // SAFETY: the descriptor is open (checked above), handed to this process to own by the
+    // contract of `fd://N`, LISTEN_FDS and FERROCORN_FD, and owned by no other listener
+    // (the caller's check).
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let socket = match family {
+        AddressFamily::Unix => Socket::Unix {
             listener: UnixListener::from(owned),
             path: None,
         },
-        other => {
-            // Do not close a descriptor we refuse: it stays the caller's.
-            std::mem::forget(owned);
-            return Err(unusable(format!("unsupported address family {other:?}")));
-        }
+        _ => Socket::Tcp(TcpListener::from(owned)),
     };
     Ok(Listener { socket, configured })
 }
@@ -404,6 +450,62 @@ mod tests {
         assert!(error.contains("not a socket"), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// Bug: `open` adopted the `fd://N` entries one by one, so a bad entry after a good
+    /// one closed the good one's descriptor on the way out; and the same descriptor named
+    /// twice got two owners.
+    #[test]
+    fn bug_fd_entries_are_all_checked_before_any_is_adopted() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let good = listener.as_raw_fd();
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let settings = Settings {
+            bind: vec![BindAddress::Fd(good), BindAddress::Fd(file.as_raw_fd())],
+            ..Settings::default()
+        };
+        let error = open(&settings).unwrap_err();
+        assert!(
+            matches!(error, ArbiterError::InheritedFd { fd, .. } if fd == file.as_raw_fd()),
+            "{error}"
+        );
+        // SAFETY: only reads the descriptor table.
+        let still_open = unsafe { nix::libc::fcntl(good, nix::libc::F_GETFD) } != -1;
+        assert!(still_open, "the good descriptor was adopted and closed");
+
+        let twice = Settings {
+            bind: vec![BindAddress::Fd(good), BindAddress::Fd(good)],
+            ..Settings::default()
+        };
+        let error = open(&twice).unwrap_err();
+        assert!(error.is_config(), "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!("bind fd://{good} is given twice")
+        );
+        drop(listener);
+    }
+
+    /// A reload that adds `fd://N` where N is the descriptor of a listener the server
+    /// already has is refused before anything is adopted.
+    #[test]
+    fn an_fd_entry_naming_an_owned_listener_is_refused() {
+        let address = BindAddress::Tcp {
+            host: "127.0.0.1".to_string(),
+            port: 0,
+        };
+        let owned = bind(&address, &settings()).unwrap();
+        let fd = owned.raw_fd();
+        let owned = [owned];
+        let error = check_descriptors(&[BindAddress::Fd(fd)], &owned).unwrap_err();
+        assert!(error.is_config(), "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "bind fd://{fd} names the socket of listener {}, which is already bound",
+                owned[0]
+            )
+        );
     }
 
     #[test]

@@ -587,7 +587,26 @@ impl Kind for Binds {
         if items.is_empty() {
             return Err("no address".to_string());
         }
-        items.iter().map(|item| parse_bind(item)).collect()
+        let binds = items
+            .iter()
+            .map(|item| parse_bind(item))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One socket per address: the same address twice cannot be bound twice, and the
+        // same `fd://N` twice would give one descriptor two owners. Port 0 asks for a new
+        // ephemeral port each time.
+        for (i, bind) in binds.iter().enumerate() {
+            let ephemeral = matches!(bind, BindAddress::Tcp { port: 0, .. });
+            if let Some(j) = binds[..i].iter().position(|earlier| earlier == bind) {
+                if !ephemeral {
+                    return Err(if items[i] == items[j] {
+                        format!("{:?} is given twice", items[i])
+                    } else {
+                        format!("{:?} and {:?} are the same address", items[j], items[i])
+                    });
+                }
+            }
+        }
+        Ok(binds)
     }
 
     fn accepted(&self) -> String {
@@ -918,6 +937,29 @@ mod tests {
             ])
         );
         assert_eq!(Binds.parse(&s("a:1,b:2")).map(|v| v.len()), Ok(2));
+    }
+
+    /// Bug: `--bind fd://3 --bind fd://3` gave one descriptor two owners (the arbiter
+    /// aborted on TERM with "owned file descriptor already closed").
+    #[test]
+    fn bug_the_same_address_twice_is_refused_naming_both() {
+        let list = |items: &[&str]| Raw::List(items.iter().map(|i| s(i)).collect());
+        assert_eq!(
+            Binds.parse(&list(&["fd://3", "fd://3"])),
+            Err("\"fd://3\" is given twice".to_string())
+        );
+        assert_eq!(
+            Binds.parse(&list(&["localhost", "unix:/s", "localhost:8000"])),
+            Err("\"localhost\" and \"localhost:8000\" are the same address".to_string())
+        );
+        assert!(Binds.parse(&list(&["unix:/s", "unix:/s"])).is_err());
+        // Port 0 is a new ephemeral port each time.
+        assert_eq!(
+            Binds
+                .parse(&list(&["127.0.0.1:0", "127.0.0.1:0"]))
+                .map(|v| v.len()),
+            Ok(2)
+        );
     }
 
     #[test]

@@ -101,3 +101,20 @@ fn a_worker_failing_before_it_is_ready_stops_the_arbiter_without_a_fork_loop() {
         "no worker is started again after the boot failure:\n{stderr}"
     );
 }
+
+/// Bug: `--bind fd://3 --bind fd://3` gave the descriptor two owners; the server started,
+/// and on TERM aborted with "IO Safety violation: owned file descriptor already closed".
+#[test]
+fn bug_the_same_descriptor_bound_twice_is_a_configuration_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (status, stderr) = Server::builder()
+        .no_default_bind()
+        .fd3(listener)
+        .args(["--bind", "fd://3", "--bind", "fd://3", "hello"])
+        .run_to_exit(EXIT_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
+    assert!(errors[0].contains("\"fd://3\" is given twice"), "{stderr}");
+    assert!(!stderr.contains("Listening at"), "{stderr}");
+}

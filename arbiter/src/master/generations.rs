@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use ferrocorn_config::Settings;
+use ferrocorn_config::{BindAddress, Settings};
 use ferrocorn_worker::WorkerState;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -105,36 +105,54 @@ impl Master {
     }
 
     /// The listeners for a new `bind` list: kept where the address is unchanged, bound
-    /// afresh otherwise. Nothing changes when one cannot be bound.
+    /// afresh otherwise. Nothing changes when one cannot be bound: every new address is
+    /// bound (and every new `fd://N` checked) before any old listener is let go.
     pub(super) fn rebind(&mut self, settings: &Settings) -> Result<Vec<Listener>, ArbiterError> {
+        // Which old listener each address keeps (`Some(index)`), or `None`: a new one.
+        let mut taken = vec![false; self.listeners.len()];
+        let plan: Vec<Option<usize>> = settings
+            .bind
+            .iter()
+            .map(|address| {
+                let kept = self
+                    .listeners
+                    .iter()
+                    .enumerate()
+                    .position(|(i, l)| !taken[i] && l.configured.as_ref() == Some(address));
+                if let Some(i) = kept {
+                    taken[i] = true;
+                }
+                kept
+            })
+            .collect();
+        let new: Vec<BindAddress> = settings
+            .bind
+            .iter()
+            .zip(&plan)
+            .filter(|(_, kept)| kept.is_none())
+            .map(|(address, _)| address.clone())
+            .collect();
+        listeners::check_descriptors(&new, &self.listeners)?;
+        let mut bound = Vec::with_capacity(new.len());
+        for address in &new {
+            // On failure, dropping `bound` closes what this reload opened; the old
+            // listeners were not touched.
+            bound.push(listeners::bind(address, settings)?);
+        }
         let mut old: Vec<Option<Listener>> = std::mem::take(&mut self.listeners)
             .into_iter()
             .map(Some)
             .collect();
-        let mut fresh = Vec::new();
-        for address in &settings.bind {
-            let reused = old
-                .iter_mut()
-                .find(|l| {
-                    l.as_ref()
-                        .is_some_and(|l| l.configured.as_ref() == Some(address))
-                })
-                .and_then(Option::take);
-            match reused {
-                Some(listener) => fresh.push(listener),
-                None => match listeners::bind(address, settings) {
-                    Ok(listener) => {
-                        tracing::info!("Listening at: {listener} ({})", self.pid);
-                        fresh.push(listener)
-                    }
-                    Err(error) => {
-                        // Put everything back as it was.
-                        self.listeners =
-                            fresh.into_iter().chain(old.into_iter().flatten()).collect();
-                        return Err(error);
-                    }
-                },
-            }
+        let mut bound = bound.into_iter();
+        let mut fresh = Vec::with_capacity(plan.len());
+        for kept in plan {
+            let listener = match kept {
+                Some(i) => old[i].take(),
+                None => bound.next().inspect(|listener| {
+                    tracing::info!("Listening at: {listener} ({})", self.pid);
+                }),
+            };
+            fresh.extend(listener);
         }
         for listener in old.into_iter().flatten() {
             tracing::info!("Closing listener {listener}");
