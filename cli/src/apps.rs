@@ -7,6 +7,7 @@
 //! - anything else is a Python WSGI application in gunicorn's form: `pkg.mod:app`, `mod`
 //!   (the callable `application`), `mod:create_app()` (a factory with literal arguments).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use ferrocorn_config::Settings;
@@ -27,6 +28,79 @@ fn kind(spec: &str) -> Kind<'_> {
         return Kind::Builtin;
     }
     Kind::Python(spec)
+}
+
+/// Judges, without loading anything, whether the settings name an application that can
+/// be loaded: the built-ins by name, `static:DIR` by its directory (relative to `chdir`,
+/// from the current directory), a Python application by the form of its spec. Called
+/// before anything is bound, so that a configuration that cannot serve fails at once
+/// (exit code 2) instead of after the sockets are open; a Python module that is missing
+/// or fails to import is only found when it is imported.
+pub fn check(settings: &Settings) -> Result<(), String> {
+    match kind(&settings.app) {
+        Kind::Builtin => match settings.app.strip_prefix("static:") {
+            Some(dir) => {
+                let base = settings.chdir.as_deref().unwrap_or(Path::new("."));
+                let path = base.join(dir);
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.is_dir() => Ok(()),
+                    Ok(_) => Err(format!("static directory {dir:?} is not a directory")),
+                    Err(e) => Err(format!("static directory {dir:?} does not exist ({e})")),
+                }
+            }
+            None => Ok(()),
+        },
+        Kind::Python(spec) => check_python(spec),
+    }
+}
+
+#[cfg(feature = "python")]
+fn check_python(spec: &str) -> Result<(), String> {
+    check_wsgi_spec(spec)
+}
+
+#[cfg(not(feature = "python"))]
+fn check_python(spec: &str) -> Result<(), String> {
+    load_python(spec, &Settings::default()).map(|_| ())
+}
+
+/// gunicorn's `MODULE[:OBJECT]`: a dotted module name, then a name or a call of a name
+/// (`create_app()`, `create_app("prod")`: gunicorn accepts literal arguments).
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
+fn check_wsgi_spec(spec: &str) -> Result<(), String> {
+    let malformed = |why: &str| {
+        Err(format!(
+            "{spec:?} is not an application: {why} (expected hello, echo, static:DIR or a \
+             Python MODULE[:OBJECT])"
+        ))
+    };
+    let (module, object) = match spec.split_once(':') {
+        Some((module, object)) => (module, Some(object)),
+        None => (spec, None),
+    };
+    if !module.split('.').all(is_identifier) {
+        return malformed("the module is not a dotted Python name");
+    }
+    if let Some(object) = object {
+        let name = match object.split_once('(') {
+            Some((name, args)) if args.ends_with(')') => name,
+            Some(_) => return malformed("the call has no closing parenthesis"),
+            None => object,
+        };
+        if !is_identifier(name) {
+            return malformed("the object is not a Python name or a call of one");
+        }
+    }
+    Ok(())
+}
+
+/// A Python identifier: a letter or `_`, then letters, digits or `_`.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first == '_' || first.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
 /// Builds the application the settings name. Python applications are set up as the
@@ -97,5 +171,56 @@ mod tests {
         assert_eq!(kind("hello:app"), Kind::Python("hello:app"));
         assert_eq!(kind("python:hello"), Kind::Python("hello"));
         assert_eq!(kind("python:static:app"), Kind::Python("static:app"));
+    }
+
+    #[test]
+    fn python_specs_are_judged_by_their_form() {
+        for good in [
+            "app",
+            "pkg.mod",
+            "pkg.mod:app",
+            "mod:create_app()",
+            "m:f(\"a\", 1)",
+        ] {
+            assert_eq!(check_wsgi_spec(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            ":app",
+            "mod:",
+            "a b",
+            "pkg..mod",
+            "mod:app:x",
+            "mod:f(",
+            "1mod",
+        ] {
+            let error = check_wsgi_spec(bad).unwrap_err();
+            assert!(
+                error.starts_with(&format!("{bad:?} is not an application")),
+                "{error}"
+            );
+        }
+    }
+
+    /// Bug: a `static:DIR` whose directory does not exist was found only when the arbiter
+    /// loaded the app, after binding (exit code 1, `Listening at` already printed).
+    #[test]
+    fn bug_a_missing_static_directory_is_found_without_loading() {
+        let settings = |app: &str, chdir: Option<&str>| Settings {
+            app: app.to_string(),
+            chdir: chdir.map(Into::into),
+            ..Settings::default()
+        };
+        let error = check(&settings("static:/nonexistent/ferrocorn", None)).unwrap_err();
+        assert!(
+            error.contains("\"/nonexistent/ferrocorn\" does not exist"),
+            "{error}"
+        );
+        assert_eq!(check(&settings("static:.", None)), Ok(()));
+        // Relative to `chdir`.
+        assert!(check(&settings("static:src", Some("/nonexistent/ferrocorn"))).is_err());
+        let here = env!("CARGO_MANIFEST_DIR");
+        assert_eq!(check(&settings("static:src", Some(here))), Ok(()));
+        assert_eq!(check(&settings("hello", None)), Ok(()));
     }
 }

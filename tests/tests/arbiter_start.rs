@@ -34,14 +34,21 @@ fn port_in_use_stops_the_start_naming_the_address() {
     );
 }
 
+/// Bug: an application that cannot be loaded was found only after the sockets were bound
+/// (`Listening at` printed, exit code 1). What can be judged without loading it is now a
+/// configuration error before anything is bound.
 #[test]
-fn missing_static_directory_stops_the_start() {
+fn bug_missing_static_directory_stops_the_start_before_binding() {
     let dir = TempDir::new("missing-static");
     let missing = dir.join("no-such-dir");
+    let socket = dir.join("never.sock");
     let app = format!("static:{}", missing.display());
-    let (status, stderr) = Server::builder().args([&app]).run_to_exit(EXIT_TIMEOUT);
+    let bind = format!("unix:{}", socket.display());
+    let (status, stderr) = Server::builder()
+        .args(["--bind", &bind, &app])
+        .run_to_exit(EXIT_TIMEOUT);
     let status = status.expect("ferrocorn exits when the static directory is missing");
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(status.code(), Some(2), "{stderr}");
     let errors = error_lines(&stderr);
     assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
     let line = errors[0].to_ascii_lowercase();
@@ -50,6 +57,24 @@ fn missing_static_directory_stops_the_start() {
         line.contains("exist") || line.contains("no such") || line.contains("not found"),
         "the error says the directory is missing: {stderr}"
     );
+    assert!(!stderr.contains("Listening at"), "{stderr}");
+    assert!(!socket.exists(), "nothing was bound");
+}
+
+/// A malformed application spec is refused the same way, before binding.
+#[test]
+fn a_malformed_app_spec_stops_the_start_before_binding() {
+    let (status, stderr) = Server::builder()
+        .args(["pkg..mod:app"])
+        .run_to_exit(EXIT_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
+    assert!(
+        errors[0].contains("\"pkg..mod:app\" is not an application"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Listening at"), "{stderr}");
 }
 
 #[test]
@@ -99,6 +124,10 @@ fn a_worker_failing_before_it_is_ready_stops_the_arbiter_without_a_fork_loop() {
         stderr.matches("Booting worker with pid:").count(),
         2,
         "no worker is started again after the boot failure:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("Listening at"),
+        "a server that never served does not say it listens:\n{stderr}"
     );
 }
 

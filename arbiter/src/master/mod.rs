@@ -116,7 +116,8 @@ pub(crate) struct Master {
     crash_streak: u32,
     last_crash: Option<Instant>,
     next_spawn_at: Option<Instant>,
-    /// READY=1 went out (see `notify_ready`).
+    /// A worker serves (or none is wanted): `Listening at:` was logged and READY=1 went
+    /// out (see `notify_ready`).
     ready_notified: bool,
     /// Some worker has served: the loop saw one `Serving`, or reaped one that had been.
     /// Before that, a worker that fails to boot stops the arbiter.
@@ -155,10 +156,9 @@ impl Master {
         };
 
         tracing::info!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION"));
+        // `Listening at:` waits for a worker that serves (`notify_ready`): a start that
+        // fails on its configuration after binding must not look like a server.
         let (listeners, origin) = listeners::open(&settings)?;
-        for listener in &listeners {
-            tracing::info!("Listening at: {listener} ({pid})");
-        }
         match origin {
             ListenerOrigin::Bound => {}
             ListenerOrigin::Systemd => tracing::info!("Using systemd socket activation"),
@@ -357,6 +357,8 @@ impl Master {
         }
     }
 
+    /// Once a worker serves: logs `Listening at:` for every socket (gunicorn logs it after
+    /// binding; here it also says the server is up) and sends READY=1.
     fn notify_ready(&mut self) {
         if self.ready_notified {
             return;
@@ -368,6 +370,9 @@ impl Master {
         self.served |= serving;
         if self.served || self.target == 0 {
             self.ready_notified = true;
+            for listener in &self.listeners {
+                tracing::info!("Listening at: {listener} ({})", self.pid);
+            }
             if self.upgrade_parent.is_some() {
                 sd_notify(&format!("READY=1\nMAINPID={}", self.pid));
             } else {
