@@ -436,3 +436,51 @@ fn term_to_the_new_arbiter_aborts_an_upgrade_and_the_old_one_keeps_serving() {
     let response = ferrocorn_tests::unix_request(&path, request).expect("the old one serves");
     assert_eq!(response.status, 200);
 }
+
+/// Bug: HUP ignored the `chdir` of the configuration it read: a changed directory was not
+/// entered (`static:.` kept serving the old one) and one that cannot be entered went
+/// unnoticed. Now the new directory is entered before the app is loaded, and a directory
+/// that cannot be entered refuses the reload.
+#[test]
+fn bug_hup_enters_the_new_chdir_and_refuses_one_that_cannot_be_entered() {
+    let dir = TempDir::new("hup-chdir");
+    for (name, text) in [("a", "from a\n"), ("b", "from b\n")] {
+        std::fs::create_dir(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("page.txt"), text).unwrap();
+    }
+    let config = dir.join("ferrocorn.toml");
+    let chdir = |name: &str| format!("chdir = {:?}\n", dir.join(name).display().to_string());
+    std::fs::write(&config, chdir("a")).unwrap();
+    let server = Server::start(["--config", &config.display().to_string(), "static:."]);
+    assert_eq!(server.get("/page.txt").unwrap().text(), "from a\n");
+
+    std::fs::write(&config, chdir("missing")).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_for_log(
+            "reload failed, keeping the running configuration: cannot chdir to",
+            WAIT
+        ),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(server.get("/page.txt").unwrap().text(), "from a\n");
+
+    std::fs::write(&config, chdir("b")).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_for_log("Reloaded: starting generation 2", WAIT),
+        "{}",
+        server.stderr()
+    );
+    let moved = wait_until(WAIT, || {
+        server
+            .get("/page.txt")
+            .is_ok_and(|response| response.text() == "from b\n")
+    });
+    assert!(
+        moved,
+        "the new generation serves the new directory:\n{}",
+        server.stderr()
+    );
+}

@@ -1,6 +1,7 @@
 //! Generations: HUP loads the configuration again and starts a new generation of workers;
 //! the old one retires once the new one serves, or the new one is rolled back.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use ferrocorn_config::{BindAddress, Settings};
@@ -14,41 +15,72 @@ use crate::listeners::{self, Listener, ListenerOrigin};
 use crate::pidfile::Pidfile;
 
 impl Master {
-    /// HUP: re-read the settings, load the app again, start a new generation; the old one
-    /// is retired once the new one serves. On any error the running configuration stays.
+    /// HUP: re-read the settings, enter their `chdir`, load the app again, start a new
+    /// generation; the old one is retired once the new one serves. On any error the
+    /// running configuration stays, in the directory it ran in.
     pub(super) fn reload(&mut self) {
-        let settings = match self.reload.as_mut() {
-            Some(reload) => {
-                let here = std::env::current_dir().ok();
-                let _ = std::env::set_current_dir(&self.start_dir);
-                let result = reload();
-                if let Some(here) = here {
-                    let _ = std::env::set_current_dir(here);
-                }
-                match result {
-                    Ok(settings) => settings,
-                    Err(message) => {
-                        tracing::error!(
-                            "reload failed, keeping the running configuration: {message}"
-                        );
-                        return;
-                    }
+        let Some(settings) = self.reread_settings() else {
+            return;
+        };
+        let left = std::env::current_dir().ok();
+        let outcome = self
+            .enter_work_dir(&settings)
+            .and_then(|()| self.start_generation(settings));
+        if let Err(message) = outcome {
+            tracing::error!("reload failed, keeping the running configuration: {message}");
+            if let Some(dir) = left {
+                if let Err(error) = std::env::set_current_dir(&dir) {
+                    tracing::error!("cannot go back to {}: {error}", dir.display());
                 }
             }
-            None => self.settings.clone(),
+        }
+    }
+
+    /// The settings a HUP asks for: read again (from the directory the arbiter started in)
+    /// or, without a reloader, the running ones. `None` after logging why they cannot be.
+    fn reread_settings(&mut self) -> Option<Settings> {
+        let Some(reload) = self.reload.as_mut() else {
+            return Some(self.settings.clone());
         };
+        let here = std::env::current_dir().ok();
+        let _ = std::env::set_current_dir(&self.start_dir);
+        let result = reload();
+        if let Some(here) = here {
+            let _ = std::env::set_current_dir(here);
+        }
+        result
+            .inspect_err(|message| {
+                tracing::error!("reload failed, keeping the running configuration: {message}")
+            })
+            .ok()
+    }
+
+    /// The directory `settings` run in: their `chdir` (relative to where the arbiter
+    /// started, as at start), else where it started.
+    fn work_dir(&self, settings: &Settings) -> PathBuf {
+        match &settings.chdir {
+            Some(dir) => self.start_dir.join(dir),
+            None => self.start_dir.clone(),
+        }
+    }
+
+    /// Changes to the directory `settings` run in, before their application is loaded
+    /// (`static:.` is relative to it). A directory that cannot be entered refuses the
+    /// reload.
+    fn enter_work_dir(&self, settings: &Settings) -> Result<(), String> {
+        let dir = self.work_dir(settings);
+        std::env::set_current_dir(&dir)
+            .map_err(|error| format!("cannot chdir to {}: {error}", dir.display()))
+    }
+
+    /// Loads the application of `settings`, rebinds, and makes them the running
+    /// configuration of a new generation. Changes nothing when it fails.
+    fn start_generation(&mut self, settings: Settings) -> Result<(), String> {
         let previous_target = self.target;
         let mut app = self.app.clone();
         if let Some(loader) = &self.loader {
-            match loader(&settings) {
-                Ok(loaded) => app = loaded,
-                Err(message) => {
-                    tracing::error!(
-                        "reload failed, keeping the running configuration: cannot load the application: {message}"
-                    );
-                    return;
-                }
-            }
+            app = loader(&settings)
+                .map_err(|message| format!("cannot load the application: {message}"))?;
         }
         if settings.bind != self.settings.bind && self.origin != ListenerOrigin::Bound {
             tracing::warn!(
@@ -56,13 +88,7 @@ impl Master {
                 self.origin
             );
         } else if settings.bind != self.settings.bind {
-            match self.rebind(&settings) {
-                Ok(listeners) => self.listeners = listeners,
-                Err(error) => {
-                    tracing::error!("reload failed, keeping the running configuration: {error}");
-                    return;
-                }
-            }
+            self.listeners = self.rebind(&settings).map_err(|error| error.to_string())?;
         }
         if settings.pidfile != self.settings.pidfile && self.upgrade_parent.is_none() {
             self.pidfile = None;
@@ -102,6 +128,7 @@ impl Master {
             self.generation,
             self.target
         );
+        Ok(())
     }
 
     /// The listeners for a new `bind` list: kept where the address is unchanged, bound
@@ -171,6 +198,10 @@ impl Master {
             self.generation,
             previous.generation
         );
+        let dir = self.work_dir(&previous.settings);
+        if let Err(error) = std::env::set_current_dir(&dir) {
+            tracing::error!("cannot go back to {}: {error}", dir.display());
+        }
         self.settings = previous.settings;
         self.app = previous.app;
         self.target = previous.target;
