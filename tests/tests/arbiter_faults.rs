@@ -112,3 +112,25 @@ fn bug_serve_refuses_to_fork_a_process_that_runs_threads() {
     );
     assert!(!stderr.contains("Listening at"), "{stderr}");
 }
+
+/// Workers that fail before they ever served, after the server has served (a module that
+/// no longer imports), are retried with a growing pause instead of in a tight fork loop,
+/// and the pool comes back once they boot again.
+#[test]
+fn workers_failing_before_they_serve_back_off_and_come_back() {
+    let dir = TempDir::new("boot-backoff");
+    let trigger = dir.join("init-fails");
+    let server = start(&fault("init-fail", &trigger));
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    assert_eq!(server.get("/").expect("served").status, 200);
+    std::fs::write(&trigger, "").unwrap();
+    send_signal(server.worker_pids()[0], Signal::SIGKILL);
+    assert!(
+        server.wait_for_log("3 workers in a row failed before serving: waiting", WAIT),
+        "the arbiter backs off:\n{}",
+        server.stderr()
+    );
+    std::fs::remove_file(&trigger).unwrap();
+    let back = wait_until(WAIT, || server.get("/").is_ok_and(|r| r.status == 200));
+    assert!(back, "a worker serves again:\n{}", server.stderr());
+}

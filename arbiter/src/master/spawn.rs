@@ -14,6 +14,7 @@ use super::{signal_name, Ended, Master, Worker, BACKOFF_RESET, MAX_BACKOFF, PANI
 use crate::child;
 use crate::error::ArbiterError;
 use crate::listeners::Listener;
+use crate::scoreboard::SlotView;
 use crate::signals::{self, BlockedSignals};
 use crate::WORKER_PROCESS_NAME;
 
@@ -89,7 +90,7 @@ impl Master {
             Err(error) => {
                 self.scoreboard.release(slot);
                 tracing::error!("cannot start a worker: fork failed: {error}");
-                self.crashed();
+                self.failed_before_serving();
             }
             Ok(ForkResult::Child) => {
                 let board_slot = self.scoreboard.slot(slot);
@@ -174,21 +175,14 @@ impl Master {
         }
     }
 
-    /// Logs why a child ended and updates the books: a worker's slot is freed, a crash
-    /// backs off, a failure before ready stops the arbiter.
+    /// Logs why a child ended and updates the books: a worker's slot is freed; a worker
+    /// that ended unasked after it had served is simply replaced (at once, by
+    /// `manage_workers`); one that failed before it ever served stops the arbiter if
+    /// nothing has served yet, rolls a reload back, or else backs off.
     pub(super) fn child_ended(&mut self, pid: Pid, how: Ended) {
         if self.reexec_child == Some(pid) {
             self.reexec_child = None;
-            match how {
-                Ended::Exit(0) => tracing::info!("upgraded arbiter (pid:{pid}) exited"),
-                Ended::Exit(code) => tracing::error!(
-                    "upgraded arbiter (pid:{pid}) exited with code {code}; this arbiter keeps serving"
-                ),
-                Ended::Signal(signal) => tracing::error!(
-                    "upgraded arbiter (pid:{pid}) was killed by {}; this arbiter keeps serving",
-                    signal_name(signal)
-                ),
-            }
+            log_upgrade_end(pid, how);
             return;
         }
         let Some(worker) = self.workers.remove(&pid) else {
@@ -198,50 +192,53 @@ impl Master {
         let view = slot.view();
         let message = slot.message();
         self.scoreboard.release(worker.slot);
-        let detail = message
-            .as_ref()
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
         // It may have served and died between two turns of the loop, unseen by
         // `notify_ready`: the state it left says so.
-        self.served |= view.state != WorkerState::Booting;
-        let served = view.requests;
+        let ever_served = view.state != WorkerState::Booting;
+        self.served |= ever_served;
+        let unasked = self.log_worker_end(pid, &worker, &view, message.as_deref(), how);
+        if !unasked || ever_served {
+            return;
+        }
+        match how {
+            Ended::Exit(code) => {
+                let reason = message.unwrap_or_else(|| format!("exit code {code}"));
+                self.boot_failed(pid, &worker, reason);
+            }
+            // Killed while booting (the OOM killer during an import?): as a boot failure,
+            // but it says nothing against the configuration.
+            Ended::Signal(_) if worker.generation == self.generation => {
+                self.failed_before_serving()
+            }
+            Ended::Signal(_) => {}
+        }
+    }
+
+    /// Logs how a worker ended (a failure to boot is left to `boot_failed`); true when
+    /// nobody asked it to end (a crash, a signal from someone else, a failure to boot).
+    fn log_worker_end(
+        &self,
+        pid: Pid,
+        worker: &Worker,
+        view: &SlotView,
+        message: Option<&str>,
+        how: Ended,
+    ) -> bool {
+        let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
         match how {
             Ended::Exit(0) => {
-                tracing::info!("Worker exiting (pid:{pid}) after {served} request(s)");
+                let requests = view.requests;
+                tracing::info!("Worker exiting (pid:{pid}) after {requests} request(s)");
+                false
             }
-            Ended::Exit(code)
+            Ended::Exit(_)
                 if view.state == WorkerState::Booting && worker.retire_sent.is_none() =>
             {
-                let reason = match &message {
-                    Some(message) => message.clone(),
-                    None => format!("exit code {code}"),
-                };
-                tracing::error!("Worker (pid:{pid}) failed to boot: {reason}");
-                if !self.served {
-                    // Nothing has served yet: starting more would loop. Stop.
-                    if self.boot_failure.is_none() {
-                        self.boot_failure = Some(ArbiterError::WorkerBoot {
-                            pid: pid.as_raw(),
-                            reason,
-                        });
-                    }
-                } else if worker.generation == self.generation && self.previous.is_some() {
-                    self.roll_back(&reason);
-                } else if worker.generation != self.generation {
-                    // A generation already rolled back or replaced: nothing more to do.
-                } else {
-                    // Served before with this configuration: a passing failure (a log
-                    // directory gone?); retry with backoff rather than stop serving.
-                    self.crashed();
-                }
+                true
             }
             Ended::Exit(code) => {
                 tracing::error!("Worker (pid:{pid}) exited with code {code}{detail}");
-                // A retired generation failing on its way out does not slow the current one.
-                if worker.generation == self.generation {
-                    self.crashed();
-                }
+                worker.retire_sent.is_none()
             }
             Ended::Signal(signal) if worker.abort_sent.is_some() => {
                 tracing::error!(
@@ -249,41 +246,82 @@ impl Master {
                     signal_name(signal),
                     self.settings.timeout.as_secs_f64()
                 );
+                false
             }
             Ended::Signal(Signal::SIGKILL) if worker.kill_sent => {
                 tracing::warn!(
                     "Worker (pid:{pid}) was killed: it did not stop within graceful_timeout"
                 );
+                false
             }
             Ended::Signal(Signal::SIGKILL) => {
                 tracing::error!(
                     "Worker (pid:{pid}) was sent SIGKILL by someone else! Perhaps out of memory?"
                 );
-                self.crashed();
+                true
             }
             Ended::Signal(signal @ (Signal::SIGTERM | Signal::SIGQUIT | Signal::SIGINT))
                 if worker.retire_sent.is_some() =>
             {
                 tracing::info!("Worker (pid:{pid}) stopped by {}", signal_name(signal));
+                false
             }
             Ended::Signal(signal) => {
                 tracing::error!("Worker (pid:{pid}) was killed by {}", signal_name(signal));
-                self.crashed();
+                true
             }
         }
     }
 
-    pub(super) fn crashed(&mut self) {
+    /// A worker exited with an error before it ever served.
+    fn boot_failed(&mut self, pid: Pid, worker: &Worker, reason: String) {
+        tracing::error!("Worker (pid:{pid}) failed to boot: {reason}");
+        if !self.served {
+            // Nothing has served yet: starting more would loop. Stop.
+            if self.boot_failure.is_none() {
+                self.boot_failure = Some(ArbiterError::WorkerBoot {
+                    pid: pid.as_raw(),
+                    reason,
+                });
+            }
+        } else if worker.generation == self.generation && self.previous.is_some() {
+            self.roll_back(&reason);
+        } else if worker.generation == self.generation {
+            // Served before with this configuration: a passing failure (a log directory
+            // gone?); retry with backoff rather than stop serving.
+            self.failed_before_serving();
+        }
+        // Else a generation already rolled back or replaced: nothing more to do.
+    }
+
+    /// Counts a worker of the current generation that ended before it ever served: each one
+    /// in a row doubles the pause before the next start. Workers that served are replaced
+    /// at once, whatever ended them: only a broken start can loop.
+    pub(super) fn failed_before_serving(&mut self) {
         self.crash_streak = self.crash_streak.saturating_add(1);
         self.last_crash = Some(Instant::now());
         if self.crash_streak > 1 {
             let delay = self.backoff();
             tracing::warn!(
-                "{} worker crashes in a row: waiting {:?} before the next start",
+                "{} workers in a row failed before serving: waiting {:?} before the next start",
                 self.crash_streak,
                 delay
             );
             self.next_spawn_at = Some(Instant::now() + delay);
         }
+    }
+}
+
+/// Logs how the arbiter started by USR2 ended.
+fn log_upgrade_end(pid: Pid, how: Ended) {
+    match how {
+        Ended::Exit(0) => tracing::info!("upgraded arbiter (pid:{pid}) exited"),
+        Ended::Exit(code) => tracing::error!(
+            "upgraded arbiter (pid:{pid}) exited with code {code}; this arbiter keeps serving"
+        ),
+        Ended::Signal(signal) => tracing::error!(
+            "upgraded arbiter (pid:{pid}) was killed by {}; this arbiter keeps serving",
+            signal_name(signal)
+        ),
     }
 }
