@@ -42,6 +42,8 @@ pub struct Slot {
     state: AtomicU32,
     generation: AtomicU64,
     heartbeat_ns: AtomicU64,
+    /// Since when every application thread has been stuck (0: not stalled).
+    stalled_since_ns: AtomicU64,
     requests: AtomicU64,
     connections: AtomicU32,
     message_len: AtomicU32,
@@ -56,6 +58,9 @@ pub struct SlotView {
     pub state: WorkerState,
     /// Last heartbeat, nanoseconds on CLOCK_MONOTONIC.
     pub heartbeat_ns: u64,
+    /// Since when every application thread has been busy without progress, on the same
+    /// clock; 0 while the worker has a free thread (`WorkerStatus::app_stalled_for`).
+    pub stalled_since_ns: u64,
     pub requests: u64,
     pub connections: u32,
 }
@@ -65,6 +70,7 @@ impl Slot {
         self.pid.store(0, Ordering::Relaxed);
         self.generation.store(generation, Ordering::Relaxed);
         self.heartbeat_ns.store(monotonic_ns(), Ordering::Relaxed);
+        self.stalled_since_ns.store(0, Ordering::Relaxed);
         self.requests.store(0, Ordering::Relaxed);
         self.connections.store(0, Ordering::Relaxed);
         self.message_len.store(0, Ordering::Relaxed);
@@ -76,7 +82,15 @@ impl Slot {
         self.requests.store(status.requests, Ordering::Relaxed);
         self.connections
             .store(status.connections, Ordering::Relaxed);
-        self.heartbeat_ns.store(monotonic_ns(), Ordering::Relaxed);
+        let now = monotonic_ns();
+        let stalled_since = match u64::try_from(status.app_stalled_for.as_nanos()) {
+            Ok(0) => 0,
+            Ok(stalled) => now.saturating_sub(stalled).max(1),
+            Err(_) => 1,
+        };
+        self.stalled_since_ns
+            .store(stalled_since, Ordering::Relaxed);
+        self.heartbeat_ns.store(now, Ordering::Relaxed);
         let state = match status.state {
             WorkerState::Booting => BOOTING,
             WorkerState::Serving => SERVING,
@@ -124,6 +138,7 @@ impl Slot {
             generation: self.generation.load(Ordering::Relaxed),
             state,
             heartbeat_ns: self.heartbeat_ns.load(Ordering::Relaxed),
+            stalled_since_ns: self.stalled_since_ns.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
         }
@@ -283,6 +298,7 @@ mod tests {
                     state: WorkerState::Serving,
                     requests: 42,
                     connections: 3,
+                    app_stalled_for: std::time::Duration::from_secs(5),
                 });
                 board.slot(index).set_message("boom: ünïcode");
                 // SAFETY: _exit skips destructors and atexit handlers of the test harness.
@@ -297,6 +313,8 @@ mod tests {
         assert_eq!(after.requests, 42);
         assert_eq!(after.connections, 3);
         assert!(after.heartbeat_ns >= before.heartbeat_ns);
+        assert_eq!(before.stalled_since_ns, 0);
+        assert_eq!(after.heartbeat_ns - after.stalled_since_ns, 5_000_000_000);
         assert_eq!(
             board.slot(index).message().as_deref(),
             Some("boom: ünïcode")

@@ -489,7 +489,9 @@ impl BodyPipe {
             if s.finished {
                 return Ok(0);
             }
-            s = self.cond.wait(s).unwrap_or_else(|p| p.into_inner());
+            // Waiting for the client is not the application being stuck.
+            s = crate::pool::waiting_for_client(|| self.cond.wait(s))
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 }

@@ -57,6 +57,12 @@ pub struct WorkerStatus {
     pub requests: u64,
     /// Connections open now.
     pub connections: u32,
+    /// With `threads` > 1: how long every application thread has been busy without
+    /// progress (since the youngest of their current calls began, or last received request
+    /// body bytes); zero while a thread is free, and always with `threads` = 1, where a
+    /// call runs on the event loop and stops the heartbeat itself. A worker whose threads
+    /// are all stuck cannot serve, although its loop keeps beating.
+    pub app_stalled_for: std::time::Duration,
 }
 
 /// The arbiter's side of the contract, called from the worker's event loop thread.

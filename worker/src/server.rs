@@ -473,6 +473,11 @@ impl Worker {
             },
             requests: self.ctx.requests,
             connections: u32::try_from(self.slots.open).unwrap_or(u32::MAX),
+            app_stalled_for: self
+                .ctx
+                .pool
+                .as_ref()
+                .map_or(Duration::ZERO, |pool| pool.stalled_for(Instant::now())),
         }
     }
 

@@ -287,8 +287,9 @@ impl Master {
 
     // ---- timeouts and retirement ----------------------------------------------------
 
-    /// A worker silent for `timeout` gets SIGABRT, then SIGKILL [`ABORT_GRACE`] later; a
-    /// retiring worker still there after `graceful_timeout` gets SIGKILL.
+    /// A worker silent for `timeout`, or whose application threads have all been stuck
+    /// for `timeout`, gets SIGABRT, then SIGKILL [`ABORT_GRACE`] later; a retiring worker
+    /// still there after `graceful_timeout` gets SIGKILL.
     fn check_timeouts(&mut self) {
         let timeout = self.settings.timeout;
         let graceful = self.settings.graceful_timeout;
@@ -317,13 +318,23 @@ impl Master {
             if timeout.is_zero() {
                 continue;
             }
-            let silent_ns =
-                now_ns.saturating_sub(self.scoreboard.slot(worker.slot).view().heartbeat_ns);
-            if silent_ns > timeout.as_nanos() as u64 {
+            let limit = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+            let view = self.scoreboard.slot(worker.slot).view();
+            let stalled =
+                view.stalled_since_ns != 0 && now_ns.saturating_sub(view.stalled_since_ns) > limit;
+            if now_ns.saturating_sub(view.heartbeat_ns) > limit {
                 tracing::error!("WORKER TIMEOUT (pid:{pid})");
-                let _ = kill(pid, Signal::SIGABRT);
-                worker.abort_sent = Some(Instant::now());
+            } else if stalled {
+                // Its loop still beats, but no thread is left to answer a request.
+                tracing::error!(
+                    "WORKER TIMEOUT (pid:{pid}): every application thread has been busy for more than {}s",
+                    timeout.as_secs_f64()
+                );
+            } else {
+                continue;
             }
+            let _ = kill(pid, Signal::SIGABRT);
+            worker.abort_sent = Some(Instant::now());
         }
     }
 
