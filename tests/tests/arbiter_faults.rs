@@ -134,3 +134,57 @@ fn workers_failing_before_they_serve_back_off_and_come_back() {
     let back = wait_until(WAIT, || server.get("/").is_ok_and(|r| r.status == 200));
     assert!(back, "a worker serves again:\n{}", server.stderr());
 }
+
+/// `GET path` on a new connection; everything the server sends until it closes the
+/// connection, or the read error (a timeout: the server never closed it).
+fn read_until_closed(server: &Server, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = ferrocorn_tests::connect(server.addr)?;
+    stream.set_read_timeout(Some(WAIT))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received)?;
+    Ok(String::from_utf8_lossy(&received).into_owned())
+}
+
+/// Bug: a panic in an application's streamed body reader killed the pool thread reading
+/// it (`threads` > 1: the connection hung and the pool shrank for good, with nothing to
+/// replace the worker) or the whole worker (`threads` = 1). Now only that connection
+/// fails: the response is cut short, the connection closed, the panic logged.
+#[test]
+fn bug_a_panic_in_a_streamed_body_fails_only_its_connection() {
+    for threads in ["1", "2"] {
+        let server = start(&["--threads".to_string(), threads.to_string()]);
+        assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+        let worker = server.worker_pids()[0];
+        // More panics than the pool has threads.
+        for _ in 0..3 {
+            let received = read_until_closed(&server, "/panic-in-body")
+                .expect("the connection is closed, not left hanging");
+            assert!(received.starts_with("HTTP/1.1 200"), "{received}");
+            assert!(received.contains("first piece"), "{received}");
+            assert!(!received.ends_with("0\r\n\r\n"), "cut short: {received}");
+        }
+        assert!(
+            server.wait_for_log(
+                "the application's response body panicked: the body reader broke",
+                WAIT
+            ),
+            "{}",
+            server.stderr()
+        );
+        assert_eq!(
+            server.get("/").expect("the worker serves on").status,
+            200,
+            "threads {threads}"
+        );
+        assert_eq!(
+            server.worker_pids(),
+            vec![worker],
+            "the same worker, threads {threads}"
+        );
+    }
+}

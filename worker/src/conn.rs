@@ -546,13 +546,7 @@ impl Conn {
                             return Ok(Flushed::NeedPiece);
                         };
                         self.wbuf.resize(prefix + cap, 0);
-                        let n = loop {
-                            match reader.read(&mut self.wbuf[prefix..]) {
-                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                                other => break other,
-                            }
-                        };
-                        match n {
+                        match crate::pool::read_contained(&mut **reader, &mut self.wbuf[prefix..]) {
                             Ok(n) => {
                                 self.wbuf.truncate(prefix + n);
                                 n

@@ -46,18 +46,46 @@ impl std::fmt::Debug for Work {
     }
 }
 
-/// Reads one piece of at most `cap` bytes (empty at the end).
+/// Reads one piece of at most `cap` bytes (empty at the end). A panic in the reader is
+/// contained here (the pool thread lives on) and comes back as an error.
 fn read_piece(reader: &mut dyn Read, cap: usize) -> io::Result<Vec<u8>> {
     let mut piece = vec![0; cap];
-    loop {
-        match reader.read(&mut piece) {
-            Ok(n) => {
-                piece.truncate(n);
-                return Ok(piece);
-            }
+    let n = read_contained(reader, &mut piece)?;
+    piece.truncate(n);
+    Ok(piece)
+}
+
+/// `reader.read(buf)` for an application's streamed response body, retried on `EINTR`. A
+/// panic in the reader is caught and logged with its message, and becomes an error: the
+/// caller fails only that connection.
+pub(crate) fn read_contained(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
+        match reader.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            other => break other,
         }
+    }));
+    read.unwrap_or_else(|payload| {
+        let message = panic_message(&*payload);
+        // A payload whose destructor panics would unwind out of here.
+        std::mem::forget(payload);
+        tracing::error!(
+            "the application's response body panicked: {message}; closing the connection"
+        );
+        Err(io::Error::other(format!(
+            "the response body panicked: {message}"
+        )))
+    })
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_string()
     }
 }
 
@@ -202,8 +230,10 @@ pub(crate) fn call_app(app: &dyn App, ex: &mut Exchange) {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         app.call(&mut ex.req, &mut ex.res)
     }));
-    if outcome.is_err() {
-        tracing::error!(target = ex.req.target(), "application panicked");
+    if let Err(payload) = outcome {
+        let message = panic_message(&*payload);
+        std::mem::forget(payload);
+        tracing::error!(target = ex.req.target(), "application panicked: {message}");
         ex.res.reset();
         ex.res.plain(500, "internal server error\n");
     }
