@@ -188,3 +188,23 @@ fn bug_a_panic_in_a_streamed_body_fails_only_its_connection() {
         );
     }
 }
+
+/// Bug: a connection waiting for the next piece of an application's streamed body (read
+/// on the pool) had no deadline: a reader that never returned held it open forever. It is
+/// closed after `timeout`, the response cut short.
+#[test]
+fn bug_a_stalled_streamed_body_is_cut_off_after_timeout() {
+    let args = ["--threads", "2", "--timeout", "1"].map(String::from);
+    let server = start(&args);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    let received = read_until_closed(&server, "/stalled-body")
+        .expect("the connection is closed, not left hanging");
+    assert!(received.contains("first piece"), "{received}");
+    assert!(!received.ends_with("0\r\n\r\n"), "cut short: {received}");
+    assert!(
+        server.wait_for_log("the application's response body gave no data for 1s", WAIT),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(server.get("/").expect("the free thread serves").status, 200);
+}

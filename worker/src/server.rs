@@ -67,6 +67,9 @@ struct Config {
     header_timeout: Duration,
     /// A client that accepts no output for this long is dropped.
     write_timeout: Duration,
+    /// How long the next piece of an application's streamed response body may take on the
+    /// pool (`timeout`; `None` when it is 0) before the connection is closed.
+    piece_timeout: Option<Duration>,
     graceful_timeout: Duration,
     max_connections: usize,
     max_requests: u64,
@@ -94,6 +97,7 @@ impl Config {
             } else {
                 s.timeout.max(Duration::from_secs(5))
             },
+            piece_timeout: (!s.timeout.is_zero()).then_some(s.timeout),
             graceful_timeout: s.graceful_timeout,
             max_connections: s.worker_connections.max(1),
             max_requests,
@@ -844,10 +848,20 @@ impl Worker {
                 self.slots.remove(slot);
                 continue;
             }
-            // The application is at work (a call, or the next piece of a streamed body):
-            // `timeout` in the arbiter bounds that, not the client's deadlines.
+            if c.awaiting_piece() {
+                // The application owes the next piece of its streamed body: `timeout`.
+                if self.ctx.cfg.piece_timeout.is_some() && now >= c.deadline {
+                    tracing::error!(
+                        "the application's response body gave no data for {}s: closing the connection",
+                        self.ctx.cfg.piece_timeout.unwrap_or_default().as_secs_f64()
+                    );
+                    self.slots.remove(slot);
+                }
+                continue;
+            }
+            // The application is at work on a call: `timeout` in the arbiter bounds that
+            // (a silent loop, or every pool thread stuck), not the client's deadlines.
             if now < c.deadline
-                || c.awaiting_piece()
                 || matches!(
                     c.phase,
                     Phase::Dispatched | Phase::Streaming { paused: true, .. }
@@ -904,6 +918,9 @@ fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
                             let cap = left.map_or(STREAM_PIECE, |l| {
                                 usize::try_from(l).unwrap_or(STREAM_PIECE).min(STREAM_PIECE)
                             });
+                            if let Some(timeout) = ctx.cfg.piece_timeout {
+                                c.deadline = ctx.now + timeout;
+                            }
                             pool.submit(Job {
                                 slot: c.slot,
                                 serial: c.serial,
