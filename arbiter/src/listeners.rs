@@ -290,7 +290,8 @@ fn bind_unix(path: &Path, settings: &Settings) -> Result<Socket, ArbiterError> {
     )
     .map_err(|e| bind_error(e.into()))?;
     let addr = UnixAddr::new(path).map_err(|e| bind_error(e.into()))?;
-    // gunicorn applies `umask` while the socket file is created, so it sets its mode.
+    // gunicorn applies `umask` while the socket file is created, so it sets the socket's
+    // mode; the process keeps its own umask otherwise.
     let old_mask = umask(Mode::from_bits_truncate(settings.umask as _));
     let bound = socket::bind(fd.as_raw_fd(), &addr);
     umask(old_mask);

@@ -1,11 +1,11 @@
-//! Process setup after binding (`chdir`, `umask`, `user`/`group`) and the helpers that
-//! describe how a child ended.
+//! Process setup after binding (`chdir`, `user`/`group`). The `umask` setting is not
+//! applied to the process: it gives the mode of the Unix socket files (`listeners`) and of
+//! the files ferrocorn creates (`Settings::created_file_mode`).
 
 use std::io;
 use std::path::Path;
 
 use ferrocorn_config::Settings;
-use nix::sys::stat::{umask, Mode};
 use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::error::ArbiterError;
@@ -17,7 +17,7 @@ fn setup_error(what: String, source: impl Into<io::Error>) -> ArbiterError {
     }
 }
 
-/// Applies `chdir`, then `umask`, then drops to `group` and `user` (names or numbers).
+/// Applies `chdir`, then drops to `group` and `user` (names or numbers).
 /// Unix socket files in `owned_paths` are handed to the new owner first, so the workers can
 /// still remove them. Fails naming the setting that could not be applied.
 pub fn setup(settings: &Settings, owned_paths: &[&Path]) -> Result<(), ArbiterError> {
@@ -25,7 +25,6 @@ pub fn setup(settings: &Settings, owned_paths: &[&Path]) -> Result<(), ArbiterEr
         nix::unistd::chdir(dir)
             .map_err(|e| setup_error(format!("chdir to {}", dir.display()), e))?;
     }
-    umask(Mode::from_bits_truncate(settings.umask as _));
 
     // A numeric id may have no entry in the password database (gunicorn takes it as is):
     // then there is no name for initgroups and no default group.
@@ -132,7 +131,6 @@ mod tests {
         let me = nix::unistd::geteuid().as_raw().to_string();
         let settings = Settings {
             user: Some(me),
-            umask: 0o022,
             ..Settings::default()
         };
         setup(&settings, &[]).unwrap();

@@ -211,7 +211,10 @@ declare_settings! {
     group: Option<String> = None;
         Process, flag(Some('g'), "group", "GROUP"), OptText;
 
-    /// The file mode creation mask, set after binding: `0o22`, `022` or a decimal integer.
+    /// The file mode creation mask of the Unix socket files, as in gunicorn (0: a socket
+    /// anyone may connect to): `0o22`, `022` or a decimal integer. The log files and the
+    /// pidfile ferrocorn creates are 0o644 less this mask (0o600 with `077`), never writable
+    /// by others. The process's own umask is left as it was inherited.
     umask: u32 = 0;
         Process, flag(Some('m'), "umask", "INT"), Umask;
 

@@ -335,3 +335,61 @@ fn proc_name_names_the_arbiter_process() {
         "workers keep their own name"
     );
 }
+
+/// Bug: the default `umask` 0 was applied to the whole process, so the access log, and the
+/// error log once reopened on USR1, were created world-writable (0666). Log files and the
+/// pidfile are now 0644 less `--umask`; the process's umask is left alone.
+#[test]
+fn bug_logs_and_pidfile_are_not_writable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    for (umask, allowed) in [(None, 0o644), (Some("0o077"), 0o600)] {
+        let dir = TempDir::new("file-modes");
+        let (errors, access, pid) = (
+            dir.join("error.log"),
+            dir.join("access.log"),
+            dir.join("app.pid"),
+        );
+        let mut args: Vec<String> = [
+            "--error-logfile",
+            &errors.display().to_string(),
+            "--access-logfile",
+            &access.display().to_string(),
+            "--pid",
+            &pid.display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(mask) = umask {
+            args.extend(["--umask".to_string(), mask.to_string()]);
+        }
+        args.push("hello".to_string());
+        let server = Server::builder()
+            .args(&args)
+            .dont_wait_for_listening()
+            .start();
+        assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+        assert!(
+            wait_until(WAIT, || access.exists()),
+            "the worker opens the access log"
+        );
+
+        // Rotate both logs: the files created on USR1 must not be writable by others either.
+        std::fs::rename(&errors, dir.join("error.log.1")).unwrap();
+        std::fs::rename(&access, dir.join("access.log.1")).unwrap();
+        server.signal(Signal::SIGUSR1);
+        assert!(
+            wait_until(WAIT, || errors.exists() && access.exists()),
+            "both logs are created again on USR1"
+        );
+        for path in [&errors, &access, &pid] {
+            let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                mode & !allowed,
+                0,
+                "{} is {mode:o} (umask {umask:?})",
+                path.display()
+            );
+            assert_eq!(mode & 0o600, 0o600, "{} is {mode:o}", path.display());
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -328,16 +329,21 @@ const MAX_PENDING: usize = 8 * 1024 * 1024;
 
 enum Sink {
     Stdout,
-    File(String, File),
+    /// The path, the open file, and the mode a file created on reopening gets.
+    File(String, File, u32),
 }
 
 impl Sink {
-    fn open(target: &str) -> io::Result<Sink> {
+    fn open(target: &str, mode: u32) -> io::Result<Sink> {
         if target == "-" {
             return Ok(Sink::Stdout);
         }
-        let f = OpenOptions::new().create(true).append(true).open(target)?;
-        Ok(Sink::File(target.to_string(), f))
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(mode)
+            .open(target)?;
+        Ok(Sink::File(target.to_string(), f, mode))
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -347,16 +353,16 @@ impl Sink {
                 out.write_all(bytes)?;
                 out.flush()
             }
-            Sink::File(_, f) => f.write_all(bytes),
+            Sink::File(_, f, _) => f.write_all(bytes),
         }
     }
 }
 
 impl AccessLog {
-    /// Opens `target` (`-`: standard output) and starts the writer thread. Fails when the
-    /// file cannot be opened for appending.
-    pub fn open(target: &str, format: &str) -> io::Result<AccessLog> {
-        let mut sink = Sink::open(target)?;
+    /// Opens `target` (`-`: standard output; a file is created with `mode`) and starts the
+    /// writer thread. Fails when the file cannot be opened for appending.
+    pub fn open(target: &str, format: &str, mode: u32) -> io::Result<AccessLog> {
+        let mut sink = Sink::open(target, mode)?;
         let shared: Arc<(Mutex<Shared>, Condvar)> = Arc::default();
         let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -384,8 +390,8 @@ impl AccessLog {
                         mine.clear();
                     }
                     if reopen {
-                        if let Sink::File(path, _) = &sink {
-                            match Sink::open(&path.clone()) {
+                        if let Sink::File(path, _, mode) = &sink {
+                            match Sink::open(&path.clone(), *mode) {
                                 Ok(s) => sink = s,
                                 Err(e) => tracing::error!("access log {path:?} reopen failed: {e}"),
                             }
@@ -548,7 +554,7 @@ mod tests {
             now_secs: now,
         };
         {
-            let mut log = AccessLog::open(path.to_str().unwrap(), "%(r)s").unwrap();
+            let mut log = AccessLog::open(path.to_str().unwrap(), "%(r)s", 0o644).unwrap();
             log.log(&entry(0));
             log.flush();
             // Wait (bounded) for the writer before rotating.

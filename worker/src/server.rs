@@ -435,8 +435,12 @@ impl Worker {
         let log = match &settings.accesslog {
             None => None,
             Some(target) => Some(
-                AccessLog::open(target, &settings.access_log_format)
-                    .map_err(|e| format!("cannot open access log {target:?}: {e}"))?,
+                AccessLog::open(
+                    target,
+                    &settings.access_log_format,
+                    settings.created_file_mode(),
+                )
+                .map_err(|e| format!("cannot open access log {target:?}: {e}"))?,
             ),
         };
         Ok(Worker {

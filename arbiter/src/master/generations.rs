@@ -94,7 +94,8 @@ impl Master {
             self.pidfile = None;
             if let Some(path) = &settings.pidfile {
                 // Relative paths name files from where ferrocorn started, not from `chdir`.
-                match Pidfile::create(&self.start_dir.join(path), self.pid.as_raw()) {
+                let mode = settings.created_file_mode();
+                match Pidfile::create(&self.start_dir.join(path), self.pid.as_raw(), mode) {
                     Ok(pidfile) => self.pidfile = Some(pidfile),
                     Err(error) => tracing::error!("{error}"),
                 }

@@ -150,7 +150,11 @@ impl Master {
                 } else {
                     path.clone()
                 };
-                Some(Pidfile::create(&path, pid.as_raw())?)
+                Some(Pidfile::create(
+                    &path,
+                    pid.as_raw(),
+                    settings.created_file_mode(),
+                )?)
             }
             None => None,
         };
