@@ -16,6 +16,7 @@ mod pidfile;
 mod process;
 mod scoreboard;
 mod signals;
+mod worker_setup;
 
 use std::sync::Arc;
 

@@ -36,7 +36,7 @@ impl LogTarget {
         let (path, file) = if errorlog == "-" {
             (None, None)
         } else {
-            let path = PathBuf::from(errorlog);
+            let path = absolute(errorlog);
             let file = open_append(&path, mode)?;
             (Some(path), Some(file))
         };
@@ -67,7 +67,7 @@ impl LogTarget {
     /// from now on. On failure the old target stays and the error is logged there.
     pub fn retarget(&self, errorlog: &str, mode: u32) {
         self.mode.store(mode, Ordering::Relaxed);
-        let wanted = (errorlog != "-").then(|| PathBuf::from(errorlog));
+        let wanted = (errorlog != "-").then(|| absolute(errorlog));
         let current = self.path.lock().ok().and_then(|path| path.clone());
         if wanted == current {
             return;
@@ -87,6 +87,12 @@ impl LogTarget {
             *slot = file;
         }
     }
+}
+
+/// `path` made absolute from the current directory now (the directory the binary started
+/// in, also on a reload), so that reopening it after `chdir` finds the same file.
+fn absolute(path: &str) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path))
 }
 
 fn open_append(path: &PathBuf, mode: u32) -> io::Result<File> {

@@ -564,11 +564,13 @@ mod tests {
     /// whole process (0 by default): world-writable logs.
     #[test]
     fn bug_created_files_are_never_writable_by_others() {
-        let mode = |umask| Settings {
-            umask,
-            ..Settings::default()
-        }
-        .created_file_mode();
+        let mode = |umask| {
+            Settings {
+                umask,
+                ..Settings::default()
+            }
+            .created_file_mode()
+        };
         assert_eq!(mode(0), 0o644);
         assert_eq!(mode(0o002), 0o644);
         assert_eq!(mode(0o077), 0o600);

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ferrocorn_tests::{faulty_app, send_signal, wait_until, Server, Signal, TempDir};
+use ferrocorn_tests::{
+    faulty_app, is_running, send_signal, wait_until, Load, Server, Signal, TempDir,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -207,4 +209,77 @@ fn bug_a_stalled_streamed_body_is_cut_off_after_timeout() {
         server.stderr()
     );
     assert_eq!(server.get("/").expect("the free thread serves").status, 200);
+}
+
+/// A worker that fails before anything has served (an application that cannot be
+/// imported in the worker) stops the arbiter with the worker's own message, exit code 1,
+/// without forking again and again, and without saying it listens.
+#[test]
+fn a_worker_failing_before_anything_served_stops_the_arbiter_without_a_fork_loop() {
+    let dir = TempDir::new("boot-failure");
+    let trigger = dir.join("init-fails");
+    std::fs::write(&trigger, "").unwrap();
+    let mut args = vec!["--workers".to_string(), "2".to_string()];
+    args.extend(fault("init-fail", &trigger));
+    let (status, stderr) = Server::builder()
+        .program(faulty_app())
+        .args(&args)
+        .run_to_exit(WAIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("faulty_app: error: worker (pid:")
+            && stderr.contains("failed to boot: init_worker was told to fail"),
+        "the worker's own reason is given:\n{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Booting worker with pid:").count(),
+        2,
+        "no worker is started again after the boot failure:\n{stderr}"
+    );
+    assert!(!stderr.contains("Listening at"), "{stderr}");
+}
+
+/// A reload (HUP) whose new workers fail to boot goes back to the generation still
+/// running, which serves on without a failed request.
+#[test]
+fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
+    let dir = TempDir::new("hup-rollback");
+    let trigger = dir.join("init-fails");
+    let mut args = vec!["--workers".to_string(), "2".to_string()];
+    args.extend(fault("init-fail", &trigger));
+    let server = start(&args);
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    let before: Vec<i32> = server.worker_pids();
+    let load = Load::start(server.addr, "/", 2);
+    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
+
+    std::fs::write(&trigger, "").unwrap();
+    server.signal(Signal::SIGHUP);
+    let rolled_back = server.wait_for_log(
+        "fail to boot (init_worker was told to fail); back to generation 1",
+        WAIT,
+    );
+    assert!(
+        load.wait_for_more(20, WAIT),
+        "the old workers go on serving"
+    );
+    let report = load.stop();
+    assert!(rolled_back, "{}", server.stderr());
+    assert!(
+        is_running(server.pid),
+        "the arbiter stays up:\n{}",
+        server.stderr()
+    );
+    let unchanged = wait_until(WAIT, || server.worker_pids() == before);
+    assert!(
+        unchanged,
+        "the old generation still serves:\n{}",
+        server.stderr()
+    );
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}\n{}",
+        report.failures,
+        server.stderr()
+    );
 }

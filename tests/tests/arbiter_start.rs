@@ -100,35 +100,24 @@ fn version_is_printed() {
     );
 }
 
+/// The arbiter opens the access log for its workers (which may run as another user): a
+/// file it cannot open stops the start, naming it, before any worker is forked.
 #[test]
-fn a_worker_failing_before_it_is_ready_stops_the_arbiter_without_a_fork_loop() {
-    let dir = TempDir::new("boot-failure");
+fn an_access_log_that_cannot_be_opened_stops_the_start() {
+    let dir = TempDir::new("access-log");
     let log = dir.join("no-such-dir/access.log");
     let (status, stderr) = Server::builder()
-        .args([
-            "--workers",
-            "2",
-            "--access-logfile",
-            &log.display().to_string(),
-            "hello",
-        ])
+        .args(["--access-logfile", &log.display().to_string(), "hello"])
         .run_to_exit(EXIT_TIMEOUT);
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
     let errors = error_lines(&stderr);
     assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
     assert!(
-        errors[0].contains("failed to boot") && errors[0].contains("cannot open access log"),
-        "the worker's own reason is given: {stderr}"
+        errors[0].contains(&format!("cannot open access log {}", log.display())),
+        "{stderr}"
     );
-    assert_eq!(
-        stderr.matches("Booting worker with pid:").count(),
-        2,
-        "no worker is started again after the boot failure:\n{stderr}"
-    );
-    assert!(
-        !stderr.contains("Listening at"),
-        "a server that never served does not say it listens:\n{stderr}"
-    );
+    assert!(!stderr.contains("Booting worker"), "{stderr}");
+    assert!(!stderr.contains("Listening at"), "{stderr}");
 }
 
 /// Bug: `--bind fd://3 --bind fd://3` gave the descriptor two owners; the server started,

@@ -362,7 +362,17 @@ impl AccessLog {
     /// Opens `target` (`-`: standard output; a file is created with `mode`) and starts the
     /// writer thread. Fails when the file cannot be opened for appending.
     pub fn open(target: &str, format: &str, mode: u32) -> io::Result<AccessLog> {
-        let mut sink = Sink::open(target, mode)?;
+        AccessLog::start(Sink::open(target, mode)?, format)
+    }
+
+    /// Writes to `file`, already open for appending at `path` (the arbiter opened it, so
+    /// that a worker running as another user need not); reopened by path on SIGUSR1, a new
+    /// file created with `mode`. Fails when the writer thread cannot start.
+    pub fn with_file(path: &str, file: File, format: &str, mode: u32) -> io::Result<AccessLog> {
+        AccessLog::start(Sink::File(path.to_string(), file, mode), format)
+    }
+
+    fn start(mut sink: Sink, format: &str) -> io::Result<AccessLog> {
         let shared: Arc<(Mutex<Shared>, Condvar)> = Arc::default();
         let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()

@@ -116,15 +116,21 @@ pub fn load_app(spec: &str) -> Result<Arc<dyn App>, String> {
 
 /// Runs one worker until it is told to stop, reaches `max_requests` or loses its parent.
 ///
+/// `access_log` is the file of `settings.accesslog` (a path) when the arbiter opened it,
+/// so that a worker running as another user need not open it; with `None` the worker
+/// opens `settings.accesslog` itself (`-` is standard output). On SIGUSR1 the file is
+/// reopened by its path.
+///
 /// Installs the worker's own signal handling (TERM graceful, INT/QUIT quick, USR1 reopen);
 /// the caller must have reset the arbiter's handlers and unblocked signals in the child.
 pub fn run(
     settings: &Settings,
     listeners: Vec<Listener>,
+    access_log: Option<std::fs::File>,
     app: Arc<dyn App>,
     supervisor: &dyn Supervisor,
 ) -> WorkerExit {
-    server::serve(settings, listeners, app, supervisor)
+    server::serve(settings, listeners, access_log, app, supervisor)
 }
 
 #[cfg(test)]

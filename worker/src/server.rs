@@ -229,6 +229,7 @@ impl Slots {
 pub(crate) fn serve(
     settings: &Settings,
     listeners: Vec<Listener>,
+    access_log: Option<std::fs::File>,
     app: Arc<dyn App>,
     supervisor: &dyn Supervisor,
 ) -> WorkerExit {
@@ -264,7 +265,7 @@ pub(crate) fn serve(
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
         return WorkerExit::Failed(message);
     }
-    let exit = match Worker::new(settings, listeners, Arc::clone(&app), &mask) {
+    let exit = match Worker::new(settings, listeners, access_log, Arc::clone(&app), &mask) {
         Ok(mut w) => {
             let exit = w.run(supervisor);
             // The last heartbeat carries the final request count, which the arbiter logs
@@ -381,6 +382,7 @@ impl Worker {
     fn new(
         settings: &Settings,
         listeners: Vec<Listener>,
+        access_log: Option<std::fs::File>,
         app: Arc<dyn App>,
         mask: &SigSet,
     ) -> Result<Worker, String> {
@@ -432,15 +434,17 @@ impl Worker {
         } else {
             None
         };
-        let log = match &settings.accesslog {
-            None => None,
-            Some(target) => Some(
-                AccessLog::open(
-                    target,
-                    &settings.access_log_format,
-                    settings.created_file_mode(),
-                )
-                .map_err(|e| format!("cannot open access log {target:?}: {e}"))?,
+        let mode = settings.created_file_mode();
+        let format = &settings.access_log_format;
+        let log = match (&settings.accesslog, access_log) {
+            (None, _) => None,
+            (Some(target), Some(file)) => Some(
+                AccessLog::with_file(target, file, format, mode)
+                    .map_err(|e| format!("cannot start the access log writer: {e}"))?,
+            ),
+            (Some(target), None) => Some(
+                AccessLog::open(target, format, mode)
+                    .map_err(|e| format!("cannot open access log {target:?}: {e}"))?,
             ),
         };
         Ok(Worker {

@@ -13,6 +13,7 @@ use super::{Master, Previous};
 use crate::error::ArbiterError;
 use crate::listeners::{self, Listener, ListenerOrigin};
 use crate::pidfile::Pidfile;
+use crate::worker_setup::WorkerSetup;
 
 impl Master {
     /// HUP: re-read the settings, enter their `chdir`, load the app again, start a new
@@ -77,6 +78,7 @@ impl Master {
     /// configuration of a new generation. Changes nothing when it fails.
     fn start_generation(&mut self, settings: Settings) -> Result<(), String> {
         let previous_target = self.target;
+        let setup = WorkerSetup::prepare(&settings).map_err(|error| error.to_string())?;
         let mut app = self.app.clone();
         if let Some(loader) = &self.loader {
             app = loader(&settings)
@@ -111,12 +113,18 @@ impl Master {
         } else {
             self.target = settings.workers;
         }
+        setup.hand_over_logs(&settings, &self.start_dir);
+        for path in self.listeners.iter().filter_map(|l| l.unix_path()) {
+            setup.hand_over(path);
+        }
         let replaced = std::mem::replace(&mut self.settings, settings);
         let previous_app = std::mem::replace(&mut self.app, app);
+        let previous_setup = std::mem::replace(&mut self.setup, setup);
         self.previous = Some(Previous {
             generation: self.generation,
             settings: replaced,
             app: previous_app,
+            setup: previous_setup,
             target: previous_target,
         });
         self.newest_generation += 1;
@@ -205,6 +213,7 @@ impl Master {
         }
         self.settings = previous.settings;
         self.app = previous.app;
+        self.setup = previous.setup;
         self.target = previous.target;
         self.generation = previous.generation;
         self.generation_started = Instant::now();

@@ -25,6 +25,7 @@ use crate::notify::sd_notify;
 use crate::pidfile::Pidfile;
 use crate::scoreboard::{monotonic_ns, Scoreboard, DEFAULT_CAPACITY, MAX_CAPACITY};
 use crate::signals::SignalPipe;
+use crate::worker_setup::WorkerSetup;
 use crate::{AppLoader, AppSource, Arbiter, LogReopener, SettingsReloader};
 
 /// Time between SIGABRT to a timed-out worker and SIGKILL if it is still there.
@@ -69,6 +70,7 @@ struct Previous {
     generation: u64,
     settings: Settings,
     app: Arc<dyn App>,
+    setup: WorkerSetup,
     target: usize,
 }
 
@@ -91,6 +93,8 @@ pub(crate) struct Master {
     reopen_logs: Option<LogReopener>,
     listeners: Vec<Listener>,
     origin: ListenerOrigin,
+    /// What the workers of the current generation are handed besides the listeners.
+    setup: WorkerSetup,
     signals: SignalPipe,
     scoreboard: Scoreboard,
     workers: BTreeMap<Pid, Worker>,
@@ -178,8 +182,13 @@ impl Master {
         {
             set_process_name(name);
         }
-        let owned_paths: Vec<_> = listeners.iter().filter_map(|l| l.unix_path()).collect();
-        crate::process::setup(&settings, &owned_paths)?;
+        crate::process::chdir(&settings)?;
+        // The arbiter keeps its identity; the workers take `user`/`group` after `fork`.
+        let setup = WorkerSetup::prepare(&settings)?;
+        setup.hand_over_logs(&settings, &start_dir);
+        for path in listeners.iter().filter_map(|l| l.unix_path()) {
+            setup.hand_over(path);
+        }
 
         let (app, loader) = match app {
             AppSource::Ready(app) => (app, None),
@@ -210,6 +219,7 @@ impl Master {
             reopen_logs,
             listeners,
             origin,
+            setup,
             signals,
             scoreboard,
             workers: BTreeMap::new(),
@@ -363,10 +373,13 @@ impl Master {
         tracing::info!("Number of workers: {}", self.target);
     }
 
+    /// USR1: the arbiter's logs first (creating the files a rotation moved away, handed to
+    /// the workers' user), then the workers', which reopen theirs by path.
     fn reopen_logs(&mut self) {
         if let Some(reopen) = &self.reopen_logs {
             reopen();
         }
+        self.setup.reopen_logs(&self.settings, &self.start_dir);
         for &pid in self.workers.keys() {
             let _ = kill(pid, Signal::SIGUSR1);
         }

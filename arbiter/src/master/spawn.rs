@@ -127,7 +127,18 @@ impl Master {
         // the `Master` holding the pipe is never dropped here.
         unsafe { self.signals.close_in_child() };
         signals::reset_in_child();
+        let board_slot = self.scoreboard.slot(slot);
+        // `user` and `group` now, before the application runs any code of its own.
+        let access_log = match self.setup.enter() {
+            Ok(access_log) => access_log,
+            Err(message) => {
+                board_slot.set_message(&message);
+                tracing::error!("{message}");
+                return WorkerExit::Failed(message).code();
+            }
+        };
         // The worker must not outlive the arbiter (a SIGKILLed arbiter cannot stop it).
+        // After the change of user, which clears it.
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
         if getppid() != self.pid {
             return 0;
@@ -135,7 +146,6 @@ impl Master {
         if let Ok(name) = CString::new(WORKER_PROCESS_NAME) {
             let _ = nix::sys::prctl::set_name(&name);
         }
-        let board_slot = self.scoreboard.slot(slot);
         let listeners: Result<Vec<_>, _> =
             self.listeners.iter().map(Listener::for_worker).collect();
         let listeners = match listeners {
@@ -148,7 +158,13 @@ impl Master {
             }
         };
         let supervisor = self.scoreboard.supervisor(slot, self.reopen_logs.clone());
-        let exit = ferrocorn_worker::run(&self.settings, listeners, self.app.clone(), &supervisor);
+        let exit = ferrocorn_worker::run(
+            &self.settings,
+            listeners,
+            access_log,
+            self.app.clone(),
+            &supervisor,
+        );
         if let WorkerExit::Failed(message) = &exit {
             // The arbiter logs it when it reaps this process.
             board_slot.set_message(message);
