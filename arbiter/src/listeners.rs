@@ -147,31 +147,48 @@ pub fn open(settings: &Settings) -> Result<(Vec<Listener>, ListenerOrigin), Arbi
     if let Some(fds) = std::env::var_os(FERROCORN_FD_ENV) {
         std::env::remove_var(FERROCORN_FD_ENV);
         let fds = fds.to_string_lossy().into_owned();
-        let mut listeners = Vec::new();
+        let mut inherited = Vec::new();
         for part in fds.split(',').filter(|part| !part.is_empty()) {
             let fd: RawFd = part.trim().parse().map_err(|_| ArbiterError::InheritedFd {
                 fd: -1,
                 reason: format!("{FERROCORN_FD_ENV}={fds:?} is not a list of descriptors"),
             })?;
-            let mut listener = adopt_fd(fd, None)?;
+            inherited.push(BindAddress::Fd(fd));
+        }
+        let mut vetted = vet_descriptors(&inherited, &[])?;
+        let mut listeners = Vec::new();
+        for address in &inherited {
+            let mut listener = adopt(address, None, &mut vetted)?;
             listener.claim_socket_file(settings);
             listeners.push(listener);
         }
         return Ok((listeners, ListenerOrigin::Upgrade));
     }
     if let Some(count) = systemd_fds() {
+        let activated: Vec<BindAddress> = (SD_LISTEN_FDS_START..SD_LISTEN_FDS_START + count)
+            .map(BindAddress::Fd)
+            .collect();
+        let mut vetted = vet_descriptors(&activated, &[])?;
         let mut listeners = Vec::new();
-        for fd in SD_LISTEN_FDS_START..SD_LISTEN_FDS_START + count {
-            listeners.push(adopt_fd(fd, None)?);
+        for address in &activated {
+            listeners.push(adopt(address, None, &mut vetted)?);
         }
         return Ok((listeners, ListenerOrigin::Systemd));
     }
-    check_descriptors(&settings.bind, &[])?;
+    let mut vetted = vet_descriptors(&settings.bind, &[])?;
     let mut listeners = Vec::new();
     for address in &settings.bind {
-        listeners.push(bind(address, settings)?);
+        listeners.push(bind(address, settings, &mut vetted)?);
     }
     Ok((listeners, ListenerOrigin::Bound))
+}
+
+/// Descriptors [`vet_descriptors`] checked: each an open listening stream socket, owned by
+/// no listener of this process, listed once. [`bind`] takes each out as it adopts it, so
+/// none can be adopted twice: the invariant `OwnedFd::from_raw_fd` needs.
+#[derive(Debug, Default)]
+pub(crate) struct Vetted {
+    fds: Vec<RawFd>,
 }
 
 /// Checks the `fd://N` entries of `fresh` (addresses about to be bound) before anything is
@@ -179,10 +196,11 @@ pub fn open(settings: &Settings) -> Result<(Vec<Listener>, ListenerOrigin), Arbi
 /// descriptor named before it or held by one of `owned` (this process's listeners), so
 /// that no descriptor gets two owners and a bad entry leaves every other descriptor as it
 /// was.
-pub(crate) fn check_descriptors(
+pub(crate) fn vet_descriptors(
     fresh: &[BindAddress],
     owned: &[Listener],
-) -> Result<(), ArbiterError> {
+) -> Result<Vetted, ArbiterError> {
+    let mut vetted = Vetted::default();
     for (i, address) in fresh.iter().enumerate() {
         let BindAddress::Fd(fd) = address else {
             continue;
@@ -200,17 +218,22 @@ pub(crate) fn check_descriptors(
             });
         }
         probe_fd(*fd)?;
+        vetted.fds.push(*fd);
     }
-    Ok(())
+    Ok(vetted)
 }
 
 /// Binds one `bind` entry. Used at start and when a reload adds an address; an `fd://N`
-/// entry must have passed [`check_descriptors`].
-pub(crate) fn bind(address: &BindAddress, settings: &Settings) -> Result<Listener, ArbiterError> {
+/// entry is adopted only if `vetted` holds it (see [`vet_descriptors`]).
+pub(crate) fn bind(
+    address: &BindAddress,
+    settings: &Settings,
+    vetted: &mut Vetted,
+) -> Result<Listener, ArbiterError> {
     let socket = match address {
         BindAddress::Tcp { host, port } => Socket::Tcp(bind_tcp(host, *port, settings)?),
         BindAddress::Unix(path) => bind_unix(path, settings)?,
-        BindAddress::Fd(fd) => return adopt_fd(*fd, Some(address.clone())),
+        BindAddress::Fd(_) => return adopt(address, Some(address.clone()), vetted),
     };
     Ok(Listener {
         socket,
@@ -344,10 +367,27 @@ fn probe_fd(fd: RawFd) -> Result<AddressFamily, ArbiterError> {
     }
 }
 
-/// Takes ownership of an inherited descriptor after checking it is a listening stream
-/// socket, and marks it close-on-exec (re-exec clears the flag again on purpose). The
-/// caller makes sure no other listener of this process owns `fd` ([`check_descriptors`]).
-fn adopt_fd(fd: RawFd, configured: Option<BindAddress>) -> Result<Listener, ArbiterError> {
+/// Takes ownership of the inherited descriptor `address` names (`fd://N`), taking it out
+/// of `vetted`, and marks it close-on-exec (re-exec clears the flag again on purpose).
+/// Fails for a descriptor `vetted` does not hold.
+fn adopt(
+    address: &BindAddress,
+    configured: Option<BindAddress>,
+    vetted: &mut Vetted,
+) -> Result<Listener, ArbiterError> {
+    let BindAddress::Fd(fd) = *address else {
+        return Err(ArbiterError::InheritedFd {
+            fd: -1,
+            reason: format!("{address} is not a descriptor"),
+        });
+    };
+    let Some(index) = vetted.fds.iter().position(|&v| v == fd) else {
+        return Err(ArbiterError::InheritedFd {
+            fd,
+            reason: "not checked, or already taken over".to_string(),
+        });
+    };
+    vetted.fds.swap_remove(index);
     let family = probe_fd(fd)?;
     // SAFETY: `probe_fd` found the descriptor open; the borrow ends with this statement.
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -357,9 +397,9 @@ fn adopt_fd(fd: RawFd, configured: Option<BindAddress>) -> Result<Listener, Arbi
             reason: e.to_string(),
         }
     })?;
-    // SAFETY: the descriptor is open (checked above), handed to this process to own by the
-    // contract of `fd://N`, LISTEN_FDS and FERROCORN_FD, and owned by no other listener
-    // (the caller's check).
+    // SAFETY: the descriptor is open (checked above) and handed to this process to own by
+    // the contract of `fd://N`, LISTEN_FDS and FERROCORN_FD; `vetted` held it, so no
+    // listener of this process owns it and it is taken over only this once.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let socket = match family {
         AddressFamily::Unix => Socket::Unix {
@@ -399,7 +439,7 @@ mod tests {
             host: "127.0.0.1".to_string(),
             port: 0,
         };
-        let listener = bind(&address, &settings()).expect("bind");
+        let listener = bind(&address, &settings(), &mut Vetted::default()).expect("bind");
         let shown = listener.to_string();
         assert!(shown.starts_with("http://127.0.0.1:"), "{shown}");
         assert!(!shown.ends_with(":0"), "{shown}");
@@ -413,7 +453,9 @@ mod tests {
             host: "127.0.0.1".to_string(),
             port,
         };
-        let error = bind(&address, &settings()).unwrap_err().to_string();
+        let error = bind(&address, &settings(), &mut Vetted::default())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             error,
             format!("cannot bind 127.0.0.1:{port}: address already in use")
@@ -430,8 +472,11 @@ mod tests {
         drop(UnixListener::bind(&path).unwrap());
         assert!(path.exists());
         let address = BindAddress::Unix(path.clone());
-        let live = bind(&address, &settings()).expect("stale socket replaced");
-        let error = bind(&address, &settings()).unwrap_err().to_string();
+        let live =
+            bind(&address, &settings(), &mut Vetted::default()).expect("stale socket replaced");
+        let error = bind(&address, &settings(), &mut Vetted::default())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("another process is listening"), "{error}");
         drop(live);
         assert!(
@@ -445,9 +490,13 @@ mod tests {
     fn a_regular_file_is_not_replaced() {
         let path = std::env::temp_dir().join(format!("ferrocorn-notsock-{}", std::process::id()));
         std::fs::write(&path, b"keep me").unwrap();
-        let error = bind(&BindAddress::Unix(path.clone()), &settings())
-            .unwrap_err()
-            .to_string();
+        let error = bind(
+            &BindAddress::Unix(path.clone()),
+            &settings(),
+            &mut Vetted::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("not a socket"), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
         std::fs::remove_file(&path).unwrap();
@@ -495,10 +544,10 @@ mod tests {
             host: "127.0.0.1".to_string(),
             port: 0,
         };
-        let owned = bind(&address, &settings()).unwrap();
+        let owned = bind(&address, &settings(), &mut Vetted::default()).unwrap();
         let fd = owned.raw_fd();
         let owned = [owned];
-        let error = check_descriptors(&[BindAddress::Fd(fd)], &owned).unwrap_err();
+        let error = vet_descriptors(&[BindAddress::Fd(fd)], &owned).unwrap_err();
         assert!(error.is_config(), "{error}");
         assert_eq!(
             error.to_string(),
@@ -510,15 +559,19 @@ mod tests {
     }
 
     #[test]
-    fn fd_address_adopts_a_listening_socket_and_refuses_others() {
+    fn fd_address_adopts_a_listening_socket_once_and_refuses_others() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let expected = listener.local_addr().unwrap();
         let fd = std::os::fd::IntoRawFd::into_raw_fd(listener);
-        let adopted = bind(&BindAddress::Fd(fd), &settings()).expect("adopt");
+        let address = BindAddress::Fd(fd);
+        let mut vetted = vet_descriptors(std::slice::from_ref(&address), &[]).unwrap();
+        let adopted = bind(&address, &settings(), &mut vetted).expect("adopt");
         assert_eq!(adopted.to_string(), format!("http://{expected}"));
+        let again = bind(&address, &settings(), &mut vetted).unwrap_err();
+        assert!(matches!(again, ArbiterError::InheritedFd { .. }), "{again}");
 
         let file = std::fs::File::open("/proc/self/status").unwrap();
-        let error = bind(&BindAddress::Fd(file.as_raw_fd()), &settings()).unwrap_err();
+        let error = vet_descriptors(&[BindAddress::Fd(file.as_raw_fd())], &[]).unwrap_err();
         assert!(matches!(error, ArbiterError::InheritedFd { .. }), "{error}");
     }
 }

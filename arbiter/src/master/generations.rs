@@ -168,12 +168,12 @@ impl Master {
             .filter(|(_, kept)| kept.is_none())
             .map(|(address, _)| address.clone())
             .collect();
-        listeners::check_descriptors(&new, &self.listeners)?;
+        let mut vetted = listeners::vet_descriptors(&new, &self.listeners)?;
         let mut bound = Vec::with_capacity(new.len());
         for address in &new {
             // On failure, dropping `bound` closes what this reload opened; the old
             // listeners were not touched.
-            bound.push(listeners::bind(address, settings)?);
+            bound.push(listeners::bind(address, settings, &mut vetted)?);
         }
         let mut old: Vec<Option<Listener>> = std::mem::take(&mut self.listeners)
             .into_iter()
