@@ -147,10 +147,16 @@ pub(crate) fn describe(py: Python<'_>, err: &PyErr) -> String {
 /// The exception's traceback as Python prints it.
 pub(crate) fn traceback(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py.import("traceback").and_then(|tb| {
-        let lines = tb.call_method1("format_exception", (err.value(py),))?;
+        // Before 3.12 the traceback is kept beside the exception, not on it.
+        let lines = tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?;
         join_lines(py, &lines)
     });
-    formatted.unwrap_or_else(|_| describe(py, err))
+    formatted
+        .map(|t| t.trim_end().to_owned())
+        .unwrap_or_else(|_| describe(py, err))
 }
 
 fn join_lines(py: Python<'_>, lines: &Bound<'_, PyAny>) -> PyResult<String> {

@@ -3,7 +3,8 @@
 //! copied, then the request's entries are set with interned keys and cached values.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::IpAddr;
+use std::sync::Mutex;
 
 use ferrocorn_worker::{Peer, Request, Version};
 use pyo3::prelude::*;
@@ -59,6 +60,8 @@ const METHODS: &[&str] = &["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPT
 /// Interned keys and ready values, made once per process.
 #[derive(Debug)]
 pub(crate) struct EnvironBuilder {
+    /// The constant entries, and every key each request sets (with placeholder values):
+    /// a copy of it is the start of each environ (see [`EnvironBuilder::new`]).
     template: Py<PyDict>,
     request_method: Py<PyString>,
     path_info: Py<PyString>,
@@ -81,9 +84,44 @@ pub(crate) struct EnvironBuilder {
     port80: Py<PyString>,
     port443: Py<PyString>,
     methods: Vec<Py<PyString>>,
-    headers: Vec<Py<PyString>>,
+    /// The `HTTP_*` key of each of [`COMMON_HEADERS`], and its last value.
+    headers: Vec<(Py<PyString>, LastValue)>,
+    last_server_name: LastValue,
+    last_server_port: LastValue,
+    last_remote_addr: LastValue,
     /// `SCRIPT_NAME` without a trailing `/`: stripped from the front of `PATH_INFO`.
     script_name: String,
+}
+
+/// The `str` made for the last bytes seen in one place (a header's value, the client's
+/// address), handed out again while the next request brings the same bytes: a load
+/// balancer, a benchmark client or one browser repeat most of them. Saves making, hashing
+/// and freeing a `str` per field.
+#[derive(Debug, Default)]
+struct LastValue {
+    // Held only to compare and to take a new reference: never across a call into Python.
+    slot: Mutex<Option<Seen>>,
+}
+
+/// Bytes and the `str` made of them.
+type Seen = (Box<[u8]>, Py<PyString>);
+
+impl LastValue {
+    fn get<'py>(&self, py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+        if let Some((seen, value)) = &*self.slot.lock().unwrap_or_else(|p| p.into_inner()) {
+            if **seen == *bytes {
+                return Ok(value.bind(py).clone());
+            }
+        }
+        let value = latin1(py, bytes)?;
+        let old = self
+            .slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace((bytes.into(), value.clone().unbind()));
+        drop(old);
+        Ok(value)
+    }
 }
 
 /// What the constant part of every environ says about this worker.
@@ -104,18 +142,8 @@ fn key(py: Python<'_>, s: &str) -> Py<PyString> {
 impl EnvironBuilder {
     pub(crate) fn new(py: Python<'_>, setup: &Setup) -> PyResult<EnvironBuilder> {
         let script_name = setup.script_name.trim_end_matches('/').to_owned();
-        let template = PyDict::new(py);
-        template.set_item(key(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
-        template.set_item(key(py, "wsgi.errors"), Py::new(py, ErrorStream::default())?)?;
-        template.set_item(key(py, "wsgi.multithread"), setup.multithread)?;
-        template.set_item(key(py, "wsgi.multiprocess"), setup.multiprocess)?;
-        template.set_item(key(py, "wsgi.run_once"), false)?;
-        template.set_item(key(py, "wsgi.input_terminated"), true)?;
-        template.set_item(key(py, "wsgi.file_wrapper"), py.get_type::<FileWrapper>())?;
-        template.set_item(key(py, "SERVER_SOFTWARE"), key(py, SERVER_SOFTWARE))?;
-        template.set_item(key(py, "SCRIPT_NAME"), latin1(py, script_name.as_bytes())?)?;
-        Ok(EnvironBuilder {
-            template: template.unbind(),
+        let b = EnvironBuilder {
+            template: PyDict::new(py).unbind(),
             request_method: key(py, "REQUEST_METHOD"),
             path_info: key(py, "PATH_INFO"),
             query_string: key(py, "QUERY_STRING"),
@@ -139,10 +167,54 @@ impl EnvironBuilder {
             methods: METHODS.iter().map(|m| key(py, m)).collect(),
             headers: COMMON_HEADERS
                 .iter()
-                .map(|h| key(py, &cgi_name(h)))
+                .map(|h| (key(py, &cgi_name(h)), LastValue::default()))
                 .collect(),
+            last_server_name: LastValue::default(),
+            last_server_port: LastValue::default(),
+            last_remote_addr: LastValue::default(),
             script_name,
-        })
+        };
+        let template = b.template.bind(py);
+        template.set_item(key(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
+        template.set_item(key(py, "wsgi.errors"), Py::new(py, ErrorStream::default())?)?;
+        template.set_item(key(py, "wsgi.multithread"), setup.multithread)?;
+        template.set_item(key(py, "wsgi.multiprocess"), setup.multiprocess)?;
+        template.set_item(key(py, "wsgi.run_once"), false)?;
+        template.set_item(key(py, "wsgi.input_terminated"), true)?;
+        template.set_item(key(py, "wsgi.file_wrapper"), py.get_type::<FileWrapper>())?;
+        template.set_item(key(py, "SERVER_SOFTWARE"), key(py, SERVER_SOFTWARE))?;
+        template.set_item(
+            key(py, "SCRIPT_NAME"),
+            latin1(py, b.script_name.as_bytes())?,
+        )?;
+        // The keys every request sets: replacing a value costs less than inserting a key.
+        for k in [
+            &b.request_method,
+            &b.path_info,
+            &b.query_string,
+            &b.raw_uri,
+            &b.server_protocol,
+            &b.server_name,
+            &b.server_port,
+            &b.remote_addr,
+            &b.remote_port,
+            &b.url_scheme,
+            &b.input,
+        ] {
+            template.set_item(k, &b.empty)?;
+        }
+        // Two more keys, deleted again, make CPython grow the template's table to 64 slots
+        // (it grows when the 22nd key arrives). `dict.copy()` of a dict with few deleted
+        // entries copies its table as it is, so each environ starts with room for the
+        // request's header fields instead of being resized twice while they go in. Only
+        // a matter of speed: any CPython builds the same dict.
+        for pad in ["ferrocorn.pad0", "ferrocorn.pad1"] {
+            template.set_item(pad, py.None())?;
+        }
+        for pad in ["ferrocorn.pad0", "ferrocorn.pad1"] {
+            template.del_item(pad)?;
+        }
+        Ok(b)
     }
 
     /// The environ for `req`. Moves the request body into `wsgi.input`.
@@ -157,7 +229,6 @@ impl EnvironBuilder {
             Some(i) => env.set_item(&self.request_method, &self.methods[i])?,
             None => env.set_item(&self.request_method, PyString::new(py, method))?,
         }
-
         let path = req.path();
         let path = match self.script_name.as_str() {
             "" => path,
@@ -165,19 +236,15 @@ impl EnvironBuilder {
         };
         env.set_item(&self.path_info, path_info(py, path.as_bytes())?)?;
         let query = req.query();
-        if query.is_empty() {
-            env.set_item(&self.query_string, &self.empty)?;
-        } else {
+        if !query.is_empty() {
             env.set_item(&self.query_string, PyString::new(py, query))?;
         }
         env.set_item(&self.raw_uri, PyString::new(py, req.target()))?;
-        env.set_item(
-            &self.server_protocol,
-            match req.version() {
-                Version::Http10 => &self.http10,
-                Version::Http11 => &self.http11,
-            },
-        )?;
+        if req.version() == Version::Http11 {
+            env.set_item(&self.server_protocol, &self.http11)?;
+        } else {
+            env.set_item(&self.server_protocol, &self.http10)?;
+        }
         let https = req.scheme() == "https";
         env.set_item(
             &self.url_scheme,
@@ -188,18 +255,13 @@ impl EnvironBuilder {
         self.set_server(py, &env, req, https)?;
         match req.peer() {
             Peer::Tcp(addr) => {
-                let mut buf = [0u8; 64];
-                env.set_item(
-                    &self.remote_addr,
-                    ascii(py, &mut buf, format_args!("{}", addr.ip())),
-                )?;
-                env.set_item(
-                    &self.remote_port,
-                    ascii(py, &mut buf, format_args!("{}", addr.port())),
-                )?;
+                let mut buf = [0u8; 48];
+                let ip = format_ip(&mut buf, addr.ip());
+                env.set_item(&self.remote_addr, self.last_remote_addr.get(py, ip)?)?;
+                env.set_item(&self.remote_port, port_str(py, addr.port()))?;
             }
-            // gunicorn: a Unix socket's peer has no address; REMOTE_PORT is left out.
-            Peer::Unix => env.set_item(&self.remote_addr, &self.empty)?,
+            // gunicorn: a Unix socket's peer has no address, and REMOTE_PORT is left out.
+            Peer::Unix => env.del_item(&self.remote_port)?,
         }
         let body = std::mem::take(req.body());
         env.set_item(&self.input, Py::new(py, InputStream::new(body))?)?;
@@ -209,16 +271,17 @@ impl EnvironBuilder {
     /// `HTTP_*` from the header fields (repeated names joined with `,`, values latin-1),
     /// `CONTENT_TYPE` and `CONTENT_LENGTH` without the prefix.
     fn set_headers(&self, py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request) -> PyResult<()> {
-        let fields: Vec<(&str, &[u8])> = req.headers().collect();
-        for (i, &(name, value)) in fields.iter().enumerate() {
-            if fields[..i].iter().any(|(n, _)| same_cgi_name(n, name)) {
+        for (i, (name, value)) in req.headers().enumerate() {
+            if req.headers().take(i).any(|(n, _)| same_cgi_name(n, name)) {
                 continue; // joined with the first of its name
             }
-            let repeats = fields[i + 1..]
-                .iter()
-                .filter(|(n, _)| same_cgi_name(n, name));
+            let mut repeats = req
+                .headers()
+                .skip(i + 1)
+                .filter(|(n, _)| same_cgi_name(n, name))
+                .peekable();
             let joined;
-            let value = if fields[i + 1..].iter().any(|(n, _)| same_cgi_name(n, name)) {
+            let value = if repeats.peek().is_some() {
                 let mut all = value.to_vec();
                 for (_, v) in repeats {
                     all.push(b',');
@@ -229,18 +292,18 @@ impl EnvironBuilder {
             } else {
                 value
             };
-            let value = latin1(py, value)?;
             if name.eq_ignore_ascii_case("content-type") {
-                env.set_item(&self.content_type, value)?;
+                env.set_item(&self.content_type, latin1(py, value)?)?;
             } else if name.eq_ignore_ascii_case("content-length") {
-                env.set_item(&self.content_length, value)?;
+                env.set_item(&self.content_length, latin1(py, value)?)?;
             } else if let Some(k) = COMMON_HEADERS
                 .iter()
                 .position(|h| h.eq_ignore_ascii_case(name))
             {
-                env.set_item(&self.headers[k], value)?;
+                let (key, last) = &self.headers[k];
+                env.set_item(key, last.get(py, value)?)?;
             } else {
-                env.set_item(PyString::new(py, &cgi_name(name)), value)?;
+                env.set_item(PyString::new(py, &cgi_name(name)), latin1(py, value)?)?;
             }
         }
         Ok(())
@@ -258,54 +321,70 @@ impl EnvironBuilder {
         let default_port = if https { &self.port443 } else { &self.port80 };
         if let Some(host) = req.header("host").filter(|h| !h.is_empty()) {
             let (name, port) = split_host(host);
-            env.set_item(&self.server_name, latin1(py, name)?)?;
+            env.set_item(&self.server_name, self.last_server_name.get(py, name)?)?;
             match port {
-                Some(p) if !p.is_empty() => env.set_item(&self.server_port, latin1(py, p)?)?,
+                Some(p) if !p.is_empty() => {
+                    env.set_item(&self.server_port, self.last_server_port.get(py, p)?)?
+                }
                 _ => env.set_item(&self.server_port, default_port)?,
             }
             return Ok(());
         }
-        match req.local_addr() {
-            Some(SocketAddr::V4(a)) => {
-                let mut buf = [0u8; 64];
-                env.set_item(
-                    &self.server_name,
-                    ascii(py, &mut buf, format_args!("{}", a.ip())),
-                )?;
-                env.set_item(
-                    &self.server_port,
-                    ascii(py, &mut buf, format_args!("{}", a.port())),
-                )?;
-            }
-            Some(SocketAddr::V6(a)) => {
-                let mut buf = [0u8; 64];
-                env.set_item(
-                    &self.server_name,
-                    ascii(py, &mut buf, format_args!("{}", a.ip())),
-                )?;
-                env.set_item(
-                    &self.server_port,
-                    ascii(py, &mut buf, format_args!("{}", a.port())),
-                )?;
-            }
-            None => {
-                env.set_item(&self.server_name, &self.empty)?;
-                env.set_item(&self.server_port, &self.empty)?;
-            }
+        // On a Unix socket the template's empty strings stay.
+        if let Some(addr) = req.local_addr() {
+            let mut buf = [0u8; 48];
+            let ip = format_ip(&mut buf, addr.ip());
+            env.set_item(&self.server_name, self.last_server_name.get(py, ip)?)?;
+            env.set_item(&self.server_port, port_str(py, addr.port()))?;
         }
         Ok(())
     }
 }
 
-/// Formats ASCII text on the stack and makes a `str` of it.
-fn ascii<'py>(
-    py: Python<'py>,
-    buf: &mut [u8; 64],
-    args: std::fmt::Arguments<'_>,
-) -> Bound<'py, PyString> {
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let _ = cursor.write_fmt(args);
-    let n = cursor.position() as usize;
+/// An IP address as text, written into `buf` (IPv4 by hand: `fmt` costs more than the
+/// rest of the environ's addresses together).
+fn format_ip(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                n += write_decimal(&mut buf[n..], u32::from(octet));
+            }
+            &buf[..n]
+        }
+        IpAddr::V6(v6) => {
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            let _ = write!(cursor, "{v6}");
+            let n = cursor.position() as usize;
+            &buf[..n]
+        }
+    }
+}
+
+/// Writes `n` in decimal at the start of `out`, returning the number of digits.
+fn write_decimal(out: &mut [u8], mut n: u32) -> usize {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    out[..len].copy_from_slice(&digits[i..]);
+    len
+}
+
+fn port_str(py: Python<'_>, port: u16) -> Bound<'_, PyString> {
+    let mut buf = [0u8; 5];
+    let n = write_decimal(&mut buf, u32::from(port));
     PyString::new(py, std::str::from_utf8(&buf[..n]).unwrap_or(""))
 }
 
@@ -417,6 +496,27 @@ mod tests {
         assert_eq!(strip_script_name("/app", "/app"), "");
         assert_eq!(strip_script_name("/apple", "/app"), "/apple");
         assert_eq!(strip_script_name("/other", "/app"), "/other");
+    }
+
+    #[test]
+    fn addresses_format_as_std_does() {
+        let mut buf = [0u8; 48];
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "10.20.3.199",
+            "::1",
+            "fe80::1:2",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert_eq!(format_ip(&mut buf, parsed), ip.as_bytes());
+        }
+        let mut out = [0u8; 10];
+        let n = write_decimal(&mut out, 65535);
+        assert_eq!(&out[..n], b"65535");
+        let n = write_decimal(&mut out, 0);
+        assert_eq!(&out[..n], b"0");
     }
 
     #[test]
