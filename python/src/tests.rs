@@ -530,6 +530,35 @@ fn close_is_called_once_in_every_ending() {
 }
 
 #[test]
+fn an_iterator_over_a_list_is_read_at_once_like_django_responses() {
+    let app = app(
+        "list_iterator",
+        r#"
+closed = []
+class Response:
+    def __init__(self, pieces):
+        self.pieces = pieces
+    def __iter__(self):
+        return iter(self.pieces)
+    def close(self):
+        closed.append(len(self.pieces))
+
+def app(environ, start_response):
+    start_response("200 OK", [])
+    if environ["PATH_INFO"] == "/bad":
+        return Response([b"a", "not bytes"])
+    return Response([b"", b"one ", b"two"])
+"#,
+    );
+    let res = get(&*app, "/");
+    assert!(matches!(res.body, Body::Bytes(ref b) if b == b"one two"), "{:?}", res.body);
+    let res = get(&*app, "/bad");
+    assert_eq!(res.status, 200, "the head went with the first piece");
+    assert!(body_of(res).is_err());
+    assert_eq!(eval("list_iterator", "closed"), "[3, 2]");
+}
+
+#[test]
 fn a_declared_content_length_is_enforced() {
     let app = app(
         "content_length",
