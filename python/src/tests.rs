@@ -219,7 +219,7 @@ fn root_path_is_script_name_and_is_stripped_from_path_info() {
         r#"
 def app(environ, start_response):
     start_response("200 OK", [])
-    return [("%s|%s" % (environ["SCRIPT_NAME"], environ["PATH_INFO"])).encode()]
+    return [("%s|%s|%s" % (environ["SCRIPT_NAME"], environ["PATH_INFO"], environ["RAW_URI"])).encode()]
 "#,
     )
     .unwrap();
@@ -228,9 +228,9 @@ def app(environ, start_response):
         ..options(1)
     };
     let app = load_wsgi("mounted:app", &opts).unwrap();
-    assert_eq!(text(get(&*app, "/api/users")), "/api|/users");
-    assert_eq!(text(get(&*app, "/api")), "/api|");
-    assert_eq!(text(get(&*app, "/apiary")), "/api|/apiary");
+    assert_eq!(text(get(&*app, "/api/users")), "/api|/users|/api/users");
+    assert_eq!(text(get(&*app, "/api")), "/api||/api");
+    assert_eq!(text(get(&*app, "/apiary")), "/api|/apiary|/apiary");
 }
 
 #[test]
@@ -551,7 +551,11 @@ def app(environ, start_response):
 "#,
     );
     let res = get(&*app, "/");
-    assert!(matches!(res.body, Body::Bytes(ref b) if b == b"one two"), "{:?}", res.body);
+    assert!(
+        matches!(res.body, Body::Bytes(ref b) if b == b"one two"),
+        "{:?}",
+        res.body
+    );
     let res = get(&*app, "/bad");
     assert_eq!(res.status, 200, "the head went with the first piece");
     assert!(body_of(res).is_err());

@@ -234,12 +234,18 @@ impl EnvironBuilder {
             "" => path,
             prefix => strip_script_name(path, prefix),
         };
-        env.set_item(&self.path_info, path_info(py, path.as_bytes())?)?;
+        let path_info = path_info(py, path.as_bytes())?;
         let query = req.query();
         if !query.is_empty() {
             env.set_item(&self.query_string, PyString::new(py, query))?;
         }
-        env.set_item(&self.raw_uri, PyString::new(py, req.target()))?;
+        // Mostly the target is the path as it is (`/`, `/users/1`): one str for both.
+        if req.target().len() == path.len() && !path.contains('%') {
+            env.set_item(&self.raw_uri, &path_info)?;
+        } else {
+            env.set_item(&self.raw_uri, PyString::new(py, req.target()))?;
+        }
+        env.set_item(&self.path_info, path_info)?;
         if req.version() == Version::Http11 {
             env.set_item(&self.server_protocol, &self.http11)?;
         } else {
