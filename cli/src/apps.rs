@@ -53,6 +53,7 @@ fn load_python(spec: &str, settings: &Settings) -> Result<Arc<dyn App>, String> 
 
 /// For a bare name close to a built-in's (`helo`, `statc:x`), the hint added to a failure
 /// to load it as Python.
+#[cfg(feature = "python")]
 fn builtin_hint(spec: &str) -> Option<String> {
     let word = spec.split(':').next().unwrap_or(spec);
     let name = ferrocorn_config::closest(word, ["hello", "echo", "static"])?;
@@ -63,11 +64,13 @@ fn builtin_hint(spec: &str) -> Option<String> {
 }
 
 /// An application whose worker setup failure carries a hint.
+#[cfg(feature = "python")]
 struct Hinted {
     app: Arc<dyn App>,
     hint: String,
 }
 
+#[cfg(feature = "python")]
 impl App for Hinted {
     fn call(
         &self,
@@ -146,6 +149,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "python")]
     fn near_misses_of_builtin_names_get_a_hint() {
         assert!(builtin_hint("helo")
             .unwrap()
