@@ -333,6 +333,11 @@ def app(environ, start_response):
     }
     let res = get(&*app, "/ok");
     assert_eq!(res.status, 299);
+    assert_eq!(
+        res.reason(),
+        "Fine",
+        "the application's reason phrase is kept"
+    );
     assert_eq!(res.header_value("x-a"), Some("padded"));
 }
 

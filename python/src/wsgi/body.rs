@@ -25,6 +25,8 @@ use crate::loader::{describe, traceback, type_name};
 /// The head as it goes into the worker's `Response`.
 struct Ready {
     status: u16,
+    /// A reason phrase that is not the standard one.
+    reason: Option<String>,
     headers: Vec<(ferrocorn_worker::HeaderText, ferrocorn_worker::HeaderText)>,
     content_length: Option<u64>,
     written: Vec<u8>,
@@ -43,6 +45,7 @@ impl Ready {
         head.committed = true;
         Ok(Ready {
             status,
+            reason: head.reason.take(),
             headers: std::mem::take(&mut head.headers),
             content_length: head.content_length,
             written: std::mem::take(&mut head.written),
@@ -52,6 +55,9 @@ impl Ready {
     /// Fills `res`: the last step of a response, after which nothing fails.
     fn apply(self, res: &mut Response, body: Body) {
         res.status = self.status;
+        if let Some(reason) = self.reason {
+            res.set_reason(reason);
+        }
         for (name, value) in self.headers {
             res.header(name, value);
         }

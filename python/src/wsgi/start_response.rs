@@ -18,6 +18,8 @@ use crate::loader::type_name;
 pub(crate) struct Head {
     /// The status code, once `start_response` was called.
     pub status: Option<u16>,
+    /// The reason phrase, when it is not the standard one for the status.
+    pub reason: Option<String>,
     /// The header fields to send (hop-by-hop fields and `Content-Length` left out).
     pub headers: Vec<(HeaderText, HeaderText)>,
     /// The `Content-Length` the application declared.
@@ -69,11 +71,12 @@ impl StartResponse {
                 }
             }
         }
-        let code = parse_status(status)?;
+        let (code, reason) = parse_status(status)?;
         let (fields, content_length) = parse_headers(headers)?;
         {
             let mut head = me.lock();
             head.status = Some(code);
+            head.reason = reason;
             head.headers = fields;
             head.content_length = content_length;
         }
@@ -98,8 +101,9 @@ impl StartResponse {
 }
 
 /// `"200 OK"` → 200: three digits, then nothing or a space and a reason without control
-/// characters. Interim (1xx) codes cannot be a final answer and are refused.
-fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<u16> {
+/// characters. Interim (1xx) codes cannot be a final answer and are refused. The reason
+/// comes back when it is not the standard one (`"299 Fine"`), to be sent as given.
+fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, Option<String>)> {
     let text = status.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!(
             "status must be a str like '200 OK', not {}",
@@ -123,7 +127,10 @@ fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<u16> {
             "status {text:?}: an interim (1xx) status cannot answer a request"
         )));
     }
-    Ok(code)
+    let reason = text.get(4..).unwrap_or("");
+    let custom = (!reason.is_empty() && reason != ferrocorn_worker::reason_phrase(code))
+        .then(|| reason.to_owned());
+    Ok((code, custom))
 }
 
 /// Checks the header list and converts it: names must be tokens and values latin-1 text
