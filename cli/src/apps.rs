@@ -1,5 +1,5 @@
 //! The one registry from an `APP` argument to an application, used at start, by
-//! `--check-config` and on every HUP.
+//! `--check-config` and on every HUP; [`check`] judges an `APP` without loading it.
 //!
 //! - `hello`, `echo` and `static:DIR`: the built-in applications.
 //! - `python:SPEC`: always a Python application, for a module that shares a built-in's
@@ -32,17 +32,16 @@ fn kind(spec: &str) -> Kind<'_> {
 
 /// Judges, without loading anything, whether the settings name an application that can
 /// be loaded: the built-ins by name, `static:DIR` by its directory (relative to `chdir`,
-/// from the current directory), a Python application by the form of its spec. Called
-/// before anything is bound, so that a configuration that cannot serve fails at once
-/// (exit code 2) instead of after the sockets are open; a Python module that is missing
-/// or fails to import is only found when it is imported.
+/// from the current directory), a Python application by the form of its spec
+/// (`ferrocorn_python::AppSpec`). Called before anything is bound, so that a configuration
+/// that cannot serve fails at once (exit code 2) instead of after the sockets are open; a
+/// Python module that is missing or fails to import is only found when it is imported.
 pub fn check(settings: &Settings) -> Result<(), String> {
     match kind(&settings.app) {
         Kind::Builtin => match settings.app.strip_prefix("static:") {
             Some(dir) => {
                 let base = settings.chdir.as_deref().unwrap_or(Path::new("."));
-                let path = base.join(dir);
-                match std::fs::metadata(&path) {
+                match std::fs::metadata(base.join(dir)) {
                     Ok(meta) if meta.is_dir() => Ok(()),
                     Ok(_) => Err(format!("static directory {dir:?} is not a directory")),
                     Err(e) => Err(format!("static directory {dir:?} does not exist ({e})")),
@@ -56,51 +55,14 @@ pub fn check(settings: &Settings) -> Result<(), String> {
 
 #[cfg(feature = "python")]
 fn check_python(spec: &str) -> Result<(), String> {
-    check_wsgi_spec(spec)
+    ferrocorn_python::AppSpec::parse(spec)
+        .map(|_| ())
+        .map_err(|e| format!("{e}{}", builtin_hint(spec).unwrap_or_default()))
 }
 
 #[cfg(not(feature = "python"))]
 fn check_python(spec: &str) -> Result<(), String> {
     load_python(spec, &Settings::default()).map(|_| ())
-}
-
-/// gunicorn's `MODULE[:OBJECT]`: a dotted module name, then a name or a call of a name
-/// (`create_app()`, `create_app("prod")`: gunicorn accepts literal arguments).
-#[cfg_attr(not(feature = "python"), allow(dead_code))]
-fn check_wsgi_spec(spec: &str) -> Result<(), String> {
-    let malformed = |why: &str| {
-        Err(format!(
-            "{spec:?} is not an application: {why} (expected hello, echo, static:DIR or a \
-             Python MODULE[:OBJECT])"
-        ))
-    };
-    let (module, object) = match spec.split_once(':') {
-        Some((module, object)) => (module, Some(object)),
-        None => (spec, None),
-    };
-    if !module.split('.').all(is_identifier) {
-        return malformed("the module is not a dotted Python name");
-    }
-    if let Some(object) = object {
-        let name = match object.split_once('(') {
-            Some((name, args)) if args.ends_with(')') => name,
-            Some(_) => return malformed("the call has no closing parenthesis"),
-            None => object,
-        };
-        if !is_identifier(name) {
-            return malformed("the object is not a Python name or a call of one");
-        }
-    }
-    Ok(())
-}
-
-/// A Python identifier: a letter or `_`, then letters, digits or `_`.
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|first| first == '_' || first.is_alphabetic())
-        && chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
 /// Builds the application the settings name. Python applications are set up as the
@@ -115,7 +77,61 @@ pub fn load(settings: &Settings) -> Result<Arc<dyn App>, String> {
 
 #[cfg(feature = "python")]
 fn load_python(spec: &str, settings: &Settings) -> Result<Arc<dyn App>, String> {
-    ferrocorn_python::load_wsgi(spec, &python_options(settings))
+    let hint = builtin_hint(spec);
+    let app = ferrocorn_python::load_wsgi(spec, &python_options(settings))
+        .map_err(|e| format!("{e}{}", hint.clone().unwrap_or_default()))?;
+    Ok(match hint {
+        // A typo of a built-in's name (`helo`) fails to import in the worker: say so there.
+        Some(hint) => Arc::new(Hinted { app, hint }),
+        None => app,
+    })
+}
+
+/// For a bare name close to a built-in's (`helo`, `statc:x`), the hint added to a failure
+/// to load it as Python.
+#[cfg(feature = "python")]
+fn builtin_hint(spec: &str) -> Option<String> {
+    let word = spec.split(':').next().unwrap_or(spec);
+    let name = ferrocorn_config::closest(word, ["hello", "echo", "static"])?;
+    let builtin = if name == "static" { "static:DIR" } else { name };
+    Some(format!(
+        " (the built-in applications are hello, echo and static:DIR: did you mean {builtin}?)"
+    ))
+}
+
+/// An application whose worker setup failure carries a hint.
+#[cfg(feature = "python")]
+struct Hinted {
+    app: Arc<dyn App>,
+    hint: String,
+}
+
+#[cfg(feature = "python")]
+impl App for Hinted {
+    fn call(
+        &self,
+        request: &mut ferrocorn_worker::Request,
+        response: &mut ferrocorn_worker::Response,
+    ) {
+        self.app.call(request, response);
+    }
+    fn init_worker(&self) -> Result<(), String> {
+        self.app
+            .init_worker()
+            .map_err(|e| format!("{e}{}", self.hint))
+    }
+    fn exit_worker(&self) {
+        self.app.exit_worker();
+    }
+    fn before_fork(&self) {
+        self.app.before_fork();
+    }
+    fn after_fork_parent(&self) {
+        self.app.after_fork_parent();
+    }
+    fn after_fork_child(&self) {
+        self.app.after_fork_child();
+    }
 }
 
 #[cfg(not(feature = "python"))]
@@ -129,11 +145,6 @@ fn load_python(spec: &str, _settings: &Settings) -> Result<Arc<dyn App>, String>
 
 #[cfg(feature = "python")]
 fn python_options(settings: &Settings) -> ferrocorn_python::PythonOptions {
-    if settings.reload && settings.preload_app {
-        tracing::warn!(
-            "reload with preload_app: workers restart on changes but keep the code the arbiter preloaded"
-        );
-    }
     ferrocorn_python::PythonOptions {
         pythonpath: settings.pythonpath.clone(),
         virtualenv: settings.virtualenv.clone(),
@@ -174,32 +185,26 @@ mod tests {
     }
 
     #[test]
-    fn python_specs_are_judged_by_their_form() {
-        for good in [
-            "app",
-            "pkg.mod",
-            "pkg.mod:app",
-            "mod:create_app()",
-            "m:f(\"a\", 1)",
-        ] {
-            assert_eq!(check_wsgi_spec(good), Ok(()), "{good}");
-        }
-        for bad in [
-            "",
-            ":app",
-            "mod:",
-            "a b",
-            "pkg..mod",
-            "mod:app:x",
-            "mod:f(",
-            "1mod",
-        ] {
-            let error = check_wsgi_spec(bad).unwrap_err();
-            assert!(
-                error.starts_with(&format!("{bad:?} is not an application")),
-                "{error}"
-            );
-        }
+    #[cfg(feature = "python")]
+    fn near_misses_of_builtin_names_get_a_hint() {
+        assert!(builtin_hint("helo")
+            .unwrap()
+            .contains("did you mean hello?"));
+        assert!(builtin_hint("statc:x").unwrap().contains("static:DIR"));
+        assert_eq!(builtin_hint("myapp:app"), None);
+    }
+
+    /// A malformed Python spec is refused without loading anything.
+    #[cfg(feature = "python")]
+    #[test]
+    fn a_malformed_spec_is_refused_by_check() {
+        let settings = |app: &str| Settings {
+            app: app.to_string(),
+            ..Settings::default()
+        };
+        assert_eq!(check(&settings("pkg.mod:app")), Ok(()));
+        let error = check(&settings("pkg..mod:app")).unwrap_err();
+        assert!(error.contains("is not a module name"), "{error}");
     }
 
     /// Bug: a `static:DIR` whose directory does not exist was found only when the arbiter

@@ -71,7 +71,8 @@ fn a_malformed_app_spec_stops_the_start_before_binding() {
     let errors = error_lines(&stderr);
     assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
     assert!(
-        errors[0].contains("\"pkg..mod:app\" is not an application"),
+        errors[0].contains("application spec \"pkg..mod:app\"")
+            && errors[0].contains("is not a module name"),
         "{stderr}"
     );
     assert!(!stderr.contains("Listening at"), "{stderr}");
@@ -134,5 +135,24 @@ fn bug_the_same_descriptor_bound_twice_is_a_configuration_error() {
     let errors = error_lines(&stderr);
     assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
     assert!(errors[0].contains("\"fd://3\" is given twice"), "{stderr}");
+    assert!(!stderr.contains("Listening at"), "{stderr}");
+}
+
+/// A Python module is only found when a worker imports it (without `--preload`): a worker
+/// that fails to import it before anything served stops the arbiter with the worker's message, and
+/// the server never says it listens.
+#[test]
+fn a_python_app_that_cannot_be_imported_stops_the_start_with_its_message() {
+    let (status, stderr) = Server::builder()
+        .args(["no_such_module_ferrocorn:app"])
+        .run_to_exit(EXIT_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
+    assert!(
+        errors[0].contains("failed to boot")
+            && errors[0].contains("No module named 'no_such_module_ferrocorn'"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("Listening at"), "{stderr}");
 }

@@ -575,6 +575,8 @@ pub struct Response {
     /// itself), so that the response path does not scan them again. `header` and `reset`
     /// are the only ways `headers` changes; if another appears, it must keep this true.
     pub(crate) notes: HeaderNotes,
+    /// A reason phrase replacing the standard one ([`Response::set_reason`]).
+    pub(crate) reason: Option<HeaderText>,
     /// The body.
     pub body: Body,
 }
@@ -592,6 +594,7 @@ impl Response {
             status: 200,
             headers: Vec::new(),
             notes: HeaderNotes::default(),
+            reason: None,
             body: Body::Empty,
         }
     }
@@ -601,6 +604,7 @@ impl Response {
         self.status = 200;
         self.headers.clear();
         self.notes = HeaderNotes::default();
+        self.reason = None;
         // Usually empty already (the loop takes the body to send it): skip the drop glue.
         if !matches!(self.body, Body::Empty) {
             self.body = Body::Empty;
@@ -614,6 +618,23 @@ impl Response {
         let (name, value) = (name.into(), value.into());
         self.notes.note(&name, &value);
         self.headers.push((name, value));
+    }
+
+    /// Sends `reason` as the status line's reason phrase instead of the standard one (a
+    /// WSGI application's `"299 Fine"`). Like a header value it must not hold CR, LF or
+    /// NUL; the worker answers 500 instead of sending one that does.
+    pub fn set_reason(&mut self, reason: impl Into<HeaderText>) {
+        let reason = reason.into();
+        self.notes.note_reason(&reason);
+        self.reason = Some(reason);
+    }
+
+    /// The reason phrase the status line carries: the one set with
+    /// [`Response::set_reason`], else the standard one for the status.
+    pub fn reason(&self) -> &str {
+        self.reason
+            .as_deref()
+            .unwrap_or_else(|| reason_phrase(self.status))
     }
 
     /// The header fields set so far.

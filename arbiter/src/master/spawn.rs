@@ -78,9 +78,11 @@ impl Master {
         self.spawn_seq += 1;
         let blocked = BlockedSignals::block_all();
         self.app.before_fork();
-        // SAFETY: the arbiter is single-threaded (`Master::start` checks it), so the child
-        // may run arbitrary code; the child runs under `child::guard`, which ends it in
-        // _exit: it never returns or unwinds into the arbiter's loop.
+        // SAFETY: the arbiter started single-threaded (`Master::start` checks it), so the
+        // child may run arbitrary code; an application loaded here (`--preload`) that
+        // started threads keeps its own state consistent through the fork hooks around
+        // this call. The child runs under `child::guard`, which ends it in _exit: it never
+        // returns or unwinds into the arbiter's loop.
         let forked = unsafe { fork() };
         if !matches!(forked, Ok(ForkResult::Child)) {
             self.app.after_fork_parent();
