@@ -119,6 +119,9 @@ pub(crate) struct Master {
     /// Abnormal worker ends in a row; each one doubles the pause before the next spawn.
     crash_streak: u32,
     last_crash: Option<Instant>,
+    /// `spawn_seq` at the last such failure: a worker spawned after it that serves ends
+    /// the streak.
+    last_crash_seq: u64,
     next_spawn_at: Option<Instant>,
     /// A worker serves (or none is wanted): `Listening at:` was logged and READY=1 went
     /// out (see `notify_ready`).
@@ -235,6 +238,7 @@ impl Master {
             previous: None,
             crash_streak: 0,
             last_crash: None,
+            last_crash_seq: 0,
             next_spawn_at: None,
             ready_notified: false,
             served: false,

@@ -42,11 +42,20 @@ impl Master {
             }
             self.next_spawn_at = None;
         }
-        if let Some(last) = self.last_crash {
-            if last.elapsed() > BACKOFF_RESET {
-                self.crash_streak = 0;
-                self.last_crash = None;
-            }
+        // The streak ends after a quiet while, or as soon as a worker started since the last
+        // failure serves: then the missing workers are all started at once.
+        let recovered = self.crash_streak > 0
+            && self.workers.values().any(|w| {
+                w.seq > self.last_crash_seq
+                    && self.scoreboard.slot(w.slot).view().state != WorkerState::Booting
+            });
+        if recovered
+            || self
+                .last_crash
+                .is_some_and(|last| last.elapsed() > BACKOFF_RESET)
+        {
+            self.crash_streak = 0;
+            self.last_crash = None;
         }
         for _ in current.len()..self.target {
             self.spawn_worker();
@@ -318,6 +327,7 @@ impl Master {
     pub(super) fn failed_before_serving(&mut self) {
         self.crash_streak = self.crash_streak.saturating_add(1);
         self.last_crash = Some(Instant::now());
+        self.last_crash_seq = self.spawn_seq;
         if self.crash_streak > 1 {
             let delay = self.backoff();
             tracing::warn!(
