@@ -159,8 +159,9 @@ def app(environ, start_response):
     assert_eq!(env("CONTENT_TYPE"), "text/plain");
     assert_eq!(env("CONTENT_LENGTH"), "5");
     assert_eq!(env("HTTP_CONTENT_TYPE"), "<absent>");
-    assert_eq!(env("SERVER_NAME"), "example.com");
-    assert_eq!(env("SERVER_PORT"), "8080");
+    // The listener's address, as gunicorn gives it; the client's Host is HTTP_HOST.
+    assert_eq!(env("SERVER_NAME"), "127.0.0.1");
+    assert_eq!(env("SERVER_PORT"), "8000");
     assert_eq!(env("SERVER_PROTOCOL"), "HTTP/1.1");
     assert_eq!(env("REMOTE_ADDR"), "127.0.0.1");
     assert_eq!(env("REMOTE_PORT"), "1");
@@ -193,7 +194,7 @@ def app(environ, start_response):
 }
 
 #[test]
-fn server_name_falls_back_to_the_listener_and_the_scheme_port() {
+fn server_name_is_the_listener_and_on_unix_sockets_the_host_or_the_scheme_port() {
     let app = app(
         "server_name",
         r#"
@@ -206,10 +207,18 @@ def app(environ, start_response):
         text(call(&*app, Request::for_test("GET", "/", &[], b""))),
         "127.0.0.1|8000|http"
     );
-    let mut req = Request::for_test("GET", "/", &[("Host", "h")], b"");
+    let mut req = Request::for_test("GET", "/", &[("Host", "h:1")], b"");
     req.set_secure_for_test(true);
-    assert_eq!(text(call(&*app, req)), "h|443|https");
-    assert_eq!(text(get(&*app, "/")), "example.com|80|http");
+    assert_eq!(text(call(&*app, req)), "127.0.0.1|8000|https");
+    let unix = |headers: &[(&str, &str)], secure: bool| {
+        let mut req = Request::for_test("GET", "/", headers, b"");
+        req.set_peer_for_test(ferrocorn_worker::Peer::Unix, None);
+        req.set_secure_for_test(secure);
+        text(call(&*app, req))
+    };
+    assert_eq!(unix(&[("Host", "h")], true), "h|443|https");
+    assert_eq!(unix(&[("Host", "h:81")], false), "h|81|http");
+    assert_eq!(unix(&[], false), "localhost|80|http");
 }
 
 #[test]

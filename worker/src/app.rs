@@ -228,6 +228,13 @@ impl Request {
         self.local
     }
 
+    /// Sets where the request came from and the listener's address (tests of
+    /// applications: a Unix-socket client is `(Peer::Unix, None)`).
+    pub fn set_peer_for_test(&mut self, peer: Peer, local: Option<SocketAddr>) {
+        self.peer = peer;
+        self.local = local;
+    }
+
     /// Sets whether the request arrived over a secure channel (tests of applications).
     pub fn set_secure_for_test(&mut self, secure: bool) {
         self.secure = secure;

@@ -349,8 +349,10 @@ impl EnvironBuilder {
         Ok(host)
     }
 
-    /// `SERVER_NAME` and `SERVER_PORT`: from `Host` (the port by scheme when it has none),
-    /// else the listener's address (empty on a Unix socket).
+    /// `SERVER_NAME` and `SERVER_PORT`, as gunicorn sets them: the address of the listener
+    /// that accepted the connection (server-controlled, unlike `Host`, which applications
+    /// read from `HTTP_HOST`). On a Unix socket, the name in `Host` (else `localhost`) and
+    /// its port, else the scheme's.
     fn set_server(
         &self,
         py: Python<'_>,
@@ -359,24 +361,24 @@ impl EnvironBuilder {
         host: Option<&[u8]>,
         https: bool,
     ) -> PyResult<()> {
-        let default_port = if https { &self.port443 } else { &self.port80 };
-        if let Some(host) = host.filter(|h| !h.is_empty()) {
-            let (name, port) = split_host(host);
-            env.set_item(&self.server_name, self.last_server_name.get(py, name)?)?;
-            match port {
-                Some(p) if !p.is_empty() => {
-                    env.set_item(&self.server_port, self.last_server_port.get(py, p)?)?
-                }
-                _ => env.set_item(&self.server_port, default_port)?,
-            }
-            return Ok(());
-        }
-        // On a Unix socket the template's empty strings stay.
         if let Some(addr) = req.local_addr() {
             let mut buf = [0u8; 48];
             let ip = format_ip(&mut buf, addr.ip());
             env.set_item(&self.server_name, self.last_server_name.get(py, ip)?)?;
             env.set_item(&self.server_port, port_str(py, addr.port()))?;
+            return Ok(());
+        }
+        let default_port = if https { &self.port443 } else { &self.port80 };
+        let (name, port) = match host.filter(|h| !h.is_empty()) {
+            Some(host) => split_host(host),
+            None => (&b"localhost"[..], None),
+        };
+        env.set_item(&self.server_name, self.last_server_name.get(py, name)?)?;
+        match port {
+            Some(p) if !p.is_empty() => {
+                env.set_item(&self.server_port, self.last_server_port.get(py, p)?)?
+            }
+            _ => env.set_item(&self.server_port, default_port)?,
         }
         Ok(())
     }
