@@ -116,7 +116,8 @@ pub(crate) struct Master {
     /// The configuration before the last HUP, while its workers still run: a new
     /// generation whose workers fail to boot is rolled back to it.
     previous: Option<Previous>,
-    /// Abnormal worker ends in a row; each one doubles the pause before the next spawn.
+    /// Workers in a row that failed before serving; each one doubles the pause before the
+    /// next spawn.
     crash_streak: u32,
     last_crash: Option<Instant>,
     /// `spawn_seq` at the last such failure: a worker spawned after it that serves ends
@@ -151,20 +152,12 @@ impl Master {
         let upgrade_parent = upgrading.then(getppid);
 
         let pidfile = match &settings.pidfile {
-            Some(path) => {
-                let path = if upgrading {
-                    with_suffix(path, ".2")
-                } else {
-                    path.clone()
-                };
-                Some(Pidfile::create(
-                    &path,
-                    pid.as_raw(),
-                    settings.created_file_mode(),
-                )?)
-            }
-            None => None,
-        };
+            // During an upgrade the old arbiter still has the pidfile: ours is `<pidfile>.2`.
+            Some(path) if upgrading => Some(with_suffix(path, ".2")),
+            other => other.clone(),
+        }
+        .map(|path| Pidfile::create(&path, pid.as_raw(), settings.created_file_mode()))
+        .transpose()?;
 
         tracing::info!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION"));
         // `Listening at:` waits for a worker that serves (`notify_ready`): a start that
@@ -200,16 +193,7 @@ impl Master {
             }
         };
 
-        let capacity = DEFAULT_CAPACITY
-            .max(settings.workers.saturating_mul(4))
-            .min(MAX_CAPACITY);
-        if settings.workers > capacity {
-            return Err(ArbiterError::TooManyWorkers {
-                requested: settings.workers,
-                limit: capacity,
-            });
-        }
-        let scoreboard = Scoreboard::new(capacity)?;
+        let scoreboard = scoreboard_for(settings.workers)?;
         tracing::info!("Using worker: mio ({} thread(s) each)", settings.threads);
 
         Ok(Master {
@@ -412,6 +396,20 @@ impl Master {
             }
         }
     }
+}
+
+/// A scoreboard with room for `workers` and the generations that overlap on a reload.
+fn scoreboard_for(workers: usize) -> Result<Scoreboard, ArbiterError> {
+    let capacity = DEFAULT_CAPACITY
+        .max(workers.saturating_mul(4))
+        .min(MAX_CAPACITY);
+    if workers > capacity {
+        return Err(ArbiterError::TooManyWorkers {
+            requested: workers,
+            limit: capacity,
+        });
+    }
+    Scoreboard::new(capacity)
 }
 
 /// How many threads this process runs (`/proc/self/task`), when `/proc` tells.
