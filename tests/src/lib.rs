@@ -723,6 +723,17 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The body parsed as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "a {} response whose body is not JSON ({error}): {}",
+                self.status,
+                self.text()
+            )
+        })
+    }
 }
 
 /// Connects to `addr` with [`IO_TIMEOUT`] on connect, reads and writes.

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::{profile_dir, workspace_root, Server, ServerBuilder};
+use crate::{profile_dir, wait_until, workspace_root, Server, ServerBuilder, TempDir};
 
 /// The virtualenv's directory name, beside `debug/` in the cargo target directory.
 const VENV_DIR_NAME: &str = "ferrocorn-test-venv";
@@ -37,6 +37,51 @@ pub fn python_server() -> ServerBuilder {
         .env_remove("PYTHONHOME")
         .env("PYTHONNOUSERSITE", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
+}
+
+/// A file the fixtures append lines to (`fixture_support.record`, through the
+/// `FIXTURE_RECORD` variable): how an application reports what no response can show, such
+/// as `close()` being called after its client went away. Removed on drop.
+#[derive(Debug)]
+pub struct Record {
+    dir: TempDir,
+}
+
+impl Record {
+    /// A new, empty record in its own temporary directory.
+    pub fn new(name: &str) -> Record {
+        Record {
+            dir: TempDir::new(name),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("record")
+    }
+
+    /// Sets `FIXTURE_RECORD` for a server so that its fixtures write here.
+    pub fn attach(&self, builder: ServerBuilder) -> ServerBuilder {
+        builder.env("FIXTURE_RECORD", &self.path().display().to_string())
+    }
+
+    /// The complete lines recorded so far.
+    pub fn lines(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.path()).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until a recorded line contains `needle`; false after `timeout`.
+    pub fn wait_for(&self, needle: &str, timeout: std::time::Duration) -> bool {
+        wait_until(timeout, || {
+            self.lines().iter().any(|line| line.contains(needle))
+        })
+    }
 }
 
 /// The interpreter the virtualenv is made from: `$PYO3_PYTHON`, else `python3` on `PATH`,
