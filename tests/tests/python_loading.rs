@@ -1,5 +1,5 @@
 //! Black-box: finding and loading a Python application: gunicorn's `module:callable` forms,
-//! the working directory, `--chdir` and `--pythonpath` on `sys.path`, `-e KEY=VALUE`,
+//! `--pythonpath` and the working directory (`--chdir`) on `sys.path`, `-e KEY=VALUE`,
 //! import failures (non-zero exit naming the module and the exception, `--check-config`
 //! too), `--preload` (one import, in the arbiter), and new code through HUP and `--reload`.
 
@@ -172,8 +172,11 @@ fn env_flag_sets_os_environ_for_the_application() {
     assert_eq!(get_ok(&server, "/os-environ/FIXTURE_OTHER").text(), "2");
 }
 
+/// `--pythonpath` as gunicorn orders it (see the setting's doc): each directory is
+/// inserted at the front in turn, so they come before the working directory and the last
+/// one given comes first.
 #[test]
-fn the_working_directory_comes_first_then_pythonpath() {
+fn pythonpath_comes_before_the_working_directory_last_given_first() {
     let dir = TempDir::new("pythonpath");
     for sub in ["cwd", "extra1", "extra2"] {
         std::fs::create_dir(dir.join(sub)).unwrap();
@@ -186,8 +189,12 @@ fn the_working_directory_comes_first_then_pythonpath() {
         ),
     );
     write(&dir.join("cwd/which_one.py"), "WHERE = 'cwd'\n");
-    write(&dir.join("extra1/which_one.py"), "WHERE = 'pythonpath'\n");
-    write(&dir.join("extra2/helper.py"), "GREETING = 'from extra2'\n");
+    write(&dir.join("extra1/which_one.py"), "WHERE = 'extra1'\n");
+    write(
+        &dir.join("extra1/helper.py"),
+        "GREETING = 'helper from extra1'\n",
+    );
+    write(&dir.join("extra2/which_one.py"), "WHERE = 'extra2'\n");
     let pythonpath = format!(
         "{},{}",
         dir.join("extra1").display(),
@@ -197,10 +204,10 @@ fn the_working_directory_comes_first_then_pythonpath() {
         .cwd(dir.join("cwd"))
         .args(["--pythonpath", &pythonpath, "probe_app"])
         .start();
-    assert_eq!(get_ok(&server, "/").text(), "cwd from extra2");
+    assert_eq!(get_ok(&server, "/").text(), "extra2 helper from extra1");
     drop(server);
 
-    // Without --pythonpath the helper is not found.
+    // Without --pythonpath the working directory's module is found, and the helper is not.
     let stderr = failed_start(
         python_server().cwd(dir.join("cwd")).args(["probe_app"]),
         "without --pythonpath",
