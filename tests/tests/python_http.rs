@@ -305,6 +305,9 @@ fn a_client_that_stops_reading_pauses_the_stream() {
     }
 }
 
+/// How long the answer to an upload may take after its last byte was sent.
+const UPLOAD_ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Sends a POST /count of `size` bytes (byte i is i % 256) framed by Content-Length, and
 /// returns the answer.
 fn upload_pattern(server: &Server, size: u64) -> Response {
@@ -327,6 +330,12 @@ fn upload_pattern(server: &Server, size: u64) -> Response {
             .unwrap_or_else(|e| panic!("after {sent} bytes: {e}\n{}", server.stderr()));
         sent += n as u64;
     }
+    // With 1 thread the body is first received into a file and the application reads it
+    // all after the last byte arrived: the answer may take a while (a debug build on a busy
+    // machine), so the wait for it is bounded by UPLOAD_ANSWER_TIMEOUT, not IO_TIMEOUT.
+    stream
+        .set_read_timeout(Some(UPLOAD_ANSWER_TIMEOUT))
+        .unwrap();
     read_response(&mut BufReader::new(stream), false)
         .unwrap_or_else(|e| panic!("the answer to the upload: {e}\n{}", server.stderr()))
 }
