@@ -54,7 +54,7 @@ fn application_specs_take_gunicorns_forms() {
         ("edge_app:create_app('Bonjour')", "Bonjour"),
         ("python:hello", "Hello from the Python module named hello"),
         // The built-in keeps its name; a module named like it needs `python:`.
-        ("hello", "Hello, World!"),
+        ("hello", "Hello, World!\n"),
     ] {
         let server = python_server().args([spec]).start();
         let r = get_ok(&server, "/");
