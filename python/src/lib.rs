@@ -73,6 +73,13 @@ pub fn load_wsgi(spec: &str, options: &PythonOptions) -> Result<Arc<dyn App>, St
         host: OnceLock::new(),
     };
     if options.preload {
+        if options.reload {
+            // The workers run the code imported here; restarting them re-imports nothing.
+            tracing::warn!(
+                "--reload has no effect with --preload: workers restart on a change but run \
+                 the code the arbiter imported"
+            );
+        }
         let host = app.import()?;
         let _ = app.host.set(host);
     }

@@ -219,7 +219,7 @@ fn root_path_is_script_name_and_is_stripped_from_path_info() {
         r#"
 def app(environ, start_response):
     start_response("200 OK", [])
-    return [("%s|%s" % (environ["SCRIPT_NAME"], environ["PATH_INFO"])).encode()]
+    return [("%s|%s|%s" % (environ["SCRIPT_NAME"], environ["PATH_INFO"], environ["RAW_URI"])).encode()]
 "#,
     )
     .unwrap();
@@ -228,9 +228,9 @@ def app(environ, start_response):
         ..options(1)
     };
     let app = load_wsgi("mounted:app", &opts).unwrap();
-    assert_eq!(text(get(&*app, "/api/users")), "/api|/users");
-    assert_eq!(text(get(&*app, "/api")), "/api|");
-    assert_eq!(text(get(&*app, "/apiary")), "/api|/apiary");
+    assert_eq!(text(get(&*app, "/api/users")), "/api|/users|/api/users");
+    assert_eq!(text(get(&*app, "/api")), "/api||/api");
+    assert_eq!(text(get(&*app, "/apiary")), "/api|/apiary|/apiary");
 }
 
 #[test]
@@ -527,6 +527,39 @@ fn close_is_called_once_in_every_ending() {
         closed(),
         "['list', '/full', '/gone', '/fail-first', '/fail-later', '/not-bytes']"
     );
+}
+
+#[test]
+fn an_iterator_over_a_list_is_read_at_once_like_django_responses() {
+    let app = app(
+        "list_iterator",
+        r#"
+closed = []
+class Response:
+    def __init__(self, pieces):
+        self.pieces = pieces
+    def __iter__(self):
+        return iter(self.pieces)
+    def close(self):
+        closed.append(len(self.pieces))
+
+def app(environ, start_response):
+    start_response("200 OK", [])
+    if environ["PATH_INFO"] == "/bad":
+        return Response([b"a", "not bytes"])
+    return Response([b"", b"one ", b"two"])
+"#,
+    );
+    let res = get(&*app, "/");
+    assert!(
+        matches!(res.body, Body::Bytes(ref b) if b == b"one two"),
+        "{:?}",
+        res.body
+    );
+    let res = get(&*app, "/bad");
+    assert_eq!(res.status, 200, "the head went with the first piece");
+    assert!(body_of(res).is_err());
+    assert_eq!(eval("list_iterator", "closed"), "[3, 2]");
 }
 
 #[test]
