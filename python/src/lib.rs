@@ -189,6 +189,7 @@ impl App for WsgiApp {
     }
 
     fn init_worker(&self) -> Result<(), String> {
+        let since = std::time::SystemTime::now();
         let host = match self.host.get() {
             Some(host) => Arc::clone(host),
             None => {
@@ -198,7 +199,7 @@ impl App for WsgiApp {
         };
         host.start_worker()?;
         if self.options.reload {
-            reload::start(self.options.reload_extra_files.clone())?;
+            reload::start(self.options.reload_extra_files.clone(), since)?;
         }
         Ok(())
     }

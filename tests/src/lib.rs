@@ -2,7 +2,8 @@
 //! ephemeral port, talk to it over TCP with timeouts, send it signals, count its workers by
 //! pid, and kill every process it started when the test ends (even when the test fails).
 //!
-//! Every wait is bounded; nothing asserts on timing.
+//! Every wait is bounded; nothing asserts on timing. [`python`] adds the Python fixtures
+//! and the test virtualenv.
 
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 
 pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+
+pub mod python;
 
 /// The process name (`/proc/PID/comm`) of a worker. If this changes, update
 /// `ferrocorn_arbiter::WORKER_PROCESS_NAME` (the two must agree).
@@ -76,15 +79,21 @@ pub fn cargo_build(args: &[&str], output: &str) -> PathBuf {
         args.join(" "),
         String::from_utf8_lossy(&built.stderr)
     );
-    // target/debug/deps/<test-binary> -> target/debug/<output>
+    let path = profile_dir().join(output);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// The cargo profile directory this program was built into (`target/debug`): the parent
+/// of `deps/` for a test binary (`target/debug/deps/<test>`), the program's own directory
+/// for a binary of this crate (`target/debug/make-venv`).
+pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("test binary has a directory");
+    let mut dir = exe.parent().expect("the program has a directory");
     if dir.ends_with("deps") {
         dir = dir.parent().expect("deps has a parent");
     }
-    let path = dir.join(output);
-    assert!(path.exists(), "{} was not built", path.display());
-    path
+    dir.to_path_buf()
 }
 
 /// The shared corpus directory: `<workspace root>/../shared/corpus`, else
@@ -205,7 +214,8 @@ pub fn listening_lines(log: &str) -> Vec<(String, i32)> {
 pub struct ServerBuilder {
     program: Option<PathBuf>,
     args: Vec<String>,
-    env: Vec<(String, String)>,
+    /// Variables to set (`Some`) or remove (`None`), applied in order.
+    env: Vec<(String, Option<String>)>,
     cwd: Option<PathBuf>,
     bind: bool,
     fd3: Option<Arc<std::net::TcpListener>>,
@@ -230,7 +240,13 @@ impl ServerBuilder {
 
     /// Sets an environment variable for the server.
     pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_string(), value.to_string()));
+        self.env.push((key.to_string(), Some(value.to_string())));
+        self
+    }
+
+    /// Removes an environment variable the test process has from the server's environment.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.env.push((key.to_string(), None));
         self
     }
 
@@ -288,7 +304,10 @@ impl ServerBuilder {
         command.env_remove("LISTEN_PID");
         command.env_remove("NOTIFY_SOCKET");
         for (key, value) in &self.env {
-            command.env(key, value);
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
         }
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
@@ -613,6 +632,21 @@ pub fn cpu_ticks(pid: i32) -> u64 {
         .sum()
 }
 
+/// The peak resident set size (`VmHWM` in `/proc/PID/status`) of `pid`, in KiB; `None`
+/// when the process is gone. A memory bound, not a timing: a worker that holds a request
+/// body in memory shows it here after the request has ended.
+pub fn peak_rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The live (non-zombie) children of `pid`, from `/proc`.
 pub fn children(pid: i32) -> Vec<i32> {
     let mut found = Vec::new();
@@ -711,6 +745,17 @@ impl Response {
     /// The body as text (lossy).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "a {} response whose body is not JSON ({error}): {}",
+                self.status,
+                self.text()
+            )
+        })
     }
 }
 
@@ -1004,6 +1049,7 @@ mod tests {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = child.id() as i32;
         assert!(children(std::process::id() as i32).contains(&pid));
+        assert!(peak_rss_kib(pid).is_some_and(|kib| kib > 0));
         assert!(is_running(pid));
         assert_eq!(process_name(pid).as_deref(), Some("sleep"));
         child.kill().unwrap();
