@@ -636,10 +636,19 @@ pub fn cpu_ticks(pid: i32) -> u64 {
 /// when the process is gone. A memory bound, not a timing: a worker that holds a request
 /// body in memory shows it here after the request has ended.
 pub fn peak_rss_kib(pid: i32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// The resident memory of process `pid` now (`VmRSS`), in KiB.
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: i32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .find_map(|line| line.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()
