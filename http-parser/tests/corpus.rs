@@ -63,6 +63,7 @@ const NEEDS_NON_DEFAULT: &[(&str, &str, Adjust)] = &[
         "HTTP/1.1 without Host; gzip before chunked",
         compat,
     ),
+    ("valid/027", "raw bytes outside ASCII in the target", compat),
     ("valid/028", "HTTP/1.1 without Host", no_host),
     (
         "valid/029",
@@ -120,6 +121,7 @@ fn compat(_: &mut Limits, policy: &mut Policy) {
     policy.require_host = base.require_host;
     policy.allow_fragment = base.allow_fragment;
     policy.allow_userinfo = base.allow_userinfo;
+    policy.allow_non_ascii_target = base.allow_non_ascii_target;
     policy.permit_unimplemented_transfer_codings = base.permit_unimplemented_transfer_codings;
 }
 
