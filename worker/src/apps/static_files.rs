@@ -799,6 +799,45 @@ mod tests {
         );
     }
 
+    /// Regression: `If-Modified-Since`, `If-Unmodified-Since` and `If-Range` dates were only
+    /// understood as IMF-fixdate, so a client sending the RFC 850 or asctime form (RFC 9110
+    /// §5.6.7: recipients must accept all three) always got the whole file.
+    #[test]
+    fn conditional_dates_in_all_three_forms() {
+        let (t, app) = fixture("cond-dates");
+        let file = File::options()
+            .write(true)
+            .open(t.0.join("root/a.txt"))
+            .unwrap();
+        // Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's example.
+        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
+        file.set_modified(mtime).unwrap();
+        for (same, earlier) in [
+            (
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:36 GMT",
+            ),
+            (
+                "Sunday, 06-Nov-94 08:49:37 GMT",
+                "Sunday, 06-Nov-94 08:49:36 GMT",
+            ),
+            ("Sun Nov  6 08:49:37 1994", "Sun Nov  6 08:49:36 1994"),
+        ] {
+            let status = |headers: &[(&str, &str)]| get(&app, "/a.txt", headers).status;
+            assert_eq!(status(&[("If-Modified-Since", same)]), 304, "{same}");
+            assert_eq!(status(&[("If-Modified-Since", earlier)]), 200, "{earlier}");
+            assert_eq!(
+                status(&[("If-Unmodified-Since", earlier)]),
+                412,
+                "{earlier}"
+            );
+            assert_eq!(status(&[("If-Unmodified-Since", same)]), 200, "{same}");
+            let range = |if_range| status(&[("Range", "bytes=0-1"), ("If-Range", if_range)]);
+            assert_eq!(range(same), 206, "{same}");
+            assert_eq!(range(earlier), 200, "{earlier}");
+        }
+    }
+
     #[test]
     fn range_parsing() {
         use RangeOutcome::*;
