@@ -26,3 +26,26 @@ fn bug_raw_bytes_outside_ascii_in_the_target_are_400() {
     let r = read_response(&mut BufReader::new(stream), false).unwrap();
     assert_eq!(r.status, 200);
 }
+
+/// Bug: a `205 Reset Content` went out with the application's body (RFC 9110 §15.3.6: a
+/// server MUST NOT generate content in a 205). It now says `Content-Length: 0`, sends
+/// nothing, and the connection goes on with the next request.
+#[test]
+fn bug_205_carries_no_content() {
+    let server = Server::start(["echo"]);
+    let mut stream = connect(server.addr).unwrap();
+    stream
+        .write_all(
+            b"GET /status/205 HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let reset = read_response(&mut reader, false).unwrap();
+    assert_eq!(reset.status, 205);
+    assert_eq!(reset.header("content-length"), Some("0"));
+    assert!(reset.body.is_empty());
+    let next = read_response(&mut reader, false).unwrap();
+    assert_eq!(next.status, 200);
+    assert!(next.text().contains("\"/next\""), "{}", next.text());
+}

@@ -21,7 +21,8 @@ use crate::date::DateCache;
 pub(crate) enum Framing {
     /// No body bytes at all: HEAD, 1xx, 204, 304 (RFC 9110 §6.4.1).
     NoBody,
-    /// `Content-Length: n`, and n body bytes unless the request was HEAD.
+    /// `Content-Length: n`, and n body bytes unless the request was HEAD (or the status is
+    /// 205, always `Content-Length: 0`).
     Length(u64),
     /// `Transfer-Encoding: chunked` (HTTP/1.1, unknown length).
     Chunked,
@@ -51,8 +52,13 @@ pub(crate) fn plan(res: &Response, is_head: bool, version: Version, keep_alive: 
     let mut keep_alive = keep_alive && !app_close;
     // RFC 9110 §6.4.1: 1xx, 204 and 304 responses have no content; HEAD has none either.
     let no_content = (100..200).contains(&status) || status == 204 || status == 304;
+    // RFC 9110 §15.3.6: a server MUST NOT generate content in a 205 either. Unlike a 204 its
+    // framing is read as usual (RFC 9112 §6.3), so it says `Content-Length: 0`.
+    let reset_content = status == 205;
     let framing = if no_content {
         Framing::NoBody
+    } else if reset_content {
+        Framing::Length(0)
     } else {
         match res.body.len() {
             Some(n) => Framing::Length(n),
@@ -66,7 +72,7 @@ pub(crate) fn plan(res: &Response, is_head: bool, version: Version, keep_alive: 
     };
     Plan {
         framing,
-        send_body: !is_head && !no_content,
+        send_body: !is_head && !no_content && !reset_content,
         keep_alive,
     }
 }
@@ -400,6 +406,32 @@ mod tests {
         assert!(!head.send_body);
         res.header("Connection", "close");
         assert!(!plan(&res, false, Version::Http11, true).keep_alive);
+    }
+
+    /// Regression: a 205 went out with the application's body and its length; RFC 9110
+    /// §15.3.6 forbids content in a 205.
+    #[test]
+    fn reset_content_carries_no_content() {
+        let mut res = Response::new();
+        res.status = 205;
+        res.body = Body::Static(b"ignored");
+        for (is_head, version) in [
+            (false, Version::Http11),
+            (true, Version::Http11),
+            (false, Version::Http10),
+        ] {
+            let p = plan(&res, is_head, version, true);
+            assert_eq!(p.framing, Framing::Length(0));
+            assert!(!p.send_body);
+            assert!(p.keep_alive);
+        }
+        res.body = Body::Stream {
+            reader: Box::new(std::io::empty()),
+            len: None,
+        };
+        let p = plan(&res, false, Version::Http10, true);
+        assert_eq!((p.framing, p.send_body), (Framing::Length(0), false));
+        assert!(p.keep_alive, "no body to end with the connection");
     }
 
     #[test]
