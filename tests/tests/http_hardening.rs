@@ -49,3 +49,29 @@ fn bug_205_carries_no_content() {
     assert_eq!(next.status, 200);
     assert!(next.text().contains("\"/next\""), "{}", next.text());
 }
+
+/// Bug: `CONNECT example.com:443` reached the application, whose `200` with a
+/// `Content-Length` and a body a proxy in front may take for an open tunnel, and the
+/// connection went on parsing HTTP. The core answers 501 and closes unless the application
+/// declares that it handles CONNECT; nothing sent after it is answered.
+#[test]
+fn bug_connect_is_answered_by_the_core() {
+    for threads in ["1", "2"] {
+        let server = Server::start(["--threads", threads, "echo"]);
+        let mut stream = connect(server.addr).unwrap();
+        stream
+            .write_all(
+                b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\
+                  GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+            )
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let r = read_response(&mut reader, false).unwrap();
+        assert_eq!(r.status, 501, "threads {threads}");
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(
+            read_response(&mut reader, false).is_err(),
+            "threads {threads}: the request after CONNECT was answered"
+        );
+    }
+}

@@ -28,7 +28,7 @@ use crate::conn::{Conn, Exchange, Flushed, OutBody, Phase, Spool, Stream, STREAM
 use crate::date::DateCache;
 use crate::pool::{call_app, Job, Pool, Work};
 use crate::proto::{Framing, HeadOutcome, HttpError, Parser, ProxyHeader, ProxyOutcome};
-use crate::response::{self, plan, write_error, HeadCache};
+use crate::response::{self, plan, write_error, HeadCache, Method};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
 
 const WAKER: Token = Token(usize::MAX - 1);
@@ -1073,6 +1073,14 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                     Step::Progress
                 }
                 HeadOutcome::Complete(head) => {
+                    if ex.req.is_connect() && !ctx.app.handles_connect() {
+                        // RFC 9110 §9.3.6: CONNECT asks for a tunnel, which an application
+                        // that does not handle it must never seem to grant (a 2xx). 501, as
+                        // for any method the server does not implement (RFC 9110 §9.1), and
+                        // nothing after it on the connection is read.
+                        respond_error(c, ctx, 501, "CONNECT is not supported here");
+                        return Step::Progress;
+                    }
                     c.rpos += head.len;
                     ex.started = ctx.now;
                     ex.keep_alive = head.keep_alive && ctx.cfg.keepalive.is_some();
@@ -1271,10 +1279,16 @@ fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
     if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
         ctx.max_requests_reached = true;
     }
-    let is_head = ex.req.is_head();
+    let method = if ex.req.is_head() {
+        Method::Head
+    } else if ex.req.is_connect() {
+        Method::Connect
+    } else {
+        Method::Other
+    };
     let version = ex.req.version();
     let keep_alive = ex.keep_alive && !ctx.stopping && !ctx.max_requests_reached && !c.read_closed;
-    let p = plan(&ex.res, is_head, version, keep_alive);
+    let p = plan(&ex.res, method, version, keep_alive);
     ctx.heads
         .write(&mut c.wbuf, &ex.res, &p, version, &ctx.date);
     let body = std::mem::replace(&mut ex.res.body, Body::Empty);
