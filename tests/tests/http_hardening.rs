@@ -75,3 +75,19 @@ fn bug_connect_is_answered_by_the_core() {
         );
     }
 }
+
+/// Bug: `static:DIR` redirected `GET //evil.com` (a directory `evil.com` exists) to
+/// `Location: //evil.com/`, which a browser follows to another host: an open redirect.
+#[test]
+fn bug_static_redirects_stay_on_this_host() {
+    let dir = ferrocorn_tests::TempDir::new("http-open-redirect");
+    std::fs::create_dir_all(dir.join("evil.com")).unwrap();
+    let app = format!("static:{}", dir.path().display());
+    let server = Server::start([app.as_str()]);
+    for target in ["//evil.com", "///evil.com", "http://t//evil.com"] {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let r = server.request(raw.as_bytes()).unwrap();
+        assert_eq!(r.status, 301, "{target}");
+        assert_eq!(r.header("location"), Some("/evil.com/"), "{target}");
+    }
+}
