@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kinds::{
-    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptPath, OptText, Umask, UrlPrefix,
-    NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
+    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptPath, OptText, ProxyMode, Umask,
+    UrlPrefix, NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
 };
 use crate::registry::{declare_settings, flag, flag_with_alias, positional};
 
@@ -63,6 +63,20 @@ pub enum HeaderMap {
     Refuse,
     /// Keep them (ambiguous with `-` once mapped to CGI-style names).
     Dangerous,
+}
+
+/// `proxy_protocol`: which PROXY protocol header a connection may start with (gunicorn's
+/// modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// None is expected (the default).
+    Off,
+    /// The text header (`PROXY TCP4 …`).
+    V1,
+    /// The binary header.
+    V2,
+    /// Either version.
+    Auto,
 }
 
 /// gunicorn's default access log format.
@@ -223,9 +237,11 @@ declare_settings! {
     forwarded_allow_ips: Vec<String> = localhost_ips();
         Proxy, flag(None, "forwarded-allow-ips", "IPS"), IpList;
 
-    /// Expect the PROXY protocol (v1 or v2) header at the start of every connection.
-    proxy_protocol: bool = false;
-        Proxy, flag(None, "proxy-protocol", ""), Flag;
+    /// Accept a PROXY protocol header at the start of each connection from `proxy_allow_ips`:
+    /// `v1` (text), `v2` (binary), `auto` (either; what the flag alone and the older `true`
+    /// mean) or `off`, as gunicorn's `--proxy-protocol [MODE]`.
+    proxy_protocol: ProxyProtocol = ProxyProtocol::Off;
+        Proxy, flag(None, "proxy-protocol", "MODE"), ProxyMode;
 
     /// Client addresses allowed to send a PROXY protocol header (`*` allows every client);
     /// a header from any other client is answered 403.

@@ -91,3 +91,29 @@ fn bug_static_redirects_stay_on_this_host() {
         assert_eq!(r.header("location"), Some("/evil.com/"), "{target}");
     }
 }
+
+/// Bug: `--proxy-protocol` was a switch, so gunicorn's `--proxy-protocol v1 hello` was
+/// refused as two applications. Each mode accepts only its own header version (the other
+/// one is not a request: 400); `auto`, the flag alone, accepts both.
+#[test]
+fn bug_proxy_protocol_modes_are_gunicorns() {
+    const V1: &[u8] = b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 80\r\n";
+    const V2: &[u8] =
+        b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x07\x7f\x00\x00\x01\x15\xb3\x00\x50";
+    let status = |server: &Server, header: &[u8]| {
+        let mut raw = header.to_vec();
+        raw.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        server.request(&raw).unwrap().status
+    };
+    for (args, v1, v2) in [
+        (&["--proxy-protocol", "v1", "hello"][..], 200, 400),
+        (&["--proxy-protocol", "v2", "hello"], 400, 200),
+        (&["--proxy-protocol", "hello"], 200, 200),
+        (&["--proxy-protocol=auto", "hello"], 200, 200),
+    ] {
+        let server = Server::start(args);
+        assert_eq!(status(&server, V1), v1, "{args:?}, v1 header");
+        assert_eq!(status(&server, V2), v2, "{args:?}, v2 header");
+        assert_eq!(status(&server, b""), 200, "{args:?}, no header");
+    }
+}

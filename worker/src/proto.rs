@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use ferrocorn_config::{HeaderMap, Settings};
+use ferrocorn_config::{HeaderMap, ProxyProtocol, Settings};
 use ferrocorn_http_parser as hp;
 
 use crate::app::{Request, Version};
@@ -210,10 +210,11 @@ impl Parser {
             parser: hp::HeadParser::new(limits, policy),
             policy,
             max_head,
-            proxy_mode: if s.proxy_protocol {
-                hp::ProxyProtocol::Any
-            } else {
-                hp::ProxyProtocol::Off
+            proxy_mode: match s.proxy_protocol {
+                ProxyProtocol::Off => hp::ProxyProtocol::Off,
+                ProxyProtocol::V1 => hp::ProxyProtocol::V1,
+                ProxyProtocol::V2 => hp::ProxyProtocol::V2,
+                ProxyProtocol::Auto => hp::ProxyProtocol::Any,
             },
             forwarded_allow: AllowList::new(&s.forwarded_allow_ips),
             proxy_allow: AllowList::new(&s.proxy_allow_ips),
