@@ -197,6 +197,7 @@ pub struct ServerBuilder {
     fd3: Option<Arc<std::net::TcpListener>>,
     systemd: bool,
     wait_for_listening: bool,
+    open_files: Option<u64>,
 }
 
 impl ServerBuilder {
@@ -240,6 +241,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts the server with at most `limit` open files (`RLIMIT_NOFILE`, inherited by its
+    /// workers), to make `accept` fail with `EMFILE`.
+    pub fn open_files_limit(mut self, limit: u64) -> Self {
+        self.open_files = Some(limit);
+        self
+    }
+
     /// Returns from [`ServerBuilder::start`] without waiting for `Listening at:` on stderr
     /// (when the log goes to a file); `Server::addr` is then `127.0.0.1:0` until the test
     /// sets it.
@@ -275,16 +283,21 @@ impl ServerBuilder {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let open_files = self.open_files;
         let fd3 = self.fd3.as_ref().map(|listener| {
             use std::os::fd::AsRawFd;
             listener.as_raw_fd()
         });
-        // SAFETY: prctl, dup2 and fcntl are async-signal-safe and touch only the child's own
-        // attributes and descriptor table. If the test process dies, the arbiter gets
-        // SIGTERM and stops its workers.
+        // SAFETY: prctl, setrlimit, dup2 and fcntl are async-signal-safe and touch only the
+        // child's own attributes and descriptor table. If the test process dies, the arbiter
+        // gets SIGTERM and stops its workers.
         unsafe {
             command.pre_exec(move || {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)?;
+                if let Some(limit) = open_files {
+                    use nix::sys::resource::{setrlimit, Resource};
+                    setrlimit(Resource::RLIMIT_NOFILE, limit, limit).map_err(io::Error::from)?;
+                }
                 if let Some(fd) = fd3 {
                     let rc = if fd == 3 {
                         nix::libc::fcntl(3, nix::libc::F_SETFD, 0)
@@ -408,6 +421,7 @@ impl Server {
             fd3: None,
             systemd: false,
             wait_for_listening: true,
+            open_files: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! real binary and names the bug it pins down.
 
 use std::io::{BufReader, Write};
+use std::time::Duration;
 
 use ferrocorn_tests::{connect, read_response, Server};
 
@@ -116,4 +117,59 @@ fn bug_proxy_protocol_modes_are_gunicorns() {
         assert_eq!(status(&server, V2), v2, "{args:?}, v2 header");
         assert_eq!(status(&server, b""), 200, "{args:?}, no header");
     }
+}
+
+/// Bug: an access log that cannot be written (a full disk, a closed pipe) logged one error per
+/// failed batch: 35,000 lines in 5 s. It is said once, then at most once per 10 s with a
+/// count.
+#[test]
+fn bug_access_log_write_failures_are_reported_once_per_interval() {
+    let server = Server::start(["--access-logfile", "/dev/full", "hello"]);
+    for i in 0..40 {
+        let r = server.get(&format!("/{i}")).unwrap();
+        assert_eq!(r.status, 200);
+    }
+    assert!(
+        server.wait_for_log("access log write failed", Duration::from_secs(10)),
+        "{}",
+        server.stderr()
+    );
+    // The 40 requests came one at a time, each its own batch: a line each before.
+    assert!(
+        !server.wait_for_log_count("access log write failed", 3, Duration::from_secs(1)),
+        "{}",
+        server.stderr()
+    );
+}
+
+/// Bug: with the worker out of file descriptors, `accept failed: Too many open files` was
+/// logged on every retry (4 times a second) for as long as it lasted. It is said once, then
+/// at most once per 10 s with a count.
+#[test]
+fn bug_accept_failures_are_reported_once_per_interval() {
+    let server = Server::builder()
+        .args(["hello"])
+        .open_files_limit(32)
+        .start();
+    assert_eq!(server.get("/").unwrap().status, 200);
+    // Hold connections until the worker runs out of descriptors.
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        match connect(server.addr) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        server.wait_for_log("accept failed", Duration::from_secs(10)),
+        "{}",
+        server.stderr()
+    );
+    // Retried every 250 ms: at least four failures a second while the connections stay.
+    assert!(
+        !server.wait_for_log_count("accept failed", 2, Duration::from_secs(2)),
+        "{}",
+        server.stderr()
+    );
+    drop(held);
 }

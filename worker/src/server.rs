@@ -29,6 +29,7 @@ use crate::date::DateCache;
 use crate::pool::{call_app, Job, Pool, Work};
 use crate::proto::{Framing, HeadOutcome, HttpError, Parser, ProxyHeader, ProxyOutcome};
 use crate::response::{self, plan, write_error, HeadCache, Method};
+use crate::throttle::{Throttle, REPORT_INTERVAL};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
 
 const WAKER: Token = Token(usize::MAX - 1);
@@ -371,6 +372,9 @@ struct Worker {
     exit_reason: WorkerExit,
     /// After an accept error (EMFILE, ENOMEM), listening resumes at this time.
     accept_paused_until: Option<Instant>,
+    /// Accept errors repeat every `TICK` while they last: reported once, then at most once
+    /// per `REPORT_INTERVAL`.
+    accept_failures: Throttle,
 }
 
 impl Worker {
@@ -459,6 +463,7 @@ impl Worker {
             idle_close_at: None,
             exit_reason: WorkerExit::Stopped,
             accept_paused_until: None,
+            accept_failures: Throttle::new(REPORT_INTERVAL),
         })
     }
 
@@ -706,6 +711,11 @@ impl Worker {
                         parser.proxy_header_for(ip),
                         parser.forwarded_allow.allows(ip),
                     );
+                    if let Some(n) = self.accept_failures.success(self.ctx.now) {
+                        tracing::info!(
+                            "accepting again ({n} failed accepts since the last report)"
+                        );
+                    }
                     let slot = self
                         .slots
                         .insert(Conn::new(stream, peer, local, serial, deadline));
@@ -732,7 +742,14 @@ impl Worker {
                     // Out of file descriptors or memory: the listener stays readable, and
                     // with edge-triggered readiness no new edge would come. Stop listening
                     // until the next tick instead of spinning.
-                    tracing::warn!("accept failed: {e}; retrying shortly");
+                    match self.accept_failures.failure(self.ctx.now) {
+                        Some(1) => tracing::warn!("accept failed: {e}; retrying shortly"),
+                        Some(n) => tracing::warn!(
+                            "accept failed: {e}; retrying shortly ({n} failed accepts since the \
+                             last report)"
+                        ),
+                        None => {}
+                    }
                     self.set_listening(false);
                     self.accept_paused_until = Some(self.ctx.now + TICK);
                     return;
