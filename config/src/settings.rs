@@ -152,6 +152,9 @@ declare_settings! {
         Workers, flag(None, "threads", "INT"), count(1, 1024);
 
     /// The maximum number of open connections per worker.
+    /// At the maximum, a new client takes the place of the connections idle longest (ones
+    /// that have sent nothing yet, kept-alive ones between requests), as nginx does; it
+    /// waits only while every connection is busy with a request.
     worker_connections: usize = 1000;
         Workers, flag(None, "worker-connections", "INT"), count(1, 1_000_000);
 

@@ -1,7 +1,7 @@
 //! Black-box regression tests for the protocol gaps of issue 12: each sends raw bytes to the
 //! real binary and names the bug it pins down.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::time::Duration;
 
 use ferrocorn_tests::{connect, read_response, Server};
@@ -172,4 +172,67 @@ fn bug_accept_failures_are_reported_once_per_interval() {
         server.stderr()
     );
     drop(held);
+}
+
+/// Bug: at `worker_connections`, connections that had sent nothing (and idle kept-alive
+/// ones) held every slot, so a new client waited for the header timeout of an idle one, and
+/// an attacker could renew them forever. The connections idle longest now make room at once:
+/// here the new client is served although the header timeout is a minute.
+#[test]
+fn bug_idle_connections_make_room_at_worker_connections() {
+    let server = Server::start([
+        "--worker-connections",
+        "2",
+        "--header-timeout",
+        "60",
+        "--keep-alive",
+        "60",
+        "hello",
+    ]);
+    // One connection that never sends, then one kept alive after a request.
+    let silent = connect(server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut kept = BufReader::new(connect(server.addr).unwrap());
+    kept.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut kept, false).unwrap().status, 200);
+    // Each newcomer is served at once and stays, closing the connection idle longest: first
+    // the silent one, then the kept-alive one (idle since before the first newcomer's answer).
+    let mut newcomers = Vec::new();
+    for expected_closed in [&silent, kept.get_ref()] {
+        let mut client = BufReader::new(connect(server.addr).unwrap());
+        client
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut client, false).expect("served at once");
+        assert_eq!(r.status, 200);
+        newcomers.push(client);
+        let mut byte = [0u8; 1];
+        let n = std::io::Read::read(&mut (&*expected_closed), &mut byte);
+        assert!(
+            matches!(&n, Ok(0)) || matches!(&n, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+            "the idle connection was closed: {n:?}"
+        );
+    }
+}
+
+/// At `worker_connections` with every connection at work, a newcomer waits; once one of them
+/// goes idle (its request answered, kept alive), the newcomer is served in its place.
+#[test]
+fn a_connection_going_idle_at_worker_connections_makes_room() {
+    let server = Server::start(["--worker-connections", "1", "--keep-alive", "60", "hello"]);
+    let mut busy = BufReader::new(connect(server.addr).unwrap());
+    busy.get_mut().write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut newcomer = BufReader::new(connect(server.addr).unwrap());
+    newcomer
+        .get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    busy.get_mut().write_all(b"st: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut busy, false).unwrap().status, 200);
+    assert_eq!(read_response(&mut newcomer, false).unwrap().status, 200);
 }

@@ -302,12 +302,15 @@ fn max_requests_recycles_the_worker_without_failing_requests() {
 #[test]
 fn worker_connections_caps_open_connections() {
     let server = Server::start(["--worker-connections", "2", "hello"]);
-    let idle: Vec<TcpStream> = (0..2)
+    // Two connections in the middle of a request: at work, so not reclaimed for newcomers
+    // (idle ones would be, see http_hardening.rs).
+    let busy: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut s = connect(server.addr).unwrap();
             s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
             let mut r = BufReader::new(s.try_clone().unwrap());
             assert_eq!(read_response(&mut r, false).unwrap().status, 200);
+            s.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
             s
         })
         .collect();
@@ -325,7 +328,7 @@ fn worker_connections_caps_open_connections() {
         reader.read_line(&mut first_line).is_err(),
         "not served while full"
     );
-    drop(idle);
+    drop(busy);
     reader
         .get_ref()
         .set_read_timeout(Some(Duration::from_secs(10)))

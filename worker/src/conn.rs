@@ -310,6 +310,10 @@ pub(crate) struct Conn {
     /// `None` while the exchange is on the pool.
     pub exchange: Option<Box<Exchange>>,
     pub deadline: Instant,
+    /// When the connection last became idle (accepted, a response written with nothing
+    /// after it, a lingering close begun): at `worker_connections`, the connections idle
+    /// longest are closed first (see [`Conn::is_reclaimable`]).
+    pub idle_since: Instant,
     /// Close (after a lingering drain) once the output is written.
     pub close_after_write: bool,
     /// The peer sent end-of-file.
@@ -344,6 +348,7 @@ impl Conn {
         peer: Peer,
         local: Option<std::net::SocketAddr>,
         serial: u64,
+        now: Instant,
         deadline: Instant,
     ) -> Conn {
         Conn {
@@ -365,6 +370,7 @@ impl Conn {
                 keep_alive: true,
             })),
             deadline,
+            idle_since: now,
             close_after_write: false,
             read_closed: false,
             read_drained: false,
@@ -399,6 +405,14 @@ impl Conn {
     /// Whether the connection is between requests with nothing buffered.
     pub fn is_idle(&self) -> bool {
         matches!(self.phase, Phase::Head) && self.rpos == self.rend && !self.output_pending()
+    }
+
+    /// Whether closing the connection loses no work: it waits for a request that has not begun
+    /// (a new connection that has sent nothing, a kept-alive one between requests) or is in
+    /// its lingering close. At `worker_connections`, such connections make room for new ones
+    /// (nginx's "reusable" connections): the client of an idle one may open another.
+    pub fn is_reclaimable(&self) -> bool {
+        self.is_idle() || matches!(self.phase, Phase::Draining)
     }
 
     /// Idle after at least one exchange: what a stopping worker may close at once. A

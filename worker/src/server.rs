@@ -70,6 +70,8 @@ struct Config {
     write_timeout: Duration,
     graceful_timeout: Duration,
     max_connections: usize,
+    /// The most idle connections closed at once at `max_connections` (see `reclaim_idle`).
+    reclaim_batch: usize,
     max_requests: u64,
     /// `busy_poll`: the longest poll before sleeping.
     busy_poll: Duration,
@@ -97,6 +99,9 @@ impl Config {
             },
             graceful_timeout: s.graceful_timeout,
             max_connections: s.worker_connections.max(1),
+            // A sixteenth of the connections, 1 to 32 (nginx closes up to 32 at a time):
+            // room for a burst of new clients without a scan per connection.
+            reclaim_batch: (s.worker_connections / 16).clamp(1, 32),
             max_requests,
             busy_poll: Duration::from_micros(s.busy_poll),
         }
@@ -207,6 +212,11 @@ impl Slots {
                 self.conns.len() - 1
             }
         }
+    }
+
+    /// Whether some connection could be closed to make room (see `Worker::reclaim_idle`).
+    fn any_reclaimable(&self) -> bool {
+        self.conns.iter().flatten().any(Conn::is_reclaimable)
     }
 
     fn remove(&mut self, slot: usize) {
@@ -375,6 +385,8 @@ struct Worker {
     /// Accept errors repeat every `TICK` while they last: reported once, then at most once
     /// per `REPORT_INTERVAL`.
     accept_failures: Throttle,
+    /// How often `reclaim_idle` had to make room, reported like `accept_failures`.
+    capacity_reports: Throttle,
 }
 
 impl Worker {
@@ -464,6 +476,7 @@ impl Worker {
             exit_reason: WorkerExit::Stopped,
             accept_paused_until: None,
             accept_failures: Throttle::new(REPORT_INTERVAL),
+            capacity_reports: Throttle::new(REPORT_INTERVAL),
         })
     }
 
@@ -589,8 +602,9 @@ impl Worker {
                     return self.exit_reason.clone();
                 }
             } else if !self.listening
-                && self.slots.open < self.ctx.cfg.max_connections
                 && self.accept_paused_until.is_none_or(|t| self.ctx.now >= t)
+                && (self.slots.open < self.ctx.cfg.max_connections
+                    || (tick && self.slots.any_reclaimable()))
             {
                 self.accept_paused_until = None;
                 self.set_listening(true);
@@ -690,8 +704,9 @@ impl Worker {
             if self.ctx.stopping || !self.listening {
                 return;
             }
-            if self.slots.open >= self.ctx.cfg.max_connections {
-                // worker_connections reached: stop accepting until a connection closes.
+            if self.slots.open >= self.ctx.cfg.max_connections && self.reclaim_idle() == 0 {
+                // worker_connections reached, every connection at work: stop accepting until
+                // one closes or goes idle (see `run`).
                 self.set_listening(false);
                 return;
             }
@@ -716,9 +731,14 @@ impl Worker {
                             "accepting again ({n} failed accepts since the last report)"
                         );
                     }
-                    let slot = self
-                        .slots
-                        .insert(Conn::new(stream, peer, local, serial, deadline));
+                    let slot = self.slots.insert(Conn::new(
+                        stream,
+                        peer,
+                        local,
+                        serial,
+                        self.ctx.now,
+                        deadline,
+                    ));
                     let Some(c) = self.slots.conns[slot].as_mut() else {
                         continue;
                     };
@@ -756,6 +776,44 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// At `worker_connections`: closes the connections idle longest (new ones that sent
+    /// nothing, kept-alive ones between requests, lingering closes), at most
+    /// `reclaim_batch` of them, so that a new client is served at once instead of waiting
+    /// until some idle connection's timeout; a burst of idle connections could otherwise hold
+    /// every slot for `header_timeout` and be renewed forever (nginx reuses its idle
+    /// connections the same way). Returns how many it closed.
+    fn reclaim_idle(&mut self) -> usize {
+        let mut idle: Vec<(Instant, usize)> = self
+            .slots
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| {
+                c.as_ref()
+                    .filter(|c| c.is_reclaimable())
+                    .map(|c| (c.idle_since, slot))
+            })
+            .collect();
+        let batch = self.ctx.cfg.reclaim_batch.min(idle.len());
+        if batch == 0 {
+            return 0;
+        }
+        if batch < idle.len() {
+            idle.select_nth_unstable(batch - 1);
+        }
+        for &(_, slot) in &idle[..batch] {
+            self.slots.remove(slot);
+        }
+        if let Some(n) = self.capacity_reports.failure(self.ctx.now) {
+            tracing::warn!(
+                "worker_connections ({}) reached: closing the connections idle longest \
+                 ({n} times since the last report)",
+                self.ctx.cfg.max_connections
+            );
+        }
+        batch
     }
 
     fn finish_job(&mut self, job: Job) {
@@ -937,11 +995,15 @@ fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
                         }
                         c.stream.shutdown_write();
                         c.phase = Phase::Draining;
+                        c.idle_since = ctx.now;
                         c.close_after_write = false;
                         c.deadline = ctx.now + LINGER;
                     } else if c.is_idle() {
                         match ctx.cfg.keepalive {
-                            Some(k) => c.deadline = ctx.now + k,
+                            Some(k) => {
+                                c.deadline = ctx.now + k;
+                                c.idle_since = ctx.now;
+                            }
                             None => return false,
                         }
                         // The usual end of a keep-alive exchange: answered, nothing buffered,
