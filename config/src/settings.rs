@@ -194,6 +194,13 @@ declare_settings! {
     header_timeout: Duration = Duration::from_secs(10);
         Timeouts, flag(None, "header-timeout", "SECONDS"), seconds(MAX_SECONDS);
 
+    /// The slowest a request body may arrive, in bytes per second on average since its head
+    /// ended, after a grace of `header_timeout` seconds (as Apache's `mod_reqtimeout`
+    /// `MinRate`); a slower body is answered 408 and its connection closed. 0 turns the rate
+    /// off: a body then only needs some bytes every `header_timeout` seconds, however slow.
+    body_min_rate: u64 = 500;
+        Timeouts, flag(None, "body-min-rate", "BYTES"), int::<u64>(0, TOML_INT_MAX);
+
     /// The maximum size in bytes of the request line; 0 lifts this limit (as gunicorn), but
     /// the head as a whole stays bounded (a huge line is then answered 431).
     limit_request_line: usize = 8190;

@@ -2,6 +2,8 @@
 //! real binary and names the bug it pins down.
 
 use std::io::{BufReader, ErrorKind, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrocorn_tests::{connect, read_response, Server};
@@ -235,4 +237,49 @@ fn a_connection_going_idle_at_worker_connections_makes_room() {
     busy.get_mut().write_all(b"st: t\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut busy, false).unwrap().status, 200);
     assert_eq!(read_response(&mut newcomer, false).unwrap().status, 200);
+}
+
+/// Bug: a request body had no overall deadline: each read moved it `header_timeout` ahead, so
+/// a client sending a few bytes a second held its connection forever. Below `body_min_rate`
+/// on average (after a grace of `header_timeout`) it is answered 408 and closed, on the loop
+/// (`threads` 1) and while streamed to the pool (`threads` 2).
+#[test]
+fn bug_a_trickling_body_is_answered_408() {
+    for threads in ["1", "2"] {
+        let server = Server::start([
+            "--threads",
+            threads,
+            "--header-timeout",
+            "1",
+            "--body-min-rate",
+            "100",
+            "echo",
+        ]);
+        let mut stream = connect(server.addr).unwrap();
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+            .unwrap();
+        // 10 bytes every 200 ms (50 bytes/s), until the answer or for 12 s: the answer must
+        // come while it still trickles (the deadline is due after about 2 s).
+        let mut writer = stream.try_clone().unwrap();
+        let answered = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&answered);
+        let trickle = std::thread::spawn(move || {
+            for _ in 0..60 {
+                if stop.load(Ordering::SeqCst) || writer.write_all(b"0123456789").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let r = read_response(&mut BufReader::new(stream), false);
+        answered.store(true, Ordering::SeqCst);
+        let r = r.expect("answered while the body still trickled");
+        assert_eq!(r.status, 408, "threads {threads}");
+        assert_eq!(r.header("connection"), Some("close"));
+        let _ = trickle.join();
+    }
 }

@@ -66,6 +66,8 @@ struct Config {
     /// `None`: keep-alive disabled (`keepalive` = 0).
     keepalive: Option<Duration>,
     header_timeout: Duration,
+    /// `body_min_rate`, bytes per second; 0 for none.
+    body_min_rate: u64,
     /// A client that accepts no output for this long is dropped.
     write_timeout: Duration,
     graceful_timeout: Duration,
@@ -87,6 +89,7 @@ impl Config {
         Config {
             parser: Parser::from_settings(s),
             keepalive: (!s.keepalive.is_zero()).then_some(s.keepalive),
+            body_min_rate: s.body_min_rate,
             header_timeout: if s.header_timeout.is_zero() {
                 Duration::from_secs(3600)
             } else {
@@ -894,6 +897,8 @@ impl Worker {
             *paused = false;
             c.read_drained = false;
             c.deadline = self.ctx.now + self.ctx.cfg.header_timeout;
+            // The client was held back, not slow: its rate counts from here.
+            c.start_body_clock(self.ctx.now);
             if !drive(c, &mut self.ctx) {
                 self.slots.remove(slot);
             }
@@ -1069,7 +1074,10 @@ fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
                     }
                     Phase::Head if was_empty => c.deadline = ctx.now + ctx.cfg.header_timeout,
                     Phase::Body { .. } | Phase::Streaming { .. } => {
-                        c.deadline = ctx.now + ctx.cfg.header_timeout
+                        c.body_received += n as u64;
+                        let cfg = &ctx.cfg;
+                        c.deadline =
+                            c.body_deadline(ctx.now, cfg.header_timeout, cfg.body_min_rate);
                     }
                     _ => {}
                 }
@@ -1193,6 +1201,7 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                         },
                     };
                     c.deadline = ctx.now + ctx.cfg.header_timeout;
+                    c.start_body_clock(ctx.now);
                     Step::Progress
                 }
             }
