@@ -76,22 +76,36 @@ pub fn cargo_build(args: &[&str], output: &str) -> PathBuf {
 
 /// The shared corpus directory: `<workspace root>/../shared/corpus`, else
 /// `$FERROCORN_SHARED/corpus`. `None` (after a loud message on stderr) when neither exists;
-/// the caller then returns early.
+/// the caller then returns early. Under `CI=true` a missing corpus panics instead (see
+/// [`find_corpus`]).
 pub fn corpus_dir() -> Option<PathBuf> {
-    let beside = workspace_root().join("../shared/corpus");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    find_corpus(
+        &workspace_root().join("../shared/corpus"),
+        std::env::var_os("FERROCORN_SHARED"),
+        ci,
+    )
+}
+
+/// [`corpus_dir`] with its inputs given: the folder beside the workspace, the value of
+/// `$FERROCORN_SHARED` and whether this is CI. CI always has the corpus: a test there must
+/// fail rather than pass by skipping, with a message only `--nocapture` would show.
+pub fn find_corpus(beside: &Path, shared: Option<std::ffi::OsString>, ci: bool) -> Option<PathBuf> {
     if beside.is_dir() {
-        return Some(beside);
+        return Some(beside.to_path_buf());
     }
-    if let Some(shared) = std::env::var_os("FERROCORN_SHARED") {
+    if let Some(shared) = shared {
         let dir = PathBuf::from(shared).join("corpus");
         if dir.is_dir() {
             return Some(dir);
         }
     }
-    eprintln!(
-        "\n!!!!!!!! SKIPPED: the shared corpus is missing (looked in {} and $FERROCORN_SHARED/corpus) !!!!!!!!\n",
+    let missing = format!(
+        "the shared corpus is missing (looked in {} and $FERROCORN_SHARED/corpus)",
         beside.display()
     );
+    assert!(!ci, "{missing}; CI=true: the corpus tests may not skip");
+    eprintln!("\n!!!!!!!! SKIPPED: {missing} !!!!!!!!\n");
     None
 }
 
@@ -964,6 +978,21 @@ mod tests {
                 ("unix:/tmp/x.sock".to_string(), 34)
             ]
         );
+    }
+
+    /// Regression: under CI a missing `../shared/corpus` skipped the corpus tests with a
+    /// message only `--nocapture` shows, so CI passed without them. There it now fails.
+    #[test]
+    fn a_missing_corpus_fails_under_ci_and_skips_elsewhere() {
+        let missing = std::env::temp_dir().join("ferrocorn-no-corpus-here");
+        assert_eq!(find_corpus(&missing, None, false), None);
+        let under_ci = std::panic::catch_unwind(|| find_corpus(&missing, None, true));
+        assert!(under_ci.is_err(), "CI=true passed without the corpus");
+        let shared = std::env::temp_dir().join(format!("ferrocorn-shared-{}", std::process::id()));
+        std::fs::create_dir_all(shared.join("corpus")).unwrap();
+        let found = find_corpus(&missing, Some(shared.clone().into_os_string()), true);
+        assert_eq!(found, Some(shared.join("corpus")));
+        std::fs::remove_dir_all(&shared).unwrap();
     }
 
     #[test]
