@@ -145,6 +145,11 @@ mod tests {
     /// another process.
     #[test]
     fn bug_pidfile_is_not_world_writable_under_umask_zero() {
+        // The umask is the whole process's: set in a child, not under the other tests.
+        ferrocorn_tests::in_forked_child(pidfile_mode_under_umask_zero);
+    }
+
+    fn pidfile_mode_under_umask_zero() {
         use std::os::unix::fs::PermissionsExt;
         let path = temp_path("mode");
         let previous = nix::sys::stat::umask(nix::sys::stat::Mode::empty());

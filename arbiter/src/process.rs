@@ -116,6 +116,11 @@ mod tests {
 
     #[test]
     fn unknown_user_is_named() {
+        // `setup` sets the process's umask: in a child, not under the other tests.
+        ferrocorn_tests::in_forked_child(setup_names_an_unknown_user);
+    }
+
+    fn setup_names_an_unknown_user() {
         let settings = Settings {
             user: Some("no-such-user-ferrocorn".to_string()),
             ..Settings::default()
@@ -129,6 +134,11 @@ mod tests {
 
     #[test]
     fn current_user_is_accepted_without_privileges() {
+        // `setup` sets the process's umask (and would switch users): in a child.
+        ferrocorn_tests::in_forked_child(setup_accepts_the_current_user);
+    }
+
+    fn setup_accepts_the_current_user() {
         let me = nix::unistd::geteuid().as_raw().to_string();
         let settings = Settings {
             user: Some(me),

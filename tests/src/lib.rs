@@ -109,6 +109,54 @@ pub fn find_corpus(beside: &Path, shared: Option<std::ffi::OsString>, ci: bool) 
     None
 }
 
+/// Runs `test` in a forked child process and panics, with the child's panic message, if it
+/// failed there. For unit tests that change state the whole process shares (the umask,
+/// signal dispositions and masks, environment variables, the working directory): the other
+/// tests of the same binary run on other threads of this process and would see it change
+/// under them; in a child the change dies with the child.
+///
+/// The child holds only the calling thread: `test` must not wait for anything another
+/// thread of the test binary would do. It leaves through `_exit`, running no destructor
+/// and no `atexit` handler of the test binary.
+pub fn in_forked_child(test: impl FnOnce()) {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    let (read, write) = nix::unistd::pipe().expect("pipe to the child");
+    // SAFETY: the child runs `test` on the one thread it has and ends with `_exit`; it never
+    // returns into the harness, whose other threads (and their locks) it does not have.
+    // Allocation stays possible (glibc re-initializes its allocator's locks in the child).
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            drop(read);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(test));
+            let code = match outcome {
+                Ok(()) => 0,
+                Err(payload) => {
+                    let message = payload
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| payload.downcast_ref::<&str>().copied())
+                        .unwrap_or("a panic without a message");
+                    let _ = std::fs::File::from(write).write_all(message.as_bytes());
+                    1
+                }
+            };
+            // SAFETY: `_exit` ends the child without running the harness's exit handlers.
+            unsafe { nix::libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(write);
+            let mut message = String::new();
+            let _ = std::fs::File::from(read).read_to_string(&mut message);
+            let status = waitpid(child, None).expect("wait for the child");
+            assert!(
+                matches!(status, WaitStatus::Exited(_, 0)),
+                "the test failed in its forked child ({status:?}): {message}"
+            );
+        }
+    }
+}
+
 /// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -984,6 +1032,20 @@ mod tests {
         let found = find_corpus(&missing, Some(shared.clone().into_os_string()), true);
         assert_eq!(found, Some(shared.join("corpus")));
         std::fs::remove_dir_all(&shared).unwrap();
+    }
+
+    #[test]
+    fn a_forked_child_keeps_its_changes_and_reports_its_panic() {
+        let before = std::env::var_os("FERROCORN_FORK_TEST");
+        in_forked_child(|| {
+            std::env::set_var("FERROCORN_FORK_TEST", "child");
+            assert_eq!(std::env::var("FERROCORN_FORK_TEST").unwrap(), "child");
+        });
+        assert_eq!(std::env::var_os("FERROCORN_FORK_TEST"), before);
+        let failed = std::panic::catch_unwind(|| in_forked_child(|| panic!("told to fail")));
+        let message = failed.unwrap_err();
+        let message = message.downcast_ref::<String>().unwrap();
+        assert!(message.contains("told to fail"), "{message}");
     }
 
     #[test]
