@@ -36,11 +36,12 @@ pub enum Action {
 pub fn command() -> Command {
     let mut command = Command::new("ferrocorn")
         .version(env!("CARGO_PKG_VERSION"))
-        // gunicorn's -v/--version.
+        // gunicorn's -v/--version, and -V as most command-line tools (and cargo) spell it.
         .disable_version_flag(true)
         .arg(
             Arg::new("version")
                 .short('v')
+                .short_alias('V')
                 .long("version")
                 .action(ArgAction::Version)
                 .help("Print the version"),
@@ -840,7 +841,7 @@ mod tests {
         let help = invocation(&["--help"], &[]).unwrap_err().0;
         assert!(help.contains("--worker-connections <INT>"), "{help}");
         assert!(help.contains("FERROCORN_WORKER_CONNECTIONS"), "{help}");
-        for flag in ["--version", "-v"] {
+        for flag in ["--version", "-v", "-V"] {
             let version = invocation(&[flag], &[]).unwrap_err().0;
             assert_eq!(
                 version,
