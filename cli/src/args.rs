@@ -602,6 +602,17 @@ mod tests {
             .load()
             .unwrap();
         assert_eq!(loaded.settings.errorlog, "/tmp/x.log");
+        let loaded = invocation(&["--limit-request-field_size", "100", "-k", "gthread"], &[])
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(loaded.settings.limit_request_field_size, 100);
+        assert_eq!(
+            loaded.settings.worker_class,
+            ferrocorn_config::WorkerClass::Gthread
+        );
+        let refused = invocation(&["-k", "gevent"], &[]).unwrap().load();
+        assert!(refused.is_err());
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use load::{
 };
 pub use registry::{CliForm, Section, Setting};
 pub use settings::{
-    BindAddress, HeaderMap, LogFormat, LogLevel, ProxyProtocol, Settings,
+    BindAddress, HeaderMap, LogFormat, LogLevel, ProxyProtocol, Settings, WorkerClass,
     DEFAULT_ACCESS_LOG_FORMAT, SETTINGS,
 };
 

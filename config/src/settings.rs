@@ -79,6 +79,23 @@ pub enum ProxyProtocol {
     Auto,
 }
 
+/// `worker_class`: gunicorn's names for the worker ferrocorn runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerClass {
+    /// ferrocorn's event-loop worker.
+    Mio,
+    /// gunicorn's `sync`: the same worker.
+    Sync,
+    /// gunicorn's `gthread`: the same worker (set `threads` for a thread pool).
+    Gthread,
+}
+
+const WORKER_CLASSES: &[(&str, WorkerClass)] = &[
+    ("mio", WorkerClass::Mio),
+    ("sync", WorkerClass::Sync),
+    ("gthread", WorkerClass::Gthread),
+];
+
 /// gunicorn's default access log format.
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
@@ -147,6 +164,12 @@ declare_settings! {
     workers: usize = 1;
         Workers, flag(Some('w'), "workers", "INT"), count(1, 1024);
 
+    /// The worker type, accepted for gunicorn compatibility: ferrocorn has one worker, an
+    /// event loop with `threads` application threads, which stands for gunicorn's `sync`
+    /// (`threads` = 1) and `gthread` alike. Other gunicorn classes are refused.
+    worker_class: WorkerClass = WorkerClass::Mio;
+        Workers, flag(Some('k'), "worker-class", "CLASS"), choice(WORKER_CLASSES);
+
     /// The number of threads per worker that run application calls; 1 runs them inline.
     threads: usize = 1;
         Workers, flag(None, "threads", "INT"), count(1, 1024);
@@ -213,7 +236,7 @@ declare_settings! {
     /// The maximum size in bytes of one header field line, its CRLF included (as gunicorn
     /// counts it); 0 means the default 8190, as a field is never unlimited.
     limit_request_field_size: usize = 8190;
-        Limits, flag(None, "limit-request-field-size", "INT"), count(0, 1 << 20);
+        Limits, flag_with_alias(None, "limit-request-field-size", "limit-request-field_size", "INT"), count(0, 1 << 20);
 
     /// The maximum size in bytes of a request body; 0 means no limit.
     limit_request_body: u64 = 0;
@@ -302,8 +325,9 @@ declare_settings! {
     header_map: HeaderMap = HeaderMap::Drop;
         Http, flag(None, "header-map", "MODE"), choice(HEADER_MAPS);
 
-    /// Directories to put on Python's `sys.path`, after the working directory (which comes
-    /// first, as in gunicorn); comma-separated.
+    /// Directories to put on Python's `sys.path`, comma-separated. As in gunicorn, each is
+    /// inserted at the front in turn, so they come before the working directory (itself
+    /// before everything else) and the last one given comes first.
     pythonpath: Vec<PathBuf> = Vec::new();
         Python, flag(None, "pythonpath", "DIRS"), PATHS_WITH_COMMAS;
 
