@@ -376,7 +376,10 @@ mod tests {
     #[test]
     fn stale_unix_socket_is_replaced_live_one_refused() {
         // Binding a Unix socket sets the process's umask for a moment: in a child.
-        ferrocorn_tests::in_forked_child(stale_socket_replaced_live_one_refused);
+        ferrocorn_tests::in_child_process!(
+            stale_unix_socket_is_replaced_live_one_refused,
+            stale_socket_replaced_live_one_refused
+        );
     }
 
     fn stale_socket_replaced_live_one_refused() {
@@ -402,7 +405,10 @@ mod tests {
     #[test]
     fn a_regular_file_is_not_replaced() {
         // Binding a Unix socket may set the process's umask for a moment: in a child.
-        ferrocorn_tests::in_forked_child(regular_file_not_replaced);
+        ferrocorn_tests::in_child_process!(
+            a_regular_file_is_not_replaced,
+            regular_file_not_replaced
+        );
     }
 
     fn regular_file_not_replaced() {

@@ -146,7 +146,10 @@ mod tests {
     #[test]
     fn bug_pidfile_is_not_world_writable_under_umask_zero() {
         // The umask is the whole process's: set in a child, not under the other tests.
-        ferrocorn_tests::in_forked_child(pidfile_mode_under_umask_zero);
+        ferrocorn_tests::in_child_process!(
+            bug_pidfile_is_not_world_writable_under_umask_zero,
+            pidfile_mode_under_umask_zero
+        );
     }
 
     fn pidfile_mode_under_umask_zero() {

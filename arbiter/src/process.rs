@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn unknown_user_is_named() {
         // `setup` sets the process's umask: in a child, not under the other tests.
-        ferrocorn_tests::in_forked_child(setup_names_an_unknown_user);
+        ferrocorn_tests::in_child_process!(unknown_user_is_named, setup_names_an_unknown_user);
     }
 
     fn setup_names_an_unknown_user() {
@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn current_user_is_accepted_without_privileges() {
         // `setup` sets the process's umask (and would switch users): in a child.
-        ferrocorn_tests::in_forked_child(setup_accepts_the_current_user);
+        ferrocorn_tests::in_child_process!(
+            current_user_is_accepted_without_privileges,
+            setup_accepts_the_current_user
+        );
     }
 
     fn setup_accepts_the_current_user() {

@@ -182,7 +182,10 @@ mod tests {
     #[test]
     fn signals_arrive_through_the_pipe_in_order() {
         // Handlers and the signal mask are the process's: installed in a child.
-        ferrocorn_tests::in_forked_child(signals_arrive_in_order);
+        ferrocorn_tests::in_child_process!(
+            signals_arrive_through_the_pipe_in_order,
+            signals_arrive_in_order
+        );
     }
 
     fn signals_arrive_in_order() {

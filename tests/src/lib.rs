@@ -109,52 +109,85 @@ pub fn find_corpus(beside: &Path, shared: Option<std::ffi::OsString>, ci: bool) 
     None
 }
 
-/// Runs `test` in a forked child process and panics, with the child's panic message, if it
-/// failed there. For unit tests that change state the whole process shares (the umask,
-/// signal dispositions and masks, environment variables, the working directory): the other
-/// tests of the same binary run on other threads of this process and would see it change
-/// under them; in a child the change dies with the child.
+/// How long [`run_in_child_process`] waits for its child before killing it.
+const CHILD_TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Set in the child [`run_in_child_process`] starts: the test it is to run itself.
+const CHILD_TEST_VAR: &str = "FERROCORN_TEST_IN_CHILD";
+
+/// Runs the body of the test `test` (a function of the calling module) in a child process of
+/// its own: `in_child_process!(name_of_this_test, body)`. See [`run_in_child_process`].
+#[macro_export]
+macro_rules! in_child_process {
+    ($test:ident, $body:expr) => {
+        $crate::run_in_child_process(concat!(module_path!(), "::", stringify!($test)), $body)
+    };
+}
+
+/// For unit tests that change state the whole process shares (the umask, signal
+/// dispositions and masks, the working directory, the environment): the other tests of the
+/// same binary run on other threads of this process and would see it change under them.
+/// Runs `body` in a new process of the test binary that runs only the test at `path`
+/// (`module_path!()::name`, as [`in_child_process!`] writes it) and calls `body` there, and
+/// fails, with the child's output, unless that child ran the test and passed it within a
+/// minute.
 ///
-/// The child holds only the calling thread: `test` must not wait for anything another
-/// thread of the test binary would do. It leaves through `_exit`, running no destructor
-/// and no `atexit` handler of the test binary.
-pub fn in_forked_child(test: impl FnOnce()) {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    use nix::unistd::{fork, ForkResult};
-    let (read, write) = nix::unistd::pipe().expect("pipe to the child");
-    // SAFETY: the child runs `test` on the one thread it has and ends with `_exit`; it never
-    // returns into the harness, whose other threads (and their locks) it does not have.
-    // Allocation stays possible (glibc re-initializes its allocator's locks in the child).
-    match unsafe { fork() }.expect("fork") {
-        ForkResult::Child => {
-            drop(read);
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(test));
-            let code = match outcome {
-                Ok(()) => 0,
-                Err(payload) => {
-                    let message = payload
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| payload.downcast_ref::<&str>().copied())
-                        .unwrap_or("a panic without a message");
-                    let _ = std::fs::File::from(write).write_all(message.as_bytes());
-                    1
-                }
-            };
-            // SAFETY: `_exit` ends the child without running the harness's exit handlers.
-            unsafe { nix::libc::_exit(code) }
-        }
-        ForkResult::Parent { child } => {
-            drop(write);
-            let mut message = String::new();
-            let _ = std::fs::File::from(read).read_to_string(&mut message);
-            let status = waitpid(child, None).expect("wait for the child");
-            assert!(
-                matches!(status, WaitStatus::Exited(_, 0)),
-                "the test failed in its forked child ({status:?}): {message}"
-            );
-        }
+/// The child is a fresh process (the binary executed again), not a bare `fork` of this one:
+/// a forked copy would keep every lock the other threads held at that moment (the
+/// environment's, the panic hook's, the backtrace printer's) held forever.
+pub fn run_in_child_process(path: &str, body: impl FnOnce()) {
+    // The harness names tests without the crate: `pidfile::tests::name`.
+    let name = path.split_once("::").map_or(path, |(_, rest)| rest);
+    if std::env::var_os(CHILD_TEST_VAR).is_some_and(|v| v == name) {
+        body();
+        return;
     }
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_TEST_VAR, name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the test binary again");
+    let stdout = Arc::new(Captured::default());
+    let stderr = Arc::new(Captured::default());
+    stdout.spawn_reader(child.stdout.take().expect("piped stdout"));
+    stderr.spawn_reader(child.stderr.take().expect("piped stderr"));
+    let status = wait_child(&mut child, CHILD_TEST_TIMEOUT);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let output = || {
+        let done = |log: &str| log.contains("test result").then_some(());
+        let _ = stdout.wait_for(Duration::from_secs(5), done);
+        format!("{}{}", stdout.snapshot(), stderr.snapshot())
+    };
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{name} failed in its child process ({status:?}):\n{}",
+        output()
+    );
+    let log = output();
+    assert!(
+        log.contains("test result: ok. 1 passed"),
+        "{name} did not run in its child process:\n{log}"
+    );
+}
+
+/// Whether this process is a child [`run_in_child_process`] started (what a test runs after
+/// its `in_child_process!` runs there too).
+pub fn is_test_child() -> bool {
+    std::env::var_os(CHILD_TEST_VAR).is_some()
+}
+
+/// The umask of this process, read from `/proc/self/status` (setting it is the only other
+/// way to learn it).
+pub fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 /// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
@@ -1035,17 +1068,44 @@ mod tests {
     }
 
     #[test]
-    fn a_forked_child_keeps_its_changes_and_reports_its_panic() {
-        let before = std::env::var_os("FERROCORN_FORK_TEST");
-        in_forked_child(|| {
-            std::env::set_var("FERROCORN_FORK_TEST", "child");
-            assert_eq!(std::env::var("FERROCORN_FORK_TEST").unwrap(), "child");
+    fn a_child_process_keeps_its_changes() {
+        let before = current_umask().expect("Umask in /proc/self/status");
+        in_child_process!(a_child_process_keeps_its_changes, || {
+            let changed = if before == 0o077 { 0o027 } else { 0o077 };
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(changed));
+            assert_eq!(current_umask(), Some(changed));
         });
-        assert_eq!(std::env::var_os("FERROCORN_FORK_TEST"), before);
-        let failed = std::panic::catch_unwind(|| in_forked_child(|| panic!("told to fail")));
-        let message = failed.unwrap_err();
+        if !is_test_child() {
+            assert_eq!(current_umask(), Some(before), "the child's umask leaked");
+        }
+    }
+
+    #[test]
+    fn a_child_process_reports_its_failure() {
+        // The body panics only in the child: the parent sees its exit status and output.
+        let in_child = is_test_child();
+        let outcome = std::panic::catch_unwind(|| {
+            in_child_process!(a_child_process_reports_its_failure, || {
+                panic!("told to fail")
+            })
+        });
+        if in_child {
+            assert!(outcome.is_err(), "the body ran in the child");
+            std::panic::resume_unwind(outcome.unwrap_err());
+        }
+        let message = outcome.unwrap_err();
         let message = message.downcast_ref::<String>().unwrap();
         assert!(message.contains("told to fail"), "{message}");
+    }
+
+    #[test]
+    fn a_misnamed_test_is_not_taken_for_a_pass() {
+        let outcome = std::panic::catch_unwind(|| {
+            run_in_child_process("crate::tests::no_such_test", || {});
+        });
+        let message = outcome.unwrap_err();
+        let message = message.downcast_ref::<String>().unwrap();
+        assert!(message.contains("did not run"), "{message}");
     }
 
     #[test]
