@@ -41,7 +41,61 @@ pub fn load(settings: &Settings) -> Result<Arc<dyn App>, String> {
 
 #[cfg(feature = "python")]
 fn load_python(spec: &str, settings: &Settings) -> Result<Arc<dyn App>, String> {
-    ferrocorn_python::load_wsgi(spec, &python_options(settings))
+    let hint = builtin_hint(spec);
+    let app = ferrocorn_python::load_wsgi(spec, &python_options(settings))
+        .map_err(|e| format!("{e}{}", hint.clone().unwrap_or_default()))?;
+    Ok(match hint {
+        // A typo of a built-in's name (`helo`) fails to import in the worker: say so there.
+        Some(hint) => Arc::new(Hinted { app, hint }),
+        None => app,
+    })
+}
+
+/// For a bare name close to a built-in's (`helo`, `statc:x`), the hint added to a failure
+/// to load it as Python.
+#[cfg(feature = "python")]
+fn builtin_hint(spec: &str) -> Option<String> {
+    let word = spec.split(':').next().unwrap_or(spec);
+    let name = ferrocorn_config::closest(word, ["hello", "echo", "static"])?;
+    let builtin = if name == "static" { "static:DIR" } else { name };
+    Some(format!(
+        " (the built-in applications are hello, echo and static:DIR: did you mean {builtin}?)"
+    ))
+}
+
+/// An application whose worker setup failure carries a hint.
+#[cfg(feature = "python")]
+struct Hinted {
+    app: Arc<dyn App>,
+    hint: String,
+}
+
+#[cfg(feature = "python")]
+impl App for Hinted {
+    fn call(
+        &self,
+        request: &mut ferrocorn_worker::Request,
+        response: &mut ferrocorn_worker::Response,
+    ) {
+        self.app.call(request, response);
+    }
+    fn init_worker(&self) -> Result<(), String> {
+        self.app
+            .init_worker()
+            .map_err(|e| format!("{e}{}", self.hint))
+    }
+    fn exit_worker(&self) {
+        self.app.exit_worker();
+    }
+    fn before_fork(&self) {
+        self.app.before_fork();
+    }
+    fn after_fork_parent(&self) {
+        self.app.after_fork_parent();
+    }
+    fn after_fork_child(&self) {
+        self.app.after_fork_child();
+    }
 }
 
 #[cfg(not(feature = "python"))]
@@ -55,11 +109,6 @@ fn load_python(spec: &str, _settings: &Settings) -> Result<Arc<dyn App>, String>
 
 #[cfg(feature = "python")]
 fn python_options(settings: &Settings) -> ferrocorn_python::PythonOptions {
-    if settings.reload && settings.preload_app {
-        tracing::warn!(
-            "reload with preload_app: workers restart on changes but keep the code the arbiter preloaded"
-        );
-    }
     ferrocorn_python::PythonOptions {
         pythonpath: settings.pythonpath.clone(),
         virtualenv: settings.virtualenv.clone(),
@@ -97,5 +146,15 @@ mod tests {
         assert_eq!(kind("hello:app"), Kind::Python("hello:app"));
         assert_eq!(kind("python:hello"), Kind::Python("hello"));
         assert_eq!(kind("python:static:app"), Kind::Python("static:app"));
+    }
+
+    #[test]
+    #[cfg(feature = "python")]
+    fn near_misses_of_builtin_names_get_a_hint() {
+        assert!(builtin_hint("helo")
+            .unwrap()
+            .contains("did you mean hello?"));
+        assert!(builtin_hint("statc:x").unwrap().contains("static:DIR"));
+        assert_eq!(builtin_hint("myapp:app"), None);
     }
 }

@@ -243,6 +243,13 @@ impl Request {
         self.local
     }
 
+    /// Sets where the request came from and the listener's address (tests of
+    /// applications: a Unix-socket client is `(Peer::Unix, None)`).
+    pub fn set_peer_for_test(&mut self, peer: Peer, local: Option<SocketAddr>) {
+        self.peer = peer;
+        self.local = local;
+    }
+
     /// Sets whether the request arrived over a secure channel (tests of applications).
     pub fn set_secure_for_test(&mut self, secure: bool) {
         self.secure = secure;
@@ -588,6 +595,8 @@ pub struct Response {
     /// itself), so that the response path does not scan them again. `header` and `reset`
     /// are the only ways `headers` changes; if another appears, it must keep this true.
     pub(crate) notes: HeaderNotes,
+    /// A reason phrase replacing the standard one ([`Response::set_reason`]).
+    pub(crate) reason: Option<HeaderText>,
     /// The body.
     pub body: Body,
 }
@@ -605,6 +614,7 @@ impl Response {
             status: 200,
             headers: Vec::new(),
             notes: HeaderNotes::default(),
+            reason: None,
             body: Body::Empty,
         }
     }
@@ -614,6 +624,7 @@ impl Response {
         self.status = 200;
         self.headers.clear();
         self.notes = HeaderNotes::default();
+        self.reason = None;
         // Usually empty already (the loop takes the body to send it): skip the drop glue.
         if !matches!(self.body, Body::Empty) {
             self.body = Body::Empty;
@@ -627,6 +638,23 @@ impl Response {
         let (name, value) = (name.into(), value.into());
         self.notes.note(&name, &value);
         self.headers.push((name, value));
+    }
+
+    /// Sends `reason` as the status line's reason phrase instead of the standard one (a
+    /// WSGI application's `"299 Fine"`). Like a header value it must not hold CR, LF or
+    /// NUL; the worker answers 500 instead of sending one that does.
+    pub fn set_reason(&mut self, reason: impl Into<HeaderText>) {
+        let reason = reason.into();
+        self.notes.note_reason(&reason);
+        self.reason = Some(reason);
+    }
+
+    /// The reason phrase the status line carries: the one set with
+    /// [`Response::set_reason`], else the standard one for the status.
+    pub fn reason(&self) -> &str {
+        self.reason
+            .as_deref()
+            .unwrap_or_else(|| reason_phrase(self.status))
     }
 
     /// The header fields set so far.

@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use crate::app::{reason_phrase, Body, Response, Version};
+use crate::app::{Body, Response, Version};
 use crate::date::DateCache;
 
 /// How the body of a response is framed on the wire.
@@ -117,6 +117,11 @@ impl HeaderNotes {
     pub fn note(&mut self, name: &str, value: &str) {
         self.invalid |= !is_token(name) || !value_is_safe(value);
         self.special |= is_hop_or_ours(name);
+    }
+
+    /// Notes a reason phrase the application set.
+    pub fn note_reason(&mut self, reason: &str) {
+        self.invalid |= !value_is_safe(reason);
     }
 }
 
@@ -249,7 +254,10 @@ pub(crate) fn write_head(
     put(&mut tail, &mut end, b"\r\n");
 
     let fields: usize = res.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
-    let prefix = status_prefix(res.status);
+    let prefix = match res.reason {
+        Some(_) => None,
+        None => status_prefix(res.status),
+    };
     // One reservation for the whole head: the copies below never reallocate. The status
     // line without a constant is at most 9 + 5 digits + 1 + reason + 21.
     out.reserve(prefix.map_or(64, <[u8]>::len) + date_line.len() + fields + TAIL_MAX);
@@ -259,7 +267,7 @@ pub(crate) fn write_head(
             out.extend_from_slice(b"HTTP/1.1 ");
             push_u64(out, u64::from(res.status));
             out.push(b' ');
-            out.extend_from_slice(reason_phrase(res.status).as_bytes());
+            out.extend_from_slice(res.reason().as_bytes());
             out.extend_from_slice(b"\r\nServer: ferrocorn\r\n");
         }
     }
@@ -322,6 +330,12 @@ impl HeadCache {
             version,
             date: date.secs(),
         };
+        if res.reason.is_some() {
+            // Rare (a WSGI application's own phrase): not worth a key of its own.
+            self.key = None;
+            write_head(out, res, plan, version, date.line());
+            return false;
+        }
         if self.key == Some(key) && self.same_fields(res) {
             out.extend_from_slice(&self.bytes);
             return true;
@@ -385,6 +399,7 @@ pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date_li
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::reason_phrase;
 
     const DATE: &[u8] = b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
 
@@ -497,12 +512,34 @@ mod tests {
         assert!(!headers_valid(&res));
     }
 
+    #[test]
+    fn a_reason_of_the_applications_own_is_sent_and_checked() {
+        let mut res = Response::new();
+        res.status = 200;
+        res.set_reason("Fine Indeed");
+        assert!(headers_valid(&res));
+        let plan = plan(&res, Method::Other, Version::Http11, true);
+        let mut cache = HeadCache::default();
+        let date = DateCache::new();
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            assert!(!cache.write(&mut out, &res, &plan, Version::Http11, &date));
+            assert!(out.starts_with(b"HTTP/1.1 200 Fine Indeed\r\n"), "{out:?}");
+        }
+        res.reset();
+        let mut out = Vec::new();
+        cache.write(&mut out, &res, &plan, Version::Http11, &date);
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        res.set_reason("x\r\nSet-Cookie: y");
+        assert!(!headers_valid(&res));
+    }
+
     /// The head as written before the constant pieces: the reference `write_head` must match.
     fn reference_head(res: &Response, plan: &Plan, version: Version) -> String {
         let mut s = format!(
             "HTTP/1.1 {} {}\r\nServer: ferrocorn\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
             res.status,
-            reason_phrase(res.status)
+            res.reason()
         );
         for (n, v) in res.headers() {
             let ours = [
