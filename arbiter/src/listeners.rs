@@ -464,6 +464,14 @@ mod tests {
 
     #[test]
     fn stale_unix_socket_is_replaced_live_one_refused() {
+        // Binding a Unix socket sets the process's umask for a moment: in a child.
+        ferrocorn_tests::in_child_process!(
+            stale_unix_socket_is_replaced_live_one_refused,
+            stale_socket_replaced_live_one_refused
+        );
+    }
+
+    fn stale_socket_replaced_live_one_refused() {
         let dir = std::env::temp_dir().join(format!("ferrocorn-arbiter-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("stale.sock");
@@ -488,6 +496,14 @@ mod tests {
 
     #[test]
     fn a_regular_file_is_not_replaced() {
+        // Binding a Unix socket may set the process's umask for a moment: in a child.
+        ferrocorn_tests::in_child_process!(
+            a_regular_file_is_not_replaced,
+            regular_file_not_replaced
+        );
+    }
+
+    fn regular_file_not_replaced() {
         let path = std::env::temp_dir().join(format!("ferrocorn-notsock-{}", std::process::id()));
         std::fs::write(&path, b"keep me").unwrap();
         let error = bind(

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::bind::parse_bind;
-use crate::BindAddress;
+use crate::{BindAddress, ProxyProtocol};
 
 /// A raw value as a source gave it, before validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +77,13 @@ pub enum Arity {
     One,
     /// Repeatable: every occurrence adds to a list.
     Many,
+    /// An optional value: the flag alone means `bare`; a value follows as `--flag=VALUE`, or
+    /// as the next argument when that is a valid value (gunicorn's `nargs="?"` with a
+    /// `const`), so that `--flag APP` leaves `APP` alone.
+    Optional {
+        /// What the flag alone stands for.
+        bare: &'static str,
+    },
 }
 
 /// A kind of value: parses a [`Raw`] into `Out`, and shows `Out` back as TOML.
@@ -360,6 +367,53 @@ impl Kind for Flag {
 
     fn samples(&self) -> Vec<String> {
         vec!["true".to_string(), "false".to_string()]
+    }
+}
+
+/// `proxy_protocol`: gunicorn's PROXY protocol modes `off`, `v1`, `v2` and `auto`. The
+/// booleans of the switch it used to be still work in every spelling [`Flag`] accepts (a TOML
+/// file or a variable written for it): true is `auto`, false is `off`. On the command line the
+/// mode is optional; the flag alone is `auto`.
+#[derive(Debug)]
+pub struct ProxyMode;
+
+const PROXY_MODES: &[(&str, ProxyProtocol)] = &[
+    ("off", ProxyProtocol::Off),
+    ("v1", ProxyProtocol::V1),
+    ("v2", ProxyProtocol::V2),
+    ("auto", ProxyProtocol::Auto),
+];
+
+impl Kind for ProxyMode {
+    type Out = ProxyProtocol;
+
+    fn parse(&self, raw: &Raw) -> Result<ProxyProtocol, String> {
+        if let Raw::Str(text) = single(raw)? {
+            if let Ok(mode) = choice(PROXY_MODES).parse(&Raw::Str(text.clone())) {
+                return Ok(mode);
+            }
+        }
+        match Flag.parse(raw) {
+            Ok(true) => Ok(ProxyProtocol::Auto),
+            Ok(false) => Ok(ProxyProtocol::Off),
+            Err(_) => Err("not a PROXY protocol mode".to_string()),
+        }
+    }
+
+    fn accepted(&self) -> String {
+        "one of off, v1, v2, auto (true and false, as before, mean auto and off)".to_string()
+    }
+
+    fn to_toml(&self, value: &ProxyProtocol) -> toml::Value {
+        choice(PROXY_MODES).to_toml(value)
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Optional { bare: "auto" }
+    }
+
+    fn samples(&self) -> Vec<String> {
+        choice(PROXY_MODES).samples()
     }
 }
 
@@ -990,6 +1044,28 @@ mod tests {
         round_trip(&PATHS_WITH_COMMAS);
         round_trip(&EnvList);
         round_trip(&UrlPrefix);
+        round_trip(&ProxyMode);
+    }
+
+    #[test]
+    fn proxy_modes_are_gunicorns_and_the_old_booleans_still_work() {
+        for (text, mode) in [
+            ("off", ProxyProtocol::Off),
+            ("V1", ProxyProtocol::V1),
+            ("v2", ProxyProtocol::V2),
+            ("auto", ProxyProtocol::Auto),
+            ("true", ProxyProtocol::Auto),
+            ("1", ProxyProtocol::Auto),
+            ("yes", ProxyProtocol::Auto),
+            ("false", ProxyProtocol::Off),
+            ("0", ProxyProtocol::Off),
+        ] {
+            assert_eq!(ProxyMode.parse(&s(text)), Ok(mode), "{text}");
+        }
+        assert_eq!(ProxyMode.parse(&Raw::Bool(true)), Ok(ProxyProtocol::Auto));
+        assert_eq!(ProxyMode.parse(&Raw::Bool(false)), Ok(ProxyProtocol::Off));
+        assert!(ProxyMode.parse(&s("v3")).is_err());
+        assert!(ProxyMode.parse(&Raw::Int(2)).is_err());
     }
 
     #[test]

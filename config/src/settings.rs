@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kinds::{
-    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptPath, OptText, Umask, UrlPrefix,
-    NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
+    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptPath, OptText, ProxyMode, Umask,
+    UrlPrefix, NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
 };
 use crate::registry::{declare_settings, flag, flag_with_alias, positional};
 
@@ -63,6 +63,20 @@ pub enum HeaderMap {
     Refuse,
     /// Keep them (ambiguous with `-` once mapped to CGI-style names).
     Dangerous,
+}
+
+/// `proxy_protocol`: which PROXY protocol header a connection may start with (gunicorn's
+/// modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// None is expected (the default).
+    Off,
+    /// The text header (`PROXY TCP4 …`).
+    V1,
+    /// The binary header.
+    V2,
+    /// Either version.
+    Auto,
 }
 
 /// `worker_class`: gunicorn's names for the worker ferrocorn runs.
@@ -161,6 +175,9 @@ declare_settings! {
         Workers, flag(None, "threads", "INT"), count(1, 1024);
 
     /// The maximum number of open connections per worker.
+    /// At the maximum, a new client takes the place of the connections idle longest (ones
+    /// that have sent nothing yet, kept-alive ones between requests), as nginx does; it
+    /// waits only while every connection is busy with a request.
     worker_connections: usize = 1000;
         Workers, flag(None, "worker-connections", "INT"), count(1, 1_000_000);
 
@@ -199,6 +216,13 @@ declare_settings! {
     /// against slow clients), separate from `keepalive`; 0 disables it.
     header_timeout: Duration = Duration::from_secs(10);
         Timeouts, flag(None, "header-timeout", "SECONDS"), seconds(MAX_SECONDS);
+
+    /// The slowest a request body may arrive, in bytes per second on average since its head
+    /// ended, after a grace of `header_timeout` seconds (as Apache's `mod_reqtimeout`
+    /// `MinRate`); a slower body is answered 408 and its connection closed. 0 turns the rate
+    /// off: a body then only needs some bytes every `header_timeout` seconds, however slow.
+    body_min_rate: u64 = 500;
+        Timeouts, flag(None, "body-min-rate", "BYTES"), int::<u64>(0, TOML_INT_MAX);
 
     /// The maximum size in bytes of the request line; 0 lifts this limit (as gunicorn), but
     /// the head as a whole stays bounded (a huge line is then answered 431).
@@ -249,9 +273,11 @@ declare_settings! {
     forwarded_allow_ips: Vec<String> = localhost_ips();
         Proxy, flag(None, "forwarded-allow-ips", "IPS"), IpList;
 
-    /// Expect the PROXY protocol (v1 or v2) header at the start of every connection.
-    proxy_protocol: bool = false;
-        Proxy, flag(None, "proxy-protocol", ""), Flag;
+    /// Accept a PROXY protocol header at the start of each connection from `proxy_allow_ips`:
+    /// `v1` (text), `v2` (binary), `auto` (either; what the flag alone and the older `true`
+    /// mean) or `off`, as gunicorn's `--proxy-protocol [MODE]`.
+    proxy_protocol: ProxyProtocol = ProxyProtocol::Off;
+        Proxy, flag(None, "proxy-protocol", "MODE"), ProxyMode;
 
     /// Client addresses allowed to send a PROXY protocol header (`*` allows every client);
     /// a header from any other client is answered 403.

@@ -98,23 +98,118 @@ pub fn profile_dir() -> PathBuf {
 
 /// The shared corpus directory: `<workspace root>/../shared/corpus`, else
 /// `$FERROCORN_SHARED/corpus`. `None` (after a loud message on stderr) when neither exists;
-/// the caller then returns early.
+/// the caller then returns early. Under `CI=true` a missing corpus panics instead (see
+/// [`find_corpus`]).
 pub fn corpus_dir() -> Option<PathBuf> {
-    let beside = workspace_root().join("../shared/corpus");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    find_corpus(
+        &workspace_root().join("../shared/corpus"),
+        std::env::var_os("FERROCORN_SHARED"),
+        ci,
+    )
+}
+
+/// [`corpus_dir`] with its inputs given: the folder beside the workspace, the value of
+/// `$FERROCORN_SHARED` and whether this is CI. CI always has the corpus: a test there must
+/// fail rather than pass by skipping, with a message only `--nocapture` would show.
+pub fn find_corpus(beside: &Path, shared: Option<std::ffi::OsString>, ci: bool) -> Option<PathBuf> {
     if beside.is_dir() {
-        return Some(beside);
+        return Some(beside.to_path_buf());
     }
-    if let Some(shared) = std::env::var_os("FERROCORN_SHARED") {
+    if let Some(shared) = shared {
         let dir = PathBuf::from(shared).join("corpus");
         if dir.is_dir() {
             return Some(dir);
         }
     }
-    eprintln!(
-        "\n!!!!!!!! SKIPPED: the shared corpus is missing (looked in {} and $FERROCORN_SHARED/corpus) !!!!!!!!\n",
+    let missing = format!(
+        "the shared corpus is missing (looked in {} and $FERROCORN_SHARED/corpus)",
         beside.display()
     );
+    assert!(!ci, "{missing}; CI=true: the corpus tests may not skip");
+    eprintln!("\n!!!!!!!! SKIPPED: {missing} !!!!!!!!\n");
     None
+}
+
+/// How long [`run_in_child_process`] waits for its child before killing it.
+const CHILD_TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Set in the child [`run_in_child_process`] starts: the test it is to run itself.
+const CHILD_TEST_VAR: &str = "FERROCORN_TEST_IN_CHILD";
+
+/// Runs the body of the test `test` (a function of the calling module) in a child process of
+/// its own: `in_child_process!(name_of_this_test, body)`. See [`run_in_child_process`].
+#[macro_export]
+macro_rules! in_child_process {
+    ($test:ident, $body:expr) => {
+        $crate::run_in_child_process(concat!(module_path!(), "::", stringify!($test)), $body)
+    };
+}
+
+/// For unit tests that change state the whole process shares (the umask, signal
+/// dispositions and masks, the working directory, the environment): the other tests of the
+/// same binary run on other threads of this process and would see it change under them.
+/// Runs `body` in a new process of the test binary that runs only the test at `path`
+/// (`module_path!()::name`, as [`in_child_process!`] writes it) and calls `body` there, and
+/// fails, with the child's output, unless that child ran the test and passed it within a
+/// minute.
+///
+/// The child is a fresh process (the binary executed again), not a bare `fork` of this one:
+/// a forked copy would keep every lock the other threads held at that moment (the
+/// environment's, the panic hook's, the backtrace printer's) held forever.
+pub fn run_in_child_process(path: &str, body: impl FnOnce()) {
+    // The harness names tests without the crate: `pidfile::tests::name`.
+    let name = path.split_once("::").map_or(path, |(_, rest)| rest);
+    if std::env::var_os(CHILD_TEST_VAR).is_some_and(|v| v == name) {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_TEST_VAR, name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the test binary again");
+    let stdout = Arc::new(Captured::default());
+    let stderr = Arc::new(Captured::default());
+    stdout.spawn_reader(child.stdout.take().expect("piped stdout"));
+    stderr.spawn_reader(child.stderr.take().expect("piped stderr"));
+    let status = wait_child(&mut child, CHILD_TEST_TIMEOUT);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let output = || {
+        let done = |log: &str| log.contains("test result").then_some(());
+        let _ = stdout.wait_for(Duration::from_secs(5), done);
+        format!("{}{}", stdout.snapshot(), stderr.snapshot())
+    };
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{name} failed in its child process ({status:?}):\n{}",
+        output()
+    );
+    let log = output();
+    assert!(
+        log.contains("test result: ok. 1 passed"),
+        "{name} did not run in its child process:\n{log}"
+    );
+}
+
+/// Whether this process is a child [`run_in_child_process`] started (what a test runs after
+/// its `in_child_process!` runs there too).
+pub fn is_test_child() -> bool {
+    std::env::var_os(CHILD_TEST_VAR).is_some()
+}
+
+/// The umask of this process, read from `/proc/self/status` (setting it is the only other
+/// way to learn it).
+pub fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 /// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
@@ -221,6 +316,7 @@ pub struct ServerBuilder {
     fd3: Option<Arc<std::net::TcpListener>>,
     systemd: bool,
     wait_for_listening: bool,
+    open_files: Option<u64>,
 }
 
 impl ServerBuilder {
@@ -277,6 +373,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts the server with at most `limit` open files (`RLIMIT_NOFILE`, inherited by its
+    /// workers), to make `accept` fail with `EMFILE`.
+    pub fn open_files_limit(mut self, limit: u64) -> Self {
+        self.open_files = Some(limit);
+        self
+    }
+
     /// Returns from [`ServerBuilder::start`] without waiting for `Listening at:` on stderr
     /// (when the log goes to a file); `Server::addr` is then `127.0.0.1:0` until the test
     /// sets it.
@@ -316,16 +419,21 @@ impl ServerBuilder {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let open_files = self.open_files;
         let fd3 = self.fd3.as_ref().map(|listener| {
             use std::os::fd::AsRawFd;
             listener.as_raw_fd()
         });
-        // SAFETY: prctl, dup2 and fcntl are async-signal-safe and touch only the child's own
-        // attributes and descriptor table. If the test process dies, the arbiter gets
-        // SIGTERM and stops its workers.
+        // SAFETY: prctl, setrlimit, dup2 and fcntl are async-signal-safe and touch only the
+        // child's own attributes and descriptor table. If the test process dies, the arbiter
+        // gets SIGTERM and stops its workers.
         unsafe {
             command.pre_exec(move || {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)?;
+                if let Some(limit) = open_files {
+                    use nix::sys::resource::{setrlimit, Resource};
+                    setrlimit(Resource::RLIMIT_NOFILE, limit, limit).map_err(io::Error::from)?;
+                }
                 if let Some(fd) = fd3 {
                     let rc = if fd == 3 {
                         nix::libc::fcntl(3, nix::libc::F_SETFD, 0)
@@ -450,6 +558,7 @@ impl Server {
             fd3: None,
             systemd: false,
             wait_for_listening: true,
+            open_files: None,
         }
     }
 
@@ -611,7 +720,8 @@ fn process_state(stat: &str) -> Option<char> {
 }
 
 /// The fields of `/proc/PID/stat` after the `(comm)`, which may itself hold spaces: the
-/// state is the first, the parent pid the second, utime and stime the 12th and 13th.
+/// state is the first, the parent pid the second. (No CPU times: tests do not judge CPU
+/// use; `cargo xtask bench` measures it.)
 fn stat_fields(stat: &str) -> impl Iterator<Item = &str> {
     stat.rsplit_once(')')
         .map_or("", |(_, rest)| rest)
@@ -620,16 +730,6 @@ fn stat_fields(stat: &str) -> impl Iterator<Item = &str> {
 
 fn parent_of(stat: &str) -> Option<i32> {
     stat_fields(stat).nth(1)?.parse().ok()
-}
-
-/// User plus system CPU time `pid` has used so far, in clock ticks; 0 if it is gone.
-pub fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat_fields(&stat)
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum()
 }
 
 /// The peak resident set size (`VmHWM` in `/proc/PID/status`) of `pid`, in KiB; `None`
@@ -1027,6 +1127,62 @@ mod tests {
                 ("unix:/tmp/x.sock".to_string(), 34)
             ]
         );
+    }
+
+    /// Regression: under CI a missing `../shared/corpus` skipped the corpus tests with a
+    /// message only `--nocapture` shows, so CI passed without them. There it now fails.
+    #[test]
+    fn a_missing_corpus_fails_under_ci_and_skips_elsewhere() {
+        let missing = std::env::temp_dir().join("ferrocorn-no-corpus-here");
+        assert_eq!(find_corpus(&missing, None, false), None);
+        let under_ci = std::panic::catch_unwind(|| find_corpus(&missing, None, true));
+        assert!(under_ci.is_err(), "CI=true passed without the corpus");
+        let shared = std::env::temp_dir().join(format!("ferrocorn-shared-{}", std::process::id()));
+        std::fs::create_dir_all(shared.join("corpus")).unwrap();
+        let found = find_corpus(&missing, Some(shared.clone().into_os_string()), true);
+        assert_eq!(found, Some(shared.join("corpus")));
+        std::fs::remove_dir_all(&shared).unwrap();
+    }
+
+    #[test]
+    fn a_child_process_keeps_its_changes() {
+        let before = current_umask().expect("Umask in /proc/self/status");
+        in_child_process!(a_child_process_keeps_its_changes, || {
+            let changed = if before == 0o077 { 0o027 } else { 0o077 };
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(changed));
+            assert_eq!(current_umask(), Some(changed));
+        });
+        if !is_test_child() {
+            assert_eq!(current_umask(), Some(before), "the child's umask leaked");
+        }
+    }
+
+    #[test]
+    fn a_child_process_reports_its_failure() {
+        // The body panics only in the child: the parent sees its exit status and output.
+        let in_child = is_test_child();
+        let outcome = std::panic::catch_unwind(|| {
+            in_child_process!(a_child_process_reports_its_failure, || {
+                panic!("told to fail")
+            })
+        });
+        if in_child {
+            assert!(outcome.is_err(), "the body ran in the child");
+            std::panic::resume_unwind(outcome.unwrap_err());
+        }
+        let message = outcome.unwrap_err();
+        let message = message.downcast_ref::<String>().unwrap();
+        assert!(message.contains("told to fail"), "{message}");
+    }
+
+    #[test]
+    fn a_misnamed_test_is_not_taken_for_a_pass() {
+        let outcome = std::panic::catch_unwind(|| {
+            run_in_child_process("crate::tests::no_such_test", || {});
+        });
+        let message = outcome.unwrap_err();
+        let message = message.downcast_ref::<String>().unwrap();
+        assert!(message.contains("did not run"), "{message}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::app::{Request, Response};
+use crate::throttle::{Throttle, REPORT_INTERVAL};
 
 /// One piece of a compiled format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,6 +381,7 @@ impl AccessLog {
             .spawn(move || {
                 let (lock, cvar) = &*theirs;
                 let mut mine = Vec::new();
+                let mut failures = Throttle::new(REPORT_INTERVAL);
                 loop {
                     let (reopen, stop) = {
                         let mut s = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -394,8 +396,26 @@ impl AccessLog {
                         (std::mem::take(&mut s.reopen), s.stop)
                     };
                     if !mine.is_empty() {
-                        if let Err(e) = sink.write_all(&mine) {
-                            tracing::error!("access log write failed: {e}");
+                        // A closed pipe or a full disk fails every batch: said once, then at
+                        // most once per REPORT_INTERVAL with a count.
+                        let now = Instant::now();
+                        match sink.write_all(&mine) {
+                            Err(e) => match failures.failure(now) {
+                                Some(1) => tracing::error!("access log write failed: {e}"),
+                                Some(n) => tracing::error!(
+                                    "access log write failed: {e} ({n} failed writes since the \
+                                     last report)"
+                                ),
+                                None => {}
+                            },
+                            Ok(()) => {
+                                if let Some(n) = failures.success(now) {
+                                    tracing::warn!(
+                                        "access log written again ({n} failed writes since \
+                                         the last report)"
+                                    );
+                                }
+                            }
                         }
                         mine.clear();
                     }

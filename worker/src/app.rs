@@ -77,6 +77,16 @@ pub trait App: Send + Sync + 'static {
     /// Runs first thing in a new worker process, before anything else touches the
     /// application.
     fn after_fork_child(&self) {}
+
+    /// Whether `CONNECT` requests reach [`call`](App::call). By default (`false`) the worker
+    /// answers them itself with `501 Not Implemented` and closes the connection, so that an
+    /// application that does not know CONNECT never answers one with a 2xx, which clients and
+    /// proxies read as the start of a tunnel (RFC 9110 §9.3.6). An application that says
+    /// `true` gets the request as any other; a 2xx answer is then sent as a tunnel's head
+    /// (no framing, no body) and the connection closes after it: the worker does not tunnel.
+    fn handles_connect(&self) -> bool {
+        false
+    }
 }
 
 /// The HTTP version of a request.
@@ -177,6 +187,11 @@ impl Request {
     /// Whether the method is `HEAD` (compared as bytes: no UTF-8 check on the hot path).
     pub(crate) fn is_head(&self) -> bool {
         self.head.get(self.method.clone()) == Some(&b"HEAD"[..])
+    }
+
+    /// Whether the method is `CONNECT`.
+    pub(crate) fn is_connect(&self) -> bool {
+        self.head.get(self.method.clone()) == Some(&b"CONNECT"[..])
     }
 
     /// The request target, exactly as received (`/a/b?x=1`).

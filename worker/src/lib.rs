@@ -21,6 +21,7 @@ mod pool;
 mod proto;
 mod response;
 mod server;
+mod throttle;
 
 pub use app::{
     reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,

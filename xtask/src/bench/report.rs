@@ -123,6 +123,9 @@ pub struct Report {
     pub parser_note: Option<String>,
     pub callgrind: Option<CallgrindResult>,
     pub callgrind_note: Option<String>,
+    /// An idle ferrocorn's CPU (see `idle.rs`), or why it was not measured.
+    pub idle: Option<super::idle::IdleCpu>,
+    pub idle_note: Option<String>,
     /// Builds and installs, in the order run.
     pub setup_commands: Vec<String>,
     pub server_commands: Vec<String>,
@@ -339,6 +342,10 @@ impl Report {
             },
         });
         targets.push(self.parser_target());
+        targets.push(super::idle::target(
+            self.idle.as_ref(),
+            self.idle_note.as_deref(),
+        ));
         targets
     }
 
