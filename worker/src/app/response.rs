@@ -112,8 +112,11 @@ impl Response {
         }
     }
 
-    /// Resets to `200 OK`, no headers, empty body, keeping the header vector's memory.
-    pub(crate) fn reset(&mut self) {
+    /// Resets to `200 OK`, no headers, no reason phrase, empty body, keeping the header
+    /// vector's memory. The worker resets the response before each call; an application
+    /// calls it to start over, for instance to answer an error instead of the response it had
+    /// begun to fill in.
+    pub fn reset(&mut self) {
         self.status = 200;
         self.headers.clear();
         self.notes = HeaderNotes::default();
