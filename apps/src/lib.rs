@@ -31,3 +31,7 @@ pub use echo::Echo;
 pub use hello::Hello;
 pub use static_files::StaticFiles;
 
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
