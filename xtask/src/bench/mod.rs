@@ -3,6 +3,7 @@
 //! links none of them.
 
 mod callgrind;
+mod fixtures;
 mod loadgen;
 mod parser_bench;
 mod procfs;
@@ -184,7 +185,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
             .join(" "),
         ..Report::default()
     };
-    servers::write_fixtures(&dir)?;
+    fixtures::write_fixtures(&dir)?;
     report.setup_commands = servers::setup_commands();
 
     let wrk_version = wrk::version();

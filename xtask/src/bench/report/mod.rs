@@ -300,7 +300,7 @@ impl Report {
                 out,
                 "The nginx configuration, `.bench/nginx/nginx.conf`:\n\n<details><summary>nginx.conf</summary>\n\n\
                  ```nginx\n{}```\n\n</details>\n\n\
-                 gunicorn serves `.bench/wsgi/bench_app.py`, written from `WSGI_APP` in `xtask/src/bench/servers.rs`.\n\n",
+                 gunicorn serves `.bench/wsgi/bench_app.py`, written from `WSGI_APP` in `xtask/src/bench/fixtures.rs`.\n\n",
                 conf
             );
         }
