@@ -1,5 +1,5 @@
 //! The files the servers under test serve or read, written under `.bench/` by every run:
-//! the 1 MiB static file, the WSGI apps gunicorn and granian serve, and nginx's configuration.
+//! the 1 MiB static file, the WSGI apps, and nginx's configuration.
 
 use std::fs;
 use std::path::Path;
@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use super::scenario::{STATIC_FILE_BYTES, STATIC_FILE_NAME};
 use super::servers::{BenchDir, WORKERS};
 
-/// Writes the static file, the WSGI app and the directories the servers need.
+/// Writes the static file, the WSGI apps and the directories the servers need.
 pub fn write_fixtures(dir: &BenchDir) -> Result<()> {
     for sub in ["static", "wsgi", "nginx/tmp", "logs", "wrk"] {
         fs::create_dir_all(dir.abs(sub))
@@ -29,10 +29,40 @@ pub fn write_fixtures(dir: &BenchDir) -> Result<()> {
             .collect();
         fs::write(&file, bytes).with_context(|| format!("could not write {}", file.display()))?;
     }
-    let app = dir.abs("wsgi").join("bench_app.py");
-    fs::write(&app, WSGI_APP).with_context(|| format!("could not write {}", app.display()))?;
+    for (name, text) in [
+        ("bench_app.py", WSGI_APP),
+        ("wsgi_hello.py", WSGI_HELLO_APP),
+        ("wsgi_echo.py", WSGI_ECHO_APP),
+    ] {
+        let app = dir.abs("wsgi").join(name);
+        fs::write(&app, text).with_context(|| format!("could not write {}", app.display()))?;
+    }
     Ok(())
 }
+
+/// The WSGI hello app (`wsgi_hello:app`) that ferrocorn, gunicorn and granian all run: one
+/// bytes object, with `Content-Type` and `Content-Length`, as the simplest real app does.
+pub const WSGI_HELLO_APP: &str = r#""""WSGI hello for `cargo xtask bench`, written by the task."""
+
+BODY = b"Hello, World!\n"
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))])
+    return [BODY]
+"#;
+
+/// The WSGI echo app (`wsgi_echo:app`): reads `CONTENT_LENGTH` bytes from `wsgi.input` and
+/// returns them.
+pub const WSGI_ECHO_APP: &str = r#""""WSGI echo for `cargo xtask bench`, written by the task."""
+
+
+def app(environ, start_response):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))])
+    return [body]
+"#;
 
 /// The WSGI app gunicorn serves: the same three answers as ferrocorn's `hello`, `echo` and
 /// `static:.bench/static`, chosen by path. If ferrocorn's built-in apps change what they

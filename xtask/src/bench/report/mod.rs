@@ -3,6 +3,7 @@
 
 mod sections;
 mod targets;
+mod wsgi;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use super::parser_bench::ParserResult;
 use super::procfs::{Machine, Memory};
 #[cfg(test)]
 use super::scenario::Latency;
-use super::scenario::{LoadFigures, Scenario, SCENARIOS};
+use super::scenario::{AppKind, LoadFigures, Scenario, SCENARIOS};
 use super::servers::ServerKind;
 
 /// One measured run: a server under one scenario.
@@ -81,7 +82,7 @@ impl Row {
 pub struct ProcessMemory {
     pub server: ServerKind,
     /// The apps that process tree served.
-    pub apps: String,
+    pub apps: Vec<AppKind>,
     pub pid: u32,
     /// The arbiter or master, as opposed to a worker.
     pub is_root: bool,
@@ -107,7 +108,8 @@ pub struct Report {
     pub memory: Vec<ProcessMemory>,
     pub parser: Option<ParserResult>,
     pub parser_note: Option<String>,
-    pub callgrind: Option<CallgrindResult>,
+    /// One per app counted (hello, the WSGI hello).
+    pub callgrind: Vec<CallgrindResult>,
     pub callgrind_note: Option<String>,
     /// Builds and installs, in the order run.
     pub setup_commands: Vec<String>,
@@ -201,6 +203,58 @@ impl Report {
 
     /// The whole of `docs/BENCHMARKS.md`; `limits` is the kept "What limits it" section.
     pub fn markdown(&self, limits: &str) -> String {
+        let mut out = self.header();
+        let _ = write!(
+            out,
+            "## Results\n\n{}\n### Scenarios\n\n",
+            self.results_table()
+        );
+        let mut seen = Vec::new();
+        for row in &self.rows {
+            if !seen.contains(&row.scenario.name) {
+                seen.push(row.scenario.name);
+                let _ = writeln!(
+                    out,
+                    "- `{}`: {}",
+                    row.scenario.name,
+                    row.scenario.describe()
+                );
+            }
+        }
+        out.push_str(
+            "\ngunicorn's `sync` worker does not keep connections alive (it answers `Connection: close`), \
+             so its keep-alive rows measure a new connection per request and its pipelined row one answer per \
+             connection. nginx has no echo without a module, so it has no echo row; it runs no Python, so it has \
+             no WSGI rows, and granian has only those. For pipelining, wrk records one latency per batch of 16, \
+             from its write to its last response; so does the built-in generator.\n",
+        );
+        let _ = write!(
+            out,
+            "\n## Targets\n\nEach ratio is ferrocorn's figure over the peer's in the same round (two runs seconds \
+             apart, 2 workers each); with several rounds the median ratio decides and every round's ratio is listed. \
+             The figures in brackets are those of the round with the median ratio.\n\n{}\n\
+             ## Memory per process after the runs\n\n{}\n\
+             ## Instructions per request (callgrind)\n\n{}\n## WSGI applications\n\n{}\n## Parser\n\n{}\n",
+            self.targets_table(),
+            self.memory_table(),
+            self.callgrind_section(AppKind::Hello),
+            self.wsgi_section(),
+            self.parser_section()
+        );
+        if !self.notes.is_empty() {
+            out.push_str("## Skipped or failed\n\n");
+            for note in &self.notes {
+                let _ = writeln!(out, "- {note}");
+            }
+            out.push('\n');
+        }
+        out.push_str(&self.commands_section());
+        out.push_str(limits);
+        out
+    }
+
+    /// The title, how the bench runs, the machine and the versions.
+    fn header(&self) -> String {
         let mut out = String::new();
         let m = &self.machine;
         let _ = write!(
@@ -211,7 +265,7 @@ impl Report {
              ## How to run\n\n\
              ```sh\ncargo xtask bench                  # all servers and scenarios, writes this file\n\
              cargo xtask bench --help           # options: --duration, --servers, --scenarios, --generator, ...\n```\n\n\
-             It builds ferrocorn in release mode, installs gunicorn into `.bench/venv` (python3 -m venv + pip), \
+             It builds ferrocorn in release mode, installs gunicorn and granian into `.bench/venv` (python3 -m venv + pip), \
              and uses nginx and wrk where installed (`apt-get install -y nginx wrk`); without wrk it uses its own \
              load generator, without nginx it skips nginx. Every server runs on 127.0.0.1 with {workers} workers; \
              each run lasts {dur} s after a {warm} s warm-up that is not measured. Every scenario runs against \
@@ -244,49 +298,13 @@ impl Report {
         for (name, version) in &self.versions {
             let _ = writeln!(out, "- {name}: {version}");
         }
-        let _ = write!(
-            out,
-            "- load generator: {}\n\n## Results\n\n{}\n### Scenarios\n\n",
-            self.generator,
-            self.results_table()
-        );
-        let mut seen = Vec::new();
-        for row in &self.rows {
-            if !seen.contains(&row.scenario.name) {
-                seen.push(row.scenario.name);
-                let _ = writeln!(
-                    out,
-                    "- `{}`: {}",
-                    row.scenario.name,
-                    row.scenario.describe()
-                );
-            }
-        }
-        out.push_str(
-            "\ngunicorn's `sync` worker does not keep connections alive (it answers `Connection: close`), \
-             so its keep-alive rows measure a new connection per request and its pipelined row one answer per \
-             connection. nginx has no echo without a module, so it has no echo row. For pipelining, wrk records \
-             one latency per batch of 16, from its write to its last response; so does the built-in generator.\n",
-        );
-        let _ = write!(
-            out,
-            "\n## Targets\n\nEach ratio is ferrocorn's figure over the peer's in the same round (two runs seconds \
-             apart, 2 workers each); with several rounds the median ratio decides and every round's ratio is listed. \
-             The figures in brackets are those of the round with the median ratio.\n\n{}\n\
-             ## Memory per process after the runs\n\n{}\n\
-             ## Instructions per request (callgrind)\n\n{}\n## Parser\n\n{}\n",
-            self.targets_table(),
-            self.memory_table(),
-            self.callgrind_section(),
-            self.parser_section()
-        );
-        if !self.notes.is_empty() {
-            out.push_str("## Skipped or failed\n\n");
-            for note in &self.notes {
-                let _ = writeln!(out, "- {note}");
-            }
-            out.push('\n');
-        }
+        let _ = write!(out, "- load generator: {}\n\n", self.generator);
+        out
+    }
+
+    /// The commands that reproduce the run, and nginx's configuration.
+    fn commands_section(&self) -> String {
+        let mut out = String::new();
         let _ = write!(
             out,
             "## Commands\n\nRun from the project root. Setup:\n\n```sh\n{}\n```\n\nServers:\n\n```sh\n{}\n```\n\n\
@@ -300,11 +318,12 @@ impl Report {
                 out,
                 "The nginx configuration, `.bench/nginx/nginx.conf`:\n\n<details><summary>nginx.conf</summary>\n\n\
                  ```nginx\n{}```\n\n</details>\n\n\
-                 gunicorn serves `.bench/wsgi/bench_app.py`, written from `WSGI_APP` in `xtask/src/bench/fixtures.rs`.\n\n",
+                 In the built-in apps' scenarios gunicorn serves `.bench/wsgi/bench_app.py`, written from `WSGI_APP` \
+                 in `xtask/src/bench/fixtures.rs`; in the WSGI scenarios every server runs the WSGI app of \
+                 \"WSGI applications\".\n\n",
                 conf
             );
         }
-        out.push_str(limits);
         out
     }
 }

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{count, mib, Report};
+use crate::bench::callgrind::CallgrindResult;
+use crate::bench::scenario::AppKind;
 
 impl Report {
     pub(super) fn memory_table(&self) -> String {
@@ -16,7 +18,11 @@ impl Report {
                 out,
                 "| {} | {} | {} | {} | {} | {} |",
                 p.server.name(),
-                p.apps,
+                p.apps
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 p.pid,
                 if p.is_root { "master" } else { "worker" },
                 mib(p.memory.peak_kib),
@@ -26,8 +32,9 @@ impl Report {
         out
     }
 
-    pub(super) fn callgrind_section(&self) -> String {
-        let Some(cg) = &self.callgrind else {
+    /// The callgrind count of `app` (hello or the WSGI hello), or why there is none.
+    pub(super) fn callgrind_section(&self, app: AppKind) -> String {
+        let Some(cg) = self.callgrind.iter().find(|cg| cg.app == app) else {
             return format!(
                 "Not run: {}.\n",
                 self.callgrind_note
@@ -35,8 +42,12 @@ impl Report {
                     .unwrap_or("see \"Skipped or failed\"")
             );
         };
+        let what = match app.wsgi_target() {
+            Some(target) => format!("WSGI hello request (`{target}`, `--threads 1`)"),
+            None => format!("{} request", app.name()),
+        };
         let mut out = format!(
-            "**{:.0} instructions per keep-alive hello request** in a ferrocorn worker's user space \
+            "**{:.0} instructions per keep-alive {what}** in a ferrocorn worker's user space \
              (`GET / HTTP/1.1` with a `Host`, one connection): ({} − {}) instructions / ({} − {}) requests, \
              two sessions under callgrind so that start-up and shutdown cancel out. Counted, not timed: \
              it does not move with the machine's load. The kernel's share (most of the CPU, see \
@@ -51,6 +62,7 @@ impl Report {
             count(cg.requests.1 as f64),
             cg.command
         );
+        out.push_str(&objects_table(cg));
         if !cg.top.is_empty() {
             out.push_str("Own instructions of the heaviest functions, large session:\n\n| share | function |\n|--:|---|\n");
             for (share, function) in &cg.top {
@@ -59,6 +71,7 @@ impl Report {
         }
         out
     }
+
     pub(super) fn parser_section(&self) -> String {
         let mut out = String::from(
             "Three measurements of the same two requests (`http-parser/benches/common/requests.rs`), each \
@@ -151,4 +164,35 @@ fn latency_ns(d: Duration) -> String {
     } else {
         format!("{:.2} µs", nanos / 1000.0)
     }
+}
+
+/// Instructions per request by object file: the ferrocorn binary (the server, outside
+/// Python), libpython (the app's bytecode and the server's calls into the C API), libc...
+fn objects_table(cg: &CallgrindResult) -> String {
+    if cg.objects.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "The same difference per object file (callgrind's per-object totals):\n\n\
+         | object | instructions per request | share |\n|---|--:|--:|\n",
+    );
+    let (shown, rest): (Vec<_>, Vec<_>) = cg
+        .objects
+        .iter()
+        .enumerate()
+        .partition(|(i, (_, per_request))| *i < 6 && per_request.abs() >= 0.5);
+    let rest: f64 = rest.iter().map(|(_, (_, per_request))| per_request).sum();
+    let share = |x: f64| x * 100.0 / cg.per_request;
+    for (_, (object, per_request)) in shown {
+        let _ = writeln!(
+            out,
+            "| `{object}` | {per_request:.0} | {:.1} % |",
+            share(*per_request)
+        );
+    }
+    if rest.abs() >= 0.5 {
+        let _ = writeln!(out, "| others | {rest:.0} | {:.1} % |", share(rest));
+    }
+    out.push('\n');
+    out
 }

@@ -41,12 +41,132 @@ struct Comparison {
     show: fn(f64) -> String,
 }
 
+fn per_cpu(row: &Row) -> Option<f64> {
+    row.requests_per_cpu_second()
+}
+
+fn per_second(row: &Row) -> Option<f64> {
+    Some(row.figures.requests_per_second())
+}
+
+fn mib_per_second(row: &Row) -> Option<f64> {
+    Some(row.figures.mib_per_second())
+}
+
+fn p99_seconds(row: &Row) -> Option<f64> {
+    row.figures.latency.map(|l| l.p99.as_secs_f64())
+}
+
+fn show_per_cpu(x: f64) -> String {
+    format!("{} req/CPU-s", count(x))
+}
+
+fn show_per_second(x: f64) -> String {
+    format!("{} req/s", count(x))
+}
+
+fn show_mib_per_second(x: f64) -> String {
+    format!("{x:.0} MiB/s")
+}
+
+fn show_latency(x: f64) -> String {
+    latency(Duration::from_secs_f64(x))
+}
+
+/// The comparisons of issue 6 (the built-in apps against nginx and gunicorn).
+const ISSUE_6: [Comparison; 6] = [
+    Comparison {
+        what: "hello keep-alive ×64: requests per server CPU-second ≥ 1.2× nginx",
+        scenario: "hello-ka-64",
+        peer: ServerKind::Nginx,
+        figure: per_cpu,
+        bound: Bound::AtLeast(1.2),
+        show: show_per_cpu,
+    },
+    Comparison {
+        what: "hello keep-alive ×64: requests per server CPU-second ≥ 20× gunicorn gthread",
+        scenario: "hello-ka-64",
+        peer: ServerKind::GunicornGthread,
+        figure: per_cpu,
+        bound: Bound::AtLeast(20.0),
+        show: show_per_cpu,
+    },
+    Comparison {
+        what: "hello keep-alive ×64: requests/s ≥ 1.0× nginx",
+        scenario: "hello-ka-64",
+        peer: ServerKind::Nginx,
+        figure: per_second,
+        bound: Bound::AtLeast(1.0),
+        show: show_per_second,
+    },
+    Comparison {
+        what: "pipelined ×16: requests/s ≥ 3× nginx",
+        scenario: "hello-pipe-16",
+        peer: ServerKind::Nginx,
+        figure: per_second,
+        bound: Bound::AtLeast(3.0),
+        show: show_per_second,
+    },
+    Comparison {
+        what: "hello keep-alive ×1: p99 latency ≤ nginx's (ratio ≤ 1)",
+        scenario: "hello-ka-1",
+        peer: ServerKind::Nginx,
+        figure: p99_seconds,
+        bound: Bound::AtMost(1.0),
+        show: show_latency,
+    },
+    Comparison {
+        what: "1 MiB static file: throughput ≥ 0.9× nginx",
+        scenario: "static-1m-8",
+        peer: ServerKind::Nginx,
+        figure: mib_per_second,
+        bound: Bound::AtLeast(0.9),
+        show: show_mib_per_second,
+    },
+];
+
+/// The comparisons of issue 11: the same WSGI app on 2 workers under each server.
+const WSGI: [Comparison; 4] = [
+    Comparison {
+        what: "WSGI hello keep-alive ×64: requests/s ≥ 1.2× granian",
+        scenario: "wsgi-hello-ka-64",
+        peer: ServerKind::Granian,
+        figure: per_second,
+        bound: Bound::AtLeast(1.2),
+        show: show_per_second,
+    },
+    Comparison {
+        what: "WSGI hello keep-alive ×64: requests/s ≥ 6× gunicorn gthread",
+        scenario: "wsgi-hello-ka-64",
+        peer: ServerKind::GunicornGthread,
+        figure: per_second,
+        bound: Bound::AtLeast(6.0),
+        show: show_per_second,
+    },
+    Comparison {
+        what: "WSGI 4 KiB POST echo ×64: requests/s ≥ 1.2× granian",
+        scenario: "wsgi-echo-post-4k-64",
+        peer: ServerKind::Granian,
+        figure: per_second,
+        bound: Bound::AtLeast(1.2),
+        show: show_per_second,
+    },
+    Comparison {
+        what: "WSGI 4 KiB POST echo ×64: requests/s ≥ 6× gunicorn gthread",
+        scenario: "wsgi-echo-post-4k-64",
+        peer: ServerKind::GunicornGthread,
+        figure: per_second,
+        bound: Bound::AtLeast(6.0),
+        show: show_per_second,
+    },
+];
+
 /// Per-process memory limit for ferrocorn's workers after the runs.
 const WORKER_RSS_LIMIT_KIB: u64 = 4 * 1024;
 impl Report {
     /// The ratio of ferrocorn's `figure` to `peer`'s in each round where both ran
     /// `scenario`, with the two figures, in round order.
-    fn round_ratios(
+    pub(super) fn round_ratios(
         &self,
         scenario: &str,
         peer: ServerKind,
@@ -112,73 +232,29 @@ impl Report {
         }
     }
 
-    /// The targets of issue 6, each marked from this run's rows.
+    /// The targets of issue 6 and issue 11's WSGI targets, each marked from this run's
+    /// rows.
     pub fn targets(&self) -> Vec<Target> {
-        use ServerKind::*;
-        let per_cpu: fn(&Row) -> Option<f64> = Row::requests_per_cpu_second;
-        let per_second: fn(&Row) -> Option<f64> = |r| Some(r.figures.requests_per_second());
-        let mib_per_second: fn(&Row) -> Option<f64> = |r| Some(r.figures.mib_per_second());
-        let p99_seconds: fn(&Row) -> Option<f64> =
-            |r| r.figures.latency.map(|l| l.p99.as_secs_f64());
-        let comparisons = [
-            Comparison {
-                what: "hello keep-alive ×64: requests per server CPU-second ≥ 1.2× nginx",
-                scenario: "hello-ka-64",
-                peer: Nginx,
-                figure: per_cpu,
-                bound: Bound::AtLeast(1.2),
-                show: |x| format!("{} req/CPU-s", count(x)),
-            },
-            Comparison {
-                what: "hello keep-alive ×64: requests per server CPU-second ≥ 20× gunicorn gthread",
-                scenario: "hello-ka-64",
-                peer: GunicornGthread,
-                figure: per_cpu,
-                bound: Bound::AtLeast(20.0),
-                show: |x| format!("{} req/CPU-s", count(x)),
-            },
-            Comparison {
-                what: "hello keep-alive ×64: requests/s ≥ 1.0× nginx",
-                scenario: "hello-ka-64",
-                peer: Nginx,
-                figure: per_second,
-                bound: Bound::AtLeast(1.0),
-                show: |x| format!("{} req/s", count(x)),
-            },
-            Comparison {
-                what: "pipelined ×16: requests/s ≥ 3× nginx",
-                scenario: "hello-pipe-16",
-                peer: Nginx,
-                figure: per_second,
-                bound: Bound::AtLeast(3.0),
-                show: |x| format!("{} req/s", count(x)),
-            },
-            Comparison {
-                what: "hello keep-alive ×1: p99 latency ≤ nginx's (ratio ≤ 1)",
-                scenario: "hello-ka-1",
-                peer: Nginx,
-                figure: p99_seconds,
-                bound: Bound::AtMost(1.0),
-                show: |x| latency(Duration::from_secs_f64(x)),
-            },
-            Comparison {
-                what: "1 MiB static file: throughput ≥ 0.9× nginx",
-                scenario: "static-1m-8",
-                peer: Nginx,
-                figure: mib_per_second,
-                bound: Bound::AtLeast(0.9),
-                show: |x| format!("{x:.0} MiB/s"),
-            },
-        ];
-        let mut targets: Vec<Target> = comparisons.iter().map(|c| self.compare(c)).collect();
+        let mut targets: Vec<Target> = ISSUE_6.iter().map(|c| self.compare(c)).collect();
+        targets.push(self.worker_rss_target());
+        targets.push(self.parser_target());
+        targets.extend(WSGI.iter().map(|c| self.compare(c)));
+        targets
+    }
+
+    /// The RSS of ferrocorn's workers running a built-in app (a Python worker holds an
+    /// interpreter: its RSS is shown beside granian's and gunicorn's instead).
+    fn worker_rss_target(&self) -> Target {
+        let what = "every ferrocorn worker of a built-in app: RSS ≤ 4 MiB after the runs";
         let workers: Vec<&ProcessMemory> = self
             .memory
             .iter()
-            .filter(|p| p.server == Ferrocorn && !p.is_root)
+            .filter(|p| p.server == ServerKind::Ferrocorn && !p.is_root)
+            .filter(|p| p.apps.iter().all(|a| !a.is_wsgi()))
             .collect();
-        targets.push(match workers.iter().map(|p| p.memory.current_kib).max() {
+        match workers.iter().map(|p| p.memory.current_kib).max() {
             Some(max) => Target {
-                what: "every ferrocorn worker's RSS ≤ 4 MiB after the runs",
+                what,
                 measured: format!("largest {} MiB over {} workers", mib(max), workers.len()),
                 verdict: if max <= WORKER_RSS_LIMIT_KIB {
                     Verdict::Met
@@ -187,13 +263,11 @@ impl Report {
                 },
             },
             None => Target {
-                what: "every ferrocorn worker's RSS ≤ 4 MiB after the runs",
+                what,
                 measured: String::new(),
                 verdict: Verdict::Unmeasured("ferrocorn did not run".to_string()),
             },
-        });
-        targets.push(self.parser_target());
-        targets
+        }
     }
 
     /// The targets table in Markdown.
@@ -279,6 +353,7 @@ mod tests {
     use crate::bench::parser_bench::ParserResult;
     use crate::bench::procfs::Memory;
     use crate::bench::report::tests::row;
+    use crate::bench::scenario::AppKind;
 
     #[test]
     fn targets_are_marked_from_ratios() {
@@ -354,10 +429,10 @@ mod tests {
     }
 
     #[test]
-    fn worker_rss_target_ignores_the_master() {
-        let memory = |is_root, kib| ProcessMemory {
+    fn worker_rss_target_ignores_the_master_and_python_workers() {
+        let memory = |is_root, kib, app| ProcessMemory {
             server: ServerKind::Ferrocorn,
-            apps: "hello".to_string(),
+            apps: vec![app],
             pid: 1,
             is_root,
             memory: Memory {
@@ -366,12 +441,42 @@ mod tests {
             },
         };
         let mut report = Report {
-            memory: vec![memory(true, 9000), memory(false, 4000)],
+            memory: vec![
+                memory(true, 9000, AppKind::Hello),
+                memory(false, 4000, AppKind::Hello),
+                memory(false, 20_000, AppKind::WsgiHello),
+            ],
             ..Report::default()
         };
         assert_eq!(report.targets()[6].verdict, Verdict::Met);
-        report.memory.push(memory(false, 4097));
+        report.memory.push(memory(false, 4097, AppKind::Echo));
         assert_eq!(report.targets()[6].verdict, Verdict::Missed);
+    }
+
+    #[test]
+    fn wsgi_targets_compare_requests_per_second_with_granian_and_gthread() {
+        let report = Report {
+            rows: vec![
+                row(ServerKind::Ferrocorn, "wsgi-hello-ka-64", 60_000, 1000, 500),
+                row(ServerKind::Granian, "wsgi-hello-ka-64", 50_000, 1000, 500),
+                row(
+                    ServerKind::GunicornGthread,
+                    "wsgi-hello-ka-64",
+                    11_000,
+                    1000,
+                    500,
+                ),
+            ],
+            ..Report::default()
+        };
+        let targets = report.targets();
+        let wsgi = &targets[targets.len() - WSGI.len()..];
+        assert_eq!(wsgi[0].verdict, Verdict::Met, "{:?}", wsgi[0]);
+        assert!(wsgi[0]
+            .measured
+            .starts_with("1.20× (60,000 req/s vs 50,000 req/s"));
+        assert_eq!(wsgi[1].verdict, Verdict::Missed, "5.45× is short of 6×");
+        assert!(matches!(wsgi[2].verdict, Verdict::Unmeasured(_)));
     }
 
     #[test]
