@@ -39,6 +39,17 @@ pub struct CallgrindResult {
     /// libc, ...), the large session's count less the small one's, heaviest first.
     pub objects: Vec<(String, f64)>,
     pub command: String,
+    /// For a WSGI app: its own instructions per call with no server around it.
+    pub app_alone: Option<AppAlone>,
+}
+
+/// A WSGI app called in a plain Python loop under callgrind (`.bench/wsgi/wsgi_loop.py`,
+/// one prepared `environ`, a `start_response` that does nothing), the same two counts
+/// apart: what the app itself costs, so that the rest of a request is the server's.
+#[derive(Debug, Clone)]
+pub struct AppAlone {
+    pub per_call: f64,
+    pub command: String,
 }
 
 /// One session's figures.
@@ -65,8 +76,11 @@ pub fn run(
     let out_dir = dir.abs("callgrind");
     fs::create_dir_all(&out_dir)
         .with_context(|| format!("could not create {}", out_dir.display()))?;
+    let ours = format!("callgrind.out.{}.", app.name());
     for entry in fs::read_dir(&out_dir)?.flatten() {
-        let _ = fs::remove_file(entry.path());
+        if entry.file_name().to_string_lossy().starts_with(&ours) {
+            let _ = fs::remove_file(entry.path());
+        }
     }
     // The shape of wrk's request: a Host with a port.
     let request = scenario.request_bytes("127.0.0.1:8000");
@@ -103,6 +117,54 @@ pub fn run(
         top: parse_annotate(&large.annotate, large.total, 12),
         objects,
         command: large.command,
+        app_alone: app.wsgi_target().and_then(|target| {
+            app_alone(target, dir)
+                .map_err(|err| eprintln!("xtask: the WSGI app alone was not counted: {err:#}"))
+                .ok()
+        }),
+    })
+}
+
+/// Counts the WSGI app `target` (`module:callable`) alone, see [`AppAlone`].
+fn app_alone(target: &str, dir: &BenchDir) -> Result<AppAlone> {
+    let python = dir.rel("venv").join("bin/python");
+    let script = dir.rel("wsgi").join("wsgi_loop.py");
+    let mut totals = Vec::new();
+    let mut command = String::new();
+    for calls in [REQUESTS.0, REQUESTS.1] {
+        let out = dir
+            .rel("callgrind")
+            .join(format!("callgrind.out.wsgi-loop.{calls}"));
+        let args = [
+            "--tool=callgrind".to_string(),
+            format!("--callgrind-out-file={}", out.display()),
+            python.display().to_string(),
+            script.display().to_string(),
+            target.to_string(),
+            calls.to_string(),
+        ];
+        let output = Command::new("valgrind")
+            .args(&args)
+            .current_dir(&dir.root)
+            .stdin(Stdio::null())
+            .output()
+            .context("could not start valgrind")?;
+        if !output.status.success() {
+            bail!(
+                "valgrind {} failed with {}: {}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let text = fs::read_to_string(dir.root.join(&out))
+            .with_context(|| format!("no callgrind output at {}", out.display()))?;
+        totals.push(parse_total(&text).context("no instruction total")?);
+        command = format!("valgrind {}", args.join(" "));
+    }
+    Ok(AppAlone {
+        per_call: (totals[1] as f64 - totals[0] as f64) / (REQUESTS.1 - REQUESTS.0) as f64,
+        command,
     })
 }
 

@@ -33,6 +33,7 @@ pub fn write_fixtures(dir: &BenchDir) -> Result<()> {
         ("bench_app.py", WSGI_APP),
         ("wsgi_hello.py", WSGI_HELLO_APP),
         ("wsgi_echo.py", WSGI_ECHO_APP),
+        ("wsgi_loop.py", WSGI_LOOP),
     ] {
         let app = dir.abs("wsgi").join(name);
         fs::write(&app, text).with_context(|| format!("could not write {}", app.display()))?;
@@ -50,6 +51,36 @@ BODY = b"Hello, World!\n"
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))])
     return [BODY]
+"#;
+
+/// Calls a WSGI app `module:callable` N times with no server (`python wsgi_loop.py
+/// wsgi_hello:app 2000`): the environ a server would pass for the bench's GET, prepared
+/// once, and a `start_response` that does nothing. callgrind counts it to tell the app's
+/// own instructions from the server's.
+pub const WSGI_LOOP: &str = r#""""Calls a WSGI app N times with no server, for `cargo xtask bench`'s callgrind count."""
+import importlib
+import io
+import sys
+
+module, _, name = sys.argv[1].partition(":")
+app = getattr(importlib.import_module(module), name or "application")
+environ = {
+    "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "",
+    "RAW_URI": "/", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000",
+    "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "40000",
+    "HTTP_HOST": "127.0.0.1:8000", "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
+    "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr, "wsgi.multithread": False,
+    "wsgi.multiprocess": True, "wsgi.run_once": False,
+}
+
+
+def start_response(status, headers, exc_info=None):
+    return None
+
+
+for _ in range(int(sys.argv[2])):
+    for piece in app(environ, start_response):
+        pass
 "#;
 
 /// The WSGI echo app (`wsgi_echo:app`): reads `CONTENT_LENGTH` bytes from `wsgi.input` and

@@ -63,6 +63,17 @@ impl Report {
             cg.command
         );
         out.push_str(&objects_table(cg));
+        if let Some(alone) = &cg.app_alone {
+            let _ = write!(
+                out,
+                "The app alone, called in a plain Python loop with a prepared `environ` and a `start_response` \
+                 that does nothing, the same two counts apart: **{:.0} instructions per call**. The other \
+                 **{:.0} per request** are the server's, inside and outside libpython (command: `{}`).\n\n",
+                alone.per_call,
+                cg.per_request - alone.per_call,
+                alone.command
+            );
+        }
         if !cg.top.is_empty() {
             out.push_str("Own instructions of the heaviest functions, large session:\n\n| share | function |\n|--:|---|\n");
             for (share, function) in &cg.top {
