@@ -32,6 +32,7 @@ fn kind(spec: &str) -> Kind<'_> {
 /// Builds the application the settings name. Python applications are set up as the
 /// settings say (`pythonpath`, `virtualenv`, `preload_app`, ...).
 pub fn load(settings: &Settings) -> Result<Arc<dyn App>, String> {
+    apply_raw_env(settings);
     match kind(&settings.app) {
         Kind::Builtin => ferrocorn_worker::load_app(&settings.app),
         Kind::Python(spec) => load_python(spec, settings),
@@ -54,11 +55,31 @@ fn load_python(spec: &str, _settings: &Settings) -> Result<Arc<dyn App>, String>
 
 #[cfg(feature = "python")]
 fn python_options(settings: &Settings) -> ferrocorn_python::PythonOptions {
-    let _ = settings;
+    if settings.reload && settings.preload_app {
+        tracing::warn!(
+            "reload with preload_app: workers restart on changes but keep the code the arbiter preloaded"
+        );
+    }
     ferrocorn_python::PythonOptions {
+        pythonpath: settings.pythonpath.clone(),
+        virtualenv: settings.virtualenv.clone(),
+        preload: settings.preload_app,
+        root_path: settings.root_path.clone(),
         threads: settings.threads,
         workers: settings.workers,
-        ..Default::default()
+        reload: settings.reload,
+        reload_extra_files: settings.reload_extra_files.clone(),
+    }
+}
+
+/// Sets the `raw_env` variables (`-e KEY=VALUE`) in this process's environment, as
+/// gunicorn does, so that the application and every worker see them. Called at start and
+/// on HUP, in the single-threaded arbiter, before the application is loaded.
+pub fn apply_raw_env(settings: &Settings) {
+    for pair in &settings.raw_env {
+        if let Some((key, value)) = pair.split_once('=') {
+            std::env::set_var(key.trim(), value);
+        }
     }
 }
 

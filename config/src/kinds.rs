@@ -669,6 +669,147 @@ impl Kind for IpList {
     }
 }
 
+/// A list of paths. Repeatable on the command line and a TOML array in the file; in one
+/// text value (an environment variable, or any value when `commas` is set, as gunicorn's
+/// `--pythonpath a,b` takes it), items are separated by commas. May be empty.
+#[derive(Debug)]
+pub struct PathList {
+    commas: bool,
+}
+
+/// Paths separated by commas in every form (gunicorn's `pythonpath`).
+pub const PATHS_WITH_COMMAS: PathList = PathList { commas: true };
+/// One path per flag or array item; commas only separate items of one text value.
+pub const PATHS: PathList = PathList { commas: false };
+
+impl Kind for PathList {
+    type Out = Vec<PathBuf>;
+
+    fn parse(&self, raw: &Raw) -> Result<Vec<PathBuf>, String> {
+        Ok(list_items(raw, self.commas)?
+            .into_iter()
+            .map(PathBuf::from)
+            .collect())
+    }
+
+    fn accepted(&self) -> String {
+        if self.commas {
+            "a comma-separated list of paths".to_string()
+        } else {
+            "paths (repeat the flag; comma-separated in an environment variable)".to_string()
+        }
+    }
+
+    fn to_toml(&self, value: &Vec<PathBuf>) -> toml::Value {
+        toml::Value::Array(
+            value
+                .iter()
+                .map(|p| toml::Value::String(p.display().to_string()))
+                .collect(),
+        )
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Many
+    }
+
+    fn samples(&self) -> Vec<String> {
+        vec!["/srv/app".to_string(), "lib".to_string(), "a/b".to_string()]
+    }
+}
+
+/// Environment variables as `KEY=VALUE` (gunicorn's `raw_env`): repeatable on the command
+/// line, a TOML array in the file, comma-separated in an environment variable. The key is
+/// not empty and holds neither `=` nor NUL; the value holds no NUL.
+#[derive(Debug)]
+pub struct EnvList;
+
+fn check_env_item(item: &str) -> Result<(), String> {
+    let Some((key, value)) = item.split_once('=') else {
+        return Err(format!("{item:?} is not KEY=VALUE"));
+    };
+    if key.trim().is_empty() {
+        return Err(format!("{item:?} has an empty name"));
+    }
+    if key.contains('\0') || value.contains('\0') {
+        return Err(format!("{item:?} holds a NUL byte"));
+    }
+    Ok(())
+}
+
+impl Kind for EnvList {
+    type Out = Vec<String>;
+
+    fn parse(&self, raw: &Raw) -> Result<Vec<String>, String> {
+        let items = list_items(raw, false)?;
+        for item in &items {
+            check_env_item(item)?;
+        }
+        Ok(items)
+    }
+
+    fn accepted(&self) -> String {
+        "KEY=VALUE pairs (repeat the flag)".to_string()
+    }
+
+    fn to_toml(&self, value: &Vec<String>) -> toml::Value {
+        list_to_toml(value)
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Many
+    }
+
+    fn samples(&self) -> Vec<String> {
+        vec![
+            "A=1".to_string(),
+            "DJANGO_SETTINGS_MODULE=site.settings".to_string(),
+            "EMPTY=".to_string(),
+        ]
+    }
+}
+
+/// A URL path prefix an application is mounted at (`SCRIPT_NAME`): empty, or starting with
+/// `/` and not ending with one, with no `?`, `#` or control characters.
+#[derive(Debug)]
+pub struct UrlPrefix;
+
+impl Kind for UrlPrefix {
+    type Out = String;
+
+    fn parse(&self, raw: &Raw) -> Result<String, String> {
+        let text = TEXT.parse(raw)?;
+        if text.is_empty() {
+            return Ok(text);
+        }
+        if !text.starts_with('/') {
+            return Err("does not start with /".to_string());
+        }
+        if text.ends_with('/') {
+            return Err("ends with /".to_string());
+        }
+        if text
+            .chars()
+            .any(|c| c.is_control() || c == '?' || c == '#' || c == ' ')
+        {
+            return Err("holds a space, ?, # or a control character".to_string());
+        }
+        Ok(text)
+    }
+
+    fn accepted(&self) -> String {
+        "empty, or a path starting with / and not ending with / (/api)".to_string()
+    }
+
+    fn to_toml(&self, value: &String) -> toml::Value {
+        toml::Value::String(value.clone())
+    }
+
+    fn samples(&self) -> Vec<String> {
+        vec![String::new(), "/api".to_string(), "/a/b".to_string()]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -803,5 +944,30 @@ mod tests {
         round_trip(&Binds);
         round_trip(&IpList);
         round_trip(&choice(&[("x", 1u8), ("y", 2u8)]));
+        round_trip(&PATHS);
+        round_trip(&PATHS_WITH_COMMAS);
+        round_trip(&EnvList);
+        round_trip(&UrlPrefix);
+    }
+
+    #[test]
+    fn python_kinds_check_their_values() {
+        let flags = |items: &[&str]| Raw::List(items.iter().map(|i| s(i)).collect());
+        // One value per flag keeps its commas; a comma-separated text is split.
+        assert_eq!(
+            EnvList.parse(&flags(&["A=1,2", "B="])),
+            Ok(vec!["A=1,2".to_string(), "B=".to_string()])
+        );
+        assert!(EnvList.parse(&flags(&["NOEQUALS"])).is_err());
+        assert!(EnvList.parse(&flags(&["=1"])).is_err());
+        assert_eq!(
+            PATHS_WITH_COMMAS.parse(&flags(&["a,b"])).map(|v| v.len()),
+            Ok(2)
+        );
+        assert_eq!(PATHS.parse(&flags(&["a,b"])).map(|v| v.len()), Ok(1));
+        assert_eq!(UrlPrefix.parse(&s("/api")), Ok("/api".to_string()));
+        for bad in ["api", "/api/", "/a b", "/a?b"] {
+            assert!(UrlPrefix.parse(&s(bad)).is_err(), "{bad}");
+        }
     }
 }

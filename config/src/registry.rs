@@ -16,11 +16,12 @@ pub enum Section {
     Proxy,
     Logging,
     Http,
+    Python,
 }
 
 impl Section {
     /// Every section, in the order they are listed.
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 9] = [
         Section::Server,
         Section::Workers,
         Section::Timeouts,
@@ -29,6 +30,7 @@ impl Section {
         Section::Proxy,
         Section::Logging,
         Section::Http,
+        Section::Python,
     ];
 
     /// The section's heading.
@@ -42,6 +44,7 @@ impl Section {
             Section::Proxy => "Proxies",
             Section::Logging => "Logging",
             Section::Http => "HTTP parser compatibility",
+            Section::Python => "Python applications",
         }
     }
 }

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kinds::{
-    choice, count, int, seconds, Binds, Flag, IpList, OptPath, OptText, Umask, NON_EMPTY_TEXT, TEXT,
+    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptPath, OptText, Umask, UrlPrefix,
+    NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
 };
 use crate::registry::{declare_settings, flag, flag_with_alias, positional};
 
@@ -95,7 +96,11 @@ const TOML_INT_MAX: u64 = i64::MAX as u64;
 const MAX_SECONDS: u64 = 365 * 24 * 3600;
 
 declare_settings! {
-    /// The application to serve: `static:DIR` (the files under DIR), `hello` or `echo`.
+    /// The application to serve: a Python WSGI application, or a built-in one.
+    /// Python takes gunicorn's form: `pkg.module:app`, `module` (its `application`), or a
+    /// factory `module:create_app()` with literal arguments; `python:SPEC` reaches a module
+    /// that shares a built-in's name (`python:hello`). The built-ins: `static:DIR` (the
+    /// files under DIR), `hello` and `echo`.
     app: String = "static:.".to_string();
         Server, positional("APP"), NON_EMPTY_TEXT;
 
@@ -270,4 +275,41 @@ declare_settings! {
     /// keep them (`dangerous`).
     header_map: HeaderMap = HeaderMap::Drop;
         Http, flag(None, "header-map", "MODE"), choice(HEADER_MAPS);
+
+    /// Directories to put on Python's `sys.path`, after the working directory (which comes
+    /// first, as in gunicorn); comma-separated.
+    pythonpath: Vec<PathBuf> = Vec::new();
+        Python, flag(None, "pythonpath", "DIRS"), PATHS_WITH_COMMAS;
+
+    /// The Python virtual environment whose packages the application uses, when none is
+    /// activated. Without it, an activated one (`VIRTUAL_ENV`, or a virtual environment's
+    /// `bin/` first on `PATH`) is used.
+    virtualenv: Option<PathBuf> = None;
+        Python, flag(None, "virtualenv", "DIR"), OptPath;
+
+    /// Import the Python application in the arbiter before starting the workers, so that
+    /// they share its memory and start faster. A HUP then does not load new code.
+    preload_app: bool = false;
+        Python, flag(None, "preload", ""), Flag;
+
+    /// An environment variable to set for the application, as `KEY=VALUE`; repeat the flag
+    /// for several.
+    raw_env: Vec<String> = Vec::new();
+        Python, flag(Some('e'), "env", "KEY=VALUE"), EnvList;
+
+    /// Restart the workers when a source file of the Python application changes (for
+    /// development). With `preload_app` the restarted workers keep the preloaded code.
+    reload: bool = false;
+        Python, flag(None, "reload", ""), Flag;
+
+    /// A file whose change also restarts the workers under `reload` (a template, a config
+    /// file); repeat the flag for several.
+    reload_extra_files: Vec<PathBuf> = Vec::new();
+        Python, flag(None, "reload-extra-file", "FILE"), PATHS;
+
+    /// The URL prefix the application is mounted at: the WSGI `SCRIPT_NAME`, removed from
+    /// the start of `PATH_INFO`. Empty takes the `SCRIPT_NAME` environment variable, as
+    /// gunicorn does.
+    root_path: String = String::new();
+        Python, flag(None, "root-path", "PATH"), UrlPrefix;
 }
