@@ -1,12 +1,39 @@
 //! Python applications for ferrocorn: embeds CPython through `pyo3` and serves a WSGI
 //! application (PEP 3333) as a worker [`App`].
 //!
-//! Skeleton: the implementation lands with issue 11.
+//! - `spec.rs`: gunicorn's `MODULE:CALLABLE` syntax, checked without Python.
+//! - `venv.rs`: which virtual environment (and so which `sys.executable`) to use.
+//! - `interp.rs`: the only module with `unsafe` and raw C API calls: starting the
+//!   interpreter, attaching threads, the fork hooks.
+//! - `loader.rs`: importing the application, and Python errors as messages.
+//! - `wsgi/`: the WSGI host; an ASGI host would sit beside it on the same embedding.
+//! - `reload.rs`: `--reload`'s file watcher.
+//!
+//! Without `preload` the process calling [`load_wsgi`] (the arbiter) never starts Python:
+//! each worker starts it and imports the application in [`App::init_worker`]. With
+//! `preload` the interpreter starts and the application is imported in [`load_wsgi`], and
+//! the fork hooks keep the interpreter consistent across each `fork`.
+//!
+//! Nothing here relies on the GIL to protect Rust state: shared state sits behind Rust
+//! mutexes that are never held while calling into Python or waiting to attach, so the
+//! design holds on free-threaded CPython builds too.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod interp;
+mod loader;
+mod reload;
+mod spec;
+mod venv;
+mod wsgi;
 
-use ferrocorn_worker::App;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use ferrocorn_worker::{App, Request, Response};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+pub use spec::AppSpec;
 
 /// How the interpreter is set up and the application found.
 #[derive(Debug, Clone, Default)]
@@ -17,7 +44,8 @@ pub struct PythonOptions {
     pub virtualenv: Option<PathBuf>,
     /// Import the application in the arbiter before forking (`--preload`).
     pub preload: bool,
-    /// The `SCRIPT_NAME` the application is mounted at (`--root-path`), without a trailing `/`.
+    /// The `SCRIPT_NAME` the application is mounted at (`--root-path`), without a trailing
+    /// `/`; empty: the process's `SCRIPT_NAME` variable, if any.
     pub root_path: String,
     /// Application threads per worker (`wsgi.multithread` when > 1).
     pub threads: usize,
@@ -29,10 +57,172 @@ pub struct PythonOptions {
     pub reload_extra_files: Vec<PathBuf>,
 }
 
-/// Loads the WSGI application `spec` (`module`, `module:callable`, `module:factory(args)`).
+/// Loads the WSGI application `spec` (`module`, `module:callable`, `module:obj.attr`,
+/// `module:factory(literal args)`).
+///
+/// The spec's syntax is always checked here. Without `options.preload` nothing else
+/// happens in this process: each worker starts Python and imports the application in
+/// [`App::init_worker`], whose error then names the module or attribute and the Python
+/// exception. With `preload`, Python starts and the application is imported now, so an
+/// import error is returned from here.
 pub fn load_wsgi(spec: &str, options: &PythonOptions) -> Result<Arc<dyn App>, String> {
-    let _ = options;
-    Err(format!(
-        "cannot load {spec:?}: Python applications are not implemented yet"
-    ))
+    let spec = AppSpec::parse(spec)?;
+    let app = WsgiApp {
+        spec,
+        options: options.clone(),
+        host: OnceLock::new(),
+    };
+    if options.preload {
+        let host = app.import()?;
+        let _ = app.host.set(host);
+    }
+    Ok(Arc::new(app))
 }
+
+/// A WSGI application as a worker [`App`].
+#[derive(Debug)]
+pub struct WsgiApp {
+    spec: AppSpec,
+    options: PythonOptions,
+    /// Set once the application is imported (in the arbiter with `preload`, else in the
+    /// worker); a forked worker inherits it.
+    host: OnceLock<Arc<wsgi::Host>>,
+}
+
+impl WsgiApp {
+    /// Starts Python in this process if needed and imports the application.
+    fn import(&self) -> Result<Arc<wsgi::Host>, String> {
+        start_python(&self.options)?;
+        let setup = wsgi::Setup {
+            script_name: script_name(&self.options.root_path),
+            multithread: self.options.threads > 1,
+            multiprocess: self.options.workers > 1,
+        };
+        let host = interp::attach(|py| {
+            let app = loader::import_app(py, &self.spec)?;
+            wsgi::Host::new(py, app, &setup, self.options.threads.max(1))
+                .map_err(|e| format!("cannot prepare the WSGI host: {}", loader::describe(py, &e)))
+        })?;
+        Ok(Arc::new(host))
+    }
+}
+
+/// `SCRIPT_NAME`: `--root-path`, else the process's `SCRIPT_NAME` (as gunicorn reads it).
+fn script_name(root_path: &str) -> String {
+    let name = if root_path.is_empty() {
+        std::env::var("SCRIPT_NAME").unwrap_or_default()
+    } else {
+        root_path.to_owned()
+    };
+    name.trim_end_matches('/').to_owned()
+}
+
+/// Starts the interpreter (once per process) with the virtual environment the options
+/// and the environment name, and puts the working directory, then `pythonpath`, first on
+/// `sys.path`.
+fn start_python(options: &PythonOptions) -> Result<(), String> {
+    let venv = venv::find(
+        options.virtualenv.as_deref(),
+        std::env::var_os("VIRTUAL_ENV").as_deref(),
+        std::env::var_os("PATH").as_deref(),
+    );
+    let program = match &venv {
+        Some(dir) => venv::program(dir)?,
+        None => PathBuf::from(venv::BUILD_PYTHON),
+    };
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if interp::start(&program, &argv)? {
+        match &venv {
+            Some(dir) => tracing::debug!("Python started in virtualenv {}", dir.display()),
+            None => tracing::debug!("Python started as {}", program.display()),
+        }
+    }
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+    let mut paths = vec![cwd];
+    for dir in &options.pythonpath {
+        paths.push(absolute(dir));
+    }
+    interp::attach(|py| set_sys_path(py, &paths)).map_err(|e| format!("cannot set sys.path: {e}"))
+}
+
+fn absolute(dir: &Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Puts `paths` first on `sys.path`, in order, each once.
+fn set_sys_path(py: Python<'_>, paths: &[PathBuf]) -> PyResult<()> {
+    let sys_path = py.import("sys")?.getattr("path")?;
+    let sys_path = sys_path.cast::<PyList>()?;
+    for (i, dir) in paths.iter().enumerate() {
+        let dir = dir.to_string_lossy();
+        while let Ok(at) = sys_path.index(&*dir) {
+            sys_path.del_item(at)?;
+        }
+        sys_path.insert(i, &*dir)?;
+    }
+    Ok(())
+}
+
+impl App for WsgiApp {
+    fn call(&self, request: &mut Request, response: &mut Response) {
+        match self.host.get() {
+            Some(host) => host.call(request, response),
+            None => {
+                tracing::error!("the WSGI application {} is not loaded", self.spec);
+                response.plain(500, "internal server error\n");
+            }
+        }
+    }
+
+    fn init_worker(&self) -> Result<(), String> {
+        let host = match self.host.get() {
+            Some(host) => Arc::clone(host),
+            None => {
+                let host = self.import()?;
+                Arc::clone(self.host.get_or_init(|| host))
+            }
+        };
+        host.start_worker()?;
+        if self.options.reload {
+            reload::start(self.options.reload_extra_files.clone())?;
+        }
+        Ok(())
+    }
+
+    fn exit_worker(&self) {
+        if !interp::is_started() {
+            return;
+        }
+        interp::attach(|py| {
+            let run = py
+                .import("atexit")
+                .and_then(|atexit| atexit.call_method0("_run_exitfuncs"));
+            if let Err(e) = run {
+                tracing::error!("atexit handlers failed\n{}", loader::traceback(py, &e));
+            }
+            if let Ok(sys) = py.import("sys") {
+                for stream in ["stdout", "stderr"] {
+                    if let Ok(s) = sys.getattr(stream) {
+                        let _ = s.call_method0("flush");
+                    }
+                }
+            }
+        });
+    }
+
+    fn before_fork(&self) {
+        interp::before_fork();
+    }
+
+    fn after_fork_parent(&self) {
+        interp::after_fork_parent();
+    }
+
+    fn after_fork_child(&self) {
+        interp::after_fork_child();
+    }
+}
+
+#[cfg(test)]
+mod tests;
