@@ -15,6 +15,9 @@ pub enum ArbiterError {
     /// An inherited descriptor (`fd://N`, `LISTEN_FDS`, `FERROCORN_FD`) is not a listening
     /// stream socket.
     InheritedFd { fd: i32, reason: String },
+    /// A `bind` entry names a socket this server already listens on (`fd://N` twice, or
+    /// the descriptor of another listener): one descriptor cannot have two owners.
+    SameSocket { address: String, listener: String },
     /// The pidfile names a process that is still running.
     PidfileLive { path: PathBuf, pid: i32 },
     /// The pidfile could not be written.
@@ -32,12 +35,18 @@ pub enum ArbiterError {
     WorkerBoot { pid: i32, reason: String },
     /// More workers were asked for than the scoreboard holds.
     TooManyWorkers { requested: usize, limit: usize },
+    /// The process already runs other threads: forking it would copy locks those threads
+    /// may hold into every worker.
+    NotSingleThreaded { threads: usize },
 }
 
 impl ArbiterError {
     /// True when the error comes from the configuration rather than the running system.
     pub fn is_config(&self) -> bool {
-        matches!(self, ArbiterError::TooManyWorkers { .. })
+        matches!(
+            self,
+            ArbiterError::TooManyWorkers { .. } | ArbiterError::SameSocket { .. }
+        )
     }
 }
 
@@ -53,6 +62,13 @@ impl fmt::Display for ArbiterError {
             ArbiterError::InheritedFd { fd, reason } => {
                 write!(f, "inherited file descriptor {fd} is unusable: {reason}")
             }
+            ArbiterError::SameSocket { address, listener } if address == listener => {
+                write!(f, "bind {address} is given twice")
+            }
+            ArbiterError::SameSocket { address, listener } => write!(
+                f,
+                "bind {address} names the socket of listener {listener}, which is already bound"
+            ),
             ArbiterError::PidfileLive { path, pid } => write!(
                 f,
                 "pidfile {} names process {pid}, which is still running",
@@ -70,6 +86,12 @@ impl fmt::Display for ArbiterError {
             ArbiterError::TooManyWorkers { requested, limit } => write!(
                 f,
                 "{requested} workers requested, the scoreboard holds at most {limit}"
+            ),
+            ArbiterError::NotSingleThreaded { threads } => write!(
+                f,
+                "the process runs {threads} threads: the arbiter forks workers and must be \
+                 started from a single-threaded process (start threads in the workers, from \
+                 App::init_worker)"
             ),
         }
     }

@@ -7,6 +7,7 @@
 //! [`App`] calls [`serve`]. `docs/operations.md` describes the behaviour an operator sees
 //! (each signal, upgrades, supervision, sockets).
 
+mod child;
 mod error;
 mod listeners;
 mod master;
@@ -15,6 +16,7 @@ mod pidfile;
 mod process;
 mod scoreboard;
 mod signals;
+mod worker_setup;
 
 use std::sync::Arc;
 
@@ -102,8 +104,13 @@ impl Arbiter {
     /// stop; fails when a listener cannot be bound, the pidfile names a live process, the
     /// process setup (`chdir`, `user`, `group`) fails, the app cannot be loaded, or a
     /// worker exits with an error before any worker has served (later failures are
-    /// replaced with backoff, or roll a reload back). Must be called from a
-    /// single-threaded process: it forks.
+    /// replaced with backoff, or roll a reload back).
+    ///
+    /// Must be called from a single-threaded process, because it forks: a thread running
+    /// elsewhere may hold a lock (the allocator's, a logger's) that every worker would
+    /// inherit locked forever. It checks this first and fails with
+    /// [`ArbiterError::NotSingleThreaded`] before touching anything; a program embedding
+    /// ferrocorn starts its threads in the workers ([`App::init_worker`]) instead.
     pub fn run(self) -> Result<(), ArbiterError> {
         master::Master::start(self)?.supervise()
     }
@@ -111,6 +118,9 @@ impl Arbiter {
 
 /// Serves `app` with `settings` until stopped: [`Arbiter::with_app`] then
 /// [`Arbiter::run`]. For programs that bring their own [`App`].
+///
+/// Call it from a single-threaded process (before starting any thread): it forks, and
+/// fails with [`ArbiterError::NotSingleThreaded`] otherwise (see [`Arbiter::run`]).
 pub fn serve(settings: Settings, app: Arc<dyn App>) -> Result<(), ArbiterError> {
     Arbiter::with_app(settings, app).run()
 }

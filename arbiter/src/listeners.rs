@@ -147,38 +147,93 @@ pub fn open(settings: &Settings) -> Result<(Vec<Listener>, ListenerOrigin), Arbi
     if let Some(fds) = std::env::var_os(FERROCORN_FD_ENV) {
         std::env::remove_var(FERROCORN_FD_ENV);
         let fds = fds.to_string_lossy().into_owned();
-        let mut listeners = Vec::new();
+        let mut inherited = Vec::new();
         for part in fds.split(',').filter(|part| !part.is_empty()) {
             let fd: RawFd = part.trim().parse().map_err(|_| ArbiterError::InheritedFd {
                 fd: -1,
                 reason: format!("{FERROCORN_FD_ENV}={fds:?} is not a list of descriptors"),
             })?;
-            let mut listener = adopt_fd(fd, None)?;
+            inherited.push(BindAddress::Fd(fd));
+        }
+        let mut vetted = vet_descriptors(&inherited, &[])?;
+        let mut listeners = Vec::new();
+        for address in &inherited {
+            let mut listener = adopt(address, None, &mut vetted)?;
             listener.claim_socket_file(settings);
             listeners.push(listener);
         }
         return Ok((listeners, ListenerOrigin::Upgrade));
     }
     if let Some(count) = systemd_fds() {
+        let activated: Vec<BindAddress> = (SD_LISTEN_FDS_START..SD_LISTEN_FDS_START + count)
+            .map(BindAddress::Fd)
+            .collect();
+        let mut vetted = vet_descriptors(&activated, &[])?;
         let mut listeners = Vec::new();
-        for fd in SD_LISTEN_FDS_START..SD_LISTEN_FDS_START + count {
-            listeners.push(adopt_fd(fd, None)?);
+        for address in &activated {
+            listeners.push(adopt(address, None, &mut vetted)?);
         }
         return Ok((listeners, ListenerOrigin::Systemd));
     }
+    let mut vetted = vet_descriptors(&settings.bind, &[])?;
     let mut listeners = Vec::new();
     for address in &settings.bind {
-        listeners.push(bind(address, settings)?);
+        listeners.push(bind(address, settings, &mut vetted)?);
     }
     Ok((listeners, ListenerOrigin::Bound))
 }
 
-/// Binds one `bind` entry. Used at start and when a reload adds an address.
-pub(crate) fn bind(address: &BindAddress, settings: &Settings) -> Result<Listener, ArbiterError> {
+/// Descriptors [`vet_descriptors`] checked: each an open listening stream socket, owned by
+/// no listener of this process, listed once. [`bind`] takes each out as it adopts it, so
+/// none can be adopted twice: the invariant `OwnedFd::from_raw_fd` needs.
+#[derive(Debug, Default)]
+pub(crate) struct Vetted {
+    fds: Vec<RawFd>,
+}
+
+/// Checks the `fd://N` entries of `fresh` (addresses about to be bound) before anything is
+/// bound or adopted: each names an open listening stream socket, and none names a
+/// descriptor named before it or held by one of `owned` (this process's listeners), so
+/// that no descriptor gets two owners and a bad entry leaves every other descriptor as it
+/// was.
+pub(crate) fn vet_descriptors(
+    fresh: &[BindAddress],
+    owned: &[Listener],
+) -> Result<Vetted, ArbiterError> {
+    let mut vetted = Vetted::default();
+    for (i, address) in fresh.iter().enumerate() {
+        let BindAddress::Fd(fd) = address else {
+            continue;
+        };
+        if let Some(listener) = owned.iter().find(|l| l.raw_fd() == *fd) {
+            return Err(ArbiterError::SameSocket {
+                address: address.to_string(),
+                listener: listener.to_string(),
+            });
+        }
+        if fresh[..i].contains(address) {
+            return Err(ArbiterError::SameSocket {
+                address: address.to_string(),
+                listener: address.to_string(),
+            });
+        }
+        probe_fd(*fd)?;
+        vetted.fds.push(*fd);
+    }
+    Ok(vetted)
+}
+
+/// Binds one `bind` entry. Used at start and when a reload adds an address; an `fd://N`
+/// entry is adopted only if `vetted` holds it (see [`vet_descriptors`]).
+pub(crate) fn bind(
+    address: &BindAddress,
+    settings: &Settings,
+    vetted: &mut Vetted,
+) -> Result<Listener, ArbiterError> {
     let socket = match address {
         BindAddress::Tcp { host, port } => Socket::Tcp(bind_tcp(host, *port, settings)?),
         BindAddress::Unix(path) => bind_unix(path, settings)?,
-        BindAddress::Fd(fd) => return adopt_fd(*fd, Some(address.clone())),
+        BindAddress::Fd(_) => return adopt(address, Some(address.clone()), vetted),
     };
     Ok(Listener {
         socket,
@@ -258,7 +313,8 @@ fn bind_unix(path: &Path, settings: &Settings) -> Result<Socket, ArbiterError> {
     )
     .map_err(|e| bind_error(e.into()))?;
     let addr = UnixAddr::new(path).map_err(|e| bind_error(e.into()))?;
-    // gunicorn applies `umask` while the socket file is created, so it sets its mode.
+    // gunicorn applies `umask` while the socket file is created, so it sets the socket's
+    // mode; the process keeps its own umask otherwise.
     let old_mask = umask(Mode::from_bits_truncate(settings.umask as _));
     let bound = socket::bind(fd.as_raw_fd(), &addr);
     umask(old_mask);
@@ -282,15 +338,15 @@ fn listen(fd: &impl AsFd, backlog: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Takes ownership of an inherited descriptor after checking it is a listening stream
-/// socket, and marks it close-on-exec (re-exec clears the flag again on purpose).
-fn adopt_fd(fd: RawFd, configured: Option<BindAddress>) -> Result<Listener, ArbiterError> {
+/// The address family of `fd` after checking, without taking it, that it is an open
+/// listening stream socket of a family ferrocorn serves (TCP or Unix).
+fn probe_fd(fd: RawFd) -> Result<AddressFamily, ArbiterError> {
     let unusable = |reason: String| ArbiterError::InheritedFd { fd, reason };
     if fd < 0 {
         return Err(unusable("negative descriptor".to_string()));
     }
     // SAFETY: fcntl(F_GETFD) on an arbitrary number only reads the descriptor table; EBADF
-    // tells us it is not open.
+    // tells us it is not open. The borrow ends with this function.
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     fcntl(borrowed, FcntlArg::F_GETFD).map_err(|e| unusable(e.to_string()))?;
     let accepting =
@@ -303,23 +359,54 @@ fn adopt_fd(fd: RawFd, configured: Option<BindAddress>) -> Result<Listener, Arbi
         return Err(unusable("not a stream socket".to_string()));
     }
     let local: SockaddrStorage = getsockname(fd).map_err(|e| unusable(e.to_string()))?;
-    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| unusable(e.to_string()))?;
-    // SAFETY: the descriptor is open (checked above) and, by the contract of `fd://N`,
-    // LISTEN_FDS and FERROCORN_FD, handed to this process to own.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let socket = match local.family() {
-        Some(AddressFamily::Inet) | Some(AddressFamily::Inet6) => {
-            Socket::Tcp(TcpListener::from(owned))
+    match local.family() {
+        Some(family @ (AddressFamily::Inet | AddressFamily::Inet6 | AddressFamily::Unix)) => {
+            Ok(family)
         }
-        Some(AddressFamily::Unix) => Socket::Unix {
+        other => Err(unusable(format!("unsupported address family {other:?}"))),
+    }
+}
+
+/// Takes ownership of the inherited descriptor `address` names (`fd://N`), taking it out
+/// of `vetted`, and marks it close-on-exec (re-exec clears the flag again on purpose).
+/// Fails for a descriptor `vetted` does not hold.
+fn adopt(
+    address: &BindAddress,
+    configured: Option<BindAddress>,
+    vetted: &mut Vetted,
+) -> Result<Listener, ArbiterError> {
+    let BindAddress::Fd(fd) = *address else {
+        return Err(ArbiterError::InheritedFd {
+            fd: -1,
+            reason: format!("{address} is not a descriptor"),
+        });
+    };
+    let Some(index) = vetted.fds.iter().position(|&v| v == fd) else {
+        return Err(ArbiterError::InheritedFd {
+            fd,
+            reason: "not checked, or already taken over".to_string(),
+        });
+    };
+    vetted.fds.swap_remove(index);
+    let family = probe_fd(fd)?;
+    // SAFETY: `probe_fd` found the descriptor open; the borrow ends with this statement.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| {
+        ArbiterError::InheritedFd {
+            fd,
+            reason: e.to_string(),
+        }
+    })?;
+    // SAFETY: the descriptor is open (checked above) and handed to this process to own by
+    // the contract of `fd://N`, LISTEN_FDS and FERROCORN_FD; `vetted` held it, so no
+    // listener of this process owns it and it is taken over only this once.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let socket = match family {
+        AddressFamily::Unix => Socket::Unix {
             listener: UnixListener::from(owned),
             path: None,
         },
-        other => {
-            // Do not close a descriptor we refuse: it stays the caller's.
-            std::mem::forget(owned);
-            return Err(unusable(format!("unsupported address family {other:?}")));
-        }
+        _ => Socket::Tcp(TcpListener::from(owned)),
     };
     Ok(Listener { socket, configured })
 }
@@ -352,7 +439,7 @@ mod tests {
             host: "127.0.0.1".to_string(),
             port: 0,
         };
-        let listener = bind(&address, &settings()).expect("bind");
+        let listener = bind(&address, &settings(), &mut Vetted::default()).expect("bind");
         let shown = listener.to_string();
         assert!(shown.starts_with("http://127.0.0.1:"), "{shown}");
         assert!(!shown.ends_with(":0"), "{shown}");
@@ -366,7 +453,9 @@ mod tests {
             host: "127.0.0.1".to_string(),
             port,
         };
-        let error = bind(&address, &settings()).unwrap_err().to_string();
+        let error = bind(&address, &settings(), &mut Vetted::default())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             error,
             format!("cannot bind 127.0.0.1:{port}: address already in use")
@@ -375,6 +464,14 @@ mod tests {
 
     #[test]
     fn stale_unix_socket_is_replaced_live_one_refused() {
+        // Binding a Unix socket sets the process's umask for a moment: in a child.
+        ferrocorn_tests::in_child_process!(
+            stale_unix_socket_is_replaced_live_one_refused,
+            stale_socket_replaced_live_one_refused
+        );
+    }
+
+    fn stale_socket_replaced_live_one_refused() {
         let dir = std::env::temp_dir().join(format!("ferrocorn-arbiter-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("stale.sock");
@@ -383,8 +480,11 @@ mod tests {
         drop(UnixListener::bind(&path).unwrap());
         assert!(path.exists());
         let address = BindAddress::Unix(path.clone());
-        let live = bind(&address, &settings()).expect("stale socket replaced");
-        let error = bind(&address, &settings()).unwrap_err().to_string();
+        let live =
+            bind(&address, &settings(), &mut Vetted::default()).expect("stale socket replaced");
+        let error = bind(&address, &settings(), &mut Vetted::default())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("another process is listening"), "{error}");
         drop(live);
         assert!(
@@ -396,26 +496,98 @@ mod tests {
 
     #[test]
     fn a_regular_file_is_not_replaced() {
+        // Binding a Unix socket may set the process's umask for a moment: in a child.
+        ferrocorn_tests::in_child_process!(
+            a_regular_file_is_not_replaced,
+            regular_file_not_replaced
+        );
+    }
+
+    fn regular_file_not_replaced() {
         let path = std::env::temp_dir().join(format!("ferrocorn-notsock-{}", std::process::id()));
         std::fs::write(&path, b"keep me").unwrap();
-        let error = bind(&BindAddress::Unix(path.clone()), &settings())
-            .unwrap_err()
-            .to_string();
+        let error = bind(
+            &BindAddress::Unix(path.clone()),
+            &settings(),
+            &mut Vetted::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("not a socket"), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
         std::fs::remove_file(&path).unwrap();
     }
 
+    /// Bug: `open` adopted the `fd://N` entries one by one, so a bad entry after a good
+    /// one closed the good one's descriptor on the way out; and the same descriptor named
+    /// twice got two owners.
     #[test]
-    fn fd_address_adopts_a_listening_socket_and_refuses_others() {
+    fn bug_fd_entries_are_all_checked_before_any_is_adopted() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let good = listener.as_raw_fd();
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let settings = Settings {
+            bind: vec![BindAddress::Fd(good), BindAddress::Fd(file.as_raw_fd())],
+            ..Settings::default()
+        };
+        let error = open(&settings).unwrap_err();
+        assert!(
+            matches!(error, ArbiterError::InheritedFd { fd, .. } if fd == file.as_raw_fd()),
+            "{error}"
+        );
+        // SAFETY: only reads the descriptor table.
+        let still_open = unsafe { nix::libc::fcntl(good, nix::libc::F_GETFD) } != -1;
+        assert!(still_open, "the good descriptor was adopted and closed");
+
+        let twice = Settings {
+            bind: vec![BindAddress::Fd(good), BindAddress::Fd(good)],
+            ..Settings::default()
+        };
+        let error = open(&twice).unwrap_err();
+        assert!(error.is_config(), "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!("bind fd://{good} is given twice")
+        );
+        drop(listener);
+    }
+
+    /// A reload that adds `fd://N` where N is the descriptor of a listener the server
+    /// already has is refused before anything is adopted.
+    #[test]
+    fn an_fd_entry_naming_an_owned_listener_is_refused() {
+        let address = BindAddress::Tcp {
+            host: "127.0.0.1".to_string(),
+            port: 0,
+        };
+        let owned = bind(&address, &settings(), &mut Vetted::default()).unwrap();
+        let fd = owned.raw_fd();
+        let owned = [owned];
+        let error = vet_descriptors(&[BindAddress::Fd(fd)], &owned).unwrap_err();
+        assert!(error.is_config(), "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "bind fd://{fd} names the socket of listener {}, which is already bound",
+                owned[0]
+            )
+        );
+    }
+
+    #[test]
+    fn fd_address_adopts_a_listening_socket_once_and_refuses_others() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let expected = listener.local_addr().unwrap();
         let fd = std::os::fd::IntoRawFd::into_raw_fd(listener);
-        let adopted = bind(&BindAddress::Fd(fd), &settings()).expect("adopt");
+        let address = BindAddress::Fd(fd);
+        let mut vetted = vet_descriptors(std::slice::from_ref(&address), &[]).unwrap();
+        let adopted = bind(&address, &settings(), &mut vetted).expect("adopt");
         assert_eq!(adopted.to_string(), format!("http://{expected}"));
+        let again = bind(&address, &settings(), &mut vetted).unwrap_err();
+        assert!(matches!(again, ArbiterError::InheritedFd { .. }), "{again}");
 
         let file = std::fs::File::open("/proc/self/status").unwrap();
-        let error = bind(&BindAddress::Fd(file.as_raw_fd()), &settings()).unwrap_err();
+        let error = vet_descriptors(&[BindAddress::Fd(file.as_raw_fd())], &[]).unwrap_err();
         assert!(matches!(error, ArbiterError::InheritedFd { .. }), "{error}");
     }
 }

@@ -6,9 +6,14 @@ use std::os::unix::net::UnixDatagram;
 /// abstract name when it starts with `@`. Failures are logged, never fatal: the service
 /// manager may have gone away.
 pub fn sd_notify(state: &str) {
-    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
+    if let Some(target) = std::env::var_os("NOTIFY_SOCKET") {
+        notify_to(&target, state);
+    }
+}
+
+/// Sends `state` to the socket `target` names (a path, or `@` and an abstract name); logs a
+/// failure.
+fn notify_to(target: &std::ffi::OsStr, state: &str) {
     let result = (|| -> std::io::Result<()> {
         let socket = UnixDatagram::unbound()?;
         let bytes = target.as_encoded_bytes();
@@ -17,7 +22,7 @@ pub fn sd_notify(state: &str) {
             let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
             socket.send_to_addr(state.as_bytes(), &addr)?;
         } else {
-            socket.send_to(state.as_bytes(), &target)?;
+            socket.send_to(state.as_bytes(), target)?;
         }
         Ok(())
     })();
@@ -38,9 +43,9 @@ mod tests {
         receiver
             .set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
-        std::env::set_var("NOTIFY_SOCKET", &path);
-        sd_notify("READY=1\nMAINPID=42");
-        std::env::remove_var("NOTIFY_SOCKET");
+        // The socket is named directly: setting NOTIFY_SOCKET would change the environment
+        // of every test running in this process.
+        notify_to(path.as_os_str(), "READY=1\nMAINPID=42");
         let mut buf = [0u8; 64];
         let n = receiver.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1\nMAINPID=42");

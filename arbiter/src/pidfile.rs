@@ -15,14 +15,17 @@ use crate::error::ArbiterError;
 pub struct Pidfile {
     path: PathBuf,
     pid: i32,
+    /// The file's mode (`Settings::created_file_mode`).
+    mode: u32,
 }
 
 impl Pidfile {
-    /// Writes `pid` to `path` atomically. Fails with [`ArbiterError::PidfileLive`] when the
-    /// file names another process that is alive, or when it cannot be written.
+    /// Writes `pid` to `path` atomically, with exactly `mode` whatever the process's umask
+    /// (gunicorn's pidfile is `-rw-r--r--`). Fails with [`ArbiterError::PidfileLive`] when
+    /// the file names another process that is alive, or when it cannot be written.
     /// A relative `path` is taken from the current directory now and kept absolute, so
     /// that the file is still found (and removed) after the arbiter changes directory.
-    pub fn create(path: &Path, pid: i32) -> Result<Pidfile, ArbiterError> {
+    pub fn create(path: &Path, pid: i32, mode: u32) -> Result<Pidfile, ArbiterError> {
         let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         if let Some(other) = read_pid(path) {
             if other != pid && is_alive(other) {
@@ -32,20 +35,21 @@ impl Pidfile {
                 });
             }
         }
-        write_atomically(path, pid).map_err(|source| ArbiterError::Pidfile {
+        write_atomically(path, pid, mode).map_err(|source| ArbiterError::Pidfile {
             path: path.to_path_buf(),
             source,
         })?;
         Ok(Pidfile {
             path: path.to_path_buf(),
             pid,
+            mode,
         })
     }
 
     /// Moves the pidfile to `path` (after an upgrade the new arbiter's `<pid>.2` becomes the
     /// pidfile). The new file is written before the old one is removed.
     pub fn rename_to(&mut self, path: &Path) -> io::Result<()> {
-        write_atomically(path, self.pid)?;
+        write_atomically(path, self.pid, self.mode)?;
         if read_pid(&self.path) == Some(self.pid) {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -77,7 +81,7 @@ fn is_alive(pid: i32) -> bool {
     matches!(kill(Pid::from_raw(pid), None), Ok(()) | Err(Errno::EPERM))
 }
 
-fn write_atomically(path: &Path, pid: i32) -> io::Result<()> {
+fn write_atomically(path: &Path, pid: i32, mode: u32) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
@@ -93,11 +97,10 @@ fn write_atomically(path: &Path, pid: i32) -> io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(mode)
             .open(&temp)?;
-        // gunicorn's -rw-r--r-- whatever the umask: with the default umask 0 (set before
-        // an upgraded arbiter writes `<pid>.2`) the file would be world-writable.
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        // Exactly `mode`, whatever the umask the process inherited.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         writeln!(file, "{pid}")?;
         file.sync_all()?;
         std::fs::rename(&temp, path)
@@ -119,7 +122,7 @@ mod tests {
     #[test]
     fn written_then_removed_when_ours() {
         let path = temp_path("ours");
-        let pidfile = Pidfile::create(&path, std::process::id() as i32).unwrap();
+        let pidfile = Pidfile::create(&path, std::process::id() as i32, 0o644).unwrap();
         assert_eq!(read_pid(&path), Some(std::process::id() as i32));
         drop(pidfile);
         assert!(!path.exists());
@@ -131,35 +134,35 @@ mod tests {
         // The parent of the test runner is alive and is not us.
         let live = nix::unistd::getppid().as_raw();
         std::fs::write(&path, format!("{live}\n")).unwrap();
-        let error = Pidfile::create(&path, std::process::id() as i32).unwrap_err();
+        let error = Pidfile::create(&path, std::process::id() as i32, 0o644).unwrap_err();
         assert!(matches!(error, ArbiterError::PidfileLive { pid, .. } if pid == live));
         // A pid that cannot be alive (above pid_max) is stale.
         std::fs::write(&path, "2147483000\n").unwrap();
-        let pidfile = Pidfile::create(&path, std::process::id() as i32).unwrap();
+        let pidfile = Pidfile::create(&path, std::process::id() as i32, 0o644).unwrap();
         drop(pidfile);
         assert!(!path.exists());
     }
 
     /// Bug: under the default umask 0 the pidfile (and an upgrade's `<pid>.2`) was
     /// created world-writable, so any local user could make `kill $(cat pidfile)` hit
-    /// another process.
+    /// another process. Its mode is now exactly the one asked for, whatever the umask (no
+    /// umask is changed here: that is process-wide state).
     #[test]
-    fn bug_pidfile_is_not_world_writable_under_umask_zero() {
+    fn bug_the_pidfile_has_exactly_its_mode() {
         use std::os::unix::fs::PermissionsExt;
-        let path = temp_path("mode");
-        let previous = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-        let created = Pidfile::create(&path, std::process::id() as i32);
-        nix::sys::stat::umask(previous);
-        let pidfile = created.unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644, "pidfile mode {mode:o}");
-        drop(pidfile);
+        for mode in [0o644, 0o600, 0o666] {
+            let path = temp_path(&format!("mode-{mode:o}"));
+            let pidfile = Pidfile::create(&path, std::process::id() as i32, mode).unwrap();
+            let found = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(found, mode, "pidfile mode {found:o}");
+            drop(pidfile);
+        }
     }
 
     #[test]
     fn not_removed_when_it_names_someone_else() {
         let path = temp_path("theirs");
-        let pidfile = Pidfile::create(&path, std::process::id() as i32).unwrap();
+        let pidfile = Pidfile::create(&path, std::process::id() as i32, 0o644).unwrap();
         std::fs::write(&path, "1\n").unwrap();
         drop(pidfile);
         assert_eq!(read_pid(&path), Some(1));

@@ -3,10 +3,9 @@
 //! open connections, state). Workers write their own slot; the arbiter reads all of them.
 //! This replaces gunicorn's temporary file per worker (one `fchmod` per heartbeat).
 
-use std::cell::UnsafeCell;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use ferrocorn_worker::{Supervisor, WorkerState, WorkerStatus};
@@ -22,14 +21,20 @@ pub const MESSAGE_CAPACITY: usize = 240;
 /// included. The mapping is reserved, not committed: untouched pages cost nothing.
 pub const DEFAULT_CAPACITY: usize = 1024;
 
+/// The most slots a scoreboard may have (about 300 MB of address space): far beyond any
+/// machine's worker count, and far below what would overflow the mapping's size.
+pub const MAX_CAPACITY: usize = 1 << 20;
+
 /// Slot state values. `FREE` slots belong to nobody.
 const FREE: u32 = 0;
 const BOOTING: u32 = 1;
 const SERVING: u32 = 2;
 const STOPPING: u32 = 3;
 
-/// One worker's slot. Only atomics and a message buffer written once by the worker just
-/// before it exits (read by the arbiter after `waitpid`, which orders the two).
+/// One worker's slot: atomics only, so that no interleaving of the worker's writes and the
+/// arbiter's reads is undefined behaviour. The message is written once by the worker just
+/// before it exits and read by the arbiter after `waitpid`, which orders the two; a read
+/// at any other time may only see a partial message.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Slot {
@@ -37,10 +42,12 @@ pub struct Slot {
     state: AtomicU32,
     generation: AtomicU64,
     heartbeat_ns: AtomicU64,
+    /// Since when every application thread has been stuck (0: not stalled).
+    stalled_since_ns: AtomicU64,
     requests: AtomicU64,
     connections: AtomicU32,
     message_len: AtomicU32,
-    message: UnsafeCell<[u8; MESSAGE_CAPACITY]>,
+    message: [AtomicU8; MESSAGE_CAPACITY],
 }
 
 /// What the arbiter reads from a slot.
@@ -51,6 +58,9 @@ pub struct SlotView {
     pub state: WorkerState,
     /// Last heartbeat, nanoseconds on CLOCK_MONOTONIC.
     pub heartbeat_ns: u64,
+    /// Since when every application thread has been busy without progress, on the same
+    /// clock; 0 while the worker has a free thread (`WorkerStatus::app_stalled_for`).
+    pub stalled_since_ns: u64,
     pub requests: u64,
     pub connections: u32,
 }
@@ -60,6 +70,7 @@ impl Slot {
         self.pid.store(0, Ordering::Relaxed);
         self.generation.store(generation, Ordering::Relaxed);
         self.heartbeat_ns.store(monotonic_ns(), Ordering::Relaxed);
+        self.stalled_since_ns.store(0, Ordering::Relaxed);
         self.requests.store(0, Ordering::Relaxed);
         self.connections.store(0, Ordering::Relaxed);
         self.message_len.store(0, Ordering::Relaxed);
@@ -71,7 +82,15 @@ impl Slot {
         self.requests.store(status.requests, Ordering::Relaxed);
         self.connections
             .store(status.connections, Ordering::Relaxed);
-        self.heartbeat_ns.store(monotonic_ns(), Ordering::Relaxed);
+        let now = monotonic_ns();
+        let stalled_since = match u64::try_from(status.app_stalled_for.as_nanos()) {
+            Ok(0) => 0,
+            Ok(stalled) => now.saturating_sub(stalled).max(1),
+            Err(_) => 1,
+        };
+        self.stalled_since_ns
+            .store(stalled_since, Ordering::Relaxed);
+        self.heartbeat_ns.store(now, Ordering::Relaxed);
         let state = match status.state {
             WorkerState::Booting => BOOTING,
             WorkerState::Serving => SERVING,
@@ -80,29 +99,32 @@ impl Slot {
         self.state.store(state, Ordering::Release);
     }
 
-    /// Stores why the worker failed, truncated to [`MESSAGE_CAPACITY`] bytes. Called once
-    /// by the worker just before it exits.
+    /// Stores why the worker failed, truncated to [`MESSAGE_CAPACITY`] bytes on a character
+    /// boundary. Meant to be called once, by the worker, just before it exits.
     pub fn set_message(&self, message: &str) {
         let bytes = message.as_bytes();
         let mut len = bytes.len().min(MESSAGE_CAPACITY);
         while !message.is_char_boundary(len) {
             len -= 1;
         }
-        // SAFETY: only the worker owning the slot writes the buffer, once, before it exits;
-        // the arbiter reads it only after reaping that worker.
-        unsafe { (&mut *self.message.get())[..len].copy_from_slice(&bytes[..len]) };
+        for (cell, &byte) in self.message.iter().zip(&bytes[..len]) {
+            cell.store(byte, Ordering::Relaxed);
+        }
+        // Publishes the bytes above to whoever reads the length with Acquire.
         self.message_len.store(len as u32, Ordering::Release);
     }
 
     /// The failure message the worker left, if any.
     pub fn message(&self) -> Option<String> {
-        let len = self.message_len.load(Ordering::Acquire) as usize;
+        let len = (self.message_len.load(Ordering::Acquire) as usize).min(MESSAGE_CAPACITY);
         if len == 0 {
             return None;
         }
-        // SAFETY: see `set_message`: the writer has exited before the arbiter reads.
-        let bytes = unsafe { &(&*self.message.get())[..len.min(MESSAGE_CAPACITY)] };
-        Some(String::from_utf8_lossy(bytes).into_owned())
+        let bytes: Vec<u8> = self.message[..len]
+            .iter()
+            .map(|cell| cell.load(Ordering::Relaxed))
+            .collect();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     pub fn view(&self) -> SlotView {
@@ -116,6 +138,7 @@ impl Slot {
             generation: self.generation.load(Ordering::Relaxed),
             state,
             heartbeat_ns: self.heartbeat_ns.load(Ordering::Relaxed),
+            stalled_since_ns: self.stalled_since_ns.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
         }
@@ -132,18 +155,25 @@ pub struct Scoreboard {
 }
 
 impl Scoreboard {
-    /// Maps `capacity` zeroed slots shared with every child forked afterwards. Fails when
-    /// mmap fails.
+    /// Maps `capacity` (at least 1, at most [`MAX_CAPACITY`]) zeroed slots shared with every
+    /// child forked afterwards. Fails when `capacity` is above the maximum or mmap fails.
     pub fn new(capacity: usize) -> Result<Scoreboard, ArbiterError> {
-        let bytes = std::mem::size_of::<Slot>() * capacity.max(1);
-        let length = NonZeroUsize::new(bytes)
-            .ok_or_else(|| system("mmap", std::io::Error::other("zero length")))?;
+        let capacity = capacity.max(1);
+        let bytes = Some(capacity)
+            .filter(|&slots| slots <= MAX_CAPACITY)
+            .and_then(|slots| std::mem::size_of::<Slot>().checked_mul(slots))
+            .and_then(NonZeroUsize::new)
+            .ok_or(ArbiterError::TooManyWorkers {
+                requested: capacity,
+                limit: MAX_CAPACITY,
+            })?;
         // SAFETY: a fresh anonymous mapping aliases nothing; zeroed memory is a valid `Slot`
-        // (all atomics zero, state FREE, empty message).
+        // (all atomics zero, state FREE, empty message); `bytes` was computed without
+        // overflow, so the mapping holds `capacity` whole slots.
         let ptr = unsafe {
             mmap_anonymous(
                 None,
-                length,
+                bytes,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
                 MapFlags::MAP_SHARED,
             )
@@ -151,8 +181,8 @@ impl Scoreboard {
         .map_err(|e| system("mmap", e))?;
         Ok(Scoreboard {
             slots: ptr.cast(),
-            capacity: capacity.max(1),
-            used: vec![false; capacity.max(1)],
+            capacity,
+            used: vec![false; capacity],
         })
     }
 
@@ -268,6 +298,7 @@ mod tests {
                     state: WorkerState::Serving,
                     requests: 42,
                     connections: 3,
+                    app_stalled_for: std::time::Duration::from_secs(5),
                 });
                 board.slot(index).set_message("boom: ünïcode");
                 // SAFETY: _exit skips destructors and atexit handlers of the test harness.
@@ -282,6 +313,8 @@ mod tests {
         assert_eq!(after.requests, 42);
         assert_eq!(after.connections, 3);
         assert!(after.heartbeat_ns >= before.heartbeat_ns);
+        assert_eq!(before.stalled_since_ns, 0);
+        assert_eq!(after.heartbeat_ns - after.stalled_since_ns, 5_000_000_000);
         assert_eq!(
             board.slot(index).message().as_deref(),
             Some("boom: ünïcode")
@@ -298,6 +331,21 @@ mod tests {
         board.release(a);
         assert_eq!(board.claim(2), Some(a));
         assert_eq!(board.slot(a).message(), None);
+    }
+
+    /// Bug: the mapping's size was `size_of::<Slot>() * capacity` unchecked; a capacity
+    /// that overflows it (a program passing a huge `workers` to `serve`) panicked in a debug
+    /// build and, in a release build, mapped too little for the slots handed out.
+    #[test]
+    fn bug_a_capacity_whose_size_overflows_is_refused() {
+        for capacity in [usize::MAX, usize::MAX / 2, MAX_CAPACITY + 1] {
+            let error = Scoreboard::new(capacity).unwrap_err();
+            assert!(
+                matches!(error, ArbiterError::TooManyWorkers { limit, .. } if limit == MAX_CAPACITY),
+                "{error}"
+            );
+        }
+        assert_eq!(Scoreboard::new(0).unwrap().capacity(), 1);
     }
 
     #[test]

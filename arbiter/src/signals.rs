@@ -111,11 +111,18 @@ impl SignalPipe {
         received
     }
 
-    /// In a forked child: closes the child's copies of both pipe ends. The child must not
-    /// drop this value afterwards (it leaves through `exit` or `exec`).
-    pub fn close_in_child(&self) {
-        // SAFETY: both descriptors are open in the child (inherited copies) and nothing in
-        // the child uses them again; the `OwnedFd`s are never dropped there.
+    /// In a forked child: closes the child's copies of both pipe ends, so that a worker
+    /// holds no descriptor of the arbiter's signal delivery.
+    ///
+    /// # Safety
+    ///
+    /// Call it only in a forked child, at most once, and never drop or use this
+    /// `SignalPipe` there afterwards: the child must leave through `_exit` or `exec`. The
+    /// `OwnedFd`s still name the closed descriptors; dropping them would close whatever
+    /// file has taken those numbers since (an I/O-safety violation).
+    pub unsafe fn close_in_child(&self) {
+        // SAFETY: both descriptors are open in the child (inherited copies); by this
+        // function's contract nothing in the child uses or drops them again.
         unsafe {
             nix::libc::close(self.read.as_raw_fd());
             nix::libc::close(self.write.as_raw_fd());
@@ -181,6 +188,14 @@ mod tests {
 
     #[test]
     fn signals_arrive_through_the_pipe_in_order() {
+        // Handlers and the signal mask are the process's: installed in a child.
+        ferrocorn_tests::in_child_process!(
+            signals_arrive_through_the_pipe_in_order,
+            signals_arrive_in_order
+        );
+    }
+
+    fn signals_arrive_in_order() {
         let pipe = SignalPipe::install().unwrap();
         for signal in [
             Signal::SIGTTIN,
@@ -199,7 +214,7 @@ mod tests {
             }
         }
         drop(pipe);
-        // Another test of this binary may fork: its children's SIGCHLD may come too.
+        // Only this process's own SIGCHLD could come besides (it forks nothing here).
         received.retain(|&signal| signal != Signal::SIGCHLD);
         assert_eq!(
             received,

@@ -1,5 +1,5 @@
 //! The one registry from an `APP` argument to an application, used at start, by
-//! `--check-config` and on every HUP.
+//! `--check-config` and on every HUP; [`check`] judges an `APP` without loading it.
 //!
 //! - `hello`, `echo` and `static:DIR`: the built-in applications.
 //! - `python:SPEC`: always a Python application, for a module that shares a built-in's
@@ -7,6 +7,7 @@
 //! - anything else is a Python WSGI application in gunicorn's form: `pkg.mod:app`, `mod`
 //!   (the callable `application`), `mod:create_app()` (a factory with literal arguments).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use ferrocorn_config::Settings;
@@ -29,6 +30,41 @@ fn kind(spec: &str) -> Kind<'_> {
     Kind::Python(spec)
 }
 
+/// Judges, without loading anything, whether the settings name an application that can
+/// be loaded: the built-ins by name, `static:DIR` by its directory (relative to `chdir`,
+/// from the current directory), a Python application by the form of its spec
+/// (`ferrocorn_python::AppSpec`). Called before anything is bound, so that a configuration
+/// that cannot serve fails at once (exit code 2) instead of after the sockets are open; a
+/// Python module that is missing or fails to import is only found when it is imported.
+pub fn check(settings: &Settings) -> Result<(), String> {
+    match kind(&settings.app) {
+        Kind::Builtin => match settings.app.strip_prefix("static:") {
+            Some(dir) => {
+                let base = settings.chdir.as_deref().unwrap_or(Path::new("."));
+                match std::fs::metadata(base.join(dir)) {
+                    Ok(meta) if meta.is_dir() => Ok(()),
+                    Ok(_) => Err(format!("static directory {dir:?} is not a directory")),
+                    Err(e) => Err(format!("static directory {dir:?} does not exist ({e})")),
+                }
+            }
+            None => Ok(()),
+        },
+        Kind::Python(spec) => check_python(spec),
+    }
+}
+
+#[cfg(feature = "python")]
+fn check_python(spec: &str) -> Result<(), String> {
+    ferrocorn_python::AppSpec::parse(spec)
+        .map(|_| ())
+        .map_err(|e| format!("{e}{}", builtin_hint(spec).unwrap_or_default()))
+}
+
+#[cfg(not(feature = "python"))]
+fn check_python(spec: &str) -> Result<(), String> {
+    load_python(spec, &Settings::default()).map(|_| ())
+}
+
 /// Builds the application the settings name. Python applications are set up as the
 /// settings say (`pythonpath`, `virtualenv`, `preload_app`, ...).
 pub fn load(settings: &Settings) -> Result<Arc<dyn App>, String> {
@@ -41,7 +77,61 @@ pub fn load(settings: &Settings) -> Result<Arc<dyn App>, String> {
 
 #[cfg(feature = "python")]
 fn load_python(spec: &str, settings: &Settings) -> Result<Arc<dyn App>, String> {
-    ferrocorn_python::load_wsgi(spec, &python_options(settings))
+    let hint = builtin_hint(spec);
+    let app = ferrocorn_python::load_wsgi(spec, &python_options(settings))
+        .map_err(|e| format!("{e}{}", hint.clone().unwrap_or_default()))?;
+    Ok(match hint {
+        // A typo of a built-in's name (`helo`) fails to import in the worker: say so there.
+        Some(hint) => Arc::new(Hinted { app, hint }),
+        None => app,
+    })
+}
+
+/// For a bare name close to a built-in's (`helo`, `statc:x`), the hint added to a failure
+/// to load it as Python.
+#[cfg(feature = "python")]
+fn builtin_hint(spec: &str) -> Option<String> {
+    let word = spec.split(':').next().unwrap_or(spec);
+    let name = ferrocorn_config::closest(word, ["hello", "echo", "static"])?;
+    let builtin = if name == "static" { "static:DIR" } else { name };
+    Some(format!(
+        " (the built-in applications are hello, echo and static:DIR: did you mean {builtin}?)"
+    ))
+}
+
+/// An application whose worker setup failure carries a hint.
+#[cfg(feature = "python")]
+struct Hinted {
+    app: Arc<dyn App>,
+    hint: String,
+}
+
+#[cfg(feature = "python")]
+impl App for Hinted {
+    fn call(
+        &self,
+        request: &mut ferrocorn_worker::Request,
+        response: &mut ferrocorn_worker::Response,
+    ) {
+        self.app.call(request, response);
+    }
+    fn init_worker(&self) -> Result<(), String> {
+        self.app
+            .init_worker()
+            .map_err(|e| format!("{e}{}", self.hint))
+    }
+    fn exit_worker(&self) {
+        self.app.exit_worker();
+    }
+    fn before_fork(&self) {
+        self.app.before_fork();
+    }
+    fn after_fork_parent(&self) {
+        self.app.after_fork_parent();
+    }
+    fn after_fork_child(&self) {
+        self.app.after_fork_child();
+    }
 }
 
 #[cfg(not(feature = "python"))]
@@ -55,11 +145,6 @@ fn load_python(spec: &str, _settings: &Settings) -> Result<Arc<dyn App>, String>
 
 #[cfg(feature = "python")]
 fn python_options(settings: &Settings) -> ferrocorn_python::PythonOptions {
-    if settings.reload && settings.preload_app {
-        tracing::warn!(
-            "reload with preload_app: workers restart on changes but keep the code the arbiter preloaded"
-        );
-    }
     ferrocorn_python::PythonOptions {
         pythonpath: settings.pythonpath.clone(),
         virtualenv: settings.virtualenv.clone(),
@@ -97,5 +182,50 @@ mod tests {
         assert_eq!(kind("hello:app"), Kind::Python("hello:app"));
         assert_eq!(kind("python:hello"), Kind::Python("hello"));
         assert_eq!(kind("python:static:app"), Kind::Python("static:app"));
+    }
+
+    #[test]
+    #[cfg(feature = "python")]
+    fn near_misses_of_builtin_names_get_a_hint() {
+        assert!(builtin_hint("helo")
+            .unwrap()
+            .contains("did you mean hello?"));
+        assert!(builtin_hint("statc:x").unwrap().contains("static:DIR"));
+        assert_eq!(builtin_hint("myapp:app"), None);
+    }
+
+    /// A malformed Python spec is refused without loading anything.
+    #[cfg(feature = "python")]
+    #[test]
+    fn a_malformed_spec_is_refused_by_check() {
+        let settings = |app: &str| Settings {
+            app: app.to_string(),
+            ..Settings::default()
+        };
+        assert_eq!(check(&settings("pkg.mod:app")), Ok(()));
+        let error = check(&settings("pkg..mod:app")).unwrap_err();
+        assert!(error.contains("is not a module name"), "{error}");
+    }
+
+    /// Bug: a `static:DIR` whose directory does not exist was found only when the arbiter
+    /// loaded the app, after binding (exit code 1, `Listening at` already printed).
+    #[test]
+    fn bug_a_missing_static_directory_is_found_without_loading() {
+        let settings = |app: &str, chdir: Option<&str>| Settings {
+            app: app.to_string(),
+            chdir: chdir.map(Into::into),
+            ..Settings::default()
+        };
+        let error = check(&settings("static:/nonexistent/ferrocorn", None)).unwrap_err();
+        assert!(
+            error.contains("\"/nonexistent/ferrocorn\" does not exist"),
+            "{error}"
+        );
+        assert_eq!(check(&settings("static:.", None)), Ok(()));
+        // Relative to `chdir`.
+        assert!(check(&settings("static:src", Some("/nonexistent/ferrocorn"))).is_err());
+        let here = env!("CARGO_MANIFEST_DIR");
+        assert_eq!(check(&settings("static:src", Some(here))), Ok(()));
+        assert_eq!(check(&settings("hello", None)), Ok(()));
     }
 }

@@ -36,11 +36,12 @@ pub enum Action {
 pub fn command() -> Command {
     let mut command = Command::new("ferrocorn")
         .version(env!("CARGO_PKG_VERSION"))
-        // gunicorn's -v/--version.
+        // gunicorn's -v/--version, and -V as most command-line tools (and cargo) spell it.
         .disable_version_flag(true)
         .arg(
             Arg::new("version")
                 .short('v')
+                .short_alias('V')
                 .long("version")
                 .action(ArgAction::Version)
                 .help("Print the version"),
@@ -120,6 +121,15 @@ fn setting_arg(setting: &'static ferrocorn_config::Setting) -> Arg {
                     .allow_negative_numbers(true)
                     .action(ArgAction::Set),
                 Arity::Many => arg.value_name(value_name).action(ArgAction::Append),
+                // `--proxy-protocol` alone is `bare`; `--proxy-protocol v1` was joined into
+                // `--proxy-protocol=v1` by `join_optional_values`, so a following APP is
+                // never taken for the value.
+                Arity::Optional { bare } => arg
+                    .value_name(value_name)
+                    .num_args(0..=1)
+                    .require_equals(true)
+                    .default_missing_value(bare)
+                    .action(ArgAction::Set),
             }
         }
     }
@@ -138,6 +148,36 @@ enum Parsed {
     Display(String),
 }
 
+/// Joins a flag whose value is optional ([`Arity::Optional`]) with the next argument when
+/// that argument is a valid value of its setting (`--proxy-protocol v1` becomes
+/// `--proxy-protocol=v1`), as argparse's `nargs="?"` reads gunicorn's flag; anything else
+/// after it (`--proxy-protocol hello`, the APP) stays a separate argument. Stops at `--`.
+fn join_optional_values(args: &mut Vec<OsString>) {
+    let mut i = 1;
+    while i + 1 < args.len() {
+        if args[i] == "--" {
+            return;
+        }
+        let setting = args[i].to_str().and_then(|flag| {
+            SETTINGS.iter().find(|s| match (s.cli, s.arity()) {
+                (CliForm::Flag { long, alias, .. }, Arity::Optional { .. }) => flag
+                    .strip_prefix("--")
+                    .is_some_and(|name| name == long || Some(name) == alias),
+                _ => false,
+            })
+        });
+        let value = args[i + 1].to_str().map(str::to_string);
+        if let (Some(setting), Some(value)) = (setting, value) {
+            if setting.accepts(&value) {
+                let joined = format!("{}={value}", args[i].to_string_lossy());
+                args[i] = OsString::from(joined);
+                args.remove(i + 1);
+            }
+        }
+        i += 1;
+    }
+}
+
 /// At most this many unknown arguments are skipped to look for more errors after them.
 const MAX_SKIPPED: usize = 32;
 
@@ -145,6 +185,7 @@ const MAX_SKIPPED: usize = 32;
 /// an unknown argument is then left out and parsing starts again, so that every unknown
 /// flag is reported, and the values of the others are still validated by the loader.
 fn parse(mut args: Vec<OsString>, origin: &Origin) -> Parsed {
+    join_optional_values(&mut args);
     let mut errors = Vec::new();
     loop {
         let err = match command().try_get_matches_from(args.clone()) {
@@ -561,6 +602,17 @@ mod tests {
             .load()
             .unwrap();
         assert_eq!(loaded.settings.errorlog, "/tmp/x.log");
+        let loaded = invocation(&["--limit-request-field_size", "100", "-k", "gthread"], &[])
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(loaded.settings.limit_request_field_size, 100);
+        assert_eq!(
+            loaded.settings.worker_class,
+            ferrocorn_config::WorkerClass::Gthread
+        );
+        let refused = invocation(&["-k", "gevent"], &[]).unwrap().load();
+        assert!(refused.is_err());
     }
 
     #[test]
@@ -681,26 +733,79 @@ mod tests {
     /// were expected" instead of what the setting accepts.
     #[test]
     fn bug_a_switch_takes_an_optional_boolean() {
-        let env = [
-            ("FERROCORN_REUSE_PORT", "true"),
-            ("FERROCORN_PROXY_PROTOCOL", "1"),
-        ];
-        let loaded = invocation(&["--reuse-port=false", "--proxy-protocol", "echo"], &env)
+        let env = [("FERROCORN_REUSE_PORT", "true")];
+        let loaded = invocation(&["--reuse-port=false", "--reuse-port", "echo"], &env)
             .unwrap()
             .load()
             .unwrap();
-        assert!(!loaded.settings.reuse_port);
+        assert!(loaded.settings.reuse_port);
         assert_eq!(loaded.origin("reuse_port"), Some(&Origin::Cli));
-        assert!(loaded.settings.proxy_protocol);
         assert_eq!(
             loaded.settings.app, "echo",
             "a bare switch takes no APP as its value"
         );
+        let loaded = invocation(&["--reuse-port=false"], &env)
+            .unwrap()
+            .load()
+            .unwrap();
+        assert!(!loaded.settings.reuse_port);
         assert_eq!(
             errors(&["--reuse-port=maybe"], &[]),
             [
                 "cli --reuse-port: invalid value \"maybe\" for reuse_port: not a boolean; \
               expected true or false (also 1/0, yes/no, on/off)"
+            ]
+        );
+    }
+
+    /// Bug: `--proxy-protocol` was a switch while gunicorn takes `--proxy-protocol [MODE]`
+    /// (`v1`, `v2`, `auto`), so `--proxy-protocol v1 hello` read as two applications. The
+    /// mode is optional (alone: `auto`), and the booleans the switch took still work in the
+    /// file and the environment.
+    #[test]
+    fn bug_proxy_protocol_takes_gunicorns_optional_mode() {
+        use ferrocorn_config::ProxyProtocol::{Auto, Off, V1, V2};
+        let mode = |argv: &[&str], env: &[(&str, &str)]| {
+            let s = invocation(argv, env).unwrap().load().unwrap().settings;
+            (s.proxy_protocol, s.app)
+        };
+        let app = |name: &str| name.to_string();
+        assert_eq!(
+            mode(&["--proxy-protocol", "v1", "hello"], &[]),
+            (V1, app("hello"))
+        );
+        assert_eq!(
+            mode(&["--proxy-protocol=v2", "hello"], &[]),
+            (V2, app("hello"))
+        );
+        assert_eq!(
+            mode(&["--proxy-protocol", "hello"], &[]),
+            (Auto, app("hello"))
+        );
+        assert_eq!(
+            mode(&["hello", "--proxy-protocol"], &[]),
+            (Auto, app("hello"))
+        );
+        assert_eq!(
+            mode(&["--proxy-protocol", "off", "echo"], &[]),
+            (Off, app("echo"))
+        );
+        assert_eq!(
+            mode(&["--proxy-protocol", "--", "v1"], &[]),
+            (Auto, app("v1"))
+        );
+        let cmd_args = [("FERROCORN_CMD_ARGS", "--proxy-protocol auto echo")];
+        assert_eq!(mode(&[], &cmd_args), (Auto, app("echo")));
+        for (value, expected) in [("1", Auto), ("true", Auto), ("false", Off), ("v1", V1)] {
+            let env = [("FERROCORN_PROXY_PROTOCOL", value)];
+            assert_eq!(mode(&[], &env).0, expected, "{value}");
+        }
+        assert_eq!(
+            errors(&["--proxy-protocol=v3"], &[]),
+            [
+                "cli --proxy-protocol: invalid value \"v3\" for proxy_protocol: not a PROXY \
+                 protocol mode; expected one of off, v1, v2, auto (true and false, as before, \
+                 mean auto and off)"
             ]
         );
     }
@@ -747,7 +852,7 @@ mod tests {
         let help = invocation(&["--help"], &[]).unwrap_err().0;
         assert!(help.contains("--worker-connections <INT>"), "{help}");
         assert!(help.contains("FERROCORN_WORKER_CONNECTIONS"), "{help}");
-        for flag in ["--version", "-v"] {
+        for flag in ["--version", "-v", "-V"] {
             let version = invocation(&[flag], &[]).unwrap_err().0;
             assert_eq!(
                 version,

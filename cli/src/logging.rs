@@ -4,7 +4,9 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ferrocorn_config::{LogFormat, LogLevel, Settings};
@@ -23,22 +25,25 @@ use tracing_subscriber::{reload, Registry};
 pub struct LogTarget {
     path: Mutex<Option<PathBuf>>,
     file: Mutex<Option<File>>,
+    /// The mode of a log file this creates (`Settings::created_file_mode`).
+    mode: AtomicU32,
 }
 
 impl LogTarget {
-    /// `-` is standard error; anything else a file opened for appending. Fails when the
-    /// file cannot be opened.
-    pub fn open(errorlog: &str) -> io::Result<LogTarget> {
+    /// `-` is standard error; anything else a file opened for appending, created with
+    /// `mode` (the process's umask may narrow it). Fails when the file cannot be opened.
+    pub fn open(errorlog: &str, mode: u32) -> io::Result<LogTarget> {
         let (path, file) = if errorlog == "-" {
             (None, None)
         } else {
-            let path = PathBuf::from(errorlog);
-            let file = open_append(&path)?;
+            let path = absolute(errorlog);
+            let file = open_append(&path, mode)?;
             (Some(path), Some(file))
         };
         Ok(LogTarget {
             path: Mutex::new(path),
             file: Mutex::new(file),
+            mode: AtomicU32::new(mode),
         })
     }
 
@@ -48,7 +53,7 @@ impl LogTarget {
         let Some(path) = path else {
             return;
         };
-        match open_append(&path) {
+        match open_append(&path, self.mode.load(Ordering::Relaxed)) {
             Ok(file) => {
                 if let Ok(mut slot) = self.file.lock() {
                     *slot = Some(file);
@@ -58,16 +63,17 @@ impl LogTarget {
         }
     }
 
-    /// Writes to `errorlog` from now on (a reload changed it). On failure the old target
-    /// stays and the error is logged there.
-    pub fn retarget(&self, errorlog: &str) {
-        let wanted = (errorlog != "-").then(|| PathBuf::from(errorlog));
+    /// Writes to `errorlog` from now on (a reload changed it), creating files with `mode`
+    /// from now on. On failure the old target stays and the error is logged there.
+    pub fn retarget(&self, errorlog: &str, mode: u32) {
+        self.mode.store(mode, Ordering::Relaxed);
+        let wanted = (errorlog != "-").then(|| absolute(errorlog));
         let current = self.path.lock().ok().and_then(|path| path.clone());
         if wanted == current {
             return;
         }
         let file = match &wanted {
-            Some(path) => match open_append(path) {
+            Some(path) => match open_append(path, mode) {
                 Ok(file) => Some(file),
                 Err(error) => {
                     tracing::error!("cannot open the error log {}: {error}", path.display());
@@ -83,8 +89,18 @@ impl LogTarget {
     }
 }
 
-fn open_append(path: &PathBuf) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+/// `path` made absolute from the current directory now (the directory the binary started
+/// in, also on a reload), so that reopening it after `chdir` finds the same file.
+fn absolute(path: &str) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path))
+}
+
+fn open_append(path: &PathBuf, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(mode)
+        .open(path)
 }
 
 /// One log line being written; written out whole so lines from one process never mix.
@@ -207,7 +223,8 @@ impl Logging {
     /// Applies a reloaded configuration's `errorlog` and `loglevel` (SIGHUP). The format
     /// (`log_format`) stays what it was at start.
     pub fn apply(&self, settings: &Settings) {
-        self.target.retarget(&settings.errorlog);
+        self.target
+            .retarget(&settings.errorlog, settings.created_file_mode());
         let _ = self.level.reload(level_filter(settings.loglevel));
     }
 }
@@ -224,7 +241,10 @@ fn level_filter(level: LogLevel) -> LevelFilter {
 /// Installs the global subscriber for `settings` (`errorlog`, `loglevel`, `log_format`).
 /// Fails when the error log file cannot be opened.
 pub fn init(settings: &Settings) -> io::Result<Logging> {
-    let target = Arc::new(LogTarget::open(&settings.errorlog)?);
+    let target = Arc::new(LogTarget::open(
+        &settings.errorlog,
+        settings.created_file_mode(),
+    )?);
     let (filter, level) = reload::Layer::new(level_filter(settings.loglevel));
     // No colour escapes: the error log is a file as often as a terminal, and the gunicorn
     // shape has no colours of its own.

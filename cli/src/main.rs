@@ -20,6 +20,11 @@ fn main() -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    // What can be judged without loading the app is judged before anything is bound.
+    if let Err(message) = apps::check(&settings) {
+        eprintln!("ferrocorn: error: app: {message}");
+        return ExitCode::from(args::EXIT_USAGE);
+    }
     let log = match logging::init(&settings) {
         Ok(log) => log,
         Err(error) => {

@@ -41,6 +41,11 @@ pub fn settings_markdown() -> String {
                 (CliForm::Positional { value_name }, _) => format!("`[{value_name}]`"),
                 // Switches take an optional `=BOOL` (cli/src/args.rs): change both together.
                 (_, Arity::Switch) => format!("`{}[=BOOL]`", setting.flags_text()),
+                // So are optional values (alone: `bare`).
+                (CliForm::Flag { value_name, .. }, Arity::Optional { bare }) => format!(
+                    "`{} [{value_name}]` (alone: `{bare}`)",
+                    setting.flags_text()
+                ),
                 (CliForm::Flag { value_name, .. }, _) => {
                     format!("`{} {value_name}`", setting.flags_text())
                 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::bind::parse_bind;
-use crate::BindAddress;
+use crate::{BindAddress, ProxyProtocol};
 
 /// A raw value as a source gave it, before validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +77,13 @@ pub enum Arity {
     One,
     /// Repeatable: every occurrence adds to a list.
     Many,
+    /// An optional value: the flag alone means `bare`; a value follows as `--flag=VALUE`, or
+    /// as the next argument when that is a valid value (gunicorn's `nargs="?"` with a
+    /// `const`), so that `--flag APP` leaves `APP` alone.
+    Optional {
+        /// What the flag alone stands for.
+        bare: &'static str,
+    },
 }
 
 /// A kind of value: parses a [`Raw`] into `Out`, and shows `Out` back as TOML.
@@ -363,6 +370,53 @@ impl Kind for Flag {
     }
 }
 
+/// `proxy_protocol`: gunicorn's PROXY protocol modes `off`, `v1`, `v2` and `auto`. The
+/// booleans of the switch it used to be still work in every spelling [`Flag`] accepts (a TOML
+/// file or a variable written for it): true is `auto`, false is `off`. On the command line the
+/// mode is optional; the flag alone is `auto`.
+#[derive(Debug)]
+pub struct ProxyMode;
+
+const PROXY_MODES: &[(&str, ProxyProtocol)] = &[
+    ("off", ProxyProtocol::Off),
+    ("v1", ProxyProtocol::V1),
+    ("v2", ProxyProtocol::V2),
+    ("auto", ProxyProtocol::Auto),
+];
+
+impl Kind for ProxyMode {
+    type Out = ProxyProtocol;
+
+    fn parse(&self, raw: &Raw) -> Result<ProxyProtocol, String> {
+        if let Raw::Str(text) = single(raw)? {
+            if let Ok(mode) = choice(PROXY_MODES).parse(&Raw::Str(text.clone())) {
+                return Ok(mode);
+            }
+        }
+        match Flag.parse(raw) {
+            Ok(true) => Ok(ProxyProtocol::Auto),
+            Ok(false) => Ok(ProxyProtocol::Off),
+            Err(_) => Err("not a PROXY protocol mode".to_string()),
+        }
+    }
+
+    fn accepted(&self) -> String {
+        "one of off, v1, v2, auto (true and false, as before, mean auto and off)".to_string()
+    }
+
+    fn to_toml(&self, value: &ProxyProtocol) -> toml::Value {
+        choice(PROXY_MODES).to_toml(value)
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Optional { bare: "auto" }
+    }
+
+    fn samples(&self) -> Vec<String> {
+        choice(PROXY_MODES).samples()
+    }
+}
+
 /// Free text; `non_empty` refuses the empty string.
 #[derive(Debug)]
 pub struct Text {
@@ -587,7 +641,26 @@ impl Kind for Binds {
         if items.is_empty() {
             return Err("no address".to_string());
         }
-        items.iter().map(|item| parse_bind(item)).collect()
+        let binds = items
+            .iter()
+            .map(|item| parse_bind(item))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One socket per address: the same address twice cannot be bound twice, and the
+        // same `fd://N` twice would give one descriptor two owners. Port 0 asks for a new
+        // ephemeral port each time.
+        for (i, bind) in binds.iter().enumerate() {
+            let ephemeral = matches!(bind, BindAddress::Tcp { port: 0, .. });
+            if let Some(j) = binds[..i].iter().position(|earlier| earlier == bind) {
+                if !ephemeral {
+                    return Err(if items[i] == items[j] {
+                        format!("{:?} is given twice", items[i])
+                    } else {
+                        format!("{:?} and {:?} are the same address", items[j], items[i])
+                    });
+                }
+            }
+        }
+        Ok(binds)
     }
 
     fn accepted(&self) -> String {
@@ -920,6 +993,29 @@ mod tests {
         assert_eq!(Binds.parse(&s("a:1,b:2")).map(|v| v.len()), Ok(2));
     }
 
+    /// Bug: `--bind fd://3 --bind fd://3` gave one descriptor two owners (the arbiter
+    /// aborted on TERM with "owned file descriptor already closed").
+    #[test]
+    fn bug_the_same_address_twice_is_refused_naming_both() {
+        let list = |items: &[&str]| Raw::List(items.iter().map(|i| s(i)).collect());
+        assert_eq!(
+            Binds.parse(&list(&["fd://3", "fd://3"])),
+            Err("\"fd://3\" is given twice".to_string())
+        );
+        assert_eq!(
+            Binds.parse(&list(&["localhost", "unix:/s", "localhost:8000"])),
+            Err("\"localhost\" and \"localhost:8000\" are the same address".to_string())
+        );
+        assert!(Binds.parse(&list(&["unix:/s", "unix:/s"])).is_err());
+        // Port 0 is a new ephemeral port each time.
+        assert_eq!(
+            Binds
+                .parse(&list(&["127.0.0.1:0", "127.0.0.1:0"]))
+                .map(|v| v.len()),
+            Ok(2)
+        );
+    }
+
     #[test]
     fn every_kind_parses_back_what_it_shows() {
         fn round_trip<K: Kind>(kind: &K)
@@ -948,6 +1044,28 @@ mod tests {
         round_trip(&PATHS_WITH_COMMAS);
         round_trip(&EnvList);
         round_trip(&UrlPrefix);
+        round_trip(&ProxyMode);
+    }
+
+    #[test]
+    fn proxy_modes_are_gunicorns_and_the_old_booleans_still_work() {
+        for (text, mode) in [
+            ("off", ProxyProtocol::Off),
+            ("V1", ProxyProtocol::V1),
+            ("v2", ProxyProtocol::V2),
+            ("auto", ProxyProtocol::Auto),
+            ("true", ProxyProtocol::Auto),
+            ("1", ProxyProtocol::Auto),
+            ("yes", ProxyProtocol::Auto),
+            ("false", ProxyProtocol::Off),
+            ("0", ProxyProtocol::Off),
+        ] {
+            assert_eq!(ProxyMode.parse(&s(text)), Ok(mode), "{text}");
+        }
+        assert_eq!(ProxyMode.parse(&Raw::Bool(true)), Ok(ProxyProtocol::Auto));
+        assert_eq!(ProxyMode.parse(&Raw::Bool(false)), Ok(ProxyProtocol::Off));
+        assert!(ProxyMode.parse(&s("v3")).is_err());
+        assert!(ProxyMode.parse(&Raw::Int(2)).is_err());
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub use load::{
 };
 pub use registry::{CliForm, Section, Setting};
 pub use settings::{
-    BindAddress, HeaderMap, LogFormat, LogLevel, Settings, DEFAULT_ACCESS_LOG_FORMAT, SETTINGS,
+    BindAddress, HeaderMap, LogFormat, LogLevel, ProxyProtocol, Settings, WorkerClass,
+    DEFAULT_ACCESS_LOG_FORMAT, SETTINGS,
 };
 
 /// The declaration of the setting called `name`, if there is one.

@@ -131,6 +131,14 @@ impl Settings {
     pub fn load(sources: &Sources) -> Result<Settings, Vec<ConfigError>> {
         load(sources).map(|loaded| loaded.settings)
     }
+
+    /// The mode of the files ferrocorn creates (the error and access logs, the pidfile):
+    /// 0o644 less `umask`, so a mask can make them private but never writable by others
+    /// (gunicorn's `umask = 0`, common in its configurations, is about the socket). The
+    /// process's inherited umask may narrow a log file's mode further.
+    pub fn created_file_mode(&self) -> u32 {
+        0o644 & !self.umask
+    }
 }
 
 /// One source as a figment provider, named so that a value's metadata says which layer
@@ -550,6 +558,22 @@ mod tests {
         let path = dir.write(DEFAULT_CONFIG_FILE, text);
         let errors = messages(load(&sources(&dir)).unwrap_err());
         (path, errors)
+    }
+
+    /// Bug: files ferrocorn creates took the process umask the `umask` setting set for the
+    /// whole process (0 by default): world-writable logs.
+    #[test]
+    fn bug_created_files_are_never_writable_by_others() {
+        let mode = |umask| {
+            Settings {
+                umask,
+                ..Settings::default()
+            }
+            .created_file_mode()
+        };
+        assert_eq!(mode(0), 0o644);
+        assert_eq!(mode(0o002), 0o644);
+        assert_eq!(mode(0o077), 0o600);
     }
 
     #[test]

@@ -154,6 +154,12 @@ impl Setting {
         (self.samples)()
     }
 
+    /// Whether `text` is a valid value of this setting (for an optional value on the
+    /// command line: is the next argument its value, or something else?).
+    pub fn accepts(&self, text: &str) -> bool {
+        (self.apply)(&mut Settings::default(), &Raw::Str(text.to_string())).is_ok()
+    }
+
     /// This setting's value in `settings`, as TOML.
     pub fn value_in(&self, settings: &Settings) -> toml::Value {
         (self.show)(settings)

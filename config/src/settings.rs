@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kinds::{
-    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptPath, OptText, Umask, UrlPrefix,
-    NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
+    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptPath, OptText, ProxyMode, Umask,
+    UrlPrefix, NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
 };
 use crate::registry::{declare_settings, flag, flag_with_alias, positional};
 
@@ -64,6 +64,37 @@ pub enum HeaderMap {
     /// Keep them (ambiguous with `-` once mapped to CGI-style names).
     Dangerous,
 }
+
+/// `proxy_protocol`: which PROXY protocol header a connection may start with (gunicorn's
+/// modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// None is expected (the default).
+    Off,
+    /// The text header (`PROXY TCP4 …`).
+    V1,
+    /// The binary header.
+    V2,
+    /// Either version.
+    Auto,
+}
+
+/// `worker_class`: gunicorn's names for the worker ferrocorn runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerClass {
+    /// ferrocorn's event-loop worker.
+    Mio,
+    /// gunicorn's `sync`: the same worker.
+    Sync,
+    /// gunicorn's `gthread`: the same worker (set `threads` for a thread pool).
+    Gthread,
+}
+
+const WORKER_CLASSES: &[(&str, WorkerClass)] = &[
+    ("mio", WorkerClass::Mio),
+    ("sync", WorkerClass::Sync),
+    ("gthread", WorkerClass::Gthread),
+];
 
 /// gunicorn's default access log format.
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
@@ -133,11 +164,20 @@ declare_settings! {
     workers: usize = 1;
         Workers, flag(Some('w'), "workers", "INT"), count(1, 1024);
 
+    /// The worker type, accepted for gunicorn compatibility: ferrocorn has one worker, an
+    /// event loop with `threads` application threads, which stands for gunicorn's `sync`
+    /// (`threads` = 1) and `gthread` alike. Other gunicorn classes are refused.
+    worker_class: WorkerClass = WorkerClass::Mio;
+        Workers, flag(Some('k'), "worker-class", "CLASS"), choice(WORKER_CLASSES);
+
     /// The number of threads per worker that run application calls; 1 runs them inline.
     threads: usize = 1;
         Workers, flag(None, "threads", "INT"), count(1, 1024);
 
     /// The maximum number of open connections per worker.
+    /// At the maximum, a new client takes the place of the connections idle longest (ones
+    /// that have sent nothing yet, kept-alive ones between requests), as nginx does; it
+    /// waits only while every connection is busy with a request.
     worker_connections: usize = 1000;
         Workers, flag(None, "worker-connections", "INT"), count(1, 1_000_000);
 
@@ -177,6 +217,13 @@ declare_settings! {
     header_timeout: Duration = Duration::from_secs(10);
         Timeouts, flag(None, "header-timeout", "SECONDS"), seconds(MAX_SECONDS);
 
+    /// The slowest a request body may arrive, in bytes per second on average since its head
+    /// ended, after a grace of `header_timeout` seconds (as Apache's `mod_reqtimeout`
+    /// `MinRate`); a slower body is answered 408 and its connection closed. 0 turns the rate
+    /// off: a body then only needs some bytes every `header_timeout` seconds, however slow.
+    body_min_rate: u64 = 500;
+        Timeouts, flag(None, "body-min-rate", "BYTES"), int::<u64>(0, TOML_INT_MAX);
+
     /// The maximum size in bytes of the request line; 0 lifts this limit (as gunicorn), but
     /// the head as a whole stays bounded (a huge line is then answered 431).
     limit_request_line: usize = 8190;
@@ -189,7 +236,7 @@ declare_settings! {
     /// The maximum size in bytes of one header field line, its CRLF included (as gunicorn
     /// counts it); 0 means the default 8190, as a field is never unlimited.
     limit_request_field_size: usize = 8190;
-        Limits, flag(None, "limit-request-field-size", "INT"), count(0, 1 << 20);
+        Limits, flag_with_alias(None, "limit-request-field-size", "limit-request-field_size", "INT"), count(0, 1 << 20);
 
     /// The maximum size in bytes of a request body; 0 means no limit.
     limit_request_body: u64 = 0;
@@ -211,7 +258,10 @@ declare_settings! {
     group: Option<String> = None;
         Process, flag(Some('g'), "group", "GROUP"), OptText;
 
-    /// The file mode creation mask, set after binding: `0o22`, `022` or a decimal integer.
+    /// The file mode creation mask of the Unix socket files, as in gunicorn (0: a socket
+    /// anyone may connect to): `0o22`, `022` or a decimal integer. The log files and the
+    /// pidfile ferrocorn creates are 0o644 less this mask (0o600 with `077`), never writable
+    /// by others. The process's own umask is left as it was inherited.
     umask: u32 = 0;
         Process, flag(Some('m'), "umask", "INT"), Umask;
 
@@ -223,9 +273,11 @@ declare_settings! {
     forwarded_allow_ips: Vec<String> = localhost_ips();
         Proxy, flag(None, "forwarded-allow-ips", "IPS"), IpList;
 
-    /// Expect the PROXY protocol (v1 or v2) header at the start of every connection.
-    proxy_protocol: bool = false;
-        Proxy, flag(None, "proxy-protocol", ""), Flag;
+    /// Accept a PROXY protocol header at the start of each connection from `proxy_allow_ips`:
+    /// `v1` (text), `v2` (binary), `auto` (either; what the flag alone and the older `true`
+    /// mean) or `off`, as gunicorn's `--proxy-protocol [MODE]`.
+    proxy_protocol: ProxyProtocol = ProxyProtocol::Off;
+        Proxy, flag(None, "proxy-protocol", "MODE"), ProxyMode;
 
     /// Client addresses allowed to send a PROXY protocol header (`*` allows every client);
     /// a header from any other client is answered 403.
@@ -276,8 +328,9 @@ declare_settings! {
     header_map: HeaderMap = HeaderMap::Drop;
         Http, flag(None, "header-map", "MODE"), choice(HEADER_MAPS);
 
-    /// Directories to put on Python's `sys.path`, after the working directory (which comes
-    /// first, as in gunicorn); comma-separated.
+    /// Directories to put on Python's `sys.path`, comma-separated. As in gunicorn, each is
+    /// inserted at the front in turn, so they come before the working directory (itself
+    /// before everything else) and the last one given comes first.
     pythonpath: Vec<PathBuf> = Vec::new();
         Python, flag(None, "pythonpath", "DIRS"), PATHS_WITH_COMMAS;
 

@@ -6,7 +6,7 @@ use crate::error::{Error, ErrorKind};
 use crate::fields::{line_size, parse_fields, FieldSpan, Resume, Rules, ValueLoc};
 use crate::limits::{Limits, Policy, UnderscoreHeaders};
 use crate::syntax::{
-    check_host, check_host_block, check_line_start, check_target, is_target_byte, is_tchar,
+    check_host, check_host_block, check_line_start, check_target, is_target_byte_under, is_tchar,
     name_has_underscore, scan_target, trim_ows, TargetForm,
 };
 use std::mem::MaybeUninit;
@@ -310,7 +310,9 @@ impl HeadParser {
     /// Stores the head's state, whose fields stay in the slots (no copy: see `Head::slots`),
     /// and returns the head's length. Anything unusual (partial input, any httparse error,
     /// leading empty lines, bare LF, a limit reached, a method that is not 3 to 20 upper-case
-    /// letters, a target `check_target` refuses, an underscore name under
+    /// letters, a target byte outside visible ASCII (`scan_target` stops there, also at a byte
+    /// of 0x80 or more, which only the reference path may accept), a target `check_target`
+    /// refuses, an underscore name under
     /// [`UnderscoreHeaders::Refuse`], a Content-Length over the body limit) returns `None` and
     /// the reference path decides, so every verdict and every error status is the reference
     /// path's; the fast path only saves time, and the tests check that both paths give the
@@ -741,7 +743,10 @@ fn parse_request_line(line: &[u8], policy: &Policy) -> Result<RequestLine, Error
     if target.is_empty() {
         return Err(invalid());
     }
-    if !target.iter().all(|&b| is_target_byte(b)) {
+    if !target
+        .iter()
+        .all(|&b| is_target_byte_under(b, policy.allow_non_ascii_target))
+    {
         return Err(Error::with_value(ErrorKind::InvalidTarget, target));
     }
     let version = parse_version(&rest[target_len + 1..])?;
@@ -785,7 +790,8 @@ enum LinePrefix {
 /// (`line`: up to its LF or the end of the input), so that input that cannot begin a valid
 /// request line is answered at once, not when its line ends. RFC 9112 §3: a request line is
 /// `method SP request-target SP HTTP-version`, the method a token (RFC 9110 §9.1), the target
-/// visible bytes (and obs-text, as httparse allows).
+/// visible ASCII (RFC 3986 §2; bytes >= 0x80 only under
+/// [`Policy::allow_non_ascii_target`]).
 ///
 /// Fails with [`ErrorKind::InvalidMethod`] as soon as a byte that is not a tchar comes before
 /// the first SP, or the method's bytes so far break [`check_method`]'s rules (too long, lower
@@ -825,7 +831,11 @@ fn check_line_prefix(
         Some((end, _)) => return Err(bad_method(end + 1)),
     };
     let target = &seen[method_end + 1..];
-    match target.iter().position(|&b| !is_target_byte(b)) {
+    let allow_non_ascii = policy.allow_non_ascii_target;
+    match target
+        .iter()
+        .position(|&b| !is_target_byte_under(b, allow_non_ascii))
+    {
         None => Ok(LinePrefix::TargetOpen),
         Some(0) if target[0] == b' ' => Err(Error::with_value(
             ErrorKind::InvalidRequestLine,
@@ -849,7 +859,9 @@ fn stays_open(prefix: Option<LinePrefix>, line: &[u8], new: &[u8], policy: &Poli
                 .all(|&b| is_tchar(b) && (lenient || !(b.is_ascii_lowercase() || b == b'#')))
                 && (lenient || line.len() <= *CONVENTIONAL_METHOD_LEN.end())
         }
-        Some(LinePrefix::TargetOpen) => new.iter().all(|&b| is_target_byte(b)),
+        Some(LinePrefix::TargetOpen) => new
+            .iter()
+            .all(|&b| is_target_byte_under(b, policy.allow_non_ascii_target)),
         Some(LinePrefix::AwaitingCr) => false,
         Some(LinePrefix::Done) | None => true,
     }
@@ -1361,8 +1373,8 @@ impl<'a> Head<'a> {
         ascii_str(method)
     }
 
-    /// The request target exactly as sent. It holds no whitespace or control bytes; it may
-    /// hold bytes >= 0x80.
+    /// The request target exactly as sent. It holds no whitespace or control bytes, and no
+    /// bytes of 0x80 or more unless [`Policy::allow_non_ascii_target`] permits them.
     pub fn target(&self) -> &'a [u8] {
         let (s, e) = self.state().target;
         &self.buf[s..e]
@@ -1632,7 +1644,7 @@ mod fast_path_tests {
             (b"GET /a\x7f", "400 InvalidTarget", "400 InvalidTarget"),
             (b"GET /a\rb", "400 InvalidTarget", "400 InvalidTarget"),
             (b"GET /a\r", "partial", "partial"),
-            (b"GET /\xc3\xa9", "partial", "partial"),
+            (b"GET /\xc3\xa9", "400 InvalidTarget", "400 InvalidTarget"),
             (b"GET /a HTTP/1.1\x00", "partial", "partial"),
             (b"GET  ", "400 InvalidRequestLine", "400 InvalidRequestLine"),
         ] {
@@ -1799,6 +1811,56 @@ mod fast_path_tests {
                 "{limits:?}"
             );
         }
+    }
+
+    /// Regression: a target holding raw bytes outside ASCII (`GET /\xff`) was accepted,
+    /// though RFC 9112 §3.2 and RFC 3986 §2 require them percent-encoded. Both paths refuse
+    /// it with 400 from the first such byte, unless the policy permits them.
+    #[test]
+    fn raw_bytes_outside_ascii_in_the_target_are_400_unless_permitted() {
+        let permissive = Policy {
+            allow_non_ascii_target: true,
+            ..Policy::default()
+        };
+        for input in [
+            &b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET /caf\xc3\xa9?q=\xe2\x82\xac HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /0123456789abcdef0123456789\x80 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET http://x/\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            let shown = String::from_utf8_lossy(input);
+            assert!(!fast_path_answers(
+                Limits::default(),
+                Policy::default(),
+                input
+            ));
+            let err = HeadParser::new(Limits::default(), Policy::default())
+                .parse(input)
+                .unwrap_err();
+            assert_eq!((err.status(), err.kind()), (400, ErrorKind::InvalidTarget));
+            // Decided by the first such byte, before the line ends.
+            let first = input.iter().position(|&b| b >= 0x80).unwrap();
+            let prefix = HeadParser::new(Limits::default(), Policy::default())
+                .parse(&input[..=first])
+                .map(|_| ())
+                .unwrap_err();
+            assert_eq!(prefix.kind(), ErrorKind::InvalidTarget, "{shown:?}");
+            // Permitted: the reference path accepts it (the fast path declines, same verdict).
+            assert!(!fast_path_answers(Limits::default(), permissive, input));
+            let mut parser = HeadParser::new(Limits::default(), permissive);
+            let Ok(Status::Complete(head, _)) = parser.parse(input) else {
+                panic!("{shown:?} refused under allow_non_ascii_target")
+            };
+            assert!(head.target().iter().any(|&b| b >= 0x80), "{shown:?}");
+        }
+        assert!(Policy::gunicorn_compatible().allow_non_ascii_target);
+        // Percent-encoded, the same target takes the fast path.
+        let encoded = b"GET /caf%C3%A9 HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(fast_path_answers(
+            Limits::default(),
+            Policy::default(),
+            encoded
+        ));
     }
 
     #[test]

@@ -151,6 +151,11 @@ pub struct Policy {
     /// Accept `user:pass@` in an absolute-form target (RFC 9110 §4.2.4: senders MUST NOT
     /// generate it; recipients SHOULD treat it as an error). Default `false`: 400.
     pub allow_userinfo: bool,
+    /// Accept raw bytes outside ASCII (>= 0x80) in the request target, passing them on as
+    /// they came. Default `false`: 400, as RFC 9112 §3.2 and RFC 3986 §2 require such bytes
+    /// to be percent-encoded (a raw one means a client and the servers behind us may disagree
+    /// on the path). Some servers (gunicorn among them) accept them.
+    pub allow_non_ascii_target: bool,
     /// Accept the content codings gunicorn accepts before a final `chunked` (`gzip`, `x-gzip`,
     /// `deflate`, `compress`, `x-compress`) and ignore `identity`, passing the coded body
     /// through undecoded. Default `false`: any coding other than `chunked` is answered 501
@@ -180,6 +185,7 @@ impl Default for Policy {
             header_map: UnderscoreHeaders::Drop,
             allow_fragment: false,
             allow_userinfo: false,
+            allow_non_ascii_target: false,
             permit_unimplemented_transfer_codings: false,
             trust_scheme_headers: false,
             proxy_protocol: ProxyProtocol::Off,
@@ -189,13 +195,15 @@ impl Default for Policy {
 
 impl Policy {
     /// The leniencies gunicorn has by default that RFC 9112 does not require: no `Host`
-    /// check, fragments and userinfo in targets, `gzip`/`identity` before `chunked`.
+    /// check, fragments, userinfo and raw bytes outside ASCII in targets, `gzip`/`identity`
+    /// before `chunked`.
     /// The gunicorn *settings* (`permit_obsolete_folding`, …) keep their defaults.
     pub fn gunicorn_compatible() -> Self {
         Policy {
             require_host: false,
             allow_fragment: true,
             allow_userinfo: true,
+            allow_non_ascii_target: true,
             permit_unimplemented_transfer_codings: true,
             ..Policy::default()
         }

@@ -41,8 +41,10 @@ static TCHAR: [bool; 256] = byte_table!(|b| {
 /// `field-vchar / SP / HTAB` (RFC 9110 §5.5): VCHAR, obs-text, space and tab; no controls.
 static FIELD_VALUE: [bool; 256] = byte_table!(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
 
-/// Bytes allowed in a request target: visible ASCII and, as httparse allows, bytes >= 0x80.
-static TARGET: [bool; 256] = byte_table!(|b| (b >= 0x21 && b < 0x7f) || b >= 0x80);
+/// Bytes allowed in a request target: visible ASCII (RFC 3986 §2: anything else is
+/// percent-encoded). Bytes >= 0x80 only under [`crate::Policy::allow_non_ascii_target`], see
+/// [`is_target_byte_under`].
+static TARGET: [bool; 256] = byte_table!(|b| b >= 0x21 && b < 0x7f);
 
 /// `unreserved / sub-delims` (RFC 3986 §2.2, §2.3), the bytes of a reg-name besides `%`.
 static REG_NAME: [bool; 256] = byte_table!(|b| {
@@ -92,6 +94,13 @@ pub(crate) fn is_field_value_byte(b: u8) -> bool {
 #[inline]
 pub(crate) fn is_target_byte(b: u8) -> bool {
     TARGET[b as usize]
+}
+
+/// [`is_target_byte`], or a byte >= 0x80 when `allow_non_ascii` (the policy's
+/// `allow_non_ascii_target`).
+#[inline]
+pub(crate) fn is_target_byte_under(b: u8, allow_non_ascii: bool) -> bool {
+    TARGET[b as usize] || (allow_non_ascii && b >= 0x80)
 }
 
 /// The index of the first `needle` in `haystack`: eight bytes at a time for short input,
@@ -230,8 +239,8 @@ const NAME_BITS: [u32; 15] = {
 };
 
 /// Scans a request target from `buf[start]`: returns the index of the first byte that cannot
-/// be in a target (not [`is_target_byte`]: a control byte, SP or DEL), and whether a `#` comes
-/// before it; `None` when `buf` ends first. 16 bytes at a time.
+/// be in a target (not [`is_target_byte`]: a control byte, SP, DEL or a byte >= 0x80), and
+/// whether a `#` comes before it; `None` when `buf` ends first. 16 bytes at a time.
 #[inline]
 pub(crate) fn scan_target(buf: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut at = start;
@@ -272,8 +281,9 @@ fn target_masks16(block: &[u8; 16]) -> (u32, u32) {
         let low = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8(0x20)), bytes);
         let del = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(0x7f));
         let hash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'#' as i8));
+        // The bytes >= 0x80 are those whose sign bit is set: the movemask of the bytes.
         (
-            _mm_movemask_epi8(_mm_or_si128(low, del)) as u32,
+            (_mm_movemask_epi8(_mm_or_si128(low, del)) | _mm_movemask_epi8(bytes)) as u32,
             _mm_movemask_epi8(hash) as u32,
         )
     }
@@ -365,7 +375,7 @@ pub enum TargetForm {
 }
 
 /// Checks a request target against the method (RFC 9112 §3.2). `target` holds only
-/// [`is_target_byte`] bytes.
+/// [`is_target_byte_under`] the policy's bytes.
 pub(crate) fn check_target(
     method: &[u8],
     target: &[u8],

@@ -22,7 +22,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 
-use common::{corpus_dir, latin1, run, run_bytewise, run_split, unescape, Outcome, Request, Rng};
+use common::{
+    corpus_dir, find_corpus, latin1, run, run_bytewise, run_split, unescape, Outcome, Request, Rng,
+};
 use ferrocorn_http_parser::{ErrorKind, Limits, Policy, ProxyProtocol, UnderscoreHeaders};
 use serde_json::Value;
 
@@ -63,6 +65,7 @@ const NEEDS_NON_DEFAULT: &[(&str, &str, Adjust)] = &[
         "HTTP/1.1 without Host; gzip before chunked",
         compat,
     ),
+    ("valid/027", "raw bytes outside ASCII in the target", compat),
     ("valid/028", "HTTP/1.1 without Host", no_host),
     (
         "valid/029",
@@ -120,6 +123,7 @@ fn compat(_: &mut Limits, policy: &mut Policy) {
     policy.require_host = base.require_host;
     policy.allow_fragment = base.allow_fragment;
     policy.allow_userinfo = base.allow_userinfo;
+    policy.allow_non_ascii_target = base.allow_non_ascii_target;
     policy.permit_unimplemented_transfer_codings = base.permit_unimplemented_transfer_codings;
 }
 
@@ -453,4 +457,16 @@ fn scheme_headers_decide_019() {
         ..Policy::default()
     };
     assert_eq!(run(raw, Limits::default(), untrusted).error, None);
+}
+
+/// Regression: under CI a missing corpus skipped these tests with a message only
+/// `--nocapture` shows, so CI passed without running them. There it now fails.
+#[test]
+fn a_missing_corpus_fails_under_ci_and_skips_elsewhere() {
+    let missing = std::env::temp_dir().join("ferrocorn-no-corpus-here");
+    assert_eq!(find_corpus(&missing, None, false), None);
+    let under_ci = std::panic::catch_unwind(|| find_corpus(&missing, None, true));
+    assert!(under_ci.is_err(), "CI=true passed without the corpus");
+    let here = std::env::temp_dir();
+    assert_eq!(find_corpus(&here, None, true), Some(here.clone()));
 }

@@ -38,7 +38,8 @@ pub use spec::AppSpec;
 /// How the interpreter is set up and the application found.
 #[derive(Debug, Clone, Default)]
 pub struct PythonOptions {
-    /// Directories put on `sys.path` after the working directory (`--pythonpath`).
+    /// Directories put on `sys.path` before the working directory, the last one first
+    /// (`--pythonpath`, in gunicorn's order).
     pub pythonpath: Vec<PathBuf>,
     /// The virtual environment to use when none is activated (`--virtualenv`).
     pub virtualenv: Option<PathBuf>,
@@ -73,6 +74,13 @@ pub fn load_wsgi(spec: &str, options: &PythonOptions) -> Result<Arc<dyn App>, St
         host: OnceLock::new(),
     };
     if options.preload {
+        if options.reload {
+            // The workers run the code imported here; restarting them re-imports nothing.
+            tracing::warn!(
+                "--reload has no effect with --preload: workers restart on a change but run \
+                 the code the arbiter imported"
+            );
+        }
         let host = app.import()?;
         let _ = app.host.set(host);
     }
@@ -118,8 +126,8 @@ fn script_name(root_path: &str) -> String {
 }
 
 /// Starts the interpreter (once per process) with the virtual environment the options
-/// and the environment name, and puts the working directory, then `pythonpath`, first on
-/// `sys.path`.
+/// and the environment name, and puts the `pythonpath` entries (the last one given first),
+/// then the working directory, first on `sys.path`, as gunicorn orders them.
 fn start_python(options: &PythonOptions) -> Result<(), String> {
     let venv = venv::find(
         options.virtualenv.as_deref(),
@@ -139,10 +147,15 @@ fn start_python(options: &PythonOptions) -> Result<(), String> {
     }
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
-    let mut paths = vec![cwd];
-    for dir in &options.pythonpath {
-        paths.push(absolute(dir));
-    }
+    // gunicorn's order: the working directory goes to the front, then each `pythonpath`
+    // entry in turn, so the last one given comes first.
+    let mut paths: Vec<PathBuf> = options
+        .pythonpath
+        .iter()
+        .rev()
+        .map(|d| absolute(d))
+        .collect();
+    paths.push(cwd);
     interp::attach(|py| set_sys_path(py, &paths)).map_err(|e| format!("cannot set sys.path: {e}"))
 }
 
@@ -176,6 +189,7 @@ impl App for WsgiApp {
     }
 
     fn init_worker(&self) -> Result<(), String> {
+        let since = std::time::SystemTime::now();
         let host = match self.host.get() {
             Some(host) => Arc::clone(host),
             None => {
@@ -185,7 +199,7 @@ impl App for WsgiApp {
         };
         host.start_worker()?;
         if self.options.reload {
-            reload::start(self.options.reload_extra_files.clone())?;
+            reload::start(self.options.reload_extra_files.clone(), since)?;
         }
         Ok(())
     }

@@ -159,8 +159,9 @@ def app(environ, start_response):
     assert_eq!(env("CONTENT_TYPE"), "text/plain");
     assert_eq!(env("CONTENT_LENGTH"), "5");
     assert_eq!(env("HTTP_CONTENT_TYPE"), "<absent>");
-    assert_eq!(env("SERVER_NAME"), "example.com");
-    assert_eq!(env("SERVER_PORT"), "8080");
+    // The listener's address, as gunicorn gives it; the client's Host is HTTP_HOST.
+    assert_eq!(env("SERVER_NAME"), "127.0.0.1");
+    assert_eq!(env("SERVER_PORT"), "8000");
     assert_eq!(env("SERVER_PROTOCOL"), "HTTP/1.1");
     assert_eq!(env("REMOTE_ADDR"), "127.0.0.1");
     assert_eq!(env("REMOTE_PORT"), "1");
@@ -193,7 +194,7 @@ def app(environ, start_response):
 }
 
 #[test]
-fn server_name_falls_back_to_the_listener_and_the_scheme_port() {
+fn server_name_is_the_listener_and_on_unix_sockets_the_host_or_the_scheme_port() {
     let app = app(
         "server_name",
         r#"
@@ -206,10 +207,18 @@ def app(environ, start_response):
         text(call(&*app, Request::for_test("GET", "/", &[], b""))),
         "127.0.0.1|8000|http"
     );
-    let mut req = Request::for_test("GET", "/", &[("Host", "h")], b"");
+    let mut req = Request::for_test("GET", "/", &[("Host", "h:1")], b"");
     req.set_secure_for_test(true);
-    assert_eq!(text(call(&*app, req)), "h|443|https");
-    assert_eq!(text(get(&*app, "/")), "example.com|80|http");
+    assert_eq!(text(call(&*app, req)), "127.0.0.1|8000|https");
+    let unix = |headers: &[(&str, &str)], secure: bool| {
+        let mut req = Request::for_test("GET", "/", headers, b"");
+        req.set_peer_for_test(ferrocorn_worker::Peer::Unix, None);
+        req.set_secure_for_test(secure);
+        text(call(&*app, req))
+    };
+    assert_eq!(unix(&[("Host", "h")], true), "h|443|https");
+    assert_eq!(unix(&[("Host", "h:81")], false), "h|81|http");
+    assert_eq!(unix(&[], false), "localhost|80|http");
 }
 
 #[test]
@@ -219,7 +228,7 @@ fn root_path_is_script_name_and_is_stripped_from_path_info() {
         r#"
 def app(environ, start_response):
     start_response("200 OK", [])
-    return [("%s|%s" % (environ["SCRIPT_NAME"], environ["PATH_INFO"])).encode()]
+    return [("%s|%s|%s" % (environ["SCRIPT_NAME"], environ["PATH_INFO"], environ["RAW_URI"])).encode()]
 "#,
     )
     .unwrap();
@@ -228,9 +237,9 @@ def app(environ, start_response):
         ..options(1)
     };
     let app = load_wsgi("mounted:app", &opts).unwrap();
-    assert_eq!(text(get(&*app, "/api/users")), "/api|/users");
-    assert_eq!(text(get(&*app, "/api")), "/api|");
-    assert_eq!(text(get(&*app, "/apiary")), "/api|/apiary");
+    assert_eq!(text(get(&*app, "/api/users")), "/api|/users|/api/users");
+    assert_eq!(text(get(&*app, "/api")), "/api||/api");
+    assert_eq!(text(get(&*app, "/apiary")), "/api|/apiary|/apiary");
 }
 
 #[test]
@@ -333,6 +342,11 @@ def app(environ, start_response):
     }
     let res = get(&*app, "/ok");
     assert_eq!(res.status, 299);
+    assert_eq!(
+        res.reason(),
+        "Fine",
+        "the application's reason phrase is kept"
+    );
     assert_eq!(res.header_value("x-a"), Some("padded"));
 }
 
@@ -527,6 +541,39 @@ fn close_is_called_once_in_every_ending() {
         closed(),
         "['list', '/full', '/gone', '/fail-first', '/fail-later', '/not-bytes']"
     );
+}
+
+#[test]
+fn an_iterator_over_a_list_is_read_at_once_like_django_responses() {
+    let app = app(
+        "list_iterator",
+        r#"
+closed = []
+class Response:
+    def __init__(self, pieces):
+        self.pieces = pieces
+    def __iter__(self):
+        return iter(self.pieces)
+    def close(self):
+        closed.append(len(self.pieces))
+
+def app(environ, start_response):
+    start_response("200 OK", [])
+    if environ["PATH_INFO"] == "/bad":
+        return Response([b"a", "not bytes"])
+    return Response([b"", b"one ", b"two"])
+"#,
+    );
+    let res = get(&*app, "/");
+    assert!(
+        matches!(res.body, Body::Bytes(ref b) if b == b"one two"),
+        "{:?}",
+        res.body
+    );
+    let res = get(&*app, "/bad");
+    assert_eq!(res.status, 200, "the head went with the first piece");
+    assert!(body_of(res).is_err());
+    assert_eq!(eval("list_iterator", "closed"), "[3, 2]");
 }
 
 #[test]

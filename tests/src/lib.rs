@@ -2,7 +2,8 @@
 //! ephemeral port, talk to it over TCP with timeouts, send it signals, count its workers by
 //! pid, and kill every process it started when the test ends (even when the test fails).
 //!
-//! Every wait is bounded; nothing asserts on timing.
+//! Every wait is bounded; nothing asserts on timing. [`python`] adds the Python fixtures
+//! and the test virtualenv.
 
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 
 pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+
+pub mod python;
 
 /// The process name (`/proc/PID/comm`) of a worker. If this changes, update
 /// `ferrocorn_arbiter::WORKER_PROCESS_NAME` (the two must agree).
@@ -45,6 +48,19 @@ pub fn binary() -> &'static Path {
     BINARY.get_or_init(|| cargo_build(&["-p", "ferrocorn", "--bin", "ferrocorn"], "ferrocorn"))
 }
 
+/// `tests/examples/faulty_app.rs`, an application that misbehaves on demand served through
+/// `ferrocorn_arbiter::serve`; built once per test process. Start it with
+/// [`ServerBuilder::program`].
+pub fn faulty_app() -> &'static Path {
+    static APP: OnceLock<PathBuf> = OnceLock::new();
+    APP.get_or_init(|| {
+        cargo_build(
+            &["-p", "ferrocorn-tests", "--example", "faulty_app"],
+            "examples/faulty_app",
+        )
+    })
+}
+
 /// Runs `cargo build --quiet <args>` in the workspace with the cargo that runs the tests,
 /// and returns `output` (relative to the profile directory, e.g. `examples/parse`). Panics
 /// with cargo's output when the build fails or `output` was not built.
@@ -63,36 +79,137 @@ pub fn cargo_build(args: &[&str], output: &str) -> PathBuf {
         args.join(" "),
         String::from_utf8_lossy(&built.stderr)
     );
-    // target/debug/deps/<test-binary> -> target/debug/<output>
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("test binary has a directory");
-    if dir.ends_with("deps") {
-        dir = dir.parent().expect("deps has a parent");
-    }
-    let path = dir.join(output);
+    let path = profile_dir().join(output);
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
 
+/// The cargo profile directory this program was built into (`target/debug`): the parent
+/// of `deps/` for a test binary (`target/debug/deps/<test>`), the program's own directory
+/// for a binary of this crate (`target/debug/make-venv`).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("the program has a directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("deps has a parent");
+    }
+    dir.to_path_buf()
+}
+
 /// The shared corpus directory: `<workspace root>/../shared/corpus`, else
 /// `$FERROCORN_SHARED/corpus`. `None` (after a loud message on stderr) when neither exists;
-/// the caller then returns early.
+/// the caller then returns early. Under `CI=true` a missing corpus panics instead (see
+/// [`find_corpus`]).
 pub fn corpus_dir() -> Option<PathBuf> {
-    let beside = workspace_root().join("../shared/corpus");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    find_corpus(
+        &workspace_root().join("../shared/corpus"),
+        std::env::var_os("FERROCORN_SHARED"),
+        ci,
+    )
+}
+
+/// [`corpus_dir`] with its inputs given: the folder beside the workspace, the value of
+/// `$FERROCORN_SHARED` and whether this is CI. CI always has the corpus: a test there must
+/// fail rather than pass by skipping, with a message only `--nocapture` would show.
+pub fn find_corpus(beside: &Path, shared: Option<std::ffi::OsString>, ci: bool) -> Option<PathBuf> {
     if beside.is_dir() {
-        return Some(beside);
+        return Some(beside.to_path_buf());
     }
-    if let Some(shared) = std::env::var_os("FERROCORN_SHARED") {
+    if let Some(shared) = shared {
         let dir = PathBuf::from(shared).join("corpus");
         if dir.is_dir() {
             return Some(dir);
         }
     }
-    eprintln!(
-        "\n!!!!!!!! SKIPPED: the shared corpus is missing (looked in {} and $FERROCORN_SHARED/corpus) !!!!!!!!\n",
+    let missing = format!(
+        "the shared corpus is missing (looked in {} and $FERROCORN_SHARED/corpus)",
         beside.display()
     );
+    assert!(!ci, "{missing}; CI=true: the corpus tests may not skip");
+    eprintln!("\n!!!!!!!! SKIPPED: {missing} !!!!!!!!\n");
     None
+}
+
+/// How long [`run_in_child_process`] waits for its child before killing it.
+const CHILD_TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Set in the child [`run_in_child_process`] starts: the test it is to run itself.
+const CHILD_TEST_VAR: &str = "FERROCORN_TEST_IN_CHILD";
+
+/// Runs the body of the test `test` (a function of the calling module) in a child process of
+/// its own: `in_child_process!(name_of_this_test, body)`. See [`run_in_child_process`].
+#[macro_export]
+macro_rules! in_child_process {
+    ($test:ident, $body:expr) => {
+        $crate::run_in_child_process(concat!(module_path!(), "::", stringify!($test)), $body)
+    };
+}
+
+/// For unit tests that change state the whole process shares (the umask, signal
+/// dispositions and masks, the working directory, the environment): the other tests of the
+/// same binary run on other threads of this process and would see it change under them.
+/// Runs `body` in a new process of the test binary that runs only the test at `path`
+/// (`module_path!()::name`, as [`in_child_process!`] writes it) and calls `body` there, and
+/// fails, with the child's output, unless that child ran the test and passed it within a
+/// minute.
+///
+/// The child is a fresh process (the binary executed again), not a bare `fork` of this one:
+/// a forked copy would keep every lock the other threads held at that moment (the
+/// environment's, the panic hook's, the backtrace printer's) held forever.
+pub fn run_in_child_process(path: &str, body: impl FnOnce()) {
+    // The harness names tests without the crate: `pidfile::tests::name`.
+    let name = path.split_once("::").map_or(path, |(_, rest)| rest);
+    if std::env::var_os(CHILD_TEST_VAR).is_some_and(|v| v == name) {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_TEST_VAR, name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the test binary again");
+    let stdout = Arc::new(Captured::default());
+    let stderr = Arc::new(Captured::default());
+    stdout.spawn_reader(child.stdout.take().expect("piped stdout"));
+    stderr.spawn_reader(child.stderr.take().expect("piped stderr"));
+    let status = wait_child(&mut child, CHILD_TEST_TIMEOUT);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let output = || {
+        let done = |log: &str| log.contains("test result").then_some(());
+        let _ = stdout.wait_for(Duration::from_secs(5), done);
+        format!("{}{}", stdout.snapshot(), stderr.snapshot())
+    };
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{name} failed in its child process ({status:?}):\n{}",
+        output()
+    );
+    let log = output();
+    assert!(
+        log.contains("test result: ok. 1 passed"),
+        "{name} did not run in its child process:\n{log}"
+    );
+}
+
+/// Whether this process is a child [`run_in_child_process`] started (what a test runs after
+/// its `in_child_process!` runs there too).
+pub fn is_test_child() -> bool {
+    std::env::var_os(CHILD_TEST_VAR).is_some()
+}
+
+/// The umask of this process, read from `/proc/self/status` (setting it is the only other
+/// way to learn it).
+pub fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 /// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
@@ -190,16 +307,26 @@ pub fn listening_lines(log: &str) -> Vec<(String, i32)> {
 /// How to start a server: arguments, environment, working directory.
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
+    program: Option<PathBuf>,
     args: Vec<String>,
-    env: Vec<(String, String)>,
+    /// Variables to set (`Some`) or remove (`None`), applied in order.
+    env: Vec<(String, Option<String>)>,
     cwd: Option<PathBuf>,
     bind: bool,
     fd3: Option<Arc<std::net::TcpListener>>,
     systemd: bool,
     wait_for_listening: bool,
+    open_files: Option<u64>,
 }
 
 impl ServerBuilder {
+    /// Starts `program` instead of `ferrocorn` (it must take `--bind ADDR` and log
+    /// `Listening at:` as ferrocorn does, e.g. [`faulty_app`]).
+    pub fn program(mut self, program: &Path) -> Self {
+        self.program = Some(program.to_path_buf());
+        self
+    }
+
     /// Adds command-line arguments (after `--bind 127.0.0.1:0`).
     pub fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
         self.args
@@ -209,7 +336,13 @@ impl ServerBuilder {
 
     /// Sets an environment variable for the server.
     pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_string(), value.to_string()));
+        self.env.push((key.to_string(), Some(value.to_string())));
+        self
+    }
+
+    /// Removes an environment variable the test process has from the server's environment.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.env.push((key.to_string(), None));
         self
     }
 
@@ -240,6 +373,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts the server with at most `limit` open files (`RLIMIT_NOFILE`, inherited by its
+    /// workers), to make `accept` fail with `EMFILE`.
+    pub fn open_files_limit(mut self, limit: u64) -> Self {
+        self.open_files = Some(limit);
+        self
+    }
+
     /// Returns from [`ServerBuilder::start`] without waiting for `Listening at:` on stderr
     /// (when the log goes to a file); `Server::addr` is then `127.0.0.1:0` until the test
     /// sets it.
@@ -249,13 +389,14 @@ impl ServerBuilder {
     }
 
     fn command(&self) -> Command {
+        let program = self.program.as_deref().unwrap_or_else(|| binary());
         let mut command = if self.systemd {
             let mut sh = Command::new("/bin/sh");
             sh.args(["-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""])
-                .arg(binary());
+                .arg(program);
             sh
         } else {
-            Command::new(binary())
+            Command::new(program)
         };
         if self.bind {
             command.args(["--bind", "127.0.0.1:0"]);
@@ -266,7 +407,10 @@ impl ServerBuilder {
         command.env_remove("LISTEN_PID");
         command.env_remove("NOTIFY_SOCKET");
         for (key, value) in &self.env {
-            command.env(key, value);
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
         }
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
@@ -275,16 +419,21 @@ impl ServerBuilder {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let open_files = self.open_files;
         let fd3 = self.fd3.as_ref().map(|listener| {
             use std::os::fd::AsRawFd;
             listener.as_raw_fd()
         });
-        // SAFETY: prctl, dup2 and fcntl are async-signal-safe and touch only the child's own
-        // attributes and descriptor table. If the test process dies, the arbiter gets
-        // SIGTERM and stops its workers.
+        // SAFETY: prctl, setrlimit, dup2 and fcntl are async-signal-safe and touch only the
+        // child's own attributes and descriptor table. If the test process dies, the arbiter
+        // gets SIGTERM and stops its workers.
         unsafe {
             command.pre_exec(move || {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)?;
+                if let Some(limit) = open_files {
+                    use nix::sys::resource::{setrlimit, Resource};
+                    setrlimit(Resource::RLIMIT_NOFILE, limit, limit).map_err(io::Error::from)?;
+                }
                 if let Some(fd) = fd3 {
                     let rc = if fd == 3 {
                         nix::libc::fcntl(3, nix::libc::F_SETFD, 0)
@@ -401,6 +550,7 @@ impl Server {
     /// A builder for `ferrocorn --bind 127.0.0.1:0 ARGS...`.
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
+            program: None,
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
@@ -408,6 +558,7 @@ impl Server {
             fd3: None,
             systemd: false,
             wait_for_listening: true,
+            open_files: None,
         }
     }
 
@@ -569,7 +720,8 @@ fn process_state(stat: &str) -> Option<char> {
 }
 
 /// The fields of `/proc/PID/stat` after the `(comm)`, which may itself hold spaces: the
-/// state is the first, the parent pid the second, utime and stime the 12th and 13th.
+/// state is the first, the parent pid the second. (No CPU times: tests do not judge CPU
+/// use; `cargo xtask bench` measures it.)
 fn stat_fields(stat: &str) -> impl Iterator<Item = &str> {
     stat.rsplit_once(')')
         .map_or("", |(_, rest)| rest)
@@ -580,14 +732,28 @@ fn parent_of(stat: &str) -> Option<i32> {
     stat_fields(stat).nth(1)?.parse().ok()
 }
 
-/// User plus system CPU time `pid` has used so far, in clock ticks; 0 if it is gone.
-pub fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat_fields(&stat)
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum()
+/// The peak resident set size (`VmHWM` in `/proc/PID/status`) of `pid`, in KiB; `None`
+/// when the process is gone. A memory bound, not a timing: a worker that holds a request
+/// body in memory shows it here after the request has ended.
+pub fn peak_rss_kib(pid: i32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// The resident memory of process `pid` now (`VmRSS`), in KiB.
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: i32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The live (non-zombie) children of `pid`, from `/proc`.
@@ -688,6 +854,17 @@ impl Response {
     /// The body as text (lossy).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "a {} response whose body is not JSON ({error}): {}",
+                self.status,
+                self.text()
+            )
+        })
     }
 }
 
@@ -952,6 +1129,62 @@ mod tests {
         );
     }
 
+    /// Regression: under CI a missing `../shared/corpus` skipped the corpus tests with a
+    /// message only `--nocapture` shows, so CI passed without them. There it now fails.
+    #[test]
+    fn a_missing_corpus_fails_under_ci_and_skips_elsewhere() {
+        let missing = std::env::temp_dir().join("ferrocorn-no-corpus-here");
+        assert_eq!(find_corpus(&missing, None, false), None);
+        let under_ci = std::panic::catch_unwind(|| find_corpus(&missing, None, true));
+        assert!(under_ci.is_err(), "CI=true passed without the corpus");
+        let shared = std::env::temp_dir().join(format!("ferrocorn-shared-{}", std::process::id()));
+        std::fs::create_dir_all(shared.join("corpus")).unwrap();
+        let found = find_corpus(&missing, Some(shared.clone().into_os_string()), true);
+        assert_eq!(found, Some(shared.join("corpus")));
+        std::fs::remove_dir_all(&shared).unwrap();
+    }
+
+    #[test]
+    fn a_child_process_keeps_its_changes() {
+        let before = current_umask().expect("Umask in /proc/self/status");
+        in_child_process!(a_child_process_keeps_its_changes, || {
+            let changed = if before == 0o077 { 0o027 } else { 0o077 };
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(changed));
+            assert_eq!(current_umask(), Some(changed));
+        });
+        if !is_test_child() {
+            assert_eq!(current_umask(), Some(before), "the child's umask leaked");
+        }
+    }
+
+    #[test]
+    fn a_child_process_reports_its_failure() {
+        // The body panics only in the child: the parent sees its exit status and output.
+        let in_child = is_test_child();
+        let outcome = std::panic::catch_unwind(|| {
+            in_child_process!(a_child_process_reports_its_failure, || {
+                panic!("told to fail")
+            })
+        });
+        if in_child {
+            assert!(outcome.is_err(), "the body ran in the child");
+            std::panic::resume_unwind(outcome.unwrap_err());
+        }
+        let message = outcome.unwrap_err();
+        let message = message.downcast_ref::<String>().unwrap();
+        assert!(message.contains("told to fail"), "{message}");
+    }
+
+    #[test]
+    fn a_misnamed_test_is_not_taken_for_a_pass() {
+        let outcome = std::panic::catch_unwind(|| {
+            run_in_child_process("crate::tests::no_such_test", || {});
+        });
+        let message = outcome.unwrap_err();
+        let message = message.downcast_ref::<String>().unwrap();
+        assert!(message.contains("did not run"), "{message}");
+    }
+
     #[test]
     fn responses_are_framed_by_length_chunks_or_close() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA";
@@ -981,6 +1214,7 @@ mod tests {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = child.id() as i32;
         assert!(children(std::process::id() as i32).contains(&pid));
+        assert!(peak_rss_kib(pid).is_some_and(|kib| kib > 0));
         assert!(is_running(pid));
         assert_eq!(process_name(pid).as_deref(), Some("sleep"));
         child.kill().unwrap();

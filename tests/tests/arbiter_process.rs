@@ -283,22 +283,38 @@ fn listens_on_ipv6_when_the_host_has_it() {
     assert_eq!(server.get("/").expect("served over IPv6").status, 200);
 }
 
+/// Bug: `--user`/`--group` dropped the arbiter's privileges too (unlike gunicorn): with
+/// its files in a root-owned directory, USR2 could not write `<pidfile>.2`, TERM left the
+/// pidfile behind, and workers could not open the access log, which stopped the start. The
+/// arbiter keeps its identity, opens the logs and hands them to the workers, which alone
+/// run as the user.
 #[test]
-fn drops_to_user_and_group_after_binding() {
+fn bug_only_the_workers_run_as_user_and_group() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("\n!!!!!!!! SKIPPED: dropping privileges needs root !!!!!!!!\n");
         return;
     }
-    // The server's working directory must stay readable once it runs as nobody.
+    // Root's directory, which nobody may traverse but not write.
     let dir = TempDir::new("user");
     std::fs::set_permissions(
         dir.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let server = Server::builder()
+    let (pidfile, access) = (dir.join("app.pid"), dir.join("access.log"));
+    let mut server = Server::builder()
         .cwd(dir.path())
-        .args(["--user", "65534", "--group", "65534", "hello"])
+        .args([
+            "--user",
+            "65534",
+            "--group",
+            "65534",
+            "--pid",
+            &pidfile.display().to_string(),
+            "--access-logfile",
+            &access.display().to_string(),
+            "hello",
+        ])
         .start();
     assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
     let ids = |pid: i32| {
@@ -314,9 +330,40 @@ fn drops_to_user_and_group_after_binding() {
         (field("Uid:"), field("Gid:"))
     };
     let nobody = ("65534".to_string(), "65534".to_string());
-    assert_eq!(ids(server.pid), nobody, "the arbiter dropped privileges");
-    assert_eq!(ids(server.worker_pids()[0]), nobody, "so did its workers");
+    assert_eq!(
+        ids(server.pid),
+        ("0".to_string(), "0".to_string()),
+        "the arbiter"
+    );
+    assert_eq!(ids(server.worker_pids()[0]), nobody, "its workers");
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
     assert_eq!(server.get("/").expect("served").status, 200);
+    assert!(
+        wait_until(WAIT, || read(&access).contains("GET /")),
+        "logged"
+    );
+
+    // A rotation: the worker (nobody) reopens a file created in root's directory.
+    std::fs::rename(&access, dir.join("access.log.1")).unwrap();
+    server.signal(Signal::SIGUSR1);
+    let reopened = wait_until(WAIT, || {
+        let _ = server.get("/after-rotation");
+        read(&access).contains("GET /after-rotation")
+    });
+    assert!(reopened, "{}", server.stderr());
+
+    // USR2 writes `<pidfile>.2`; TERM to the new arbiter aborts the upgrade.
+    let second = dir.join("app.pid.2");
+    server.signal(Signal::SIGUSR2);
+    let upgraded = wait_until(WAIT, || read(&second).trim().parse::<i32>().is_ok());
+    assert!(upgraded, "{}", server.stderr());
+    let new_arbiter: i32 = read(&second).trim().parse().unwrap();
+    ferrocorn_tests::send_signal(new_arbiter, Signal::SIGTERM);
+    assert!(wait_until(WAIT, || !second.exists()), "{}", server.stderr());
+
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(WAIT).is_some_and(|s| s.success()));
+    assert!(!pidfile.exists(), "the pidfile is removed on exit");
 }
 
 #[test]
@@ -334,4 +381,62 @@ fn proc_name_names_the_arbiter_process() {
         server.wait_for_workers(1, WAIT),
         "workers keep their own name"
     );
+}
+
+/// Bug: the default `umask` 0 was applied to the whole process, so the access log, and the
+/// error log once reopened on USR1, were created world-writable (0666). Log files and the
+/// pidfile are now 0644 less `--umask`; the process's umask is left alone.
+#[test]
+fn bug_logs_and_pidfile_are_not_writable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    for (umask, allowed) in [(None, 0o644), (Some("0o077"), 0o600)] {
+        let dir = TempDir::new("file-modes");
+        let (errors, access, pid) = (
+            dir.join("error.log"),
+            dir.join("access.log"),
+            dir.join("app.pid"),
+        );
+        let mut args: Vec<String> = [
+            "--error-logfile",
+            &errors.display().to_string(),
+            "--access-logfile",
+            &access.display().to_string(),
+            "--pid",
+            &pid.display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(mask) = umask {
+            args.extend(["--umask".to_string(), mask.to_string()]);
+        }
+        args.push("hello".to_string());
+        let server = Server::builder()
+            .args(&args)
+            .dont_wait_for_listening()
+            .start();
+        assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+        assert!(
+            wait_until(WAIT, || access.exists()),
+            "the worker opens the access log"
+        );
+
+        // Rotate both logs: the files created on USR1 must not be writable by others either.
+        std::fs::rename(&errors, dir.join("error.log.1")).unwrap();
+        std::fs::rename(&access, dir.join("access.log.1")).unwrap();
+        server.signal(Signal::SIGUSR1);
+        assert!(
+            wait_until(WAIT, || errors.exists() && access.exists()),
+            "both logs are created again on USR1"
+        );
+        for path in [&errors, &access, &pid] {
+            let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                mode & !allowed,
+                0,
+                "{} is {mode:o} (umask {umask:?})",
+                path.display()
+            );
+            assert_eq!(mode & 0o600, 0o600, "{} is {mode:o}", path.display());
+        }
+    }
 }

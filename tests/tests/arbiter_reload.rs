@@ -178,15 +178,17 @@ fn usr2_then_term_to_the_old_arbiter_upgrades_without_a_failed_request() {
     );
 }
 
+/// The arbiter opens the access log for the new generation: one it cannot open refuses
+/// the reload, and the running generation goes on serving. (A reload whose workers fail
+/// to boot is rolled back: `arbiter_faults`.)
 #[test]
-fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
-    let dir = TempDir::new("hup-rollback");
+fn a_reload_with_an_access_log_that_cannot_be_opened_is_refused() {
+    let dir = TempDir::new("hup-access-log");
     let (config, server) = start_with_config(&dir, "workers = 2\n", 2);
     let before: BTreeSet<i32> = server.worker_pids().into_iter().collect();
     let load = Load::start(server.addr, "/", 2);
     assert!(load.wait_for_more(20, WAIT), "the load gets answers");
 
-    // Valid configuration, but the new workers cannot open their access log.
     let missing = dir.join("no-such-dir/access.log");
     std::fs::write(
         &config,
@@ -197,23 +199,19 @@ fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
     )
     .unwrap();
     server.signal(Signal::SIGHUP);
-    let rolled_back = server.wait_for_log("fail to boot", WAIT);
+    let refused = server.wait_for_log(
+        "reload failed, keeping the running configuration: cannot open access log",
+        WAIT,
+    );
     assert!(
         load.wait_for_more(20, WAIT),
         "the old workers go on serving"
     );
     let report = load.stop();
-    assert!(rolled_back, "{}", server.stderr());
-    assert!(
-        is_running(server.pid),
-        "the arbiter stays up:\n{}",
-        server.stderr()
-    );
-    let unchanged = wait_until(WAIT, || {
-        server.worker_pids().into_iter().collect::<BTreeSet<i32>>() == before
-    });
-    assert!(
-        unchanged,
+    assert!(refused, "{}", server.stderr());
+    assert_eq!(
+        server.worker_pids().into_iter().collect::<BTreeSet<i32>>(),
+        before,
         "the old generation still serves:\n{}",
         server.stderr()
     );
@@ -435,4 +433,52 @@ fn term_to_the_new_arbiter_aborts_an_upgrade_and_the_old_one_keeps_serving() {
     assert!(path.exists(), "the socket file stays for the old arbiter");
     let response = ferrocorn_tests::unix_request(&path, request).expect("the old one serves");
     assert_eq!(response.status, 200);
+}
+
+/// Bug: HUP ignored the `chdir` of the configuration it read: a changed directory was not
+/// entered (`static:.` kept serving the old one) and one that cannot be entered went
+/// unnoticed. Now the new directory is entered before the app is loaded, and a directory
+/// that cannot be entered refuses the reload.
+#[test]
+fn bug_hup_enters_the_new_chdir_and_refuses_one_that_cannot_be_entered() {
+    let dir = TempDir::new("hup-chdir");
+    for (name, text) in [("a", "from a\n"), ("b", "from b\n")] {
+        std::fs::create_dir(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("page.txt"), text).unwrap();
+    }
+    let config = dir.join("ferrocorn.toml");
+    let chdir = |name: &str| format!("chdir = {:?}\n", dir.join(name).display().to_string());
+    std::fs::write(&config, chdir("a")).unwrap();
+    let server = Server::start(["--config", &config.display().to_string(), "static:."]);
+    assert_eq!(server.get("/page.txt").unwrap().text(), "from a\n");
+
+    std::fs::write(&config, chdir("missing")).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_for_log(
+            "reload failed, keeping the running configuration: cannot chdir to",
+            WAIT
+        ),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(server.get("/page.txt").unwrap().text(), "from a\n");
+
+    std::fs::write(&config, chdir("b")).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_for_log("Reloaded: starting generation 2", WAIT),
+        "{}",
+        server.stderr()
+    );
+    let moved = wait_until(WAIT, || {
+        server
+            .get("/page.txt")
+            .is_ok_and(|response| response.text() == "from b\n")
+    });
+    assert!(
+        moved,
+        "the new generation serves the new directory:\n{}",
+        server.stderr()
+    );
 }

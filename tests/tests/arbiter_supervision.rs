@@ -202,27 +202,36 @@ fn term_lets_an_in_flight_slow_request_finish() {
     );
 }
 
+/// Bug: every worker killed from outside (the OOM killer, `kill -9`) counted as a crash,
+/// and repeated crashes backed off for up to 10 s with the pool below its size (gunicorn
+/// replaces them at once). A worker that served is now replaced at once, however it ended;
+/// only workers that fail before they ever served back off (`arbiter_faults`).
 #[test]
-fn repeated_crashes_back_off_and_the_workers_come_back() {
-    let server = Server::start(["--workers", "1", "hello"]);
-    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
-    for _ in 0..3 {
+fn bug_workers_killed_after_serving_are_replaced_at_once_without_backoff() {
+    let server = Server::start(["--workers", "4", "hello"]);
+    assert!(server.wait_for_workers(4, WAIT), "{}", server.stderr());
+    for _ in 0..5 {
         let victim = server.worker_pids()[0];
         send_signal(victim, Signal::SIGKILL);
         let replaced = wait_until(WAIT, || {
             let pids = server.worker_pids();
-            pids.len() == 1 && pids[0] != victim
+            pids.len() == 4 && !pids.contains(&victim)
         });
         assert!(replaced, "{}", server.stderr());
     }
+    assert_eq!(
+        server.get("/").expect("serving after the kills").status,
+        200
+    );
     assert!(
-        server.wait_for_log("3 worker crashes in a row: waiting", WAIT),
-        "the arbiter backs off:\n{}",
+        server.wait_for_log_count("was sent SIGKILL by someone else", 5, WAIT),
+        "{}",
         server.stderr()
     );
-    assert_eq!(
-        server.get("/").expect("serving after the crashes").status,
-        200
+    assert!(
+        !server.stderr().contains("waiting"),
+        "no backoff for workers that served:\n{}",
+        server.stderr()
     );
 }
 
@@ -284,4 +293,59 @@ fn int_is_a_quick_stop_that_does_not_wait_for_requests() {
         slow.join().unwrap().is_err(),
         "the cut request got no answer"
     );
+}
+
+/// Bug: with `threads` > 1 the event loop kept the heartbeat going while every application
+/// thread was stuck, so a worker whose threads all hung on requests never timed out and
+/// every other request on it waited forever.
+#[test]
+fn bug_a_worker_whose_threads_are_all_stuck_times_out() {
+    // SIGABRT may dump core: let it land in a directory that is removed afterwards.
+    let dir = TempDir::new("threads-stuck");
+    let server = Server::builder()
+        .cwd(dir.path())
+        .args(["--workers", "1", "--threads", "2", "--timeout", "1", "echo"])
+        .start();
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    let worker = server.worker_pids()[0];
+    let stuck: Vec<_> = (0..2)
+        .map(|_| request_in_flight(&server, worker, 600_000))
+        .collect();
+    assert!(
+        server.wait_for_log(
+            &format!("WORKER TIMEOUT (pid:{worker}): every application thread"),
+            WAIT
+        ),
+        "{}",
+        server.stderr()
+    );
+    let replaced = wait_until(WAIT, || {
+        let pids = server.worker_pids();
+        pids.len() == 1 && pids[0] != worker
+    });
+    assert!(replaced, "{}", server.stderr());
+    assert_eq!(server.get("/").expect("the new worker serves").status, 200);
+    for request in stuck {
+        let answer = request.join().unwrap();
+        assert!(answer.map(|r| r.status >= 500).unwrap_or(true));
+    }
+}
+
+/// One thread busy past `timeout` while another is free is no timeout: the worker still
+/// serves, and the slow request gets its answer.
+#[test]
+fn one_slow_thread_among_free_ones_is_not_a_timeout() {
+    let server = Server::start(["--workers", "1", "--threads", "2", "--timeout", "1", "echo"]);
+    assert!(server.wait_for_workers(1, WAIT), "{}", server.stderr());
+    let worker = server.worker_pids()[0];
+    let slow = request_in_flight(&server, worker, 3_000);
+    assert_eq!(server.get("/").expect("the free thread serves").status, 200);
+    let slow = slow.join().unwrap().expect("the slow request is answered");
+    assert_eq!(slow.status, 200);
+    assert!(
+        !server.stderr().contains("WORKER TIMEOUT"),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(server.worker_pids(), vec![worker]);
 }

@@ -193,9 +193,12 @@ fn check_config_loads_the_app_from_the_chdir_directory() {
         out.stderr
     );
     assert!(out.stderr.contains("site"), "{}", out.stderr);
+    // Not a built-in: a Python module, which does not exist; the message says both.
     let out = run(&dir, &["--check-config", "helo"], &[]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("\"helo\""), "{}", out.stderr);
+    assert!(out.stderr.contains("'helo'"), "{}", out.stderr);
+    assert!(out.stderr.contains("ModuleNotFoundError"), "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean hello?"), "{}", out.stderr);
 }
 
 #[test]

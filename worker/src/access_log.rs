@@ -4,11 +4,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::app::{Request, Response};
+use crate::throttle::{Throttle, REPORT_INTERVAL};
 
 /// One piece of a compiled format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,16 +330,21 @@ const MAX_PENDING: usize = 8 * 1024 * 1024;
 
 enum Sink {
     Stdout,
-    File(String, File),
+    /// The path, the open file, and the mode a file created on reopening gets.
+    File(String, File, u32),
 }
 
 impl Sink {
-    fn open(target: &str) -> io::Result<Sink> {
+    fn open(target: &str, mode: u32) -> io::Result<Sink> {
         if target == "-" {
             return Ok(Sink::Stdout);
         }
-        let f = OpenOptions::new().create(true).append(true).open(target)?;
-        Ok(Sink::File(target.to_string(), f))
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(mode)
+            .open(target)?;
+        Ok(Sink::File(target.to_string(), f, mode))
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -347,16 +354,26 @@ impl Sink {
                 out.write_all(bytes)?;
                 out.flush()
             }
-            Sink::File(_, f) => f.write_all(bytes),
+            Sink::File(_, f, _) => f.write_all(bytes),
         }
     }
 }
 
 impl AccessLog {
-    /// Opens `target` (`-`: standard output) and starts the writer thread. Fails when the
-    /// file cannot be opened for appending.
-    pub fn open(target: &str, format: &str) -> io::Result<AccessLog> {
-        let mut sink = Sink::open(target)?;
+    /// Opens `target` (`-`: standard output; a file is created with `mode`) and starts the
+    /// writer thread. Fails when the file cannot be opened for appending.
+    pub fn open(target: &str, format: &str, mode: u32) -> io::Result<AccessLog> {
+        AccessLog::start(Sink::open(target, mode)?, format)
+    }
+
+    /// Writes to `file`, already open for appending at `path` (the arbiter opened it, so
+    /// that a worker running as another user need not); reopened by path on SIGUSR1, a new
+    /// file created with `mode`. Fails when the writer thread cannot start.
+    pub fn with_file(path: &str, file: File, format: &str, mode: u32) -> io::Result<AccessLog> {
+        AccessLog::start(Sink::File(path.to_string(), file, mode), format)
+    }
+
+    fn start(mut sink: Sink, format: &str) -> io::Result<AccessLog> {
         let shared: Arc<(Mutex<Shared>, Condvar)> = Arc::default();
         let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -364,6 +381,7 @@ impl AccessLog {
             .spawn(move || {
                 let (lock, cvar) = &*theirs;
                 let mut mine = Vec::new();
+                let mut failures = Throttle::new(REPORT_INTERVAL);
                 loop {
                     let (reopen, stop) = {
                         let mut s = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -378,14 +396,32 @@ impl AccessLog {
                         (std::mem::take(&mut s.reopen), s.stop)
                     };
                     if !mine.is_empty() {
-                        if let Err(e) = sink.write_all(&mine) {
-                            tracing::error!("access log write failed: {e}");
+                        // A closed pipe or a full disk fails every batch: said once, then at
+                        // most once per REPORT_INTERVAL with a count.
+                        let now = Instant::now();
+                        match sink.write_all(&mine) {
+                            Err(e) => match failures.failure(now) {
+                                Some(1) => tracing::error!("access log write failed: {e}"),
+                                Some(n) => tracing::error!(
+                                    "access log write failed: {e} ({n} failed writes since the \
+                                     last report)"
+                                ),
+                                None => {}
+                            },
+                            Ok(()) => {
+                                if let Some(n) = failures.success(now) {
+                                    tracing::warn!(
+                                        "access log written again ({n} failed writes since \
+                                         the last report)"
+                                    );
+                                }
+                            }
                         }
                         mine.clear();
                     }
                     if reopen {
-                        if let Sink::File(path, _) = &sink {
-                            match Sink::open(&path.clone()) {
+                        if let Sink::File(path, _, mode) = &sink {
+                            match Sink::open(&path.clone(), *mode) {
                                 Ok(s) => sink = s,
                                 Err(e) => tracing::error!("access log {path:?} reopen failed: {e}"),
                             }
@@ -548,7 +584,7 @@ mod tests {
             now_secs: now,
         };
         {
-            let mut log = AccessLog::open(path.to_str().unwrap(), "%(r)s").unwrap();
+            let mut log = AccessLog::open(path.to_str().unwrap(), "%(r)s", 0o644).unwrap();
             log.log(&entry(0));
             log.flush();
             // Wait (bounded) for the writer before rotating.

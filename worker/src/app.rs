@@ -77,6 +77,16 @@ pub trait App: Send + Sync + 'static {
     /// Runs first thing in a new worker process, before anything else touches the
     /// application.
     fn after_fork_child(&self) {}
+
+    /// Whether `CONNECT` requests reach [`call`](App::call). By default (`false`) the worker
+    /// answers them itself with `501 Not Implemented` and closes the connection, so that an
+    /// application that does not know CONNECT never answers one with a 2xx, which clients and
+    /// proxies read as the start of a tunnel (RFC 9110 §9.3.6). An application that says
+    /// `true` gets the request as any other; a 2xx answer is then sent as a tunnel's head
+    /// (no framing, no body) and the connection closes after it: the worker does not tunnel.
+    fn handles_connect(&self) -> bool {
+        false
+    }
 }
 
 /// The HTTP version of a request.
@@ -179,6 +189,11 @@ impl Request {
         self.head.get(self.method.clone()) == Some(&b"HEAD"[..])
     }
 
+    /// Whether the method is `CONNECT`.
+    pub(crate) fn is_connect(&self) -> bool {
+        self.head.get(self.method.clone()) == Some(&b"CONNECT"[..])
+    }
+
     /// The request target, exactly as received (`/a/b?x=1`).
     pub fn target(&self) -> &str {
         self.text(&self.target)
@@ -226,6 +241,13 @@ impl Request {
     /// for a wildcard bind, as gunicorn reports it); `None` on a Unix socket.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local
+    }
+
+    /// Sets where the request came from and the listener's address (tests of
+    /// applications: a Unix-socket client is `(Peer::Unix, None)`).
+    pub fn set_peer_for_test(&mut self, peer: Peer, local: Option<SocketAddr>) {
+        self.peer = peer;
+        self.local = local;
     }
 
     /// Sets whether the request arrived over a secure channel (tests of applications).
@@ -489,7 +511,9 @@ impl BodyPipe {
             if s.finished {
                 return Ok(0);
             }
-            s = self.cond.wait(s).unwrap_or_else(|p| p.into_inner());
+            // Waiting for the client is not the application being stuck.
+            s = crate::pool::waiting_for_client(|| self.cond.wait(s))
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -573,6 +597,8 @@ pub struct Response {
     /// itself), so that the response path does not scan them again. `header` and `reset`
     /// are the only ways `headers` changes; if another appears, it must keep this true.
     pub(crate) notes: HeaderNotes,
+    /// A reason phrase replacing the standard one ([`Response::set_reason`]).
+    pub(crate) reason: Option<HeaderText>,
     /// The body.
     pub body: Body,
 }
@@ -590,6 +616,7 @@ impl Response {
             status: 200,
             headers: Vec::new(),
             notes: HeaderNotes::default(),
+            reason: None,
             body: Body::Empty,
         }
     }
@@ -599,6 +626,7 @@ impl Response {
         self.status = 200;
         self.headers.clear();
         self.notes = HeaderNotes::default();
+        self.reason = None;
         // Usually empty already (the loop takes the body to send it): skip the drop glue.
         if !matches!(self.body, Body::Empty) {
             self.body = Body::Empty;
@@ -612,6 +640,23 @@ impl Response {
         let (name, value) = (name.into(), value.into());
         self.notes.note(&name, &value);
         self.headers.push((name, value));
+    }
+
+    /// Sends `reason` as the status line's reason phrase instead of the standard one (a
+    /// WSGI application's `"299 Fine"`). Like a header value it must not hold CR, LF or
+    /// NUL; the worker answers 500 instead of sending one that does.
+    pub fn set_reason(&mut self, reason: impl Into<HeaderText>) {
+        let reason = reason.into();
+        self.notes.note_reason(&reason);
+        self.reason = Some(reason);
+    }
+
+    /// The reason phrase the status line carries: the one set with
+    /// [`Response::set_reason`], else the standard one for the status.
+    pub fn reason(&self) -> &str {
+        self.reason
+            .as_deref()
+            .unwrap_or_else(|| reason_phrase(self.status))
     }
 
     /// The header fields set so far.

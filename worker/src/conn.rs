@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
@@ -310,6 +310,15 @@ pub(crate) struct Conn {
     /// `None` while the exchange is on the pool.
     pub exchange: Option<Box<Exchange>>,
     pub deadline: Instant,
+    /// When the connection last became idle (accepted, a response written with nothing
+    /// after it, a lingering close begun): at `worker_connections`, the connections idle
+    /// longest are closed first (see [`Conn::is_reclaimable`]).
+    pub idle_since: Instant,
+    /// When the body being received began (its head ended, or a paused stream resumed) and
+    /// the bytes read since: the body's deadline follows from them (see
+    /// [`Conn::body_deadline`]).
+    pub body_started: Instant,
+    pub body_received: u64,
     /// Close (after a lingering drain) once the output is written.
     pub close_after_write: bool,
     /// The peer sent end-of-file.
@@ -344,6 +353,7 @@ impl Conn {
         peer: Peer,
         local: Option<std::net::SocketAddr>,
         serial: u64,
+        now: Instant,
         deadline: Instant,
     ) -> Conn {
         Conn {
@@ -365,6 +375,9 @@ impl Conn {
                 keep_alive: true,
             })),
             deadline,
+            idle_since: now,
+            body_started: now,
+            body_received: 0,
             close_after_write: false,
             read_closed: false,
             read_drained: false,
@@ -399,6 +412,32 @@ impl Conn {
     /// Whether the connection is between requests with nothing buffered.
     pub fn is_idle(&self) -> bool {
         matches!(self.phase, Phase::Head) && self.rpos == self.rend && !self.output_pending()
+    }
+
+    /// Starts counting a request body's bytes from `now` (see [`Conn::body_deadline`]).
+    pub fn start_body_clock(&mut self, now: Instant) {
+        self.body_started = now;
+        self.body_received = 0;
+    }
+
+    /// When the body being received times out, after a read at `now` (see
+    /// [`body_deadline`]).
+    pub fn body_deadline(&self, now: Instant, timeout: Duration, min_rate: u64) -> Instant {
+        body_deadline(
+            self.body_started,
+            self.body_received,
+            now,
+            timeout,
+            min_rate,
+        )
+    }
+
+    /// Whether closing the connection loses no work: it waits for a request that has not begun
+    /// (a new connection that has sent nothing, a kept-alive one between requests) or is in
+    /// its lingering close. At `worker_connections`, such connections make room for new ones
+    /// (nginx's "reusable" connections): the client of an idle one may open another.
+    pub fn is_reclaimable(&self) -> bool {
+        self.is_idle() || matches!(self.phase, Phase::Draining)
     }
 
     /// Idle after at least one exchange: what a stopping worker may close at once. A
@@ -546,13 +585,7 @@ impl Conn {
                             return Ok(Flushed::NeedPiece);
                         };
                         self.wbuf.resize(prefix + cap, 0);
-                        let n = loop {
-                            match reader.read(&mut self.wbuf[prefix..]) {
-                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                                other => break other,
-                            }
-                        };
-                        match n {
+                        match crate::pool::read_contained(&mut **reader, &mut self.wbuf[prefix..]) {
                             Ok(n) => {
                                 self.wbuf.truncate(prefix + n);
                                 n
@@ -595,5 +628,70 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+/// When a request body that began at `started` and has brought `received` bytes so far times
+/// out, after a read at `now`: `timeout` without a byte, or, with a `min_rate` (bytes per
+/// second, 0 for none), once it has come slower than that on average since `started`, after
+/// a grace of `timeout` (Apache's `mod_reqtimeout` `MinRate`). Without the rate a client
+/// sending a few bytes at a time held its connection forever, as long as some byte came
+/// within each `timeout`.
+pub(crate) fn body_deadline(
+    started: Instant,
+    received: u64,
+    now: Instant,
+    timeout: Duration,
+    min_rate: u64,
+) -> Instant {
+    let idle = now + timeout;
+    if min_rate == 0 {
+        return idle;
+    }
+    let earned =
+        Duration::try_from_secs_f64(received as f64 / min_rate as f64).unwrap_or(Duration::MAX);
+    started
+        .checked_add(timeout.saturating_add(earned))
+        .map_or(idle, |by_rate| by_rate.min(idle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// Regression: a body's deadline moved `timeout` ahead with every read, so 40 bytes a
+    /// second held a connection forever. With a minimum rate it comes once the body is behind.
+    #[test]
+    fn a_trickling_body_runs_out_of_time() {
+        let start = Instant::now();
+        let at = |secs: u64| start + SECOND * secs as u32;
+        // 40 bytes a second against 500: the deadline stops following the reads.
+        let mut received = 0;
+        let mut deadline = body_deadline(start, 0, start, 10 * SECOND, 500);
+        let mut t = 0;
+        while at(t) < deadline {
+            t += 1;
+            received += 40;
+            deadline = body_deadline(start, received, at(t), 10 * SECOND, 500);
+        }
+        assert_eq!(t, 11, "timed out after {t} s");
+        // Without a rate, only a pause of `timeout` ends it.
+        let no_rate = body_deadline(start, 40 * 1000, at(1000), 10 * SECOND, 0);
+        assert_eq!(no_rate, at(1010));
+    }
+
+    #[test]
+    fn a_fast_body_is_bounded_by_its_pauses_only() {
+        let start = Instant::now();
+        // 1 MB in the first second at 500 bytes/s earns 2000 s: a pause of 10 s still ends it.
+        let d = body_deadline(start, 1_000_000, start + SECOND, 10 * SECOND, 500);
+        assert_eq!(d, start + 11 * SECOND);
+        // Huge counts and rates do not overflow.
+        let d = body_deadline(start, u64::MAX, start, 10 * SECOND, 1);
+        assert_eq!(d, start + 10 * SECOND);
+        let d = body_deadline(start, 0, start, 10 * SECOND, u64::MAX);
+        assert_eq!(d, start + 10 * SECOND);
     }
 }

@@ -3,120 +3,33 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// A broken-down UTC time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-    pub weekday: usize,
-}
-
-/// Converts seconds since the Unix epoch to a UTC date (Howard Hinnant's days_from_civil
-/// inverse).
-pub(crate) fn civil(secs: u64) -> Civil {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month,
-        day,
-        hour: (rem / 3600) as u32,
-        minute: (rem % 3600 / 60) as u32,
-        second: (rem % 60) as u32,
-        weekday: (days.rem_euclid(7)) as usize,
-    }
-}
-
-/// Seconds since the epoch for a UTC date, the inverse of [`civil`].
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// The last second `httpdate` can format (9999-12-31T23:59:59Z): a later time (a file
+/// modified in the far future) is shown as this one rather than making it panic.
+const LAST_FORMATTABLE: u64 = 253_402_300_799;
 
 /// Formats an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT` (29 bytes).
 pub(crate) fn http_date(secs: u64) -> String {
-    let c = civil(secs);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[c.weekday],
-        c.day,
-        MONTHS[c.month as usize - 1],
-        c.year,
-        c.hour,
-        c.minute,
-        c.second
-    )
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs.min(LAST_FORMATTABLE)))
 }
 
-/// Parses an IMF-fixdate (the only form a sender may generate, RFC 9110 §5.6.7). Returns
-/// seconds since the epoch, `None` for anything else (the caller then ignores the field, as
-/// RFC 9110 §13.1.3 requires for an invalid `If-Modified-Since`).
+/// Parses an HTTP-date in any of the three forms a recipient must accept (RFC 9110 §5.6.7):
+/// IMF-fixdate, RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`). Returns seconds since the epoch, `None` for anything else
+/// (the caller then ignores the field, as RFC 9110 §13.1.3 requires for an invalid
+/// `If-Modified-Since`).
 pub(crate) fn parse_http_date(s: &[u8]) -> Option<u64> {
-    let s = std::str::from_utf8(s).ok()?;
-    let b = s.as_bytes();
-    if b.len() != 29 || &s[3..5] != ", " || &s[25..] != " GMT" {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let t = &s[r];
-        if t.bytes().all(|c| c.is_ascii_digit()) {
-            t.parse().ok()
-        } else {
-            None
-        }
-    };
-    let day = num(5..7)?;
-    let month = MONTHS.iter().position(|m| *m == &s[8..11])? as u32 + 1;
-    let year = num(12..16)?;
-    let (hour, minute, second) = (num(17..19)?, num(20..22)?, num(23..25)?);
-    if b[7] != b' ' || b[11] != b' ' || b[16] != b' ' || b[19] != b':' || b[22] != b':' {
-        return None;
-    }
-    if day == 0 || day > 31 || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = days_from_civil(i64::from(year), month, day);
-    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    u64::try_from(secs).ok()
+    let time = httpdate::parse_http_date(std::str::from_utf8(s).ok()?).ok()?;
+    Some(time.duration_since(UNIX_EPOCH).ok()?.as_secs())
 }
 
-/// Formats the access log's `%(t)s`: `[10/Oct/2000:13:55:36 +0000]` (always UTC).
+/// Formats the access log's `%(t)s`: `[10/Oct/2000:13:55:36 +0000]` (always UTC), from the
+/// fields of the IMF-fixdate (`Tue, 10 Oct 2000 13:55:36 GMT`).
 pub(crate) fn log_date(secs: u64, out: &mut String) {
-    use std::fmt::Write;
-    let c = civil(secs);
-    let _ = write!(
-        out,
-        "[{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000]",
-        c.day,
-        MONTHS[c.month as usize - 1],
-        c.year,
-        c.hour,
-        c.minute,
-        c.second
-    );
+    let date = http_date(secs);
+    let (day, month, year, time) = (&date[5..7], &date[8..11], &date[12..16], &date[17..25]);
+    for piece in ["[", day, "/", month, "/", year, ":", time, " +0000]"] {
+        out.push_str(piece);
+    }
 }
 
 /// The current `Date` line (`Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n`), reformatted only
@@ -206,14 +119,40 @@ mod tests {
     }
 
     #[test]
-    fn parses_what_it_formats_and_rejects_other_forms() {
+    fn parses_what_it_formats() {
         for secs in [0, 784_111_777, 951_782_400, 4_102_444_800] {
             assert_eq!(parse_http_date(http_date(secs).as_bytes()), Some(secs));
         }
-        assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), None);
-        assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), None);
         assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 UTC"), None);
         assert_eq!(parse_http_date(b"Sun, 06 Xyz 1994 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT\xff"), None);
+        assert_eq!(parse_http_date(b"garbage"), None);
+    }
+
+    /// Regression: only IMF-fixdate was understood; RFC 9110 §5.6.7 requires a recipient to
+    /// accept the obsolete RFC 850 and asctime forms too.
+    #[test]
+    fn parses_the_obsolete_forms_too() {
+        for form in [
+            &b"Sun, 06 Nov 1994 08:49:37 GMT"[..],
+            b"Sunday, 06-Nov-94 08:49:37 GMT",
+            b"Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                parse_http_date(form),
+                Some(784_111_777),
+                "{}",
+                String::from_utf8_lossy(form)
+            );
+        }
+    }
+
+    #[test]
+    fn far_future_times_are_shown_as_the_last_one_formattable() {
+        assert_eq!(http_date(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+        let mut s = String::new();
+        log_date(u64::MAX, &mut s);
+        assert_eq!(s, "[31/Dec/9999:23:59:59 +0000]");
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod pool;
 mod proto;
 mod response;
 mod server;
+mod throttle;
 
 pub use app::{
     reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
@@ -57,6 +58,12 @@ pub struct WorkerStatus {
     pub requests: u64,
     /// Connections open now.
     pub connections: u32,
+    /// With `threads` > 1: how long every application thread has been busy without
+    /// progress (since the youngest of their current calls began, or last received request
+    /// body bytes); zero while a thread is free, and always with `threads` = 1, where a
+    /// call runs on the event loop and stops the heartbeat itself. A worker whose threads
+    /// are all stuck cannot serve, although its loop keeps beating.
+    pub app_stalled_for: std::time::Duration,
 }
 
 /// The arbiter's side of the contract, called from the worker's event loop thread.
@@ -110,15 +117,21 @@ pub fn load_app(spec: &str) -> Result<Arc<dyn App>, String> {
 
 /// Runs one worker until it is told to stop, reaches `max_requests` or loses its parent.
 ///
+/// `access_log` is the file of `settings.accesslog` (a path) when the arbiter opened it,
+/// so that a worker running as another user need not open it; with `None` the worker
+/// opens `settings.accesslog` itself (`-` is standard output). On SIGUSR1 the file is
+/// reopened by its path.
+///
 /// Installs the worker's own signal handling (TERM graceful, INT/QUIT quick, USR1 reopen);
 /// the caller must have reset the arbiter's handlers and unblocked signals in the child.
 pub fn run(
     settings: &Settings,
     listeners: Vec<Listener>,
+    access_log: Option<std::fs::File>,
     app: Arc<dyn App>,
     supervisor: &dyn Supervisor,
 ) -> WorkerExit {
-    server::serve(settings, listeners, app, supervisor)
+    server::serve(settings, listeners, access_log, app, supervisor)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use ferrocorn_config::{HeaderMap, Settings};
+use ferrocorn_config::{HeaderMap, ProxyProtocol, Settings};
 use ferrocorn_http_parser as hp;
 
 use crate::app::{Request, Version};
@@ -179,6 +179,9 @@ impl Parser {
                 HeaderMap::Refuse => hp::UnderscoreHeaders::Refuse,
                 HeaderMap::Dangerous => hp::UnderscoreHeaders::Keep,
             },
+            // Off: RFC 9112 wants bytes outside ASCII percent-encoded, and `Request::target`
+            // is a `&str`. If a setting ever turns it on, `parse_head` must encode them.
+            allow_non_ascii_target: false,
             ..hp::Policy::default()
         };
         let line = if s.limit_request_line == 0 {
@@ -207,10 +210,11 @@ impl Parser {
             parser: hp::HeadParser::new(limits, policy),
             policy,
             max_head,
-            proxy_mode: if s.proxy_protocol {
-                hp::ProxyProtocol::Any
-            } else {
-                hp::ProxyProtocol::Off
+            proxy_mode: match s.proxy_protocol {
+                ProxyProtocol::Off => hp::ProxyProtocol::Off,
+                ProxyProtocol::V1 => hp::ProxyProtocol::V1,
+                ProxyProtocol::V2 => hp::ProxyProtocol::V2,
+                ProxyProtocol::Auto => hp::ProxyProtocol::Any,
             },
             forwarded_allow: AllowList::new(&s.forwarded_allow_ips),
             proxy_allow: AllowList::new(&s.proxy_allow_ips),
@@ -295,21 +299,9 @@ impl Parser {
             }
         };
         req.method = place(&mut req.head, head.method().as_bytes());
-        let target = head.target();
-        req.target = if target.is_ascii() || std::str::from_utf8(target).is_ok() {
-            place(&mut req.head, target)
-        } else {
-            // Request::target() is a &str: keep bytes that are not UTF-8 percent-encoded.
-            let start = req.head.len();
-            for &b in target {
-                if b < 0x80 {
-                    req.head.push(b);
-                } else {
-                    req.head.extend_from_slice(format!("%{b:02X}").as_bytes());
-                }
-            }
-            start..req.head.len()
-        };
+        // Visible ASCII only (`allow_non_ascii_target` stays off), so `Request::target` is
+        // always a whole `&str`.
+        req.target = place(&mut req.head, head.target());
         for h in head.headers() {
             let n = place(&mut req.head, h.name.as_bytes());
             let v = place(&mut req.head, h.value);
@@ -463,7 +455,7 @@ mod tests {
             ..Settings::default()
         };
         let mut req = Request::for_test("X", "/", &[("Old", "1")], b"");
-        let buf = b"get /\xc3\xa9?\xff HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\nY:  c \r\n\r\n";
+        let buf = b"get /%C3%A9?x HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\nY:  c \r\n\r\n";
         let out = Parser::from_settings(&s).parse_head(
             buf,
             false,
@@ -472,17 +464,34 @@ mod tests {
         );
         assert!(matches!(out, HeadOutcome::Complete(_)), "{out:?}");
         assert_eq!(req.method(), "GET");
-        assert_eq!(req.target(), "/%C3%A9?%FF");
+        assert_eq!(req.target(), "/%C3%A9?x");
         let headers: Vec<_> = req.headers().collect();
         assert_eq!(
             headers,
             [("Host", &b"a"[..]), ("X", &b"a b"[..]), ("Y", &b"c"[..])]
         );
-        let utf8 = b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n";
-        let out = parser().parse_head(utf8, false, &mut hp::Progress::default(), &mut req);
+        let plain = b"GET /e HTTP/1.1\r\nHost: a\r\n\r\n";
+        let out = parser().parse_head(plain, false, &mut hp::Progress::default(), &mut req);
         assert!(matches!(out, HeadOutcome::Complete(_)), "{out:?}");
-        assert_eq!((req.method(), req.target()), ("GET", "/\u{e9}"));
+        assert_eq!((req.method(), req.target()), ("GET", "/e"));
         assert_eq!(req.headers().count(), 1);
+    }
+
+    /// Regression: raw bytes outside ASCII in the target (`GET /\xff`) were accepted (and
+    /// percent-encoded here); RFC 9112 wants them encoded by the client: 400.
+    #[test]
+    fn raw_bytes_outside_ascii_in_the_target_are_400() {
+        let mut req = Request::for_test("X", "/", &[], b"");
+        for buf in [
+            &b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            let out = parser().parse_head(buf, false, &mut hp::Progress::default(), &mut req);
+            assert!(
+                matches!(out, HeadOutcome::Error(HttpError { status: 400, .. })),
+                "{out:?}"
+            );
+        }
     }
 
     #[test]

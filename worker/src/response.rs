@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use crate::app::{reason_phrase, Body, Response, Version};
+use crate::app::{Body, Response, Version};
 use crate::date::DateCache;
 
 /// How the body of a response is framed on the wire.
@@ -21,7 +21,8 @@ use crate::date::DateCache;
 pub(crate) enum Framing {
     /// No body bytes at all: HEAD, 1xx, 204, 304 (RFC 9110 §6.4.1).
     NoBody,
-    /// `Content-Length: n`, and n body bytes unless the request was HEAD.
+    /// `Content-Length: n`, and n body bytes unless the request was HEAD (or the status is
+    /// 205, always `Content-Length: 0`).
     Length(u64),
     /// `Transfer-Encoding: chunked` (HTTP/1.1, unknown length).
     Chunked,
@@ -38,10 +39,33 @@ pub(crate) struct Plan {
     pub keep_alive: bool,
 }
 
+/// What about a request's method decides how its response is framed (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// `HEAD`: the head of the response `GET` would get, no body.
+    Head,
+    /// `CONNECT`, which reaches only an application that handles it
+    /// ([`crate::App::handles_connect`]).
+    Connect,
+    /// Any other method.
+    Other,
+}
+
 /// Chooses framing and persistence for `res` answering a request with `method` and
 /// `version` whose client allows keep-alive when `keep_alive`.
-pub(crate) fn plan(res: &Response, is_head: bool, version: Version, keep_alive: bool) -> Plan {
+pub(crate) fn plan(res: &Response, method: Method, version: Version, keep_alive: bool) -> Plan {
     let status = res.status;
+    if method == Method::Connect && (200..300).contains(&status) {
+        // RFC 9110 §9.3.6, RFC 9112 §6.3 (2): a 2xx answer to CONNECT turns the connection
+        // into a tunnel right after its head, and has no framing. The worker cannot tunnel:
+        // it sends the head and closes, so nothing after it is ever read as HTTP.
+        return Plan {
+            framing: Framing::NoBody,
+            send_body: false,
+            keep_alive: false,
+        };
+    }
+    let is_head = method == Method::Head;
     // Only when `header` saw a name the worker writes itself (`Connection` is one).
     let app_close = res.notes.special
         && res
@@ -51,8 +75,13 @@ pub(crate) fn plan(res: &Response, is_head: bool, version: Version, keep_alive: 
     let mut keep_alive = keep_alive && !app_close;
     // RFC 9110 §6.4.1: 1xx, 204 and 304 responses have no content; HEAD has none either.
     let no_content = (100..200).contains(&status) || status == 204 || status == 304;
+    // RFC 9110 §15.3.6: a server MUST NOT generate content in a 205 either. Unlike a 204 its
+    // framing is read as usual (RFC 9112 §6.3), so it says `Content-Length: 0`.
+    let reset_content = status == 205;
     let framing = if no_content {
         Framing::NoBody
+    } else if reset_content {
+        Framing::Length(0)
     } else {
         match res.body.len() {
             Some(n) => Framing::Length(n),
@@ -66,7 +95,7 @@ pub(crate) fn plan(res: &Response, is_head: bool, version: Version, keep_alive: 
     };
     Plan {
         framing,
-        send_body: !is_head && !no_content,
+        send_body: !is_head && !no_content && !reset_content,
         keep_alive,
     }
 }
@@ -88,6 +117,11 @@ impl HeaderNotes {
     pub fn note(&mut self, name: &str, value: &str) {
         self.invalid |= !is_token(name) || !value_is_safe(value);
         self.special |= is_hop_or_ours(name);
+    }
+
+    /// Notes a reason phrase the application set.
+    pub fn note_reason(&mut self, reason: &str) {
+        self.invalid |= !value_is_safe(reason);
     }
 }
 
@@ -220,7 +254,10 @@ pub(crate) fn write_head(
     put(&mut tail, &mut end, b"\r\n");
 
     let fields: usize = res.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
-    let prefix = status_prefix(res.status);
+    let prefix = match res.reason {
+        Some(_) => None,
+        None => status_prefix(res.status),
+    };
     // One reservation for the whole head: the copies below never reallocate. The status
     // line without a constant is at most 9 + 5 digits + 1 + reason + 21.
     out.reserve(prefix.map_or(64, <[u8]>::len) + date_line.len() + fields + TAIL_MAX);
@@ -230,7 +267,7 @@ pub(crate) fn write_head(
             out.extend_from_slice(b"HTTP/1.1 ");
             push_u64(out, u64::from(res.status));
             out.push(b' ');
-            out.extend_from_slice(reason_phrase(res.status).as_bytes());
+            out.extend_from_slice(res.reason().as_bytes());
             out.extend_from_slice(b"\r\nServer: ferrocorn\r\n");
         }
     }
@@ -293,6 +330,12 @@ impl HeadCache {
             version,
             date: date.secs(),
         };
+        if res.reason.is_some() {
+            // Rare (a WSGI application's own phrase): not worth a key of its own.
+            self.key = None;
+            write_head(out, res, plan, version, date.line());
+            return false;
+        }
         if self.key == Some(key) && self.same_fields(res) {
             out.extend_from_slice(&self.bytes);
             return true;
@@ -356,6 +399,7 @@ pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date_li
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::reason_phrase;
 
     const DATE: &[u8] = b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
 
@@ -364,7 +408,7 @@ mod tests {
         let mut res = Response::new();
         res.header("Content-Type", "text/plain");
         res.body = Body::Static(b"Hello, World!\n");
-        let p = plan(&res, false, Version::Http11, true);
+        let p = plan(&res, Method::Other, Version::Http11, true);
         let mut out = Vec::new();
         write_head(&mut out, &res, &p, Version::Http11, DATE);
         assert_eq!(
@@ -382,24 +426,75 @@ mod tests {
             len: None,
         };
         assert_eq!(
-            plan(&res, false, Version::Http11, true).framing,
+            plan(&res, Method::Other, Version::Http11, true).framing,
             Framing::Chunked
         );
-        let p10 = plan(&res, false, Version::Http10, true);
+        let p10 = plan(&res, Method::Other, Version::Http10, true);
         assert_eq!(p10.framing, Framing::UntilClose);
         assert!(!p10.keep_alive);
         res.status = 304;
         assert_eq!(
-            plan(&res, false, Version::Http11, true).framing,
+            plan(&res, Method::Other, Version::Http11, true).framing,
             Framing::NoBody
         );
         res.status = 200;
         res.body = Body::Static(b"abc");
-        let head = plan(&res, true, Version::Http11, true);
+        let head = plan(&res, Method::Head, Version::Http11, true);
         assert_eq!(head.framing, Framing::Length(3));
         assert!(!head.send_body);
         res.header("Connection", "close");
-        assert!(!plan(&res, false, Version::Http11, true).keep_alive);
+        assert!(!plan(&res, Method::Other, Version::Http11, true).keep_alive);
+    }
+
+    /// Regression: a 205 went out with the application's body and its length; RFC 9110
+    /// §15.3.6 forbids content in a 205.
+    #[test]
+    fn reset_content_carries_no_content() {
+        let mut res = Response::new();
+        res.status = 205;
+        res.body = Body::Static(b"ignored");
+        for (method, version) in [
+            (Method::Other, Version::Http11),
+            (Method::Head, Version::Http11),
+            (Method::Other, Version::Http10),
+        ] {
+            let p = plan(&res, method, version, true);
+            assert_eq!(p.framing, Framing::Length(0));
+            assert!(!p.send_body);
+            assert!(p.keep_alive);
+        }
+        res.body = Body::Stream {
+            reader: Box::new(std::io::empty()),
+            len: None,
+        };
+        let p = plan(&res, Method::Other, Version::Http10, true);
+        assert_eq!((p.framing, p.send_body), (Framing::Length(0), false));
+        assert!(p.keep_alive, "no body to end with the connection");
+    }
+
+    /// A 2xx answer to CONNECT (from an application that handles it) starts a tunnel: no
+    /// framing, no body, and the worker, which cannot tunnel, closes after the head. Other
+    /// answers to CONNECT are framed as usual.
+    #[test]
+    fn a_2xx_answer_to_connect_has_no_framing_and_closes() {
+        let mut res = Response::new();
+        res.body = Body::Static(b"tunnel");
+        let p = plan(&res, Method::Connect, Version::Http11, true);
+        assert_eq!(
+            p,
+            Plan {
+                framing: Framing::NoBody,
+                send_body: false,
+                keep_alive: false
+            }
+        );
+        let mut out = Vec::new();
+        write_head(&mut out, &res, &p, Version::Http11, DATE);
+        let head = String::from_utf8(out).unwrap();
+        assert!(!head.contains("Content-Length") && !head.contains("Transfer-Encoding"));
+        res.status = 407;
+        let p = plan(&res, Method::Connect, Version::Http11, true);
+        assert_eq!((p.framing, p.send_body), (Framing::Length(6), true));
     }
 
     #[test]
@@ -417,12 +512,34 @@ mod tests {
         assert!(!headers_valid(&res));
     }
 
+    #[test]
+    fn a_reason_of_the_applications_own_is_sent_and_checked() {
+        let mut res = Response::new();
+        res.status = 200;
+        res.set_reason("Fine Indeed");
+        assert!(headers_valid(&res));
+        let plan = plan(&res, Method::Other, Version::Http11, true);
+        let mut cache = HeadCache::default();
+        let date = DateCache::new();
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            assert!(!cache.write(&mut out, &res, &plan, Version::Http11, &date));
+            assert!(out.starts_with(b"HTTP/1.1 200 Fine Indeed\r\n"), "{out:?}");
+        }
+        res.reset();
+        let mut out = Vec::new();
+        cache.write(&mut out, &res, &plan, Version::Http11, &date);
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        res.set_reason("x\r\nSet-Cookie: y");
+        assert!(!headers_valid(&res));
+    }
+
     /// The head as written before the constant pieces: the reference `write_head` must match.
     fn reference_head(res: &Response, plan: &Plan, version: Version) -> String {
         let mut s = format!(
             "HTTP/1.1 {} {}\r\nServer: ferrocorn\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
             res.status,
-            reason_phrase(res.status)
+            res.reason()
         );
         for (n, v) in res.headers() {
             let ours = [
@@ -680,7 +797,7 @@ mod tests {
         res.header("Content-Length", "999");
         res.header("Transfer-Encoding", "chunked");
         res.body = Body::Static(b"ab");
-        let p = plan(&res, false, Version::Http11, true);
+        let p = plan(&res, Method::Other, Version::Http11, true);
         let mut out = Vec::new();
         write_head(&mut out, &res, &p, Version::Http11, DATE);
         let s = String::from_utf8(out).unwrap();

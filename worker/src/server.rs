@@ -28,7 +28,8 @@ use crate::conn::{Conn, Exchange, Flushed, OutBody, Phase, Spool, Stream, STREAM
 use crate::date::DateCache;
 use crate::pool::{call_app, Job, Pool, Work};
 use crate::proto::{Framing, HeadOutcome, HttpError, Parser, ProxyHeader, ProxyOutcome};
-use crate::response::{self, plan, write_error, HeadCache};
+use crate::response::{self, plan, write_error, HeadCache, Method};
+use crate::throttle::{Throttle, REPORT_INTERVAL};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
 
 const WAKER: Token = Token(usize::MAX - 1);
@@ -65,10 +66,17 @@ struct Config {
     /// `None`: keep-alive disabled (`keepalive` = 0).
     keepalive: Option<Duration>,
     header_timeout: Duration,
+    /// `body_min_rate`, bytes per second; 0 for none.
+    body_min_rate: u64,
     /// A client that accepts no output for this long is dropped.
     write_timeout: Duration,
+    /// How long the next piece of an application's streamed response body may take on the
+    /// pool (`timeout`; `None` when it is 0) before the connection is closed.
+    piece_timeout: Option<Duration>,
     graceful_timeout: Duration,
     max_connections: usize,
+    /// The most idle connections closed at once at `max_connections` (see `reclaim_idle`).
+    reclaim_batch: usize,
     max_requests: u64,
     /// `busy_poll`: the longest poll before sleeping.
     busy_poll: Duration,
@@ -84,6 +92,7 @@ impl Config {
         Config {
             parser: Parser::from_settings(s),
             keepalive: (!s.keepalive.is_zero()).then_some(s.keepalive),
+            body_min_rate: s.body_min_rate,
             header_timeout: if s.header_timeout.is_zero() {
                 Duration::from_secs(3600)
             } else {
@@ -94,8 +103,12 @@ impl Config {
             } else {
                 s.timeout.max(Duration::from_secs(5))
             },
+            piece_timeout: (!s.timeout.is_zero()).then_some(s.timeout),
             graceful_timeout: s.graceful_timeout,
             max_connections: s.worker_connections.max(1),
+            // A sixteenth of the connections, 1 to 32 (nginx closes up to 32 at a time):
+            // room for a burst of new clients without a scan per connection.
+            reclaim_batch: (s.worker_connections / 16).clamp(1, 32),
             max_requests,
             busy_poll: Duration::from_micros(s.busy_poll),
         }
@@ -208,6 +221,11 @@ impl Slots {
         }
     }
 
+    /// Whether some connection could be closed to make room (see `Worker::reclaim_idle`).
+    fn any_reclaimable(&self) -> bool {
+        self.conns.iter().flatten().any(Conn::is_reclaimable)
+    }
+
     fn remove(&mut self, slot: usize) {
         if let Some(c) = self.conns.get_mut(slot).and_then(Option::take) {
             if let Phase::Streaming { pipe, .. } = &c.phase {
@@ -225,6 +243,7 @@ impl Slots {
 pub(crate) fn serve(
     settings: &Settings,
     listeners: Vec<Listener>,
+    access_log: Option<std::fs::File>,
     app: Arc<dyn App>,
     supervisor: &dyn Supervisor,
 ) -> WorkerExit {
@@ -260,7 +279,7 @@ pub(crate) fn serve(
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
         return WorkerExit::Failed(message);
     }
-    let exit = match Worker::new(settings, listeners, Arc::clone(&app), &mask) {
+    let exit = match Worker::new(settings, listeners, access_log, Arc::clone(&app), &mask) {
         Ok(mut w) => {
             let exit = w.run(supervisor);
             // The last heartbeat carries the final request count, which the arbiter logs
@@ -371,12 +390,18 @@ struct Worker {
     exit_reason: WorkerExit,
     /// After an accept error (EMFILE, ENOMEM), listening resumes at this time.
     accept_paused_until: Option<Instant>,
+    /// Accept errors repeat every `TICK` while they last: reported once, then at most once
+    /// per `REPORT_INTERVAL`.
+    accept_failures: Throttle,
+    /// How often `reclaim_idle` had to make room, reported like `accept_failures`.
+    capacity_reports: Throttle,
 }
 
 impl Worker {
     fn new(
         settings: &Settings,
         listeners: Vec<Listener>,
+        access_log: Option<std::fs::File>,
         app: Arc<dyn App>,
         mask: &SigSet,
     ) -> Result<Worker, String> {
@@ -428,10 +453,16 @@ impl Worker {
         } else {
             None
         };
-        let log = match &settings.accesslog {
-            None => None,
-            Some(target) => Some(
-                AccessLog::open(target, &settings.access_log_format)
+        let mode = settings.created_file_mode();
+        let format = &settings.access_log_format;
+        let log = match (&settings.accesslog, access_log) {
+            (None, _) => None,
+            (Some(target), Some(file)) => Some(
+                AccessLog::with_file(target, file, format, mode)
+                    .map_err(|e| format!("cannot start the access log writer: {e}"))?,
+            ),
+            (Some(target), None) => Some(
+                AccessLog::open(target, format, mode)
                     .map_err(|e| format!("cannot open access log {target:?}: {e}"))?,
             ),
         };
@@ -459,6 +490,8 @@ impl Worker {
             idle_close_at: None,
             exit_reason: WorkerExit::Stopped,
             accept_paused_until: None,
+            accept_failures: Throttle::new(REPORT_INTERVAL),
+            capacity_reports: Throttle::new(REPORT_INTERVAL),
         })
     }
 
@@ -473,6 +506,11 @@ impl Worker {
             },
             requests: self.ctx.requests,
             connections: u32::try_from(self.slots.open).unwrap_or(u32::MAX),
+            app_stalled_for: self
+                .ctx
+                .pool
+                .as_ref()
+                .map_or(Duration::ZERO, |pool| pool.stalled_for(Instant::now())),
         }
     }
 
@@ -584,8 +622,9 @@ impl Worker {
                     return self.exit_reason.clone();
                 }
             } else if !self.listening
-                && self.slots.open < self.ctx.cfg.max_connections
                 && self.accept_paused_until.is_none_or(|t| self.ctx.now >= t)
+                && (self.slots.open < self.ctx.cfg.max_connections
+                    || (tick && self.slots.any_reclaimable()))
             {
                 self.accept_paused_until = None;
                 self.set_listening(true);
@@ -685,8 +724,9 @@ impl Worker {
             if self.ctx.stopping || !self.listening {
                 return;
             }
-            if self.slots.open >= self.ctx.cfg.max_connections {
-                // worker_connections reached: stop accepting until a connection closes.
+            if self.slots.open >= self.ctx.cfg.max_connections && self.reclaim_idle() == 0 {
+                // worker_connections reached, every connection at work: stop accepting until
+                // one closes or goes idle (see `run`).
                 self.set_listening(false);
                 return;
             }
@@ -706,9 +746,19 @@ impl Worker {
                         parser.proxy_header_for(ip),
                         parser.forwarded_allow.allows(ip),
                     );
-                    let slot = self
-                        .slots
-                        .insert(Conn::new(stream, peer, local, serial, deadline));
+                    if let Some(n) = self.accept_failures.success(self.ctx.now) {
+                        tracing::info!(
+                            "accepting again ({n} failed accepts since the last report)"
+                        );
+                    }
+                    let slot = self.slots.insert(Conn::new(
+                        stream,
+                        peer,
+                        local,
+                        serial,
+                        self.ctx.now,
+                        deadline,
+                    ));
                     let Some(c) = self.slots.conns[slot].as_mut() else {
                         continue;
                     };
@@ -732,13 +782,58 @@ impl Worker {
                     // Out of file descriptors or memory: the listener stays readable, and
                     // with edge-triggered readiness no new edge would come. Stop listening
                     // until the next tick instead of spinning.
-                    tracing::warn!("accept failed: {e}; retrying shortly");
+                    match self.accept_failures.failure(self.ctx.now) {
+                        Some(1) => tracing::warn!("accept failed: {e}; retrying shortly"),
+                        Some(n) => tracing::warn!(
+                            "accept failed: {e}; retrying shortly ({n} failed accepts since the \
+                             last report)"
+                        ),
+                        None => {}
+                    }
                     self.set_listening(false);
                     self.accept_paused_until = Some(self.ctx.now + TICK);
                     return;
                 }
             }
         }
+    }
+
+    /// At `worker_connections`: closes the connections idle longest (new ones that sent
+    /// nothing, kept-alive ones between requests, lingering closes), at most
+    /// `reclaim_batch` of them, so that a new client is served at once instead of waiting
+    /// until some idle connection's timeout; a burst of idle connections could otherwise hold
+    /// every slot for `header_timeout` and be renewed forever (nginx reuses its idle
+    /// connections the same way). Returns how many it closed.
+    fn reclaim_idle(&mut self) -> usize {
+        let mut idle: Vec<(Instant, usize)> = self
+            .slots
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| {
+                c.as_ref()
+                    .filter(|c| c.is_reclaimable())
+                    .map(|c| (c.idle_since, slot))
+            })
+            .collect();
+        let batch = self.ctx.cfg.reclaim_batch.min(idle.len());
+        if batch == 0 {
+            return 0;
+        }
+        if batch < idle.len() {
+            idle.select_nth_unstable(batch - 1);
+        }
+        for &(_, slot) in &idle[..batch] {
+            self.slots.remove(slot);
+        }
+        if let Some(n) = self.capacity_reports.failure(self.ctx.now) {
+            tracing::warn!(
+                "worker_connections ({}) reached: closing the connections idle longest \
+                 ({n} times since the last report)",
+                self.ctx.cfg.max_connections
+            );
+        }
+        batch
     }
 
     fn finish_job(&mut self, job: Job) {
@@ -819,6 +914,8 @@ impl Worker {
             *paused = false;
             c.read_drained = false;
             c.deadline = self.ctx.now + self.ctx.cfg.header_timeout;
+            // The client was held back, not slow: its rate counts from here.
+            c.start_body_clock(self.ctx.now);
             if !drive(c, &mut self.ctx) {
                 self.slots.remove(slot);
             }
@@ -839,10 +936,20 @@ impl Worker {
                 self.slots.remove(slot);
                 continue;
             }
-            // The application is at work (a call, or the next piece of a streamed body):
-            // `timeout` in the arbiter bounds that, not the client's deadlines.
+            if c.awaiting_piece() {
+                // The application owes the next piece of its streamed body: `timeout`.
+                if self.ctx.cfg.piece_timeout.is_some() && now >= c.deadline {
+                    tracing::error!(
+                        "the application's response body gave no data for {}s: closing the connection",
+                        self.ctx.cfg.piece_timeout.unwrap_or_default().as_secs_f64()
+                    );
+                    self.slots.remove(slot);
+                }
+                continue;
+            }
+            // The application is at work on a call: `timeout` in the arbiter bounds that
+            // (a silent loop, or every pool thread stuck), not the client's deadlines.
             if now < c.deadline
-                || c.awaiting_piece()
                 || matches!(
                     c.phase,
                     Phase::Dispatched | Phase::Streaming { paused: true, .. }
@@ -899,6 +1006,9 @@ fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
                             let cap = left.map_or(STREAM_PIECE, |l| {
                                 usize::try_from(l).unwrap_or(STREAM_PIECE).min(STREAM_PIECE)
                             });
+                            if let Some(timeout) = ctx.cfg.piece_timeout {
+                                c.deadline = ctx.now + timeout;
+                            }
                             pool.submit(Job {
                                 slot: c.slot,
                                 serial: c.serial,
@@ -920,11 +1030,15 @@ fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
                         }
                         c.stream.shutdown_write();
                         c.phase = Phase::Draining;
+                        c.idle_since = ctx.now;
                         c.close_after_write = false;
                         c.deadline = ctx.now + LINGER;
                     } else if c.is_idle() {
                         match ctx.cfg.keepalive {
-                            Some(k) => c.deadline = ctx.now + k,
+                            Some(k) => {
+                                c.deadline = ctx.now + k;
+                                c.idle_since = ctx.now;
+                            }
                             None => return false,
                         }
                         // The usual end of a keep-alive exchange: answered, nothing buffered,
@@ -990,7 +1104,10 @@ fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
                     }
                     Phase::Head if was_empty => c.deadline = ctx.now + ctx.cfg.header_timeout,
                     Phase::Body { .. } | Phase::Streaming { .. } => {
-                        c.deadline = ctx.now + ctx.cfg.header_timeout
+                        c.body_received += n as u64;
+                        let cfg = &ctx.cfg;
+                        c.deadline =
+                            c.body_deadline(ctx.now, cfg.header_timeout, cfg.body_min_rate);
                     }
                     _ => {}
                 }
@@ -1073,6 +1190,14 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                     Step::Progress
                 }
                 HeadOutcome::Complete(head) => {
+                    if ex.req.is_connect() && !ctx.app.handles_connect() {
+                        // RFC 9110 §9.3.6: CONNECT asks for a tunnel, which an application
+                        // that does not handle it must never seem to grant (a 2xx). 501, as
+                        // for any method the server does not implement (RFC 9110 §9.1), and
+                        // nothing after it on the connection is read.
+                        respond_error(c, ctx, 501, "CONNECT is not supported here");
+                        return Step::Progress;
+                    }
                     c.rpos += head.len;
                     ex.started = ctx.now;
                     ex.keep_alive = head.keep_alive && ctx.cfg.keepalive.is_some();
@@ -1106,6 +1231,7 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                         },
                     };
                     c.deadline = ctx.now + ctx.cfg.header_timeout;
+                    c.start_body_clock(ctx.now);
                     Step::Progress
                 }
             }
@@ -1271,10 +1397,16 @@ fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
     if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
         ctx.max_requests_reached = true;
     }
-    let is_head = ex.req.is_head();
+    let method = if ex.req.is_head() {
+        Method::Head
+    } else if ex.req.is_connect() {
+        Method::Connect
+    } else {
+        Method::Other
+    };
     let version = ex.req.version();
     let keep_alive = ex.keep_alive && !ctx.stopping && !ctx.max_requests_reached && !c.read_closed;
-    let p = plan(&ex.res, is_head, version, keep_alive);
+    let p = plan(&ex.res, method, version, keep_alive);
     ctx.heads
         .write(&mut c.wbuf, &ex.res, &p, version, &ctx.date);
     let body = std::mem::replace(&mut ex.res.body, Body::Empty);

@@ -91,6 +91,20 @@ fn ci() -> Result<()> {
     ]);
     run_step(clippy)?;
 
+    // The server without Python (`--no-default-features`) must keep building, lint-clean.
+    let mut no_python = cargo();
+    no_python.args([
+        "clippy",
+        "--package",
+        "ferrocorn",
+        "--no-default-features",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run_step(no_python)?;
+
     docs(&["--check".to_string()])?;
 
     // The black-box tests start the real binary: build it first so that their

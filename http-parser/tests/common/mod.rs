@@ -239,24 +239,40 @@ impl Rng {
 }
 
 /// The corpus folder: `<workspace root>/../shared/corpus`, else `$FERROCORN_SHARED/corpus`.
-/// `None` (after a loud message) when neither exists.
+/// `None` (after a loud message) when neither exists; under `CI=true` a missing corpus
+/// fails the test instead (see [`find_corpus`]).
 pub fn corpus_dir() -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let beside = root.join("..").join("..").join("shared").join("corpus");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    find_corpus(&beside, std::env::var_os("FERROCORN_SHARED"), ci)
+}
+
+/// [`corpus_dir`] with its inputs given: the folder beside the workspace, the value of
+/// `$FERROCORN_SHARED` and whether this is CI. A developer without the corpus gets a skip
+/// with a loud message (visible with `--nocapture`); CI, which always has it, must not pass
+/// by skipping, so there it panics.
+pub fn find_corpus(
+    beside: &std::path::Path,
+    shared: Option<std::ffi::OsString>,
+    ci: bool,
+) -> Option<PathBuf> {
     if beside.is_dir() {
-        return Some(beside);
+        return Some(beside.to_path_buf());
     }
-    if let Some(shared) = std::env::var_os("FERROCORN_SHARED") {
+    if let Some(shared) = shared {
         let dir = PathBuf::from(shared).join("corpus");
         if dir.is_dir() {
             return Some(dir);
         }
     }
-    eprintln!("{}", "=".repeat(78));
-    eprintln!(
-        "SKIPPED: corpus not found at {} nor at $FERROCORN_SHARED/corpus",
+    let missing = format!(
+        "corpus not found at {} nor at $FERROCORN_SHARED/corpus",
         beside.display()
     );
+    assert!(!ci, "{missing} (CI=true: the corpus tests may not skip)");
+    eprintln!("{}", "=".repeat(78));
+    eprintln!("SKIPPED: {missing}");
     eprintln!("         set FERROCORN_SHARED=/path/to/shared to run the corpus tests");
     eprintln!("{}", "=".repeat(78));
     None

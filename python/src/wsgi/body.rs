@@ -15,7 +15,7 @@ use ferrocorn_worker::{Body, Response};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple, PyType};
 
 use super::file_wrapper::FileWrapper;
 use super::start_response::StartResponse;
@@ -25,6 +25,8 @@ use crate::loader::{describe, traceback, type_name};
 /// The head as it goes into the worker's `Response`.
 struct Ready {
     status: u16,
+    /// A reason phrase that is not the standard one.
+    reason: Option<String>,
     headers: Vec<(ferrocorn_worker::HeaderText, ferrocorn_worker::HeaderText)>,
     content_length: Option<u64>,
     written: Vec<u8>,
@@ -43,6 +45,7 @@ impl Ready {
         head.committed = true;
         Ok(Ready {
             status,
+            reason: head.reason.take(),
             headers: std::mem::take(&mut head.headers),
             content_length: head.content_length,
             written: std::mem::take(&mut head.written),
@@ -52,6 +55,9 @@ impl Ready {
     /// Fills `res`: the last step of a response, after which nothing fails.
     fn apply(self, res: &mut Response, body: Body) {
         res.status = self.status;
+        if let Some(reason) = self.reason {
+            res.set_reason(reason);
+        }
         for (name, value) in self.headers {
             res.header(name, value);
         }
@@ -112,11 +118,36 @@ impl Closer {
     }
 }
 
+/// The iterator types that never wait: iterating a `list_iterator` or `tuple_iterator`
+/// only reads a sequence already built (Django's `HttpResponse` returns one). After its
+/// first piece such a body is read to its end at once and sent as one buffer with a
+/// `Content-Length`, instead of being streamed chunked.
+#[derive(Debug)]
+pub(crate) struct EagerIterators {
+    types: [Py<PyType>; 2],
+}
+
+impl EagerIterators {
+    pub(crate) fn new(py: Python<'_>) -> PyResult<EagerIterators> {
+        let list_iter = PyList::empty(py).try_iter()?.get_type().unbind();
+        let tuple_iter = PyTuple::empty(py).try_iter()?.get_type().unbind();
+        Ok(EagerIterators {
+            types: [list_iter, tuple_iter],
+        })
+    }
+
+    fn contains(&self, iter: &Bound<'_, PyIterator>) -> bool {
+        let ty = iter.get_type();
+        self.types.iter().any(|t| t.is(&ty))
+    }
+}
+
 /// Turns `result` into the response. On `Err` nothing was put into `res` and `close()`
 /// has been called.
 pub(crate) fn respond(
     py: Python<'_>,
     closer: &Arc<Closer>,
+    eager: &EagerIterators,
     result: Bound<'_, PyAny>,
     sr: &Bound<'_, StartResponse>,
     res: &mut Response,
@@ -182,6 +213,36 @@ pub(crate) fn respond(
             // The declared length is reached: no need to iterate further (PEP 3333 lets a
             // server stop early, provided it calls close()).
             close(py, &result, target);
+            let content_length = ready.content_length;
+            ready.apply(res, complete(first, content_length));
+        }
+        Some(mut first) if eager.contains(&iter) => {
+            let rest = iter
+                .clone()
+                .try_fold(Vec::new(), |mut rest, piece| -> PyResult<Vec<u8>> {
+                    rest.extend_from_slice(bytes_of(&piece?)?.as_bytes());
+                    Ok(rest)
+                });
+            close(py, &result, target);
+            // The head is committed: a failure now can only break the response off.
+            match rest {
+                Ok(rest) => first.extend_from_slice(&rest),
+                Err(e) => {
+                    tracing::error!(
+                        "Error handling request {target} (response already started)\n{}",
+                        traceback(py, &e)
+                    );
+                    let len = ready.content_length;
+                    ready.apply(
+                        res,
+                        Body::Stream {
+                            reader: Box::new(Cursor::new(first).chain(FailingReader)),
+                            len,
+                        },
+                    );
+                    return Ok(());
+                }
+            }
             let content_length = ready.content_length;
             ready.apply(res, complete(first, content_length));
         }
@@ -527,5 +588,17 @@ impl Drop for PyStream {
         if let Some(state) = self.state.take() {
             self.closer.dispose(state);
         }
+    }
+}
+
+/// A reader that fails: the end of a body whose application failed after its head.
+#[derive(Debug)]
+struct FailingReader;
+
+impl Read for FailingReader {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::other(
+            "the application failed after the response started",
+        ))
     }
 }

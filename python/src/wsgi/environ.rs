@@ -18,6 +18,9 @@ use crate::interp::latin1;
 /// `SERVER_SOFTWARE`.
 const SERVER_SOFTWARE: &str = concat!("ferrocorn/", env!("CARGO_PKG_VERSION"));
 
+/// Where `Host` is in [`COMMON_HEADERS`].
+const HOST: usize = 0;
+
 /// Header names common enough to keep their `HTTP_*` key ready.
 const COMMON_HEADERS: &[&str] = &[
     "Host",
@@ -234,12 +237,19 @@ impl EnvironBuilder {
             "" => path,
             prefix => strip_script_name(path, prefix),
         };
-        env.set_item(&self.path_info, path_info(py, path.as_bytes())?)?;
+        let path_info = path_info(py, path.as_bytes())?;
         let query = req.query();
         if !query.is_empty() {
             env.set_item(&self.query_string, PyString::new(py, query))?;
         }
-        env.set_item(&self.raw_uri, PyString::new(py, req.target()))?;
+        // Mostly the target is the path as it is (`/`, `/users/1`): one str for both.
+        let target = req.target();
+        if target.len() == path.len() && !path.contains('%') {
+            env.set_item(&self.raw_uri, &path_info)?;
+        } else {
+            env.set_item(&self.raw_uri, PyString::new(py, target))?;
+        }
+        env.set_item(&self.path_info, path_info)?;
         if req.version() == Version::Http11 {
             env.set_item(&self.server_protocol, &self.http11)?;
         } else {
@@ -251,8 +261,8 @@ impl EnvironBuilder {
             if https { &self.https } else { &self.http },
         )?;
 
-        self.set_headers(py, &env, req)?;
-        self.set_server(py, &env, req, https)?;
+        let host = self.set_headers(py, &env, req)?;
+        self.set_server(py, &env, req, host, https)?;
         match req.peer() {
             Peer::Tcp(addr) => {
                 let mut buf = [0u8; 48];
@@ -269,15 +279,42 @@ impl EnvironBuilder {
     }
 
     /// `HTTP_*` from the header fields (repeated names joined with `,`, values latin-1),
-    /// `CONTENT_TYPE` and `CONTENT_LENGTH` without the prefix.
-    fn set_headers(&self, py: Python<'_>, env: &Bound<'_, PyDict>, req: &Request) -> PyResult<()> {
-        for (i, (name, value)) in req.headers().enumerate() {
-            if req.headers().take(i).any(|(n, _)| same_cgi_name(n, name)) {
+    /// `CONTENT_TYPE` and `CONTENT_LENGTH` without the prefix. Returns the first `Host`.
+    fn set_headers<'r>(
+        &self,
+        py: Python<'_>,
+        env: &Bound<'_, PyDict>,
+        req: &'r Request,
+    ) -> PyResult<Option<&'r [u8]>> {
+        // The fields once, on the stack for any ordinary request: each `headers()` pass
+        // checks the names again.
+        const ON_STACK: usize = 32;
+        let mut stack: [(&str, &[u8]); ON_STACK] = [("", &[]); ON_STACK];
+        let mut heap = Vec::new();
+        let mut count = 0;
+        for field in req.headers() {
+            if count < ON_STACK {
+                stack[count] = field;
+            } else {
+                if heap.is_empty() {
+                    heap.extend_from_slice(&stack);
+                }
+                heap.push(field);
+            }
+            count += 1;
+        }
+        let fields = if count <= ON_STACK {
+            &stack[..count]
+        } else {
+            &heap[..]
+        };
+        let mut host = None;
+        for (i, &(name, value)) in fields.iter().enumerate() {
+            if fields[..i].iter().any(|(n, _)| same_cgi_name(n, name)) {
                 continue; // joined with the first of its name
             }
-            let mut repeats = req
-                .headers()
-                .skip(i + 1)
+            let mut repeats = fields[i + 1..]
+                .iter()
                 .filter(|(n, _)| same_cgi_name(n, name))
                 .peekable();
             let joined;
@@ -300,42 +337,48 @@ impl EnvironBuilder {
                 .iter()
                 .position(|h| h.eq_ignore_ascii_case(name))
             {
+                if k == HOST {
+                    host = Some(fields[i].1); // the first Host field, not the joined ones
+                }
                 let (key, last) = &self.headers[k];
                 env.set_item(key, last.get(py, value)?)?;
             } else {
                 env.set_item(PyString::new(py, &cgi_name(name)), latin1(py, value)?)?;
             }
         }
-        Ok(())
+        Ok(host)
     }
 
-    /// `SERVER_NAME` and `SERVER_PORT`: from `Host` (the port by scheme when it has none),
-    /// else the listener's address (empty on a Unix socket).
+    /// `SERVER_NAME` and `SERVER_PORT`, as gunicorn sets them: the address of the listener
+    /// that accepted the connection (server-controlled, unlike `Host`, which applications
+    /// read from `HTTP_HOST`). On a Unix socket, the name in `Host` (else `localhost`) and
+    /// its port, else the scheme's.
     fn set_server(
         &self,
         py: Python<'_>,
         env: &Bound<'_, PyDict>,
         req: &Request,
+        host: Option<&[u8]>,
         https: bool,
     ) -> PyResult<()> {
-        let default_port = if https { &self.port443 } else { &self.port80 };
-        if let Some(host) = req.header("host").filter(|h| !h.is_empty()) {
-            let (name, port) = split_host(host);
-            env.set_item(&self.server_name, self.last_server_name.get(py, name)?)?;
-            match port {
-                Some(p) if !p.is_empty() => {
-                    env.set_item(&self.server_port, self.last_server_port.get(py, p)?)?
-                }
-                _ => env.set_item(&self.server_port, default_port)?,
-            }
-            return Ok(());
-        }
-        // On a Unix socket the template's empty strings stay.
         if let Some(addr) = req.local_addr() {
             let mut buf = [0u8; 48];
             let ip = format_ip(&mut buf, addr.ip());
             env.set_item(&self.server_name, self.last_server_name.get(py, ip)?)?;
             env.set_item(&self.server_port, port_str(py, addr.port()))?;
+            return Ok(());
+        }
+        let default_port = if https { &self.port443 } else { &self.port80 };
+        let (name, port) = match host.filter(|h| !h.is_empty()) {
+            Some(host) => split_host(host),
+            None => (&b"localhost"[..], None),
+        };
+        env.set_item(&self.server_name, self.last_server_name.get(py, name)?)?;
+        match port {
+            Some(p) if !p.is_empty() => {
+                env.set_item(&self.server_port, self.last_server_port.get(py, p)?)?
+            }
+            _ => env.set_item(&self.server_port, default_port)?,
         }
         Ok(())
     }
@@ -521,6 +564,7 @@ mod tests {
 
     #[test]
     fn cgi_names() {
+        assert_eq!(COMMON_HEADERS[HOST], "Host");
         assert_eq!(cgi_name("Accept-Encoding"), "HTTP_ACCEPT_ENCODING");
         assert!(same_cgi_name("X-A", "x_a"));
         assert!(!same_cgi_name("X-A", "X-AB"));

@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 
 use crate::interp;
 use crate::loader::traceback;
-use body::Closer;
+use body::{Closer, EagerIterators};
 use environ::EnvironBuilder;
 pub(crate) use environ::Setup;
 use start_response::StartResponse;
@@ -30,6 +30,7 @@ pub(crate) struct Host {
     app: Py<PyAny>,
     environ: EnvironBuilder,
     closer: Arc<Closer>,
+    eager: EagerIterators,
 }
 
 impl Host {
@@ -44,6 +45,7 @@ impl Host {
             app: app.unbind(),
             environ: EnvironBuilder::new(py, setup)?,
             closer: Arc::new(Closer::new(threads)),
+            eager: EagerIterators::new(py)?,
         })
     }
 
@@ -75,6 +77,14 @@ impl Host {
         let environ = self.environ.build(py, req)?;
         let start_response = Bound::new(py, StartResponse::default())?;
         let result = self.app.bind(py).call1((environ, &start_response))?;
-        body::respond(py, &self.closer, result, &start_response, res, req.target())
+        body::respond(
+            py,
+            &self.closer,
+            &self.eager,
+            result,
+            &start_response,
+            res,
+            req.target(),
+        )
     }
 }

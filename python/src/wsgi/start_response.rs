@@ -18,6 +18,8 @@ use crate::loader::type_name;
 pub(crate) struct Head {
     /// The status code, once `start_response` was called.
     pub status: Option<u16>,
+    /// The reason phrase, when it is not the standard one for the status.
+    pub reason: Option<String>,
     /// The header fields to send (hop-by-hop fields and `Content-Length` left out).
     pub headers: Vec<(HeaderText, HeaderText)>,
     /// The `Content-Length` the application declared.
@@ -69,11 +71,12 @@ impl StartResponse {
                 }
             }
         }
-        let code = parse_status(status)?;
+        let (code, reason) = parse_status(status)?;
         let (fields, content_length) = parse_headers(headers)?;
         {
             let mut head = me.lock();
             head.status = Some(code);
+            head.reason = reason;
             head.headers = fields;
             head.content_length = content_length;
         }
@@ -98,8 +101,9 @@ impl StartResponse {
 }
 
 /// `"200 OK"` → 200: three digits, then nothing or a space and a reason without control
-/// characters. Interim (1xx) codes cannot be a final answer and are refused.
-fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<u16> {
+/// characters. Interim (1xx) codes cannot be a final answer and are refused. The reason
+/// comes back when it is not the standard one (`"299 Fine"`), to be sent as given.
+fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, Option<String>)> {
     let text = status.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!(
             "status must be a str like '200 OK', not {}",
@@ -123,7 +127,10 @@ fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<u16> {
             "status {text:?}: an interim (1xx) status cannot answer a request"
         )));
     }
-    Ok(code)
+    let reason = text.get(4..).unwrap_or("");
+    let custom = (!reason.is_empty() && reason != ferrocorn_worker::reason_phrase(code))
+        .then(|| reason.to_owned());
+    Ok((code, custom))
 }
 
 /// Checks the header list and converts it: names must be tokens and values latin-1 text
@@ -172,10 +179,7 @@ fn parse_headers(
             )));
         }
         // The value itself is left out of the message: it may be what an attacker put in.
-        if !value
-            .chars()
-            .all(|c| c == '\t' || (' '..='~').contains(&c) || ('\u{80}'..='\u{ff}').contains(&c))
-        {
+        if !value_is_valid(&value) {
             return Err(PyValueError::new_err(format!(
                 "invalid value for header {name:?}: a control character (CR, LF, NUL, ...) or \
                  a character outside latin-1"
@@ -198,7 +202,10 @@ fn parse_headers(
             _ if is_hop_by_hop(&name) => continue,
             _ => {}
         }
-        fields.push((known_name(name), known_value(value)));
+        fields.push((
+            header_text(KNOWN_NAMES, &name),
+            header_text(KNOWN_VALUES, value),
+        ));
     }
     Ok((fields, content_length))
 }
@@ -219,49 +226,69 @@ fn is_hop_by_hop(name: &str) -> bool {
     .any(|h| h.eq_ignore_ascii_case(name))
 }
 
-/// Common names as static text: no allocation for them per response.
-fn known_name(name: Cow<'_, str>) -> HeaderText {
-    const KNOWN: &[&str] = &[
-        "Content-Type",
-        "Cache-Control",
-        "Set-Cookie",
-        "Location",
-        "Vary",
-        "ETag",
-        "Last-Modified",
-        "Content-Encoding",
-        "Content-Disposition",
-        "Content-Language",
-        "Expires",
-        "X-Frame-Options",
-        "X-Content-Type-Options",
-        "Referrer-Policy",
-        "Cross-Origin-Opener-Policy",
-        "Access-Control-Allow-Origin",
-    ];
-    match KNOWN.iter().find(|k| **k == name) {
+/// Common names and values, as static text: no allocation for them per response.
+const KNOWN_NAMES: &[&str] = &[
+    "Content-Type",
+    "Cache-Control",
+    "Set-Cookie",
+    "Location",
+    "Vary",
+    "ETag",
+    "Last-Modified",
+    "Content-Encoding",
+    "Content-Disposition",
+    "Content-Language",
+    "Expires",
+    "X-Frame-Options",
+    "X-Content-Type-Options",
+    "Referrer-Policy",
+    "Cross-Origin-Opener-Policy",
+    "Access-Control-Allow-Origin",
+];
+const KNOWN_VALUES: &[&str] = &[
+    "text/plain",
+    "text/plain; charset=utf-8",
+    "text/html",
+    "text/html; charset=utf-8",
+    "application/json",
+    "DENY",
+    "nosniff",
+    "same-origin",
+    "Cookie",
+    "Accept-Encoding",
+    "no-cache",
+];
+
+/// `text` as one of `known` when it is one, else owned.
+fn header_text(known: &'static [&'static str], text: &str) -> HeaderText {
+    match known.iter().find(|k| **k == text) {
         Some(k) => Cow::Borrowed(k),
-        None => Cow::Owned(name.into_owned()),
+        None => Cow::Owned(text.to_owned()),
     }
 }
 
-/// Common values as static text.
-fn known_value(value: &str) -> HeaderText {
-    const KNOWN: &[&str] = &[
-        "text/plain",
-        "text/plain; charset=utf-8",
-        "text/html",
-        "text/html; charset=utf-8",
-        "application/json",
-        "DENY",
-        "nosniff",
-        "same-origin",
-        "Cookie",
-        "Accept-Encoding",
-        "no-cache",
-    ];
-    match KNOWN.iter().find(|k| **k == value) {
-        Some(k) => Cow::Borrowed(k),
-        None => Cow::Owned(value.to_owned()),
+/// A field value as RFC 9110 §5.5 and PEP 3333 allow it: visible latin-1 text, spaces and
+/// tabs (so no CR, LF or NUL). Checked on the UTF-8 bytes, ASCII first.
+fn value_is_valid(value: &str) -> bool {
+    let ascii_ok = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
+    value.bytes().all(ascii_ok)
+        || value.chars().all(|c| match u8::try_from(c) {
+            Ok(b) => ascii_ok(b) || b >= 0x80,
+            Err(_) => false,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_visible_latin1_text() {
+        assert!(value_is_valid("text/html; charset=utf-8"));
+        assert!(value_is_valid("a\tb ~"));
+        assert!(value_is_valid("caf\u{e9}"));
+        for bad in ["a\r\nb", "a\nb", "a\0b", "\u{7f}", "\u{20ac}", "\u{1}"] {
+            assert!(!value_is_valid(bad), "{bad:?}");
+        }
     }
 }

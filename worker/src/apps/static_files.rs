@@ -235,16 +235,31 @@ fn redirect_to_directory(req: &Request, res: &mut Response) -> bool {
     if req.path().ends_with('/') {
         return false;
     }
-    let mut location = req.path().to_string();
-    location.push('/');
-    if !req.query().is_empty() {
-        location.push('?');
-        location.push_str(req.query());
-    }
-    res.status = 301;
-    res.header("Location", location);
+    res.header("Location", directory_location(req.path(), req.query()));
     res.plain(301, "moved permanently\n");
     true
+}
+
+/// The `Location` of a directory's redirect: `path` with a trailing `/`, and the query.
+///
+/// Always a path on this host: leading slashes are collapsed into one, because a reference
+/// starting with `//` (or `/\`, which browsers read alike) is protocol-relative, naming
+/// another host (RFC 3986 §4.2): `GET //evil.com` where a directory `evil.com` exists must
+/// not redirect to `//evil.com/`. The path otherwise stays as received (percent-encoded
+/// visible ASCII: no byte in it can end the field or start another host).
+fn directory_location(path: &str, query: &str) -> String {
+    let rest = path.trim_start_matches(['/', '\\']);
+    let mut location = String::with_capacity(rest.len() + query.len() + 3);
+    location.push('/');
+    location.push_str(rest);
+    if !rest.ends_with('/') && !rest.is_empty() {
+        location.push('/');
+    }
+    if !query.is_empty() {
+        location.push('?');
+        location.push_str(query);
+    }
+    location
 }
 
 /// Answers with the open `file` (validators, preconditions, a single range); `name` gives
@@ -799,6 +814,45 @@ mod tests {
         );
     }
 
+    /// Regression: `If-Modified-Since`, `If-Unmodified-Since` and `If-Range` dates were only
+    /// understood as IMF-fixdate, so a client sending the RFC 850 or asctime form (RFC 9110
+    /// §5.6.7: recipients must accept all three) always got the whole file.
+    #[test]
+    fn conditional_dates_in_all_three_forms() {
+        let (t, app) = fixture("cond-dates");
+        let file = File::options()
+            .write(true)
+            .open(t.0.join("root/a.txt"))
+            .unwrap();
+        // Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's example.
+        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
+        file.set_modified(mtime).unwrap();
+        for (same, earlier) in [
+            (
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:36 GMT",
+            ),
+            (
+                "Sunday, 06-Nov-94 08:49:37 GMT",
+                "Sunday, 06-Nov-94 08:49:36 GMT",
+            ),
+            ("Sun Nov  6 08:49:37 1994", "Sun Nov  6 08:49:36 1994"),
+        ] {
+            let status = |headers: &[(&str, &str)]| get(&app, "/a.txt", headers).status;
+            assert_eq!(status(&[("If-Modified-Since", same)]), 304, "{same}");
+            assert_eq!(status(&[("If-Modified-Since", earlier)]), 200, "{earlier}");
+            assert_eq!(
+                status(&[("If-Unmodified-Since", earlier)]),
+                412,
+                "{earlier}"
+            );
+            assert_eq!(status(&[("If-Unmodified-Since", same)]), 200, "{same}");
+            let range = |if_range| status(&[("Range", "bytes=0-1"), ("If-Range", if_range)]);
+            assert_eq!(range(same), 206, "{same}");
+            assert_eq!(range(earlier), 200, "{earlier}");
+        }
+    }
+
     #[test]
     fn range_parsing() {
         use RangeOutcome::*;
@@ -840,6 +894,41 @@ mod tests {
             &[("Range", "bytes=2-5"), ("If-Range", "\"stale\"")],
         );
         assert_eq!(res.status, 200);
+    }
+
+    /// Regression: `GET //evil.com` (with a directory `evil.com` under the root) was
+    /// redirected to `Location: //evil.com/`, which a browser follows to another host: an
+    /// open redirect. Every redirect now names a path on this host.
+    #[test]
+    fn directory_redirects_never_name_another_host() {
+        let (t, app) = fixture("redirect-host");
+        fs::create_dir_all(t.0.join("root/evil.com")).unwrap();
+        for (route, app) in both_routes(&app) {
+            for (target, location) in [
+                ("//evil.com", "/evil.com/"),
+                ("///evil.com", "/evil.com/"),
+                ("//evil.com?x=//y", "/evil.com/?x=//y"),
+                ("/.//evil.com", "/.//evil.com/"),
+                ("http://host//evil.com", "/evil.com/"),
+                ("/evil.com", "/evil.com/"),
+            ] {
+                let res = get(&app, target, &[]);
+                assert_eq!(res.status, 301, "{route} {target}");
+                assert_eq!(
+                    res.header_value("location"),
+                    Some(location),
+                    "{route} {target}"
+                );
+            }
+        }
+        for path in ["/a", "//a", "/\\a", "\\/a", "////"] {
+            let location = directory_location(path, "");
+            assert!(location.starts_with('/'), "{location}");
+            assert!(
+                !matches!(location.as_bytes().get(1), Some(b'/' | b'\\')),
+                "{location}"
+            );
+        }
     }
 
     #[test]

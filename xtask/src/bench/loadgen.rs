@@ -156,6 +156,11 @@ fn connection_loop(
 /// Sends `request` `count` times over one keep-alive connection, one at a time, and reads
 /// every response. Fails on the first error, a status ≥ 400 or a closed connection.
 pub fn sequential(addr: SocketAddr, request: &[u8], count: u64) -> io::Result<()> {
+    sequential_then_idle(addr, request, count).map(drop)
+}
+
+/// [`sequential`], then hands the connection back, open and idle.
+pub fn sequential_then_idle(addr: SocketAddr, request: &[u8], count: u64) -> io::Result<TcpStream> {
     let mut reader = ResponseReader::new(connect(addr)?);
     for sent in 0..count {
         reader.stream.write_all(request)?;
@@ -164,7 +169,7 @@ pub fn sequential(addr: SocketAddr, request: &[u8], count: u64) -> io::Result<()
             return Err(invalid("the server refused or closed the connection"));
         }
     }
-    Ok(())
+    Ok(reader.stream)
 }
 
 fn connect(addr: SocketAddr) -> io::Result<TcpStream> {

@@ -4,6 +4,7 @@
 
 mod callgrind;
 mod fixtures;
+mod idle;
 mod loadgen;
 mod parser_bench;
 mod procfs;
@@ -244,6 +245,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
     report.rows = report::median_rows(measured);
 
     record_memory(&instances, &mut report);
+    measure_idle(&instances, &mut report);
     report.nginx_conf = fs::read_to_string(dir.abs("nginx").join("nginx.conf"))
         .ok()
         .filter(|_| instances.iter().any(|i| i.kind == ServerKind::Nginx));
@@ -401,6 +403,24 @@ fn run_rounds(
         }
     }
     measured
+}
+
+/// Measures the CPU of the ferrocorn serving hello once its connections have gone idle.
+fn measure_idle(instances: &[Instance], report: &mut Report) {
+    let hello = instances
+        .iter()
+        .find(|i| i.kind == ServerKind::Ferrocorn && i.apps.contains(&AppKind::Hello));
+    let Some(instance) = hello else {
+        report.idle_note = Some("no ferrocorn serving hello in this run".to_string());
+        return;
+    };
+    match idle::measure(instance, procfs::clock_ticks_per_second()) {
+        Ok(idle) => report.idle = Some(idle),
+        Err(err) => {
+            report.idle_note = Some(format!("{err:#}"));
+            note(report, &format!("idle CPU not measured: {err:#}"));
+        }
+    }
 }
 
 /// Records the memory of every process of every server, after all the runs.
@@ -573,30 +593,26 @@ fn measure(
 
 /// Now, as `YYYY-MM-DD HH:MM UTC`.
 fn date_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60
-    )
+    date_utc_at(std::time::SystemTime::now())
 }
 
-/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// `time` as `YYYY-MM-DD HH:MM UTC`, rearranged from its IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), so that the calendar is httpdate's.
+fn date_utc_at(time: std::time::SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let date = httpdate::fmt_http_date(time);
+    let month = MONTHS
+        .iter()
+        .position(|m| *m == &date[8..11])
+        .map_or(0, |i| i + 1);
+    format!(
+        "{}-{month:02}-{} {} UTC",
+        &date[12..16],
+        &date[5..7],
+        &date[17..22]
+    )
 }
 
 #[cfg(test)]
@@ -657,9 +673,11 @@ mod tests {
     }
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+    fn dates_are_utc_days_and_minutes() {
+        let at = |secs| date_utc_at(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01 00:00 UTC");
+        assert_eq!(at(19_723 * 86_400), "2024-01-01 00:00 UTC");
+        assert_eq!(at(20_513 * 86_400 + 3_599), "2026-03-01 00:59 UTC");
+        assert_eq!(at(784_111_777), "1994-11-06 08:49 UTC");
     }
 }

@@ -15,6 +15,7 @@ use super::procfs::{Machine, Memory};
 use super::scenario::Latency;
 use super::scenario::{AppKind, LoadFigures, Scenario, SCENARIOS};
 use super::servers::ServerKind;
+pub use targets::{Target, Verdict};
 
 /// One measured run: a server under one scenario.
 #[derive(Debug, Clone)]
@@ -111,6 +112,9 @@ pub struct Report {
     /// One per app counted (hello, the WSGI hello).
     pub callgrind: Vec<CallgrindResult>,
     pub callgrind_note: Option<String>,
+    /// An idle ferrocorn's CPU (see `idle.rs`), or why it was not measured.
+    pub idle: Option<super::idle::IdleCpu>,
+    pub idle_note: Option<String>,
     /// Builds and installs, in the order run.
     pub setup_commands: Vec<String>,
     pub server_commands: Vec<String>,

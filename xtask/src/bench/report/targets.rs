@@ -232,12 +232,16 @@ impl Report {
         }
     }
 
-    /// The targets of issue 6 and issue 11's WSGI targets, each marked from this run's
-    /// rows.
+    /// The targets of issue 6, the idle CPU's and issue 11's WSGI targets, each marked
+    /// from this run's figures.
     pub fn targets(&self) -> Vec<Target> {
         let mut targets: Vec<Target> = ISSUE_6.iter().map(|c| self.compare(c)).collect();
         targets.push(self.worker_rss_target());
         targets.push(self.parser_target());
+        targets.push(crate::bench::idle::target(
+            self.idle.as_ref(),
+            self.idle_note.as_deref(),
+        ));
         targets.extend(WSGI.iter().map(|c| self.compare(c)));
         targets
     }

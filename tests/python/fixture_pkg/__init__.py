@@ -1,0 +1,1 @@
+"""A package, for the `pkg.module:callable` form of the application argument."""
