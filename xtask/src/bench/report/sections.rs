@@ -35,12 +35,13 @@ impl Report {
     /// The callgrind count of `app` (hello or the WSGI hello), or why there is none.
     pub(super) fn callgrind_section(&self, app: AppKind) -> String {
         let Some(cg) = self.callgrind.iter().find(|cg| cg.app == app) else {
-            return format!(
-                "Not run: {}.\n",
-                self.callgrind_note
-                    .as_deref()
-                    .unwrap_or("see \"Skipped or failed\"")
-            );
+            let ran = self.rows.iter().any(|r| r.scenario.app == app);
+            let why = match self.callgrind_note.as_deref() {
+                Some(note) => note,
+                None if ran => "see \"Skipped or failed\"",
+                None => "no scenario of this app ran",
+            };
+            return format!("Not run: {why}.\n");
         };
         let what = match app.wsgi_target() {
             Some(target) => format!("WSGI hello request (`{target}`, `--threads 1`)"),
