@@ -3,6 +3,7 @@
 //! links none of them.
 
 mod callgrind;
+mod fixtures;
 mod idle;
 mod loadgen;
 mod parser_bench;
@@ -26,9 +27,10 @@ use servers::{BenchDir, Installed, Instance, ServerKind};
 pub const USAGE: &str = "\
 usage: cargo xtask bench [OPTIONS]
 
-Benchmarks ferrocorn against nginx and gunicorn (sync, gthread) on 127.0.0.1, 2 workers
-each, and writes docs/BENCHMARKS.md. Needs python3 with venv and pip (gunicorn goes into
-.bench/venv); uses nginx and wrk where installed: apt-get install -y nginx wrk
+Benchmarks ferrocorn against nginx, gunicorn (sync, gthread) and granian on 127.0.0.1,
+2 workers each, and writes docs/BENCHMARKS.md. Needs python3 with venv and pip (gunicorn
+and granian go into .bench/venv); uses nginx and wrk where installed:
+apt-get install -y nginx wrk
 
 options:
   --duration SECS     measured seconds per run, 1 to 10 (default 5)
@@ -36,12 +38,15 @@ options:
   --rounds N          run everything N times, 1 to 9, and keep each median (default 1);
                       on a shared machine single rounds of the ka×64 ratios
                       range ±15 %: 5 to 9 rounds steady the medians
-  --servers LIST      comma-separated, of: ferrocorn, nginx, gunicorn-gthread, gunicorn-sync
+  --servers LIST      comma-separated, of: ferrocorn, nginx, gunicorn-gthread, gunicorn-sync,
+                      granian
   --scenarios LIST    comma-separated, of: hello-ka-1, hello-ka-64, hello-close-16,
-                      hello-pipe-16, static-1m-8, echo-post-4k-64
+                      hello-pipe-16, static-1m-8, echo-post-4k-64, wsgi-hello-ka-64,
+                      wsgi-echo-post-4k-64
   --generator KIND    auto (wrk if installed, else built-in), wrk or builtin (default auto)
   --no-parser         skip the parser against httparse (criterion, alternating rounds, callgrind)
   --no-callgrind      skip counting ferrocorn's instructions per request under valgrind
+                      (done for hello and the WSGI hello, when a scenario runs that app)
   --output PATH       the report to write (default docs/BENCHMARKS.md); - writes none
   -h, --help          this text";
 
@@ -185,7 +190,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
             .join(" "),
         ..Report::default()
     };
-    servers::write_fixtures(&dir)?;
+    fixtures::write_fixtures(&dir)?;
     report.setup_commands = servers::setup_commands();
 
     let wrk_version = wrk::version();
@@ -248,19 +253,7 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
     drop(instances);
     let _ = procfs::set_priority(own_nice);
 
-    let ferrocorn = installed.iter().find(|s| s.kind == ServerKind::Ferrocorn);
-    match (options.callgrind, ferrocorn) {
-        (true, Some(ferrocorn)) => {
-            eprintln!("xtask: counting instructions per request under callgrind");
-            let hello = Scenario::by_name("hello-ka-1").context("the hello-ka-1 scenario")?;
-            match callgrind::run(ferrocorn, &hello, &dir) {
-                Ok(result) => report.callgrind = Some(result),
-                Err(err) => note(&mut report, &format!("callgrind skipped: {err:#}")),
-            }
-        }
-        (true, None) => {}
-        (false, _) => report.callgrind_note = Some("skipped with --no-callgrind".to_string()),
-    }
+    count_instructions(&options, &installed, &dir, &mut report);
 
     if options.parser {
         match parser_bench::run(cargo, &root) {
@@ -276,6 +269,43 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
     report.machine.loadavg_after = procfs::loadavg();
 
     write_report(&report, options.output.as_deref(), &root)
+}
+
+/// Counts ferrocorn's instructions per request under callgrind, for hello and for the WSGI
+/// hello, each when a scenario of that app is run.
+fn count_instructions(
+    options: &Options,
+    installed: &[Installed],
+    dir: &BenchDir,
+    report: &mut Report,
+) {
+    if !options.callgrind {
+        report.callgrind_note = Some("skipped with --no-callgrind".to_string());
+        return;
+    }
+    let Some(ferrocorn) = installed.iter().find(|s| s.kind == ServerKind::Ferrocorn) else {
+        return;
+    };
+    // One keep-alive connection, the request hello-ka-1 sends.
+    let Some(one_connection) = Scenario::by_name("hello-ka-1") else {
+        return;
+    };
+    for app in [AppKind::Hello, AppKind::WsgiHello] {
+        if !options.scenarios.iter().any(|s| s.app == app) {
+            continue;
+        }
+        eprintln!(
+            "xtask: counting instructions per {} request under callgrind",
+            app.name()
+        );
+        match callgrind::run(ferrocorn, app, &one_connection, dir) {
+            Ok(result) => report.callgrind.push(result),
+            Err(err) => note(
+                report,
+                &format!("callgrind of the {} app skipped: {err:#}", app.name()),
+            ),
+        }
+    }
 }
 
 /// Starts every installed server, one process tree per group of apps it serves; what does
@@ -396,12 +426,11 @@ fn measure_idle(instances: &[Instance], report: &mut Report) {
 /// Records the memory of every process of every server, after all the runs.
 fn record_memory(instances: &[Instance], report: &mut Report) {
     for instance in instances {
-        let apps: Vec<&str> = instance.apps.iter().map(|a| a.name()).collect();
         for (i, process) in instance.processes().iter().enumerate() {
             if let Some(memory) = procfs::memory(process.pid) {
                 report.memory.push(ProcessMemory {
                     server: instance.kind,
-                    apps: apps.join(", "),
+                    apps: instance.apps.clone(),
                     pid: process.pid,
                     is_root: i == 0,
                     memory,
@@ -468,6 +497,15 @@ fn install_servers(
             Err(err) => note(
                 report,
                 &format!("gunicorn skipped (needs python3 with venv and pip, and PyPI): {err:#}"),
+            ),
+        }
+    }
+    if wants(ServerKind::Granian) {
+        match servers::install_granian(dir) {
+            Ok(server) => installed.push(server),
+            Err(err) => note(
+                report,
+                &format!("granian skipped (needs python3 with venv and pip, and PyPI): {err:#}"),
             ),
         }
     }
@@ -590,8 +628,8 @@ mod tests {
         let options = Options::parse(&[]).unwrap();
         assert_eq!(options, Options::default());
         assert_eq!(options.duration, Duration::from_secs(5));
-        assert_eq!(options.servers.len(), 4);
-        assert_eq!(options.scenarios.len(), 6);
+        assert_eq!(options.servers.len(), 5);
+        assert_eq!(options.scenarios.len(), 8);
     }
 
     #[test]

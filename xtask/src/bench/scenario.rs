@@ -12,17 +12,45 @@ pub enum AppKind {
     Static,
     /// The request echoed back as JSON.
     Echo,
+    /// A Python WSGI function returning one bytes object, `Hello, World!\n` as text/plain
+    /// (`.bench/wsgi/wsgi_hello.py`), served by every server that runs Python.
+    WsgiHello,
+    /// A Python WSGI function returning the request body it read from `wsgi.input`
+    /// (`.bench/wsgi/wsgi_echo.py`).
+    WsgiEcho,
 }
 
 impl AppKind {
-    pub const ALL: [AppKind; 3] = [AppKind::Hello, AppKind::Static, AppKind::Echo];
+    pub const ALL: [AppKind; 5] = [
+        AppKind::Hello,
+        AppKind::Static,
+        AppKind::Echo,
+        AppKind::WsgiHello,
+        AppKind::WsgiEcho,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             AppKind::Hello => "hello",
             AppKind::Static => "static",
             AppKind::Echo => "echo",
+            AppKind::WsgiHello => "wsgi-hello",
+            AppKind::WsgiEcho => "wsgi-echo",
         }
+    }
+
+    /// The WSGI application (`module:callable` in `.bench/wsgi/`) that every server runs
+    /// for this app, `None` for the apps ferrocorn has built in.
+    pub fn wsgi_target(self) -> Option<&'static str> {
+        match self {
+            AppKind::WsgiHello => Some("wsgi_hello:app"),
+            AppKind::WsgiEcho => Some("wsgi_echo:app"),
+            AppKind::Hello | AppKind::Static | AppKind::Echo => None,
+        }
+    }
+
+    pub fn is_wsgi(self) -> bool {
+        self.wsgi_target().is_some()
     }
 }
 
@@ -60,7 +88,7 @@ pub const STATIC_FILE_NAME: &str = "file-1m.bin";
 pub const POST_BODY_BYTES: usize = 4096;
 
 /// All scenarios, in the order they run and print.
-pub const SCENARIOS: [Scenario; 6] = [
+pub const SCENARIOS: [Scenario; 8] = [
     Scenario {
         name: "hello-ka-1",
         app: AppKind::Hello,
@@ -104,6 +132,22 @@ pub const SCENARIOS: [Scenario; 6] = [
     Scenario {
         name: "echo-post-4k-64",
         app: AppKind::Echo,
+        path: "/echo",
+        mode: Mode::Post(POST_BODY_BYTES),
+        connections: 64,
+        threads: 2,
+    },
+    Scenario {
+        name: "wsgi-hello-ka-64",
+        app: AppKind::WsgiHello,
+        path: "/",
+        mode: Mode::KeepAlive,
+        connections: 64,
+        threads: 2,
+    },
+    Scenario {
+        name: "wsgi-echo-post-4k-64",
+        app: AppKind::WsgiEcho,
         path: "/echo",
         mode: Mode::Post(POST_BODY_BYTES),
         connections: 64,

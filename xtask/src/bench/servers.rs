@@ -13,8 +13,9 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use super::fixtures::nginx_conf;
 use super::procfs::{process_tree, ProcStat};
-use super::scenario::{AppKind, STATIC_FILE_BYTES, STATIC_FILE_NAME};
+use super::scenario::AppKind;
 
 /// Workers per server, the same for all.
 pub const WORKERS: usize = 2;
@@ -22,6 +23,17 @@ pub const WORKERS: usize = 2;
 pub const GTHREAD_THREADS: usize = 4;
 /// The gunicorn release the task installs into `.bench/venv`.
 pub const GUNICORN_PIN: &str = "gunicorn==27.0.1";
+/// The granian release installed beside it (issue 11 asks for granian 2.8).
+pub const GRANIAN_PIN: &str = "granian==2.8.9";
+
+/// How granian runs the WSGI app, for the report. If its command line changes, change this.
+pub const GRANIAN_THREADING: &str = "granian runs with its default threading, as a user who \
+    only names the interface and the workers gets it: per worker one Rust runtime thread \
+    (`--runtime-threads 1`, `--runtime-mode mt` for WSGI) and the WSGI calls on a pool of \
+    blocking threads that grows on demand up to `--blocking-threads`, by default \
+    backpressure / 2 = (backlog 1024 / 2 workers) / 2 = 256, each idle one kept 30 s; \
+    the threads take turns on the GIL. It is granian's own choice and the configuration \
+    its users run; how other `--blocking-threads` values fare is in \"What limits it\".";
 
 /// How long a server may take to answer its first request.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -35,15 +47,18 @@ pub enum ServerKind {
     Nginx,
     GunicornGthread,
     GunicornSync,
+    /// granian (Rust, hyper and tokio) with its WSGI interface; it runs only the WSGI apps.
+    Granian,
 }
 
 impl ServerKind {
     /// All servers, in the order they run and print.
-    pub const ALL: [ServerKind; 4] = [
+    pub const ALL: [ServerKind; 5] = [
         ServerKind::Ferrocorn,
         ServerKind::Nginx,
         ServerKind::GunicornGthread,
         ServerKind::GunicornSync,
+        ServerKind::Granian,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +67,7 @@ impl ServerKind {
             ServerKind::Nginx => "nginx",
             ServerKind::GunicornGthread => "gunicorn-gthread",
             ServerKind::GunicornSync => "gunicorn-sync",
+            ServerKind::Granian => "granian",
         }
     }
 
@@ -59,13 +75,20 @@ impl ServerKind {
         ServerKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    /// Whether this server has an equivalent of `app`. nginx has no echo without a module.
+    /// Whether this server has an equivalent of `app`. nginx has no echo without a module
+    /// and runs no Python; granian runs only the WSGI apps.
     pub fn serves(self, app: AppKind) -> bool {
-        !(self == ServerKind::Nginx && app == AppKind::Echo)
+        match self {
+            ServerKind::Nginx => matches!(app, AppKind::Hello | AppKind::Static),
+            ServerKind::Granian => app.is_wsgi(),
+            ServerKind::Ferrocorn | ServerKind::GunicornGthread | ServerKind::GunicornSync => true,
+        }
     }
 
-    /// Whether one process tree serves every app (by path), or one is started per app.
-    fn one_instance_for_all_apps(self) -> bool {
+    /// Whether one process tree serves all the apps that are not WSGI apps (by path), or
+    /// one is started per app. A WSGI app always gets a process tree of its own, so that
+    /// every server runs the same Python module and its workers' memory is its own.
+    fn one_instance_for_builtin_apps(self) -> bool {
         self != ServerKind::Ferrocorn
     }
 }
@@ -95,121 +118,6 @@ pub struct Installed {
     /// The program, relative to the project root where it lives inside it.
     pub program: PathBuf,
     pub version: String,
-}
-
-/// Writes the static file, the WSGI app and the directories the servers need.
-pub fn write_fixtures(dir: &BenchDir) -> Result<()> {
-    for sub in ["static", "wsgi", "nginx/tmp", "logs", "wrk"] {
-        fs::create_dir_all(dir.abs(sub))
-            .with_context(|| format!("could not create {}", dir.abs(sub).display()))?;
-    }
-    let file = dir.abs("static").join(STATIC_FILE_NAME);
-    if fs::metadata(&file).map(|m| m.len()).ok() != Some(STATIC_FILE_BYTES as u64) {
-        // A fixed pseudo-random pattern (xorshift), so that no layer can compress it.
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let bytes: Vec<u8> = (0..STATIC_FILE_BYTES)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        fs::write(&file, bytes).with_context(|| format!("could not write {}", file.display()))?;
-    }
-    let app = dir.abs("wsgi").join("bench_app.py");
-    fs::write(&app, WSGI_APP).with_context(|| format!("could not write {}", app.display()))?;
-    Ok(())
-}
-
-/// The WSGI app gunicorn serves: the same three answers as ferrocorn's `hello`, `echo` and
-/// `static:.bench/static`, chosen by path. If ferrocorn's built-in apps change what they
-/// answer, change this too.
-pub const WSGI_APP: &str = r#""""WSGI app for `cargo xtask bench`, written by the task: ferrocorn's hello, echo and static apps."""
-import json
-import os
-
-HELLO = b"Hello, World!\n"
-STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "static")
-
-
-def app(environ, start_response):
-    path = environ.get("PATH_INFO", "/")
-    if path == "/echo":
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        headers = [[k[5:].replace("_", "-").title(), v] for k, v in environ.items() if k.startswith("HTTP_")]
-        for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
-            if environ.get(key):
-                headers.append([name, environ[key]])
-        out = json.dumps({
-            "method": environ["REQUEST_METHOD"],
-            "target": environ.get("RAW_URI", path),
-            "version": environ["SERVER_PROTOCOL"],
-            "headers": headers,
-            "body": body.decode("latin-1"),
-        }).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
-        return [out]
-    if path.startswith("/file-"):
-        name = os.path.basename(path)
-        try:
-            f = open(os.path.join(STATIC_DIR, name), "rb")
-        except OSError:
-            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
-            return [b"not found\n"]
-        size = os.fstat(f.fileno()).st_size
-        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))])
-        return environ["wsgi.file_wrapper"](f, 65536)
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))])
-    return [HELLO]
-"#;
-
-/// The nginx configuration for `port`: `return 200` for hello, the static directory for the
-/// file, `worker_processes` as for the others; all paths under `.bench/nginx/`.
-pub fn nginx_conf(port: u16, static_dir: &Path, run_as_root: bool) -> String {
-    let user = if run_as_root {
-        // As root nginx would switch its workers to `nobody`; keep them the current user.
-        "user root;\n"
-    } else {
-        ""
-    };
-    format!(
-        "# generated by `cargo xtask bench`
-worker_processes {WORKERS};
-daemon off;
-pid nginx.pid;
-error_log stderr warn;
-{user}events {{
-    worker_connections 1024;
-}}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    # Not the stock 1000: closing every 1000th keep-alive connection would handicap nginx.
-    keepalive_requests 1000000;
-    default_type application/octet-stream;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location = /{STATIC_FILE_NAME} {{
-            root {static};
-        }}
-        location / {{
-            default_type text/plain;
-            return 200 \"Hello, World!\\n\";
-        }}
-    }}
-}}
-",
-        static = static_dir.display()
-    )
 }
 
 /// Runs `program args` in `cwd` and returns its stdout and stderr, or why it failed.
@@ -247,7 +155,9 @@ pub fn which(name: &str) -> Option<PathBuf> {
 pub fn setup_commands() -> Vec<String> {
     vec![
         "cargo build --release -p ferrocorn".to_string(),
-        format!("python3 -m venv .bench/venv && .bench/venv/bin/pip install {GUNICORN_PIN}"),
+        format!(
+            "python3 -m venv .bench/venv && .bench/venv/bin/pip install {GUNICORN_PIN} {GRANIAN_PIN}"
+        ),
         "apt-get install -y nginx wrk   # where missing, as root".to_string(),
     ]
 }
@@ -288,46 +198,58 @@ pub fn install_ferrocorn(dir: &BenchDir, cargo: Command) -> Result<Installed> {
     })
 }
 
-/// Creates `.bench/venv` with `python3 -m venv` and installs the pinned gunicorn into it,
-/// unless it is there already.
-pub fn install_gunicorn(dir: &BenchDir) -> Result<(Installed, Installed)> {
+/// Creates `.bench/venv` with `python3 -m venv` unless it exists, and installs `pin`
+/// (`name==version`) into it unless `program --version` already names that version.
+fn pip_install(dir: &BenchDir, program: &Path, pin: &str) -> Result<()> {
     let venv = dir.rel("venv");
-    let gunicorn = venv.join("bin/gunicorn");
-    let pinned = GUNICORN_PIN.trim_start_matches("gunicorn==");
-    let current = capture(&dir.root.join(&gunicorn), &["--version"], &dir.root).ok();
-    if !current.as_deref().is_some_and(|v| v.contains(pinned)) {
-        eprintln!("xtask: installing {GUNICORN_PIN} into {}", venv.display());
+    let version = pin.split_once("==").map_or(pin, |(_, version)| version);
+    let current = capture(&dir.root.join(program), &["--version"], &dir.root).ok();
+    if current.as_deref().is_some_and(|v| v.contains(version)) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {pin} into {}", venv.display());
+    if !dir.root.join(venv.join("bin/pip")).is_file() {
         capture(
             Path::new("python3"),
             &["-m", "venv", &venv.to_string_lossy()],
             &dir.root,
         )
         .context("could not create the virtual environment (python3 -m venv)")?;
-        capture(
-            &dir.root.join(venv.join("bin/pip")),
-            &[
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--timeout",
-                "20",
-                "--retries",
-                "1",
-                GUNICORN_PIN,
-            ],
-            &dir.root,
-        )
-        .with_context(|| format!("could not pip install {GUNICORN_PIN}"))?;
     }
+    capture(
+        &dir.root.join(venv.join("bin/pip")),
+        &[
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--timeout",
+            "20",
+            "--retries",
+            "1",
+            pin,
+        ],
+        &dir.root,
+    )
+    .with_context(|| format!("could not pip install {pin}"))?;
+    Ok(())
+}
+
+/// `program --version` followed by the venv's Python version.
+fn venv_version(dir: &BenchDir, program: &Path) -> Result<String> {
     let python = capture(
-        &dir.root.join(venv.join("bin/python")),
+        &dir.root.join(dir.rel("venv").join("bin/python")),
         &["--version"],
         &dir.root,
     )?;
-    let version = format!(
-        "{} on {python}",
-        capture(&dir.root.join(&gunicorn), &["--version"], &dir.root)?
-    );
+    let version = capture(&dir.root.join(program), &["--version"], &dir.root)?;
+    Ok(format!("{version} on {python}"))
+}
+
+/// Installs the pinned gunicorn into `.bench/venv` unless it is there already.
+pub fn install_gunicorn(dir: &BenchDir) -> Result<(Installed, Installed)> {
+    let gunicorn = dir.rel("venv").join("bin/gunicorn");
+    pip_install(dir, &gunicorn, GUNICORN_PIN)?;
+    let version = venv_version(dir, &gunicorn)?;
     let installed = |kind| Installed {
         kind,
         program: gunicorn.clone(),
@@ -337,6 +259,17 @@ pub fn install_gunicorn(dir: &BenchDir) -> Result<(Installed, Installed)> {
         installed(ServerKind::GunicornGthread),
         installed(ServerKind::GunicornSync),
     ))
+}
+
+/// Installs the pinned granian into `.bench/venv` unless it is there already.
+pub fn install_granian(dir: &BenchDir) -> Result<Installed> {
+    let granian = dir.rel("venv").join("bin/granian");
+    pip_install(dir, &granian, GRANIAN_PIN)?;
+    Ok(Installed {
+        kind: ServerKind::Granian,
+        version: venv_version(dir, &granian)?,
+        program: granian,
+    })
 }
 
 /// Finds nginx on PATH.
@@ -360,13 +293,36 @@ pub fn free_port() -> Result<u16> {
 
 /// The apps one started process tree of `kind` serves.
 pub fn instance_apps(kind: ServerKind, wanted: &[AppKind]) -> Vec<Vec<AppKind>> {
-    let served: Vec<AppKind> = wanted.iter().copied().filter(|a| kind.serves(*a)).collect();
-    if served.is_empty() {
-        Vec::new()
-    } else if kind.one_instance_for_all_apps() {
-        vec![served]
+    let (wsgi, builtin): (Vec<AppKind>, Vec<AppKind>) = wanted
+        .iter()
+        .copied()
+        .filter(|a| kind.serves(*a))
+        .partition(|a| a.is_wsgi());
+    let mut instances = Vec::new();
+    if kind.one_instance_for_builtin_apps() && !builtin.is_empty() {
+        instances.push(builtin);
     } else {
-        served.into_iter().map(|a| vec![a]).collect()
+        instances.extend(builtin.into_iter().map(|a| vec![a]));
+    }
+    instances.extend(wsgi.into_iter().map(|a| vec![a]));
+    instances
+}
+
+/// The arguments after `--bind ADDR` with which ferrocorn serves `app`. A WSGI app is
+/// imported from `.bench/wsgi` (`--chdir`, which puts it first on `sys.path` as gunicorn
+/// does) and called on the event loop's thread (`--threads 1`).
+pub fn ferrocorn_app_args(app: AppKind, dir: &BenchDir) -> Vec<String> {
+    match app {
+        AppKind::Hello => vec!["hello".into()],
+        AppKind::Echo => vec!["echo".into()],
+        AppKind::Static => vec![format!("static:{}", dir.rel("static").display())],
+        AppKind::WsgiHello | AppKind::WsgiEcho => vec![
+            "--threads".into(),
+            "1".into(),
+            "--chdir".into(),
+            dir.rel("wsgi").display().to_string(),
+            app.wsgi_target().unwrap_or_default().into(),
+        ],
     }
 }
 
@@ -382,19 +338,10 @@ pub fn command_line(
     let workers = WORKERS.to_string();
     match installed.kind {
         ServerKind::Ferrocorn => {
-            let app = match apps.first() {
-                Some(AppKind::Static) => format!("static:{}", dir.rel("static").display()),
-                Some(AppKind::Echo) => "echo".to_string(),
-                Some(AppKind::Hello) | None => "hello".to_string(),
-            };
-            vec![
-                program,
-                "--workers".into(),
-                workers,
-                "--bind".into(),
-                bind,
-                app,
-            ]
+            let app = apps.first().copied().unwrap_or(AppKind::Hello);
+            let mut args = vec![program, "--workers".into(), workers, "--bind".into(), bind];
+            args.extend(ferrocorn_app_args(app, dir));
+            args
         }
         ServerKind::GunicornSync | ServerKind::GunicornGthread => {
             let mut args = vec![program, "--workers".into(), workers];
@@ -416,10 +363,25 @@ pub fn command_line(
                 "--no-control-socket".into(),
                 "--chdir".into(),
                 dir.rel("wsgi").display().to_string(),
-                "bench_app:app".into(),
+                wsgi_target(apps).into(),
             ]);
             args
         }
+        // Its default threading, see `GRANIAN_THREADING`.
+        ServerKind::Granian => vec![
+            program,
+            "--interface".into(),
+            "wsgi".into(),
+            "--workers".into(),
+            workers,
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--working-dir".into(),
+            dir.rel("wsgi").display().to_string(),
+            wsgi_target(apps).into(),
+        ],
         ServerKind::Nginx => vec![
             program,
             "-p".into(),
@@ -430,6 +392,14 @@ pub fn command_line(
             "stderr".into(),
         ],
     }
+}
+
+/// The WSGI application a Python server runs for `apps`: the WSGI app's own module, or
+/// `bench_app:app`, which answers the built-in apps' requests by path.
+fn wsgi_target(apps: &[AppKind]) -> &'static str {
+    apps.iter()
+        .find_map(|a| a.wsgi_target())
+        .unwrap_or("bench_app:app")
 }
 
 /// A started server: its process tree is stopped (TERM, then KILL by pid) when dropped.
@@ -617,8 +587,22 @@ mod tests {
             instance_apps(ServerKind::Nginx, &all),
             vec![vec![AppKind::Hello, AppKind::Static]]
         );
-        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 3);
+        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 5);
         assert!(instance_apps(ServerKind::Nginx, &[AppKind::Echo]).is_empty());
+    }
+
+    #[test]
+    fn every_wsgi_app_gets_a_process_tree_of_its_own() {
+        use AppKind::*;
+        assert_eq!(
+            instance_apps(ServerKind::GunicornGthread, &AppKind::ALL),
+            vec![vec![Hello, Static, Echo], vec![WsgiHello], vec![WsgiEcho]]
+        );
+        assert_eq!(
+            instance_apps(ServerKind::Granian, &AppKind::ALL),
+            vec![vec![WsgiHello], vec![WsgiEcho]]
+        );
+        assert!(instance_apps(ServerKind::Nginx, &[WsgiHello]).is_empty());
     }
 
     #[test]
@@ -649,10 +633,41 @@ mod tests {
             ".bench/venv/bin/gunicorn --workers 2 --worker-class gthread --threads 4 \
              --bind 127.0.0.1:8001 --no-control-socket --chdir .bench/wsgi bench_app:app"
         );
-        let conf = nginx_conf(8002, Path::new("/project/.bench/static"), false);
-        assert!(conf.contains("worker_processes 2;"));
-        assert!(conf.contains("listen 127.0.0.1:8002;"));
-        assert!(!conf.contains("user root"));
-        assert!(conf.contains("return 200 \"Hello, World!\\n\";"));
+    }
+
+    #[test]
+    fn every_server_runs_the_same_wsgi_module() {
+        let installed = |kind, program: &str| Installed {
+            kind,
+            program: PathBuf::from(program),
+            version: String::new(),
+        };
+        let line = |kind, program, app| {
+            command_line(&installed(kind, program), &[app], 8000, &dir()).join(" ")
+        };
+        assert_eq!(
+            line(
+                ServerKind::Ferrocorn,
+                "target/release/ferrocorn",
+                AppKind::WsgiHello
+            ),
+            "target/release/ferrocorn --workers 2 --bind 127.0.0.1:8000 --threads 1 \
+             --chdir .bench/wsgi wsgi_hello:app"
+        );
+        assert!(line(
+            ServerKind::GunicornSync,
+            ".bench/venv/bin/gunicorn",
+            AppKind::WsgiEcho
+        )
+        .ends_with("--chdir .bench/wsgi wsgi_echo:app"));
+        assert_eq!(
+            line(
+                ServerKind::Granian,
+                ".bench/venv/bin/granian",
+                AppKind::WsgiHello
+            ),
+            ".bench/venv/bin/granian --interface wsgi --workers 2 --host 127.0.0.1 --port 8000 \
+             --working-dir .bench/wsgi wsgi_hello:app"
+        );
     }
 }
