@@ -1,5 +1,5 @@
 //! One client connection: its socket, read and write buffers, and where it stands in the
-//! request/response cycle. The event loop (`server.rs`) drives it.
+//! request/response cycle. The event loop (`server/`) drives it through `http1::drive`.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
