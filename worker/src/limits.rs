@@ -2,13 +2,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::proto::Parser;
 use crate::Settings;
 
 /// Timeouts and limits taken from the settings once.
 #[derive(Debug)]
 pub(crate) struct Config {
-    pub(crate) parser: Parser,
     /// `None`: keep-alive disabled (`keepalive` = 0).
     pub(crate) keepalive: Option<Duration>,
     pub(crate) header_timeout: Duration,
@@ -36,7 +34,6 @@ impl Config {
             s.max_requests + jitter(s.max_requests_jitter)
         };
         Config {
-            parser: Parser::from_settings(s),
             keepalive: (!s.keepalive.is_zero()).then_some(s.keepalive),
             body_min_rate: s.body_min_rate,
             header_timeout: if s.header_timeout.is_zero() {

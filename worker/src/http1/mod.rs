@@ -12,7 +12,7 @@ use crate::app::{App, Body, BodyPipe, Peer, RequestBody};
 use crate::date::DateCache;
 use crate::limits::Config;
 use crate::pool::{call_app, Job, Pool, Work};
-use crate::proto::{Framing, HeadOutcome, HttpError, ProxyHeader, ProxyOutcome};
+use crate::proto::{Framing, HeadOutcome, HttpError, Parser, ProxyHeader, ProxyOutcome};
 use crate::response::{self, plan, write_error, HeadCache, Method};
 
 pub(crate) use conn::{Conn, Exchange, Flushed, OutBody, Phase, Spool, Stream, STREAM_PIECE};
@@ -29,6 +29,9 @@ const COPY_BODY_MAX: usize = 16 * 1024;
 /// Everything the connection handlers share.
 pub(crate) struct Ctx {
     pub(crate) cfg: Config,
+    /// The head parser, shared by the connections of the loop (a head is copied into its
+    /// `Request` before the next parse). State, not configuration: it keeps its scratch.
+    pub(crate) parser: Parser,
     pub(crate) app: Arc<dyn App>,
     pub(crate) pool: Option<Pool>,
     pub(crate) date: DateCache,
@@ -144,7 +147,7 @@ pub(crate) fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
         }
         let was_empty = c.rpos == c.rend;
         let max = match c.phase {
-            Phase::Head => ctx.cfg.parser.max_head() + 2,
+            Phase::Head => ctx.parser.max_head() + 2,
             _ => 64 * 1024,
         };
         match c.read_some(max) {
@@ -209,7 +212,7 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                 return Step::Stall;
             };
             if c.proxy != ProxyHeader::Done {
-                return match ctx.cfg.parser.parse_proxy(&c.rbuf[c.rpos..c.rend]) {
+                return match ctx.parser.parse_proxy(&c.rbuf[c.rpos..c.rend]) {
                     ProxyOutcome::Partial => Step::Stall,
                     ProxyOutcome::Absent => {
                         c.proxy = ProxyHeader::Done;
@@ -241,7 +244,7 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
                     }
                 };
             }
-            match ctx.cfg.parser.parse_head(
+            match ctx.parser.parse_head(
                 &c.rbuf[c.rpos..c.rend],
                 c.trusted,
                 &mut c.head_progress,

@@ -34,6 +34,7 @@ use crate::http1::{
 };
 use crate::limits::Config;
 use crate::pool::{Job, Pool, Work};
+use crate::proto::Parser;
 use crate::response::HeadCache;
 use crate::throttle::{Throttle, REPORT_INTERVAL};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
@@ -224,6 +225,7 @@ impl Worker {
             slots: Slots::default(),
             ctx: Ctx {
                 cfg: Config::from_settings(settings),
+                parser: Parser::from_settings(settings),
                 app,
                 pool,
                 date: DateCache::new(),
@@ -490,7 +492,7 @@ impl Worker {
                         Peer::Tcp(a) => Some(a.ip()),
                         Peer::Unix => None,
                     };
-                    let parser = &self.ctx.cfg.parser;
+                    let parser = &self.ctx.parser;
                     let (proxy, trusted) = (
                         parser.proxy_header_for(ip),
                         parser.forwarded_allow.allows(ip),
