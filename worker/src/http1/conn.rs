@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
-use crate::app::{Body, BodyPipe, Peer, Request, Response};
+use super::OutBody;
+use crate::app::{BodyPipe, Peer, Request, Response};
 use crate::proto::{BodyDecoder, HttpError, ProxyHeader};
 
 /// A connected socket, TCP or Unix.
@@ -114,85 +115,11 @@ pub(crate) struct Exchange {
     pub keep_alive: bool,
 }
 
-/// The part of a response body that is not copied into the write buffer.
-pub(crate) enum OutBody {
-    Bytes {
-        bytes: Vec<u8>,
-        pos: usize,
-    },
-    File {
-        file: File,
-        offset: u64,
-        left: u64,
-    },
-    Stream {
-        /// `None` while a pool thread reads the next piece.
-        reader: Option<Box<dyn Read + Send>>,
-        /// `Some(n)`: `Content-Length` framing with n bytes still due.
-        left: Option<u64>,
-        chunked: bool,
-        /// Read on the pool (`threads` > 1), so a slow reader never stalls the loop.
-        offload: bool,
-        /// A piece read on the pool, not yet framed (empty: the end of the body).
-        ready: Option<Vec<u8>>,
-    },
-}
-
-impl std::fmt::Debug for OutBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OutBody::Bytes { bytes, pos } => write!(f, "Bytes({pos}/{})", bytes.len()),
-            OutBody::File { offset, left, .. } => write!(f, "File({offset}+{left})"),
-            OutBody::Stream {
-                left,
-                chunked,
-                offload,
-                ..
-            } => write!(f, "Stream({left:?}, chunked {chunked}, offload {offload})"),
-        }
-    }
-}
-
-impl OutBody {
-    /// Converts what the application answered into what is left to send after the head.
-    pub fn from_body(body: Body, chunked: bool, offload: bool) -> Option<OutBody> {
-        match body {
-            Body::Empty | Body::Static(_) => None,
-            Body::Bytes(bytes) => Some(OutBody::Bytes { bytes, pos: 0 }),
-            Body::File { file, offset, len } => Some(OutBody::File {
-                file,
-                offset,
-                left: len,
-            }),
-            Body::Stream { reader, len } => Some(OutBody::Stream {
-                reader: Some(reader),
-                left: len,
-                chunked,
-                offload,
-                ready: None,
-            }),
-        }
-    }
-}
-
 /// The size a connection's read buffer starts at. A request of a head and a 4 KiB body (the
 /// `echo-post-4k-64` benchmark) fits in one read; at 4 KiB the first read filled the buffer
 /// and a second one fetched the last ~150 bytes (`strace -c`: 2 `recvfrom` per request, now
 /// 1). 64 connections hold 0.5 MiB.
 const READ_BUFFER_START: usize = 8 * 1024;
-
-/// The most a streamed response body is read at a time.
-pub(crate) const STREAM_PIECE: usize = 64 * 1024;
-
-/// How far [`Conn::flush`] got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flushed {
-    /// Everything is written.
-    Done,
-    /// A streamed body read on the pool needs its next piece: the caller hands the reader
-    /// to the pool (if it is not there already) and waits.
-    NeedPiece,
-}
 
 /// Where a connection stands.
 #[derive(Debug)]
@@ -475,159 +402,6 @@ impl Conn {
         self.rend += n;
         self.had_input |= n > 0;
         Ok((n, n == room))
-    }
-
-    /// Writes pending output until done or the socket would block (`WouldBlock`), or until
-    /// a streamed body needs its next piece from the pool.
-    pub fn flush(&mut self) -> io::Result<Flushed> {
-        loop {
-            if self.wpos < self.wbuf.len() {
-                let n = match &self.out {
-                    Some(OutBody::Bytes { bytes, pos }) => self.stream.write_vectored(&[
-                        IoSlice::new(&self.wbuf[self.wpos..]),
-                        IoSlice::new(&bytes[*pos..]),
-                    ])?,
-                    _ => self.stream.write(&self.wbuf[self.wpos..])?,
-                };
-                if n == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                let head_left = self.wbuf.len() - self.wpos;
-                if n >= head_left {
-                    self.wpos = self.wbuf.len();
-                    if let Some(OutBody::Bytes { pos, .. }) = &mut self.out {
-                        *pos += n - head_left;
-                    }
-                } else {
-                    self.wpos += n;
-                }
-                continue;
-            }
-            self.wbuf.clear();
-            self.wpos = 0;
-            match &mut self.out {
-                None => {
-                    if self.wbuf.capacity() > 64 * 1024 {
-                        self.wbuf = Vec::with_capacity(4096);
-                    }
-                    return Ok(Flushed::Done);
-                }
-                Some(OutBody::Bytes { bytes, pos }) => {
-                    if *pos >= bytes.len() {
-                        self.out = None;
-                        continue;
-                    }
-                    let n = self.stream.write(&bytes[*pos..])?;
-                    if n == 0 {
-                        return Err(io::ErrorKind::WriteZero.into());
-                    }
-                    *pos += n;
-                }
-                Some(OutBody::File { file, offset, left }) => {
-                    if *left == 0 {
-                        self.out = None;
-                        continue;
-                    }
-                    let mut off =
-                        i64::try_from(*offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-                    let count = usize::try_from((*left).min(1 << 30)).unwrap_or(1 << 30);
-                    let n = match nix::sys::sendfile::sendfile(
-                        self.stream.as_fd(),
-                        file.as_fd(),
-                        Some(&mut off),
-                        count,
-                    ) {
-                        Ok(n) => n,
-                        Err(nix::errno::Errno::EAGAIN) => {
-                            return Err(io::ErrorKind::WouldBlock.into())
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
-                    if n == 0 {
-                        // The file shrank under us: the promised length cannot be sent.
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shorter than its content-length",
-                        ));
-                    }
-                    *offset += n as u64;
-                    *left -= n as u64;
-                }
-                Some(OutBody::Stream {
-                    reader,
-                    left,
-                    chunked,
-                    offload,
-                    ready,
-                }) => {
-                    let cap = match left {
-                        Some(0) => {
-                            self.out = None;
-                            continue;
-                        }
-                        Some(n) => usize::try_from(*n)
-                            .unwrap_or(STREAM_PIECE)
-                            .min(STREAM_PIECE),
-                        None => STREAM_PIECE,
-                    };
-                    let prefix = if *chunked { 10 } else { 0 };
-                    let n = if *offload {
-                        // The piece comes from the pool (see `Flushed::NeedPiece`).
-                        let Some(piece) = ready.take() else {
-                            return Ok(Flushed::NeedPiece);
-                        };
-                        let n = piece.len().min(cap);
-                        self.wbuf.resize(prefix, 0);
-                        self.wbuf.extend_from_slice(&piece[..n]);
-                        n
-                    } else {
-                        let Some(reader) = reader.as_mut() else {
-                            return Ok(Flushed::NeedPiece);
-                        };
-                        self.wbuf.resize(prefix + cap, 0);
-                        match crate::pool::read_contained(&mut **reader, &mut self.wbuf[prefix..]) {
-                            Ok(n) => {
-                                self.wbuf.truncate(prefix + n);
-                                n
-                            }
-                            Err(e) => {
-                                self.wbuf.clear();
-                                return Err(e);
-                            }
-                        }
-                    };
-                    if n == 0 {
-                        self.wbuf.clear();
-                        if left.is_some() {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "stream shorter than its content-length",
-                            ));
-                        }
-                        if *chunked {
-                            self.wbuf.extend_from_slice(b"0\r\n\r\n");
-                        }
-                        self.out = None;
-                        continue;
-                    }
-                    if let Some(l) = left {
-                        *l -= n as u64;
-                    }
-                    if *chunked {
-                        // The chunk-size line, formatted on the stack: no allocation per
-                        // chunk (16 hex digits and CRLF fit any usize).
-                        let mut line = [0u8; 18];
-                        let mut rest = &mut line[..];
-                        let _ = write!(rest, "{n:x}\r\n");
-                        let len = 18 - rest.len();
-                        let start = prefix - len;
-                        self.wbuf[start..prefix].copy_from_slice(&line[..len]);
-                        self.wpos = start;
-                        self.wbuf.extend_from_slice(b"\r\n");
-                    }
-                }
-            }
-        }
     }
 }
 
