@@ -113,6 +113,88 @@ pub(crate) struct Exchange {
     pub started: Instant,
     /// Whether the connection may stay open after this response.
     pub keep_alive: bool,
+    /// The request asked to close the connection (`Connection: close`, or HTTP/1.0 without
+    /// keep-alive): the client sends nothing after it.
+    pub client_last: bool,
+}
+
+/// The input side of a connection. Readiness is edge-triggered: after a read that did not
+/// fill the room offered, the socket is known to be empty and the loop waits for the next
+/// edge instead of issuing a read that would return `EAGAIN` (Linux raises a new readable
+/// edge for every arrival of data): one system call fewer per keep-alive request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadSide {
+    /// Nothing has arrived yet. A stopping worker keeps such a connection: its request may
+    /// be on the way (closing it would drop it); it is served with `Connection: close`, or
+    /// closed at its header deadline.
+    Fresh,
+    /// Data may be waiting in the socket: read it.
+    Ready,
+    /// The last read found the socket empty: wait for the next readable edge.
+    Drained,
+    /// The poller reported the peer's FIN, possibly along with data: no later edge will
+    /// announce the end of file, so reads go on until it comes. `drained`: the last read
+    /// did not fill the room offered.
+    Ending { drained: bool },
+    /// End of file read: the client sends nothing more.
+    Closed,
+}
+
+impl ReadSide {
+    /// After a readiness event: readable, and whether the peer closed its side.
+    pub fn on_event(&mut self, readable: bool, peer_closed: bool) {
+        *self = match *self {
+            ReadSide::Closed => ReadSide::Closed,
+            _ if peer_closed => ReadSide::Ending { drained: false },
+            ReadSide::Drained if readable => ReadSide::Ready,
+            ReadSide::Ending { .. } if readable => ReadSide::Ending { drained: false },
+            side => side,
+        };
+    }
+
+    /// Reads again although no new edge came (the loop has a reason to look: a stop, a
+    /// stream resumed).
+    pub fn rearm(&mut self) {
+        *self = match *self {
+            ReadSide::Drained => ReadSide::Ready,
+            ReadSide::Ending { .. } => ReadSide::Ending { drained: false },
+            side => side,
+        };
+    }
+
+    /// After a read of `n` > 0 bytes; `full`: it filled all the room offered.
+    pub fn after_read(&mut self, full: bool) {
+        *self = match *self {
+            ReadSide::Closed => ReadSide::Closed,
+            ReadSide::Ending { .. } => ReadSide::Ending { drained: !full },
+            _ if full => ReadSide::Ready,
+            _ => ReadSide::Drained,
+        };
+    }
+
+    /// Whether nothing unread is known to wait in the socket: the last read was short, or
+    /// the end of file was read.
+    pub fn is_drained(self) -> bool {
+        matches!(
+            self,
+            ReadSide::Drained | ReadSide::Ending { drained: true } | ReadSide::Closed
+        )
+    }
+}
+
+/// The output side of a connection: what follows once everything owed is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteSide {
+    /// Wait for the next request.
+    Open,
+    /// Close after a lingering drain: shut down our side, then read until the client
+    /// closes, so that unread input does not turn our close into a reset that destroys
+    /// the response in flight (see `Phase::Draining`).
+    CloseLingering,
+    /// Close: the request answered was the client's last. If nothing is unread, closing at
+    /// once cannot reset the answer (nginx's `lingering_close on` heuristic), which saves a
+    /// shutdown, a wake-up and a read; otherwise as `CloseLingering`.
+    CloseAfterLast,
 }
 
 /// The size a connection's read buffer starts at. A request of a head and a 4 KiB body (the
@@ -246,20 +328,12 @@ pub(crate) struct Conn {
     /// [`Conn::body_deadline`]).
     pub body_started: Instant,
     pub body_received: u64,
-    /// Close (after a lingering drain) once the output is written.
-    pub close_after_write: bool,
-    /// The peer sent end-of-file.
-    pub read_closed: bool,
-    /// Set after a short read: the socket had no more data, wait for the next edge.
-    pub read_drained: bool,
+    /// What is known of the input: whether to read now, wait for an edge, or expect no more.
+    pub read: ReadSide,
+    /// What follows once the output is written.
+    pub write: WriteSide,
     /// Bytes discarded while draining.
     pub drained_bytes: usize,
-    /// The poller reported that the peer closed its side.
-    pub peer_hup: bool,
-    /// Some bytes have arrived. A stopping worker keeps a connection that has sent nothing
-    /// yet: its request is on the way (closing it would drop it); it is served with
-    /// `Connection: close`, or closed at its header deadline.
-    pub had_input: bool,
     /// Whether a PROXY protocol header may still come first, and from whom.
     pub proxy: ProxyHeader,
     /// The peer may set the scheme headers (`forwarded_allow_ips`).
@@ -267,9 +341,6 @@ pub(crate) struct Conn {
     /// An error to answer instead of the application's response (a streamed body broke off
     /// while the application ran).
     pub pending_error: Option<HttpError>,
-    /// The last request asked to close the connection (`Connection: close`, or HTTP/1.0
-    /// without keep-alive): the client sends nothing after it.
-    pub client_closing: bool,
     /// TCP_NODELAY has been set (see `queue_response`).
     pub nodelay: bool,
 }
@@ -300,21 +371,18 @@ impl Conn {
                 res: Response::new(),
                 started: deadline,
                 keep_alive: true,
+                client_last: false,
             })),
             deadline,
             idle_since: now,
             body_started: now,
             body_received: 0,
-            close_after_write: false,
-            read_closed: false,
-            read_drained: false,
+            read: ReadSide::Fresh,
+            write: WriteSide::Open,
             drained_bytes: 0,
-            peer_hup: false,
-            had_input: false,
             proxy: ProxyHeader::Done,
             trusted: false,
             pending_error: None,
-            client_closing: false,
             nodelay: false,
         }
     }
@@ -370,7 +438,7 @@ impl Conn {
     /// Idle after at least one exchange: what a stopping worker may close at once. A
     /// connection accepted but silent so far may carry a request already in flight.
     pub fn is_idle_between_requests(&self) -> bool {
-        self.had_input && self.is_idle()
+        self.read != ReadSide::Fresh && self.is_idle()
     }
 
     /// Reads once into the free end of `rbuf`, growing it (doubling) while unconsumed input
@@ -400,7 +468,6 @@ impl Conn {
         let room = self.rbuf.len() - self.rend;
         let n = self.stream.read(&mut self.rbuf[self.rend..])?;
         self.rend += n;
-        self.had_input |= n > 0;
         Ok((n, n == room))
     }
 }
@@ -434,6 +501,26 @@ mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_fin_that_came_with_data_is_read_to_the_end_of_file() {
+        let mut read = ReadSide::Fresh;
+        read.on_event(true, true);
+        read.after_read(false);
+        // A short read does not mean "wait for an edge": none will come for the FIN.
+        assert_eq!(read, ReadSide::Ending { drained: true });
+        assert!(read.is_drained());
+        read.rearm();
+        assert_eq!(read, ReadSide::Ending { drained: false });
+        // An ordinary short read waits for the next edge, which makes the socket ready.
+        let mut read = ReadSide::Ready;
+        read.after_read(false);
+        assert_eq!(read, ReadSide::Drained);
+        read.on_event(true, false);
+        assert_eq!(read, ReadSide::Ready);
+        read.on_event(false, true);
+        assert_eq!(read, ReadSide::Ending { drained: false });
+    }
 
     /// Regression: a body's deadline moved `timeout` ahead with every read, so 40 bytes a
     /// second held a connection forever. With a minimum rate it comes once the body is behind.

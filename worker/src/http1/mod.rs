@@ -20,7 +20,7 @@ use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
 use crate::response::{write_error, HeadCache};
 
-pub(crate) use conn::{Conn, Exchange, Phase, Spool, Stream};
+pub(crate) use conn::{Conn, Exchange, Phase, ReadSide, Spool, Stream, WriteSide};
 pub(crate) use output::{Flushed, OutBody, STREAM_PIECE};
 pub(crate) use request::break_stream;
 use request::{process, Step};
@@ -67,7 +67,7 @@ enum Next {
 /// Returns false when the connection must be closed.
 pub(crate) fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
     loop {
-        if !c.close_after_write && c.out.is_none() && c.wbuf.len() < WBUF_HIGH {
+        if c.write == WriteSide::Open && c.out.is_none() && c.wbuf.len() < WBUF_HIGH {
             if let Step::Progress = process(c, ctx) {
                 continue;
             }
@@ -136,18 +136,17 @@ fn request_piece(c: &mut Conn, ctx: &Ctx) {
 /// Everything owed is written: close (lingering if input may still come), or keep the
 /// connection alive for the next request.
 fn output_written(c: &mut Conn, ctx: &mut Ctx) -> Next {
-    if c.close_after_write {
-        // Lingering close only where input may still come: the client asked to close,
-        // nothing is buffered and the last read found the socket empty, so closing now
-        // cannot reset the answer (nginx's `lingering_close on` heuristic). Saves a
-        // shutdown, a wake-up and a read per `Connection: close` request.
-        if c.client_closing && c.rpos == c.rend && c.read_drained {
+    if c.write != WriteSide::Open {
+        // Lingering close only where input may still come (see `WriteSide::CloseAfterLast`).
+        if c.write == WriteSide::CloseAfterLast && c.rpos == c.rend && c.read.is_drained() {
             return Next::Close;
+        }
+        if matches!(c.phase, Phase::Draining) {
+            return Next::Again; // already shut down
         }
         c.stream.shutdown_write();
         c.phase = Phase::Draining;
         c.idle_since = ctx.now;
-        c.close_after_write = false;
         c.deadline = ctx.now + LINGER;
     } else if c.is_idle() {
         match ctx.cfg.keepalive {
@@ -159,7 +158,7 @@ fn output_written(c: &mut Conn, ctx: &mut Ctx) -> Next {
         }
         // The usual end of a keep-alive exchange: answered, nothing buffered, the socket
         // read empty. What the next turn of the loop would conclude, without its checks.
-        if c.read_drained && !c.peer_hup && !c.read_closed {
+        if c.read == ReadSide::Drained {
             return Next::Wait;
         }
     }
@@ -169,7 +168,7 @@ fn output_written(c: &mut Conn, ctx: &mut Ctx) -> Next {
 /// Reads what the socket holds, unless the last read drained it (then the next edge says
 /// when more comes) or the client has closed its side.
 fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
-    if c.read_closed {
+    if c.read == ReadSide::Closed {
         if matches!(c.phase, Phase::Streaming { .. }) {
             let message = "the connection closed before the body was complete";
             break_stream(c, 400, message.into());
@@ -178,7 +177,7 @@ fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
         // The client will send nothing more and everything owed is written.
         return Next::Close;
     }
-    if c.read_drained && !c.peer_hup {
+    if c.read == ReadSide::Drained {
         return Next::Wait;
     }
     let was_empty = c.rpos == c.rend;
@@ -188,14 +187,14 @@ fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
     };
     match c.read_some(max) {
         Ok((0, _)) => {
-            c.read_closed = true;
+            c.read = ReadSide::Closed;
             if matches!(c.phase, Phase::Draining) {
                 return Next::Close;
             }
             // Answer what is complete, then close; a partial request is dropped.
         }
         Ok((n, full)) => {
-            c.read_drained = !full;
+            c.read.after_read(full);
             match c.phase {
                 Phase::Draining => {
                     c.drained_bytes += n;
@@ -229,8 +228,7 @@ pub(crate) fn respond_error(c: &mut Conn, ctx: &Ctx, status: u16, message: &str)
     tracing::debug!(status, "refusing request: {message}");
     c.rpos = c.rend;
     c.phase = Phase::Head;
-    // The client may still be sending (the rest of a bad request): always linger.
-    c.client_closing = false;
     write_error(&mut c.wbuf, status, message, ctx.date.line());
-    c.close_after_write = true;
+    // The client may still be sending (the rest of a bad request): always linger.
+    c.write = WriteSide::CloseLingering;
 }

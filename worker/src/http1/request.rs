@@ -109,7 +109,7 @@ fn start_request(c: &mut Conn, ctx: &mut Ctx, head: Head) {
     c.rpos += head.len;
     ex.started = ctx.now;
     ex.keep_alive = head.keep_alive && ctx.cfg.keepalive.is_some();
-    c.client_closing = !head.keep_alive;
+    ex.client_last = !head.keep_alive;
     // No body, or `Content-Length: 0`: complete now (no more input may ever come, and the
     // body phase only runs when bytes arrive).
     let Some(decoder) = head.decoder else {

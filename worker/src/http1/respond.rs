@@ -1,7 +1,7 @@
 //! Writing the application's response into a connection's output: the head, the body or
 //! what remains of it to send, whether the connection stays open, the access log line.
 
-use super::{Conn, Ctx, Exchange, OutBody};
+use super::{Conn, Ctx, Exchange, OutBody, ReadSide, WriteSide};
 use crate::access_log::LogEntry;
 use crate::app::Body;
 use crate::response::{self, plan, Method};
@@ -31,7 +31,8 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
         Method::Other
     };
     let version = ex.req.version();
-    let keep_alive = ex.keep_alive && !ctx.stopping && !ctx.max_requests_reached && !c.read_closed;
+    let keep_alive =
+        ex.keep_alive && !ctx.stopping && !ctx.max_requests_reached && c.read != ReadSide::Closed;
     let p = plan(&ex.res, method, version, keep_alive);
     ctx.heads
         .write(&mut c.wbuf, &ex.res, &p, version, &ctx.date);
@@ -61,7 +62,11 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
         }
     }
     if !p.keep_alive {
-        c.close_after_write = true;
+        c.write = if ex.client_last {
+            WriteSide::CloseAfterLast
+        } else {
+            WriteSide::CloseLingering
+        };
     }
     if let Some(log) = &mut ctx.log {
         log.log(&LogEntry {

@@ -329,13 +329,9 @@ impl Worker {
                     Token(slot) => {
                         if let Some(c) = self.slots.conns.get_mut(slot).and_then(Option::as_mut) {
                             served += 1;
-                            if event.is_readable() || event.is_read_closed() {
-                                c.read_drained = false;
-                            }
-                            // The peer's FIN may have come with the data: then no later edge
-                            // announces it, so read until end of file instead of trusting a
-                            // short read.
-                            c.peer_hup |= event.is_read_closed();
+                            // A FIN that came with data gets no later edge of its own: the
+                            // read side remembers it (`ReadSide::Ending`).
+                            c.read.on_event(event.is_readable(), event.is_read_closed());
                             if !drive(c, &mut self.ctx) {
                                 self.slots.remove(slot);
                             }
@@ -439,9 +435,9 @@ impl Worker {
                 continue;
             };
             if c.is_idle() {
-                c.read_drained = false;
+                c.read.rearm();
                 // A connection that has sent nothing yet stays: its request may be on the
-                // way (see `Conn::had_input`).
+                // way (see `ReadSide::Fresh`).
                 if !drive(c, &mut self.ctx) || (closing && c.is_idle_between_requests()) {
                     self.slots.remove(slot);
                 }
@@ -642,7 +638,7 @@ impl Worker {
             if mid_body {
                 ex.keep_alive = false;
                 // The client is still sending the body: linger.
-                c.client_closing = false;
+                ex.client_last = false;
             }
             queue_response(c, &mut self.ctx, &mut ex);
         }
@@ -663,7 +659,7 @@ impl Worker {
         }
         if let Phase::Streaming { paused, .. } = &mut c.phase {
             *paused = false;
-            c.read_drained = false;
+            c.read.rearm();
             c.deadline = self.ctx.now + self.ctx.cfg.header_timeout;
             // The client was held back, not slow: its rate counts from here.
             c.start_body_clock(self.ctx.now);
