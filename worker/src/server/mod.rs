@@ -491,7 +491,7 @@ impl Worker {
                     let parser = &self.ctx.parser;
                     let (proxy, trusted) = (
                         parser.proxy_header_for(ip),
-                        parser.forwarded_allow.allows(ip),
+                        parser.trusts_scheme_headers_from(ip),
                     );
                     if let Some(n) = self.accept_failures.success(self.ctx.now) {
                         tracing::info!(
