@@ -197,10 +197,9 @@ pub(crate) enum WriteSide {
     CloseAfterLast,
 }
 
-/// The size a connection's read buffer starts at. A request of a head and a 4 KiB body (the
-/// `echo-post-4k-64` benchmark) fits in one read; at 4 KiB the first read filled the buffer
-/// and a second one fetched the last ~150 bytes (`strace -c`: 2 `recvfrom` per request, now
-/// 1). 64 connections hold 0.5 MiB.
+/// The size a connection's read buffer starts at: a request of a head and a 4 KiB body (the
+/// `echo-post-4k-64` benchmark) fits in one read (at 4 KiB it took two). 64 connections
+/// hold 0.5 MiB.
 const READ_BUFFER_START: usize = 8 * 1024;
 
 /// Where a connection stands.

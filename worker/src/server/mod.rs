@@ -3,12 +3,8 @@
 //! and the parent-death check.
 //!
 //! Readiness is edge-triggered. A connection is registered once for reading and writing and
-//! never re-registered. After a read that did not fill the room offered, the socket is
-//! known to be empty and the loop waits for the next edge instead of issuing a read that
-//! would return `EAGAIN` (Linux raises a new readable edge for every arrival of data); this
-//! saves one system call per keep-alive request. Measured with `strace -c` on one worker
-//! under `wrk -c64` (hello, keep-alive): 23,003 `sendto`, 23,004 `recvfrom` and 526
-//! `epoll_wait` in two seconds, i.e. one read and one write per request.
+//! never re-registered; what its events mean for reading is `http1::ReadSide`'s business.
+//! The protocol itself is `http1/`: the loop hands it ready connections through `drive`.
 
 mod listener;
 mod slots;
@@ -48,9 +44,9 @@ const TICKER: Token = Token(usize::MAX - 3);
 const LISTENER_BASE: usize = usize::MAX - 4096;
 
 /// How often timeouts are checked and the heartbeat is sent: the period of the worker's
-/// `timerfd`. A timer in the poll set instead of a poll timeout computed on every loop turn
-/// (`next_tick - now`, ~55 instructions per turn under callgrind): the loop waits without a
-/// timeout and the tick is an event like any other.
+/// `timerfd`. A timer in the poll set rather than a poll timeout computed on every loop turn
+/// (`next_tick - now`): the loop waits without a timeout and the tick is an event like any
+/// other.
 const TICK: Duration = Duration::from_millis(250);
 /// How long a stopping worker keeps an idle keep-alive connection: a request the client
 /// has just sent on it is still answered (with `Connection: close`) instead of being lost
@@ -448,8 +444,7 @@ impl Worker {
     /// Accepts one connection, then re-arms the listener if more may be waiting. Taking one
     /// at a time (as nginx does without `multi_accept`) lets the workers sharing a listener
     /// split a burst of connections between them; draining the backlog in one go let the
-    /// first worker to wake take nearly all of them (measured: 6056 vs 228 requests served
-    /// by two workers in `cargo xtask bench --scenarios static-1m-8`).
+    /// first worker to wake take nearly all of them (see `docs/BENCHMARKS.md`).
     fn accept(&mut self, index: usize) {
         let mut accepted = 0;
         loop {
