@@ -104,7 +104,7 @@ impl IpAllowList {
         let v4 = IpAddr::from([127, 0, 0, 1]);
         let v6 = IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
         IpAllowList {
-            items: vec![v4.to_string(), v6.to_string()],
+            items: vec!["127.0.0.1".to_string(), "::1".to_string()],
             any: false,
             nets: vec![IpNet::host(v4), IpNet::host(v6)],
         }

@@ -133,42 +133,46 @@ pub(crate) enum ReadSide {
     /// The last read found the socket empty: wait for the next readable edge.
     Drained,
     /// The poller reported the peer's FIN, possibly along with data: no later edge will
-    /// announce the end of file, so reads go on until it comes. `drained`: the last read
-    /// did not fill the room offered.
-    Ending { drained: bool },
+    /// announce the end of file, so reads go on until it comes, whatever they return.
+    Ending,
+    /// As `Ending`, and the last read did not fill the room offered.
+    EndingDrained,
     /// End of file read: the client sends nothing more.
     Closed,
 }
 
+// The states carry no data, so that comparing them is comparing a byte: `drive` does it
+// several times per request.
 impl ReadSide {
     /// After a readiness event: readable, and whether the peer closed its side.
     pub fn on_event(&mut self, readable: bool, peer_closed: bool) {
-        *self = match *self {
-            ReadSide::Closed => ReadSide::Closed,
-            _ if peer_closed => ReadSide::Ending { drained: false },
-            ReadSide::Drained if readable => ReadSide::Ready,
-            ReadSide::Ending { .. } if readable => ReadSide::Ending { drained: false },
-            side => side,
-        };
+        if peer_closed {
+            if *self != ReadSide::Closed {
+                *self = ReadSide::Ending;
+            }
+        } else if readable {
+            self.rearm();
+        }
     }
 
     /// Reads again although no new edge came (the loop has a reason to look: a stop, a
     /// stream resumed).
     pub fn rearm(&mut self) {
-        *self = match *self {
-            ReadSide::Drained => ReadSide::Ready,
-            ReadSide::Ending { .. } => ReadSide::Ending { drained: false },
-            side => side,
-        };
+        match *self {
+            ReadSide::Drained => *self = ReadSide::Ready,
+            ReadSide::EndingDrained => *self = ReadSide::Ending,
+            _ => {}
+        }
     }
 
     /// After a read of `n` > 0 bytes; `full`: it filled all the room offered.
     pub fn after_read(&mut self, full: bool) {
-        *self = match *self {
-            ReadSide::Closed => ReadSide::Closed,
-            ReadSide::Ending { .. } => ReadSide::Ending { drained: !full },
-            _ if full => ReadSide::Ready,
-            _ => ReadSide::Drained,
+        *self = match (*self, full) {
+            (ReadSide::Closed, _) => ReadSide::Closed,
+            (ReadSide::Ending | ReadSide::EndingDrained, true) => ReadSide::Ending,
+            (ReadSide::Ending | ReadSide::EndingDrained, false) => ReadSide::EndingDrained,
+            (_, true) => ReadSide::Ready,
+            (_, false) => ReadSide::Drained,
         };
     }
 
@@ -177,7 +181,7 @@ impl ReadSide {
     pub fn is_drained(self) -> bool {
         matches!(
             self,
-            ReadSide::Drained | ReadSide::Ending { drained: true } | ReadSide::Closed
+            ReadSide::Drained | ReadSide::EndingDrained | ReadSide::Closed
         )
     }
 }
@@ -507,10 +511,10 @@ mod tests {
         read.on_event(true, true);
         read.after_read(false);
         // A short read does not mean "wait for an edge": none will come for the FIN.
-        assert_eq!(read, ReadSide::Ending { drained: true });
+        assert_eq!(read, ReadSide::EndingDrained);
         assert!(read.is_drained());
         read.rearm();
-        assert_eq!(read, ReadSide::Ending { drained: false });
+        assert_eq!(read, ReadSide::Ending);
         // An ordinary short read waits for the next edge, which makes the socket ready.
         let mut read = ReadSide::Ready;
         read.after_read(false);
@@ -518,7 +522,7 @@ mod tests {
         read.on_event(true, false);
         assert_eq!(read, ReadSide::Ready);
         read.on_event(false, true);
-        assert_eq!(read, ReadSide::Ending { drained: false });
+        assert_eq!(read, ReadSide::Ending);
     }
 
     /// Regression: a body's deadline moved `timeout` ahead with every read, so 40 bytes a
