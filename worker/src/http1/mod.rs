@@ -7,6 +7,7 @@ mod conn;
 mod output;
 mod request;
 mod respond;
+mod wakeups;
 
 use std::io;
 use std::sync::Arc;
@@ -22,12 +23,13 @@ use crate::response::{write_error, HeadCache};
 
 pub(crate) use conn::{Conn, Exchange, Phase, ReadSide, Spool, Stream, WriteSide};
 pub(crate) use output::{Flushed, OutBody, STREAM_PIECE};
-pub(crate) use request::break_stream;
+use request::break_stream;
 use request::{process, Step};
-pub(crate) use respond::queue_response;
+use respond::queue_response;
+pub(crate) use wakeups::{call_returned, check_deadline, piece_read};
 
 /// How long a closing connection is drained before it is closed regardless.
-pub(crate) const LINGER: Duration = Duration::from_secs(2);
+const LINGER: Duration = Duration::from_secs(2);
 /// Input discarded while lingering before the connection is closed regardless.
 const LINGER_MAX_BYTES: usize = 1 << 20;
 /// Output buffered before the loop stops answering pipelined requests and writes.
@@ -224,7 +226,7 @@ fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
 
 /// Answers `status` with `Connection: close` and discards all further input: nothing after
 /// a malformed request is served.
-pub(crate) fn respond_error(c: &mut Conn, ctx: &Ctx, status: u16, message: &str) {
+fn respond_error(c: &mut Conn, ctx: &Ctx, status: u16, message: &str) {
     tracing::debug!(status, "refusing request: {message}");
     c.rpos = c.rend;
     c.phase = Phase::Head;

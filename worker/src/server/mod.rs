@@ -25,9 +25,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use crate::access_log::AccessLog;
 use crate::app::{App, Peer};
 use crate::date::DateCache;
-use crate::http1::{
-    break_stream, drive, queue_response, respond_error, Conn, Ctx, OutBody, Phase, LINGER,
-};
+use crate::http1::{self, drive, Conn, Ctx, Phase};
 use crate::limits::Config;
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
@@ -578,6 +576,7 @@ impl Worker {
         batch
     }
 
+    /// Hands what the pool finished back to its connection, if it is still there.
     fn finish_job(&mut self, job: Job) {
         let Some(c) = self.slots.conns.get_mut(job.slot).and_then(Option::as_mut) else {
             return;
@@ -585,60 +584,12 @@ impl Worker {
         if c.serial != job.serial {
             return; // the connection went away while the pool worked for it
         }
-        let mut ex = match job.work {
-            Work::Call(ex) => ex,
-            Work::Filled { reader, piece } => {
-                let keep = match (piece, &mut c.out) {
-                    (
-                        Ok(data),
-                        Some(OutBody::Stream {
-                            reader: slot,
-                            ready,
-                            ..
-                        }),
-                    ) => {
-                        *slot = Some(reader);
-                        *ready = Some(data);
-                        drive(c, &mut self.ctx)
-                    }
-                    (Err(e), _) => {
-                        tracing::debug!("streamed response body failed: {e}");
-                        false
-                    }
-                    (Ok(_), _) => true,
-                };
-                if !keep {
-                    self.slots.remove(job.slot);
-                }
-                return;
-            }
-            Work::Fill { .. } => return,
+        let keep = match job.work {
+            Work::Call(ex) => http1::call_returned(c, &mut self.ctx, ex),
+            Work::Filled { reader, piece } => http1::piece_read(c, &mut self.ctx, reader, piece),
+            Work::Fill { .. } => true,
         };
-        if !matches!(c.phase, Phase::Dispatched | Phase::Streaming { .. }) {
-            return;
-        }
-        let mid_body = match &c.phase {
-            Phase::Streaming { pipe, .. } => {
-                // Answered before the whole body arrived: the rest is not read (the
-                // connection closes after the answer, RFC 9112 §9.6 allows it).
-                pipe.fail("the application answered before reading the whole body");
-                true
-            }
-            _ => false,
-        };
-        c.phase = Phase::Head;
-        if let Some(e) = c.pending_error.take() {
-            respond_error(c, &self.ctx, e.status, &e.message);
-        } else {
-            if mid_body {
-                ex.keep_alive = false;
-                // The client is still sending the body: linger.
-                ex.client_last = false;
-            }
-            queue_response(c, &mut self.ctx, &mut ex);
-        }
-        c.exchange = Some(ex);
-        if !drive(c, &mut self.ctx) {
+        if !keep {
             self.slots.remove(job.slot);
         }
     }
@@ -678,44 +629,7 @@ impl Worker {
                 self.slots.remove(slot);
                 continue;
             }
-            if c.awaiting_piece() {
-                // The application owes the next piece of its streamed body: `timeout`.
-                if self.ctx.cfg.piece_timeout.is_some() && now >= c.deadline {
-                    tracing::error!(
-                        "the application's response body gave no data for {}s: closing the connection",
-                        self.ctx.cfg.piece_timeout.unwrap_or_default().as_secs_f64()
-                    );
-                    self.slots.remove(slot);
-                }
-                continue;
-            }
-            // The application is at work on a call: `timeout` in the arbiter bounds that
-            // (a silent loop, or every pool thread stuck), not the client's deadlines.
-            if now < c.deadline
-                || matches!(
-                    c.phase,
-                    Phase::Dispatched | Phase::Streaming { paused: true, .. }
-                )
-            {
-                continue;
-            }
-            if matches!(c.phase, Phase::Streaming { .. }) {
-                // RFC 9110 §15.5.9: the body did not arrive in time.
-                break_stream(c, 408, "request body timeout".into());
-                continue;
-            }
-            let keep = match c.phase {
-                Phase::Draining => false,
-                _ if c.output_pending() => false,
-                _ if c.is_idle() => false,
-                _ => {
-                    // RFC 9110 §15.5.9: 408 for a request not completed in time.
-                    respond_error(c, &self.ctx, 408, "request timeout");
-                    c.deadline = now + LINGER;
-                    drive(c, &mut self.ctx)
-                }
-            };
-            if !keep {
+            if !http1::check_deadline(c, &mut self.ctx) {
                 self.slots.remove(slot);
             }
         }
