@@ -5,11 +5,11 @@
 //! field's type, so a mismatch between a declaration and its field does not compile.
 
 use std::marker::PhantomData;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::bind::parse_bind;
+use crate::net::IpAllowList;
 use crate::{BindAddress, ProxyProtocol};
 
 /// A raw value as a source gave it, before validation.
@@ -689,44 +689,19 @@ impl Kind for Binds {
 #[derive(Debug)]
 pub struct IpList;
 
-fn check_ip_item(item: &str) -> Result<(), String> {
-    if item == "*" {
-        return Ok(());
-    }
-    let (addr, prefix) = match item.split_once('/') {
-        Some((addr, prefix)) => (addr, Some(prefix)),
-        None => (item, None),
-    };
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("{item:?} is not an IP address"))?;
-    if let Some(prefix) = prefix {
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        match prefix.parse::<u8>() {
-            Ok(p) if p <= max => {}
-            _ => return Err(format!("{item:?} has a bad prefix length (0 to {max})")),
-        }
-    }
-    Ok(())
-}
-
 impl Kind for IpList {
-    type Out = Vec<String>;
+    type Out = IpAllowList;
 
-    fn parse(&self, raw: &Raw) -> Result<Vec<String>, String> {
-        let items = list_items(raw, true)?;
-        for item in &items {
-            check_ip_item(item)?;
-        }
-        Ok(items)
+    fn parse(&self, raw: &Raw) -> Result<IpAllowList, String> {
+        IpAllowList::parse(list_items(raw, true)?)
     }
 
     fn accepted(&self) -> String {
         "a comma-separated list of IP addresses, ADDRESS/PREFIX networks, or *".to_string()
     }
 
-    fn to_toml(&self, value: &Vec<String>) -> toml::Value {
-        list_to_toml(value)
+    fn to_toml(&self, value: &IpAllowList) -> toml::Value {
+        list_to_toml(value.items())
     }
 
     fn arity(&self) -> Arity {
@@ -964,15 +939,16 @@ mod tests {
 
     #[test]
     fn lists_split_text_on_commas() {
+        let items = |raw: &Raw| IpList.parse(raw).map(|l| l.items().to_vec());
         assert_eq!(
-            IpList.parse(&s("127.0.0.1, ::1")),
+            items(&s("127.0.0.1, ::1")),
             Ok(vec!["127.0.0.1".to_string(), "::1".to_string()])
         );
-        assert_eq!(IpList.parse(&s("")), Ok(vec![]));
+        assert_eq!(items(&s("")), Ok(vec![]));
         assert!(IpList.parse(&s("localhost")).is_err());
         assert!(IpList.parse(&s("10.0.0.0/33")).is_err());
         assert_eq!(
-            IpList.parse(&Raw::List(vec![s("*"), s("10.0.0.0/8,1.2.3.4")])),
+            items(&Raw::List(vec![s("*"), s("10.0.0.0/8,1.2.3.4")])),
             Ok(vec!["*".into(), "10.0.0.0/8".into(), "1.2.3.4".into()])
         );
     }

@@ -25,6 +25,7 @@ pub mod docs;
 mod error;
 mod kinds;
 mod load;
+mod net;
 pub mod registry;
 mod settings;
 
@@ -34,10 +35,11 @@ pub use kinds::Arity;
 pub use load::{
     load, Loaded, Overrides, Sources, CMD_ARGS_VAR, DEFAULT_CONFIG_FILE, RESERVED_ENV_VARS,
 };
+pub use net::{IpAllowList, IpNet};
 pub use registry::{CliForm, Section, Setting};
 pub use settings::{
-    BindAddress, HeaderMap, LogFormat, LogLevel, ProxyProtocol, Settings, WorkerClass,
-    DEFAULT_ACCESS_LOG_FORMAT, SETTINGS,
+    BindAddress, HeaderMap, LogFormat, LogLevel, ProxyProtocol, RequestLimits, Settings,
+    WorkerClass, DEFAULT_ACCESS_LOG_FORMAT, DEFAULT_FIELD_SIZE, SETTINGS,
 };
 
 /// The declaration of the setting called `name`, if there is one.

@@ -603,7 +603,7 @@ mod tests {
         assert!(s.reuse_port);
         assert_eq!(s.umask, 0o27);
         assert_eq!(s.loglevel, LogLevel::Debug);
-        assert_eq!(s.forwarded_allow_ips, ["*"]);
+        assert_eq!(s.forwarded_allow_ips.items(), ["*"]);
         assert_eq!(s.config.as_deref(), Some(path.as_path()));
         assert_eq!(
             loaded.origin("workers"),

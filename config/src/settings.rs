@@ -13,6 +13,7 @@ use crate::kinds::{
     choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptPath, OptText, ProxyMode, Umask,
     UrlPrefix, NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
 };
+use crate::net::IpAllowList;
 use crate::registry::{declare_settings, flag, flag_with_alias, positional};
 
 /// One address to listen on, as given to `--bind`.
@@ -117,8 +118,41 @@ const HEADER_MAPS: &[(&str, HeaderMap)] = &[
     ("dangerous", HeaderMap::Dangerous),
 ];
 
-fn localhost_ips() -> Vec<String> {
-    vec!["127.0.0.1".to_string(), "::1".to_string()]
+/// The request limits with what 0 means resolved, as each setting's doc says: the worker
+/// reads these rather than the raw values. If a limit's meaning of 0 changes, update its doc
+/// (and `docs/settings.md` through `cargo xtask docs`) with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// `limit_request_line`; `None`: no limit (0).
+    pub line: Option<usize>,
+    /// `limit_request_fields` (never 0).
+    pub fields: usize,
+    /// `limit_request_field_size`, 0 being [`DEFAULT_FIELD_SIZE`].
+    pub field_size: usize,
+    /// `limit_request_body`; `None`: no limit (0).
+    pub body: Option<u64>,
+}
+
+/// What `limit_request_field_size` = 0 means: a field is never unlimited.
+pub const DEFAULT_FIELD_SIZE: usize = 8190;
+
+impl Settings {
+    /// The request limits, resolved (see [`RequestLimits`]).
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits {
+            line: (self.limit_request_line != 0).then_some(self.limit_request_line),
+            fields: self.limit_request_fields,
+            field_size: match self.limit_request_field_size {
+                0 => DEFAULT_FIELD_SIZE,
+                n => n,
+            },
+            body: (self.limit_request_body != 0).then_some(self.limit_request_body),
+        }
+    }
+}
+
+fn localhost_ips() -> IpAllowList {
+    IpAllowList::localhost()
 }
 
 /// The largest integer a TOML file can hold.
@@ -235,7 +269,7 @@ declare_settings! {
 
     /// The maximum size in bytes of one header field line, its CRLF included (as gunicorn
     /// counts it); 0 means the default 8190, as a field is never unlimited.
-    limit_request_field_size: usize = 8190;
+    limit_request_field_size: usize = DEFAULT_FIELD_SIZE;
         Limits, flag_with_alias(None, "limit-request-field-size", "limit-request-field_size", "INT"), count(0, 1 << 20);
 
     /// The maximum size in bytes of a request body; 0 means no limit.
@@ -270,7 +304,7 @@ declare_settings! {
         Process, flag(Some('n'), "name", "STRING"), OptText;
 
     /// Client addresses trusted to set `X-Forwarded-*` headers (`*` trusts every client).
-    forwarded_allow_ips: Vec<String> = localhost_ips();
+    forwarded_allow_ips: IpAllowList = localhost_ips();
         Proxy, flag(None, "forwarded-allow-ips", "IPS"), IpList;
 
     /// Accept a PROXY protocol header at the start of each connection from `proxy_allow_ips`:
@@ -281,7 +315,7 @@ declare_settings! {
 
     /// Client addresses allowed to send a PROXY protocol header (`*` allows every client);
     /// a header from any other client is answered 403.
-    proxy_allow_ips: Vec<String> = localhost_ips();
+    proxy_allow_ips: IpAllowList = localhost_ips();
         Proxy, flag(None, "proxy-allow-from", "IPS"), IpList;
 
     /// The access log file; `-` is standard output; empty (the default) logs no access.

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 mod access_log;
 mod app;
-mod conn;
 mod date;
+mod http1;
+mod limits;
 mod pool;
 mod proto;
 mod response;

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::app::App;
-use crate::conn::Exchange;
+use crate::http1::Exchange;
 
 /// Work for the pool (or its result), tagged with the connection it belongs to.
 #[derive(Debug)]

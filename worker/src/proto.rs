@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use ferrocorn_config::{HeaderMap, ProxyProtocol, Settings};
+use ferrocorn_config::{HeaderMap, IpAllowList, ProxyProtocol, Settings};
 use ferrocorn_http_parser as hp;
 
 use crate::app::{Request, Version};
@@ -80,72 +80,6 @@ pub(crate) enum ProxyHeader {
     Forbidden,
 }
 
-/// A list of trusted peer addresses (`forwarded_allow_ips`, `proxy_allow_ips`): IP
-/// addresses, `ADDRESS/PREFIX` networks, or `*`.
-#[derive(Debug, Clone)]
-pub(crate) struct AllowList {
-    any: bool,
-    /// Networks as (address, prefix length); a plain address has the full length.
-    nets: Vec<(IpAddr, u8)>,
-}
-
-impl AllowList {
-    /// Builds the list; entries that do not parse are ignored (the settings registry has
-    /// already refused them).
-    pub fn new(entries: &[String]) -> AllowList {
-        let mut nets = Vec::new();
-        let mut any = false;
-        for e in entries.iter().map(|e| e.trim()) {
-            if e == "*" {
-                any = true;
-                continue;
-            }
-            let (addr, prefix) = e.split_once('/').map_or((e, None), |(a, p)| (a, Some(p)));
-            let Ok(ip) = addr.parse::<IpAddr>() else {
-                continue;
-            };
-            let full = if ip.is_ipv4() { 32 } else { 128 };
-            match prefix.map(str::parse::<u8>) {
-                None => nets.push((ip, full)),
-                Some(Ok(p)) if p <= full => nets.push((ip, p)),
-                Some(_) => {}
-            }
-        }
-        AllowList { any, nets }
-    }
-
-    /// Whether `ip` is trusted. Unix-socket peers (`None`) are always trusted, as gunicorn
-    /// does; an IPv4-mapped IPv6 address counts as its IPv4 address.
-    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
-        let Some(ip) = ip else {
-            return true;
-        };
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        self.any
-            || self
-                .nets
-                .iter()
-                .any(|&(net, prefix)| in_network(ip, net, prefix))
-    }
-}
-
-fn in_network(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
 /// The parser with the worker's limits and policy, shared by all connections of the loop
 /// (a head is copied into its [`Request`] before the next parse).
 #[derive(Debug)]
@@ -154,19 +88,26 @@ pub(crate) struct Parser {
     policy: hp::Policy,
     max_head: usize,
     proxy_mode: hp::ProxyProtocol,
-    pub forwarded_allow: AllowList,
-    pub proxy_allow: AllowList,
+    forwarded_allow: IpAllowList,
+    proxy_allow: IpAllowList,
+}
+
+/// Whether a peer is in `list`. Unix-socket peers (`None`) always are, as in gunicorn.
+fn allowed(list: &IpAllowList, ip: Option<IpAddr>) -> bool {
+    ip.is_none_or(|ip| list.allows(ip))
 }
 
 impl Parser {
     /// Maps the gunicorn-named settings onto the parser's `Limits` and `Policy` (strict RFC
     /// 9110/9112 otherwise). If a setting is added to either side, update this mapping.
     pub fn from_settings(s: &Settings) -> Parser {
+        let resolved = s.request_limits();
+        // The parser's own conventions: 0 means no limit for the line and the body.
         let limits = hp::Limits {
-            request_line: s.limit_request_line,
-            fields: s.limit_request_fields,
-            field_size: s.limit_request_field_size,
-            body: s.limit_request_body,
+            request_line: resolved.line.unwrap_or(0),
+            fields: resolved.fields,
+            field_size: resolved.field_size,
+            body: resolved.body.unwrap_or(0),
             chunk_extensions: hp::Limits::DEFAULT_CHUNK_EXTENSIONS,
         };
         let policy = hp::Policy {
@@ -184,26 +125,14 @@ impl Parser {
             allow_non_ascii_target: false,
             ..hp::Policy::default()
         };
-        let line = if s.limit_request_line == 0 {
-            64 * 1024
-        } else {
-            s.limit_request_line
-        };
-        let fields = if s.limit_request_fields == 0 {
-            hp::Limits::MAX_FIELDS
-        } else {
-            s.limit_request_fields
-        };
-        let field_size = if s.limit_request_field_size == 0 {
-            hp::Limits::DEFAULT_FIELD_SIZE
-        } else {
-            s.limit_request_field_size
-        };
         // The parser enforces its limits on partial input; this only bounds the read buffer
-        // in case a head could still be partial beyond them.
-        let max_head = line
+        // in case a head could still be partial beyond them (an unlimited line counts as
+        // 64 KiB here).
+        let max_head = resolved
+            .line
+            .unwrap_or(64 * 1024)
             .saturating_add(2 + 2 * hp::MAX_LEADING_EMPTY_LINES)
-            .saturating_add(fields.saturating_mul(field_size))
+            .saturating_add(resolved.fields.saturating_mul(resolved.field_size))
             .saturating_add(2)
             .min(64 << 20);
         Parser {
@@ -216,8 +145,8 @@ impl Parser {
                 ProxyProtocol::V2 => hp::ProxyProtocol::V2,
                 ProxyProtocol::Auto => hp::ProxyProtocol::Any,
             },
-            forwarded_allow: AllowList::new(&s.forwarded_allow_ips),
-            proxy_allow: AllowList::new(&s.proxy_allow_ips),
+            forwarded_allow: s.forwarded_allow_ips.clone(),
+            proxy_allow: s.proxy_allow_ips.clone(),
         }
     }
 
@@ -226,11 +155,16 @@ impl Parser {
         self.max_head
     }
 
+    /// Whether a peer at `ip` may set the scheme headers (`forwarded_allow_ips`).
+    pub fn trusts_scheme_headers_from(&self, ip: Option<IpAddr>) -> bool {
+        allowed(&self.forwarded_allow, ip)
+    }
+
     /// What a PROXY header at the start of a connection from `ip` means.
     pub fn proxy_header_for(&self, ip: Option<IpAddr>) -> ProxyHeader {
         if self.proxy_mode == hp::ProxyProtocol::Off {
             ProxyHeader::Done
-        } else if self.proxy_allow.allows(ip) {
+        } else if allowed(&self.proxy_allow, ip) {
             ProxyHeader::Allowed
         } else {
             ProxyHeader::Forbidden
@@ -285,9 +219,9 @@ impl Parser {
         };
         req.head.clear();
         req.headers.clear();
-        // One copy of the whole head; the parts become ranges into it. A part the parser
-        // rewrote (a casefolded method, a folded value) lives outside `buf` and is appended.
-        // One copy instead of one per part: ~90 instructions per request less (callgrind).
+        // One copy of the whole head, cheaper than one per part; the parts become ranges into
+        // it. A part the parser rewrote (a casefolded method, a folded value) lives outside
+        // `buf` and is appended.
         let head_bytes = &buf[..len.min(buf.len())];
         req.head.extend_from_slice(head_bytes);
         let place = |copy: &mut Vec<u8>, part: &[u8]| {
@@ -512,20 +446,20 @@ mod tests {
     }
 
     #[test]
-    fn allow_list() {
-        let l = AllowList::new(&["127.0.0.1".into(), "::1".into()]);
-        assert!(l.allows(Some("127.0.0.1".parse().unwrap())));
-        assert!(l.allows(Some("::ffff:127.0.0.1".parse().unwrap())));
-        assert!(!l.allows(Some("10.0.0.1".parse().unwrap())));
-        assert!(AllowList::new(&["*".into()]).allows(Some("10.0.0.1".parse().unwrap())));
-        let nets = AllowList::new(&["10.1.0.0/16".into(), "fd00::/8".into(), "0.0.0.0/0".into()]);
-        assert!(nets.allows(Some("10.1.200.3".parse().unwrap())));
-        assert!(nets.allows(Some("fd12::1".parse().unwrap())));
-        assert!(!nets.allows(Some("fe80::1".parse().unwrap())));
-        let v4 = AllowList::new(&["10.1.0.0/16".into()]);
-        assert!(!v4.allows(Some("10.2.0.1".parse().unwrap())));
-        assert!(v4.allows(None), "unix peers are trusted");
-        assert!(AllowList::new(&["0.0.0.0/0".into()]).allows(Some("8.8.8.8".parse().unwrap())));
+    fn unix_peers_are_trusted_and_others_matched_against_the_lists() {
+        let mut s = Settings {
+            proxy_protocol: ProxyProtocol::Auto,
+            ..Settings::default()
+        };
+        s.proxy_allow_ips = IpAllowList::parse(vec!["10.1.0.0/16".into()]).unwrap();
+        let p = Parser::from_settings(&s);
+        let ip = |t: &str| Some(t.parse().unwrap());
+        assert!(p.trusts_scheme_headers_from(None));
+        assert!(p.trusts_scheme_headers_from(ip("::ffff:127.0.0.1")));
+        assert!(!p.trusts_scheme_headers_from(ip("10.1.0.1")));
+        assert_eq!(p.proxy_header_for(None), ProxyHeader::Allowed);
+        assert_eq!(p.proxy_header_for(ip("10.1.2.3")), ProxyHeader::Allowed);
+        assert_eq!(p.proxy_header_for(ip("10.2.0.1")), ProxyHeader::Forbidden);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! One client connection: its socket, read and write buffers, and where it stands in the
-//! request/response cycle. The event loop (`server.rs`) drives it.
+//! request/response cycle. The event loop (`server/`) drives it through `http1::drive`.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
-use crate::app::{Body, BodyPipe, Peer, Request, Response};
+use super::OutBody;
+use crate::app::{BodyPipe, Peer, Request, Response};
 use crate::proto::{BodyDecoder, HttpError, ProxyHeader};
 
 /// A connected socket, TCP or Unix.
@@ -112,87 +113,98 @@ pub(crate) struct Exchange {
     pub started: Instant,
     /// Whether the connection may stay open after this response.
     pub keep_alive: bool,
+    /// The request asked to close the connection (`Connection: close`, or HTTP/1.0 without
+    /// keep-alive): the client sends nothing after it.
+    pub client_last: bool,
 }
 
-/// The part of a response body that is not copied into the write buffer.
-pub(crate) enum OutBody {
-    Bytes {
-        bytes: Vec<u8>,
-        pos: usize,
-    },
-    File {
-        file: File,
-        offset: u64,
-        left: u64,
-    },
-    Stream {
-        /// `None` while a pool thread reads the next piece.
-        reader: Option<Box<dyn Read + Send>>,
-        /// `Some(n)`: `Content-Length` framing with n bytes still due.
-        left: Option<u64>,
-        chunked: bool,
-        /// Read on the pool (`threads` > 1), so a slow reader never stalls the loop.
-        offload: bool,
-        /// A piece read on the pool, not yet framed (empty: the end of the body).
-        ready: Option<Vec<u8>>,
-    },
-}
-
-impl std::fmt::Debug for OutBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OutBody::Bytes { bytes, pos } => write!(f, "Bytes({pos}/{})", bytes.len()),
-            OutBody::File { offset, left, .. } => write!(f, "File({offset}+{left})"),
-            OutBody::Stream {
-                left,
-                chunked,
-                offload,
-                ..
-            } => write!(f, "Stream({left:?}, chunked {chunked}, offload {offload})"),
-        }
-    }
-}
-
-impl OutBody {
-    /// Converts what the application answered into what is left to send after the head.
-    pub fn from_body(body: Body, chunked: bool, offload: bool) -> Option<OutBody> {
-        match body {
-            Body::Empty | Body::Static(_) => None,
-            Body::Bytes(bytes) => Some(OutBody::Bytes { bytes, pos: 0 }),
-            Body::File { file, offset, len } => Some(OutBody::File {
-                file,
-                offset,
-                left: len,
-            }),
-            Body::Stream { reader, len } => Some(OutBody::Stream {
-                reader: Some(reader),
-                left: len,
-                chunked,
-                offload,
-                ready: None,
-            }),
-        }
-    }
-}
-
-/// The size a connection's read buffer starts at. A request of a head and a 4 KiB body (the
-/// `echo-post-4k-64` benchmark) fits in one read; at 4 KiB the first read filled the buffer
-/// and a second one fetched the last ~150 bytes (`strace -c`: 2 `recvfrom` per request, now
-/// 1). 64 connections hold 0.5 MiB.
-const READ_BUFFER_START: usize = 8 * 1024;
-
-/// The most a streamed response body is read at a time.
-pub(crate) const STREAM_PIECE: usize = 64 * 1024;
-
-/// How far [`Conn::flush`] got.
+/// The input side of a connection. Readiness is edge-triggered: after a read that did not
+/// fill the room offered, the socket is known to be empty and the loop waits for the next
+/// edge instead of issuing a read that would return `EAGAIN` (Linux raises a new readable
+/// edge for every arrival of data): one system call fewer per keep-alive request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flushed {
-    /// Everything is written.
-    Done,
-    /// A streamed body read on the pool needs its next piece: the caller hands the reader
-    /// to the pool (if it is not there already) and waits.
-    NeedPiece,
+pub(crate) enum ReadSide {
+    /// Nothing has arrived yet. A stopping worker keeps such a connection: its request may
+    /// be on the way (closing it would drop it); it is served with `Connection: close`, or
+    /// closed at its header deadline.
+    Fresh,
+    /// Data may be waiting in the socket: read it.
+    Ready,
+    /// The last read found the socket empty: wait for the next readable edge.
+    Drained,
+    /// The poller reported the peer's FIN, possibly along with data: no later edge will
+    /// announce the end of file, so reads go on until it comes, whatever they return.
+    Ending,
+    /// As `Ending`, and the last read did not fill the room offered.
+    EndingDrained,
+    /// End of file read: the client sends nothing more.
+    Closed,
 }
+
+// The states carry no data, so that comparing them is comparing a byte: `drive` does it
+// several times per request.
+impl ReadSide {
+    /// After a readiness event: readable, and whether the peer closed its side.
+    pub fn on_event(&mut self, readable: bool, peer_closed: bool) {
+        if peer_closed {
+            if *self != ReadSide::Closed {
+                *self = ReadSide::Ending;
+            }
+        } else if readable {
+            self.rearm();
+        }
+    }
+
+    /// Reads again although no new edge came (the loop has a reason to look: a stop, a
+    /// stream resumed).
+    pub fn rearm(&mut self) {
+        match *self {
+            ReadSide::Drained => *self = ReadSide::Ready,
+            ReadSide::EndingDrained => *self = ReadSide::Ending,
+            _ => {}
+        }
+    }
+
+    /// After a read of `n` > 0 bytes; `full`: it filled all the room offered.
+    pub fn after_read(&mut self, full: bool) {
+        *self = match (*self, full) {
+            (ReadSide::Closed, _) => ReadSide::Closed,
+            (ReadSide::Ending | ReadSide::EndingDrained, true) => ReadSide::Ending,
+            (ReadSide::Ending | ReadSide::EndingDrained, false) => ReadSide::EndingDrained,
+            (_, true) => ReadSide::Ready,
+            (_, false) => ReadSide::Drained,
+        };
+    }
+
+    /// Whether nothing unread is known to wait in the socket: the last read was short, or
+    /// the end of file was read.
+    pub fn is_drained(self) -> bool {
+        matches!(
+            self,
+            ReadSide::Drained | ReadSide::EndingDrained | ReadSide::Closed
+        )
+    }
+}
+
+/// The output side of a connection: what follows once everything owed is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteSide {
+    /// Wait for the next request.
+    Open,
+    /// Close after a lingering drain: shut down our side, then read until the client
+    /// closes, so that unread input does not turn our close into a reset that destroys
+    /// the response in flight (see `Phase::Draining`).
+    CloseLingering,
+    /// Close: the request answered was the client's last. If nothing is unread, closing at
+    /// once cannot reset the answer (nginx's `lingering_close on` heuristic), which saves a
+    /// shutdown, a wake-up and a read; otherwise as `CloseLingering`.
+    CloseAfterLast,
+}
+
+/// The size a connection's read buffer starts at: a request of a head and a 4 KiB body (the
+/// `echo-post-4k-64` benchmark) fits in one read (at 4 KiB it took two). 64 connections
+/// hold 0.5 MiB.
+const READ_BUFFER_START: usize = 8 * 1024;
 
 /// Where a connection stands.
 #[derive(Debug)]
@@ -319,20 +331,12 @@ pub(crate) struct Conn {
     /// [`Conn::body_deadline`]).
     pub body_started: Instant,
     pub body_received: u64,
-    /// Close (after a lingering drain) once the output is written.
-    pub close_after_write: bool,
-    /// The peer sent end-of-file.
-    pub read_closed: bool,
-    /// Set after a short read: the socket had no more data, wait for the next edge.
-    pub read_drained: bool,
+    /// What is known of the input: whether to read now, wait for an edge, or expect no more.
+    pub read: ReadSide,
+    /// What follows once the output is written.
+    pub write: WriteSide,
     /// Bytes discarded while draining.
     pub drained_bytes: usize,
-    /// The poller reported that the peer closed its side.
-    pub peer_hup: bool,
-    /// Some bytes have arrived. A stopping worker keeps a connection that has sent nothing
-    /// yet: its request is on the way (closing it would drop it); it is served with
-    /// `Connection: close`, or closed at its header deadline.
-    pub had_input: bool,
     /// Whether a PROXY protocol header may still come first, and from whom.
     pub proxy: ProxyHeader,
     /// The peer may set the scheme headers (`forwarded_allow_ips`).
@@ -340,9 +344,6 @@ pub(crate) struct Conn {
     /// An error to answer instead of the application's response (a streamed body broke off
     /// while the application ran).
     pub pending_error: Option<HttpError>,
-    /// The last request asked to close the connection (`Connection: close`, or HTTP/1.0
-    /// without keep-alive): the client sends nothing after it.
-    pub client_closing: bool,
     /// TCP_NODELAY has been set (see `queue_response`).
     pub nodelay: bool,
 }
@@ -373,21 +374,18 @@ impl Conn {
                 res: Response::new(),
                 started: deadline,
                 keep_alive: true,
+                client_last: false,
             })),
             deadline,
             idle_since: now,
             body_started: now,
             body_received: 0,
-            close_after_write: false,
-            read_closed: false,
-            read_drained: false,
+            read: ReadSide::Fresh,
+            write: WriteSide::Open,
             drained_bytes: 0,
-            peer_hup: false,
-            had_input: false,
             proxy: ProxyHeader::Done,
             trusted: false,
             pending_error: None,
-            client_closing: false,
             nodelay: false,
         }
     }
@@ -443,7 +441,7 @@ impl Conn {
     /// Idle after at least one exchange: what a stopping worker may close at once. A
     /// connection accepted but silent so far may carry a request already in flight.
     pub fn is_idle_between_requests(&self) -> bool {
-        self.had_input && self.is_idle()
+        self.read != ReadSide::Fresh && self.is_idle()
     }
 
     /// Reads once into the free end of `rbuf`, growing it (doubling) while unconsumed input
@@ -473,161 +471,7 @@ impl Conn {
         let room = self.rbuf.len() - self.rend;
         let n = self.stream.read(&mut self.rbuf[self.rend..])?;
         self.rend += n;
-        self.had_input |= n > 0;
         Ok((n, n == room))
-    }
-
-    /// Writes pending output until done or the socket would block (`WouldBlock`), or until
-    /// a streamed body needs its next piece from the pool.
-    pub fn flush(&mut self) -> io::Result<Flushed> {
-        loop {
-            if self.wpos < self.wbuf.len() {
-                let n = match &self.out {
-                    Some(OutBody::Bytes { bytes, pos }) => self.stream.write_vectored(&[
-                        IoSlice::new(&self.wbuf[self.wpos..]),
-                        IoSlice::new(&bytes[*pos..]),
-                    ])?,
-                    _ => self.stream.write(&self.wbuf[self.wpos..])?,
-                };
-                if n == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                let head_left = self.wbuf.len() - self.wpos;
-                if n >= head_left {
-                    self.wpos = self.wbuf.len();
-                    if let Some(OutBody::Bytes { pos, .. }) = &mut self.out {
-                        *pos += n - head_left;
-                    }
-                } else {
-                    self.wpos += n;
-                }
-                continue;
-            }
-            self.wbuf.clear();
-            self.wpos = 0;
-            match &mut self.out {
-                None => {
-                    if self.wbuf.capacity() > 64 * 1024 {
-                        self.wbuf = Vec::with_capacity(4096);
-                    }
-                    return Ok(Flushed::Done);
-                }
-                Some(OutBody::Bytes { bytes, pos }) => {
-                    if *pos >= bytes.len() {
-                        self.out = None;
-                        continue;
-                    }
-                    let n = self.stream.write(&bytes[*pos..])?;
-                    if n == 0 {
-                        return Err(io::ErrorKind::WriteZero.into());
-                    }
-                    *pos += n;
-                }
-                Some(OutBody::File { file, offset, left }) => {
-                    if *left == 0 {
-                        self.out = None;
-                        continue;
-                    }
-                    let mut off =
-                        i64::try_from(*offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-                    let count = usize::try_from((*left).min(1 << 30)).unwrap_or(1 << 30);
-                    let n = match nix::sys::sendfile::sendfile(
-                        self.stream.as_fd(),
-                        file.as_fd(),
-                        Some(&mut off),
-                        count,
-                    ) {
-                        Ok(n) => n,
-                        Err(nix::errno::Errno::EAGAIN) => {
-                            return Err(io::ErrorKind::WouldBlock.into())
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
-                    if n == 0 {
-                        // The file shrank under us: the promised length cannot be sent.
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shorter than its content-length",
-                        ));
-                    }
-                    *offset += n as u64;
-                    *left -= n as u64;
-                }
-                Some(OutBody::Stream {
-                    reader,
-                    left,
-                    chunked,
-                    offload,
-                    ready,
-                }) => {
-                    let cap = match left {
-                        Some(0) => {
-                            self.out = None;
-                            continue;
-                        }
-                        Some(n) => usize::try_from(*n)
-                            .unwrap_or(STREAM_PIECE)
-                            .min(STREAM_PIECE),
-                        None => STREAM_PIECE,
-                    };
-                    let prefix = if *chunked { 10 } else { 0 };
-                    let n = if *offload {
-                        // The piece comes from the pool (see `Flushed::NeedPiece`).
-                        let Some(piece) = ready.take() else {
-                            return Ok(Flushed::NeedPiece);
-                        };
-                        let n = piece.len().min(cap);
-                        self.wbuf.resize(prefix, 0);
-                        self.wbuf.extend_from_slice(&piece[..n]);
-                        n
-                    } else {
-                        let Some(reader) = reader.as_mut() else {
-                            return Ok(Flushed::NeedPiece);
-                        };
-                        self.wbuf.resize(prefix + cap, 0);
-                        match crate::pool::read_contained(&mut **reader, &mut self.wbuf[prefix..]) {
-                            Ok(n) => {
-                                self.wbuf.truncate(prefix + n);
-                                n
-                            }
-                            Err(e) => {
-                                self.wbuf.clear();
-                                return Err(e);
-                            }
-                        }
-                    };
-                    if n == 0 {
-                        self.wbuf.clear();
-                        if left.is_some() {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "stream shorter than its content-length",
-                            ));
-                        }
-                        if *chunked {
-                            self.wbuf.extend_from_slice(b"0\r\n\r\n");
-                        }
-                        self.out = None;
-                        continue;
-                    }
-                    if let Some(l) = left {
-                        *l -= n as u64;
-                    }
-                    if *chunked {
-                        // The chunk-size line, formatted on the stack: no allocation per
-                        // chunk (16 hex digits and CRLF fit any usize).
-                        let mut line = [0u8; 18];
-                        let mut rest = &mut line[..];
-                        let _ = write!(rest, "{n:x}\r\n");
-                        let len = 18 - rest.len();
-                        let start = prefix - len;
-                        self.wbuf[start..prefix].copy_from_slice(&line[..len]);
-                        self.wpos = start;
-                        self.wbuf.extend_from_slice(b"\r\n");
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -660,6 +504,26 @@ mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_fin_that_came_with_data_is_read_to_the_end_of_file() {
+        let mut read = ReadSide::Fresh;
+        read.on_event(true, true);
+        read.after_read(false);
+        // A short read does not mean "wait for an edge": none will come for the FIN.
+        assert_eq!(read, ReadSide::EndingDrained);
+        assert!(read.is_drained());
+        read.rearm();
+        assert_eq!(read, ReadSide::Ending);
+        // An ordinary short read waits for the next edge, which makes the socket ready.
+        let mut read = ReadSide::Ready;
+        read.after_read(false);
+        assert_eq!(read, ReadSide::Drained);
+        read.on_event(true, false);
+        assert_eq!(read, ReadSide::Ready);
+        read.on_event(false, true);
+        assert_eq!(read, ReadSide::Ending);
+    }
 
     /// Regression: a body's deadline moved `timeout` ahead with every read, so 40 bytes a
     /// second held a connection forever. With a minimum rate it comes once the body is behind.

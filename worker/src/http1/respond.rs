@@ -1,0 +1,80 @@
+//! Writing the application's response into a connection's output: the head, the body or
+//! what remains of it to send, whether the connection stays open, the access log line.
+
+use super::{Conn, Ctx, Exchange, OutBody, ReadSide, WriteSide};
+use crate::access_log::LogEntry;
+use crate::app::Body;
+use crate::response::{self, plan, Method};
+
+/// Owned bodies up to this size are copied behind the head so that both go out in one write.
+const COPY_BODY_MAX: usize = 16 * 1024;
+
+/// Writes the application's response into the connection's output.
+pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
+    if !response::headers_valid(&ex.res) {
+        tracing::error!(
+            target = ex.req.target(),
+            "application answered an invalid status or header: sending 500"
+        );
+        ex.res.reset();
+        ex.res.plain(500, "internal server error\n");
+    }
+    ctx.requests += 1;
+    if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
+        ctx.max_requests_reached = true;
+    }
+    let method = if ex.req.is_head() {
+        Method::Head
+    } else if ex.req.is_connect() {
+        Method::Connect
+    } else {
+        Method::Other
+    };
+    let version = ex.req.version();
+    let keep_alive =
+        ex.keep_alive && !ctx.stopping && !ctx.max_requests_reached && c.read != ReadSide::Closed;
+    let p = plan(&ex.res, method, version, keep_alive);
+    ctx.heads
+        .write(&mut c.wbuf, &ex.res, &p, version, &ctx.date);
+    let body = std::mem::replace(&mut ex.res.body, Body::Empty);
+    let body_len = if p.send_body { body.len() } else { Some(0) };
+    if p.send_body {
+        match body {
+            Body::Empty => {}
+            Body::Static(b) => c.wbuf.extend_from_slice(b),
+            Body::Bytes(b) if b.len() <= COPY_BODY_MAX => c.wbuf.extend_from_slice(&b),
+            other => {
+                // A head and its body in separate writes: without TCP_NODELAY, Nagle would
+                // hold the body's last small segment until the head is acknowledged. A
+                // response that is one write does not need it, so the option is set only
+                // here, once per connection (as nginx does), saving a syscall per
+                // connection for small answers.
+                if !c.nodelay {
+                    c.nodelay = true;
+                    c.stream.set_nodelay();
+                }
+                c.out = OutBody::from_body(
+                    other,
+                    p.framing == response::Framing::Chunked,
+                    ctx.pool.is_some(),
+                )
+            }
+        }
+    }
+    if !p.keep_alive {
+        c.write = if ex.client_last {
+            WriteSide::CloseAfterLast
+        } else {
+            WriteSide::CloseLingering
+        };
+    }
+    if let Some(log) = &mut ctx.log {
+        log.log(&LogEntry {
+            req: &ex.req,
+            res: &ex.res,
+            body_bytes: body_len,
+            started: ex.started,
+            now_secs: ctx.date.secs(),
+        });
+    }
+}
