@@ -191,8 +191,11 @@ fn python_exceptions_never_take_a_worker_down() {
             "threads {threads}: the same workers serve on\n{}",
             server.stderr()
         );
+        // The worker logs the traceback after it has answered: wait for the line.
         assert!(
-            server.stderr().contains("edge_app: raised on purpose"),
+            wait_until(WAIT, || server
+                .stderr()
+                .contains("edge_app: raised on purpose")),
             "{}",
             server.stderr()
         );

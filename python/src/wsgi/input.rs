@@ -12,8 +12,6 @@ use pyo3::types::{PyBytes, PyList};
 
 /// How much a line read asks of the body at a time.
 const LINE_CHUNK: usize = 8 * 1024;
-/// The largest piece one `read` asks of the body at a time.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// The input stream over one request's body. It owns the body (moved out of the
 /// `Request`), so it stays readable as long as the application keeps it.
@@ -74,13 +72,13 @@ impl Buffered {
         let size = size.unwrap_or(usize::MAX);
         let take = self.available().len().min(size);
         let mut out = self.consume(take);
-        while out.len() < size && !self.eof {
-            let start = out.len();
-            let want = (size - start).min(READ_CHUNK.max(start));
-            out.resize(start + want, 0);
-            let n = read_retrying(&mut self.body, &mut out[start..]);
-            out.truncate(start + *n.as_ref().unwrap_or(&0));
-            if n? == 0 {
+        if out.len() < size && !self.eof {
+            // `read_to_end` grows `out` without zeroing the room it reads into again on
+            // every call (it tracks what is initialised), and stops at `size` or the end.
+            let want = u64::try_from(size - out.len()).unwrap_or(u64::MAX);
+            let before = out.len();
+            (&mut self.body).take(want).read_to_end(&mut out)?;
+            if ((out.len() - before) as u64) < want {
                 self.eof = true;
             }
         }
