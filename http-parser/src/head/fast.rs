@@ -8,7 +8,7 @@ use super::semantics::{parse_content_length, scheme_headers_say, ConnectionToken
 use super::HeadParser;
 use crate::body::Framing;
 use crate::fields::ValueLoc;
-use crate::limits::UnderscoreHeaders;
+use crate::limits::{Policy, UnderscoreHeaders};
 use crate::syntax::{
     check_host, check_host_block, check_line_start, check_target, name_has_underscore, scan_target,
     TargetForm,
@@ -76,38 +76,12 @@ impl HeadParser {
         }
         // The request line (RFC 9112 §3): method SP request-target SP HTTP-version CRLF, from
         // offset 0 (leading empty lines go to the reference path, which bounds them).
-        let method_len = match buf.get(..5)? {
-            b"GET /" => 3,
-            b"POST " => 4,
-            _ => {
-                // Upper-case letters only, 3 to 20 of them: every such method passes every
-                // policy (the others are the reference path's).
-                let len = buf.iter().take(21).position(|&b| b == b' ')?;
-                if !CONVENTIONAL_METHOD_LEN.contains(&len)
-                    || !buf[..len].iter().all(u8::is_ascii_uppercase)
-                {
-                    return None;
-                }
-                len
-            }
-        };
+        let method_len = fast_method_len(buf)?;
         let method = &buf[..method_len];
         let target_start = method_len + 1;
         let (target_end, has_hash) = scan_target(buf, target_start)?;
         let target = &buf[target_start..target_end];
-        // `target_end` is the first byte that cannot be in a target: it must be the SP.
-        let (sp, version, crlf) = match buf.get(target_end..target_end + 11)? {
-            [sp, version @ .., cr, lf] => (*sp, *version.first_chunk::<8>()?, [*cr, *lf]),
-            _ => return None,
-        };
-        if sp != b' ' || crlf != *b"\r\n" {
-            return None;
-        }
-        let version_11 = match u64::from_le_bytes(version) {
-            HTTP_11 => true,
-            HTTP_10 => false,
-            _ => return None,
-        };
+        let version_11 = fast_version_11(buf, target_end)?;
         if target.is_empty() {
             return None;
         }
@@ -115,21 +89,7 @@ impl HeadParser {
         if line_end > self.request_line_limit {
             return None;
         }
-        // The usual origin-form target, decided here; every other shape by `check_target`.
-        let target_form = if target[0] == b'/'
-            && method != b"CONNECT"
-            && (!has_hash || self.policy.allow_fragment)
-        {
-            TargetForm::Origin
-        } else {
-            check_target(
-                method,
-                target,
-                self.policy.allow_fragment,
-                self.policy.allow_userinfo,
-            )
-            .ok()?
-        };
+        let target_form = fast_target_form(method, target, has_hash, &self.policy)?;
 
         // The field lines: httparse tokenizes them (with its strict defaults: no whitespace
         // before the first field or the colon, no obs-fold, no ignored lines), checking that
@@ -156,8 +116,6 @@ impl HeadParser {
         };
         self.dirty_slots = count;
         let end = fields_start + fields_len;
-        let base = buf.as_ptr() as usize;
-        let offset = |s: &[u8]| s.as_ptr() as usize - base;
         let headers = &mut slots[..count];
         if count > self.fields_limit {
             return None;
@@ -172,40 +130,13 @@ impl HeadParser {
             version_11,
             &mut special,
         )?;
-        let mut kept = count;
-        if dropped {
-            // UnderscoreHeaders::Drop (rare): move the kept fields down over the dropped ones.
-            kept = 0;
-            for i in 0..count {
-                let name = headers[i].name.as_bytes();
-                if !name_has_underscore(buf, offset(name), name.len()) {
-                    headers[kept] = headers[i];
-                    kept += 1;
-                }
-            }
-        }
-        let headers = &headers[..kept];
-        // RFC 9112 §3.2 (Host), §6.1 and §6.3 items 3-4 (framing): see `analyze_fields`.
-        if special.host.is_none() && version_11 && self.policy.require_host {
-            return None;
-        }
-        let framing = if special.chunked {
-            if !version_11 || special.content_length.is_some() {
-                return None;
-            }
-            Framing::Chunked
+        let kept = if dropped {
+            drop_underscore_names(buf, headers)
         } else {
-            match special.content_length {
-                None => Framing::None,
-                Some(n) => {
-                    // Over the body limit: the reference path answers 413.
-                    if self.limits.body_limit().is_some_and(|limit| n > limit) {
-                        return None;
-                    }
-                    Framing::Length(n)
-                }
-            }
+            count
         };
+        let headers = &headers[..kept];
+        let framing = self.fast_framing(&special, version_11)?;
         let forwarded_secure = if self.policy.trust_scheme_headers {
             scheme_headers_say(headers.iter().map(|h| (h.name.as_bytes(), h.value))).ok()?
         } else {
@@ -230,6 +161,98 @@ impl HeadParser {
         };
         Some(end)
     }
+
+    /// The body's framing from what `scan_fields` noted, and the Host requirement: RFC 9112
+    /// §3.2 (Host), §6.1 and §6.3 items 3-4 (framing), as `analyze_fields` judges them. `None`
+    /// for any head the reference path must answer (with an error).
+    #[inline(always)]
+    fn fast_framing(&self, special: &SpecialFields, version_11: bool) -> Option<Framing> {
+        if special.host.is_none() && version_11 && self.policy.require_host {
+            return None;
+        }
+        if special.chunked {
+            if !version_11 || special.content_length.is_some() {
+                return None;
+            }
+            return Some(Framing::Chunked);
+        }
+        match special.content_length {
+            None => Some(Framing::None),
+            // Over the body limit: the reference path answers 413.
+            Some(n) if self.limits.body_limit().is_some_and(|limit| n > limit) => None,
+            Some(n) => Some(Framing::Length(n)),
+        }
+    }
+}
+
+/// The method's length, for a method of 3 to 20 upper-case letters followed by SP at the
+/// start of `buf`: every such method passes every policy (the others are the reference
+/// path's).
+#[inline(always)]
+fn fast_method_len(buf: &[u8]) -> Option<usize> {
+    match buf.get(..5)? {
+        b"GET /" => Some(3),
+        b"POST " => Some(4),
+        _ => {
+            let len = buf.iter().take(21).position(|&b| b == b' ')?;
+            if !CONVENTIONAL_METHOD_LEN.contains(&len)
+                || !buf[..len].iter().all(u8::is_ascii_uppercase)
+            {
+                return None;
+            }
+            Some(len)
+        }
+    }
+}
+
+/// The end of the request line from `target_end`, the first byte that cannot be in a target,
+/// which must be the SP: `SP HTTP/1.x CRLF`. Whether the version is 1.1 (`false` for 1.0);
+/// `None` for anything else.
+#[inline(always)]
+fn fast_version_11(buf: &[u8], target_end: usize) -> Option<bool> {
+    let (sp, version, crlf) = match buf.get(target_end..target_end + 11)? {
+        [sp, version @ .., cr, lf] => (*sp, *version.first_chunk::<8>()?, [*cr, *lf]),
+        _ => return None,
+    };
+    if sp != b' ' || crlf != *b"\r\n" {
+        return None;
+    }
+    match u64::from_le_bytes(version) {
+        HTTP_11 => Some(true),
+        HTTP_10 => Some(false),
+        _ => None,
+    }
+}
+
+/// The target's form: the usual origin-form decided here, every other shape by
+/// `check_target` (`None` when it refuses; the reference path then answers).
+#[inline(always)]
+fn fast_target_form(
+    method: &[u8],
+    target: &[u8],
+    has_hash: bool,
+    policy: &Policy,
+) -> Option<TargetForm> {
+    if target[0] == b'/' && method != b"CONNECT" && (!has_hash || policy.allow_fragment) {
+        return Some(TargetForm::Origin);
+    }
+    check_target(method, target, policy.allow_fragment, policy.allow_userinfo).ok()
+}
+
+/// Under [`UnderscoreHeaders::Drop`] (rare): moves the fields whose names hold no `_` down
+/// over the others, keeping their order; returns how many are kept.
+#[inline(always)]
+fn drop_underscore_names(buf: &[u8], headers: &mut [httparse::Header<'_>]) -> usize {
+    let base = buf.as_ptr() as usize;
+    let mut kept = 0;
+    for i in 0..headers.len() {
+        let name = headers[i].name.as_bytes();
+        if !name_has_underscore(buf, name.as_ptr() as usize - base, name.len()) {
+            headers[kept] = headers[i];
+            kept += 1;
+        }
+    }
+    kept
 }
 
 /// The fast path's checks of the field lines httparse found in `buf` (`lines`: from the start
@@ -547,8 +570,12 @@ mod tests {
             let input = b"GET / HTTP/1.1\r\nHost: x\r\nA_B: 1\r\nC: _\r\n\r\n";
             assert_eq!(fast_path_answers(Limits::default(), policy, input), answers);
         }
-        // Limits, at and one past each (the request line here is 16 bytes, `Host: x` 9 with
-        // its CRLF, and there are two fields).
+    }
+
+    #[test]
+    fn fast_path_answers_up_to_each_limit_and_declines_past_it() {
+        // The request line here is 16 bytes, `Host: x` 9 with its CRLF, and there are two
+        // fields.
         let input = b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n";
         for (limits, answers) in [
             (

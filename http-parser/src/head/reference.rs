@@ -166,7 +166,8 @@ impl HeadParser {
         }
     }
 
-    /// The checks on the whole head, common to both paths, and the [`Head`].
+    /// The checks on the whole head (after its fields: the version, the body limit, Expect),
+    /// then the state of this head and the [`Head`].
     #[inline(never)]
     fn finish<'a>(
         &'a mut self,

@@ -55,6 +55,9 @@ pub(super) fn scheme_headers_say<'a>(
 const PASS_THROUGH_CODINGS: [&[u8]; 5] =
     [b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"];
 
+/// Judges the fields that decide framing, persistence, Host and Expect, and the scheme
+/// headers, for the reference path; the first error in field order (then the checks on the
+/// whole head) is the verdict.
 pub(super) fn analyze_fields<'a>(
     buf: &'a [u8],
     scratch: &'a [u8],
@@ -63,11 +66,7 @@ pub(super) fn analyze_fields<'a>(
     policy: &Policy,
 ) -> Result<FieldMeta, Error> {
     let mut content_length: Option<u64> = None;
-    let mut transfer_encoding = false;
-    let mut chunked_count = 0usize;
-    let mut codings = 0usize;
-    let mut last_is_chunked = false;
-    let mut unsupported_coding: Option<&[u8]> = None;
+    let mut transfer_codings = TransferCodings::default();
     let mut host: Option<ValueLoc> = None;
     let mut content_type_seen = false;
     let mut connection = ConnectionTokens::default();
@@ -110,28 +109,7 @@ pub(super) fn analyze_fields<'a>(
                 content_length = Some(parse_content_length(value)?);
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                transfer_encoding = true;
-                // The field is a list; several lines concatenate (RFC 9110 §5.3).
-                for coding in value.split(|&b| b == b',').map(trim_ows) {
-                    let compat = policy.permit_unimplemented_transfer_codings;
-                    // RFC 9110 §5.6.1: empty list elements are ignored. Under the
-                    // compatibility policy `identity` (which changes nothing) is too.
-                    if coding.is_empty() || (compat && coding.eq_ignore_ascii_case(b"identity")) {
-                        continue;
-                    }
-                    codings += 1;
-                    last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
-                    if last_is_chunked {
-                        chunked_count += 1;
-                    } else if unsupported_coding.is_none()
-                        && !(compat
-                            && PASS_THROUGH_CODINGS
-                                .iter()
-                                .any(|c| coding.eq_ignore_ascii_case(c)))
-                    {
-                        unsupported_coding = Some(coding);
-                    }
-                }
+                transfer_codings.note(value, policy.permit_unimplemented_transfer_codings);
             }
             _ => {}
         }
@@ -142,39 +120,11 @@ pub(super) fn analyze_fields<'a>(
         return Err(Error::new(ErrorKind::MissingHost));
     }
 
-    // Under the compatibility policy a Transfer-Encoding of only `identity` is no coding.
-    let transfer_encoding = if policy.permit_unimplemented_transfer_codings {
-        codings > 0
-    } else {
-        transfer_encoding
-    };
-    let framing = if transfer_encoding {
-        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
-        if version == Version::Http10 {
-            return Err(Error::new(ErrorKind::InvalidTransferEncoding));
-        }
-        // RFC 9112 §6.3 item 3: both headers is a smuggling attempt; reject.
-        if content_length.is_some() {
-            return Err(Error::new(ErrorKind::ConflictingFraming));
-        }
-        // RFC 9112 §6.3 item 4, §7: chunked must be the last coding, applied once.
-        if chunked_count != 1 || !last_is_chunked {
-            return Err(Error::new(ErrorKind::InvalidTransferEncoding));
-        }
-        if let Some(coding) = unsupported_coding {
-            return Err(Error::with_value(
-                ErrorKind::UnsupportedTransferCoding,
-                coding,
-            ));
-        }
-        Framing::Chunked
-    } else {
-        match content_length {
-            Some(n) => Framing::Length(n),
-            // RFC 9112 §6.3 item 7: no Content-Length or Transfer-Encoding, no body.
-            None => Framing::None,
-        }
-    };
+    let framing = transfer_codings.framing(
+        content_length,
+        version,
+        policy.permit_unimplemented_transfer_codings,
+    )?;
 
     let forwarded_secure = if policy.trust_scheme_headers {
         scheme_headers_say(
@@ -196,6 +146,88 @@ pub(super) fn analyze_fields<'a>(
         host,
         forwarded_secure,
     })
+}
+
+/// What the `Transfer-Encoding` lines say, over all of them: the field is a list, and several
+/// lines concatenate (RFC 9110 §5.3).
+#[derive(Default)]
+struct TransferCodings<'a> {
+    /// A `Transfer-Encoding` line was seen.
+    present: bool,
+    /// The codings counted (not the empty ones, nor `identity` under the compatibility policy).
+    codings: usize,
+    chunked_count: usize,
+    last_is_chunked: bool,
+    /// The first coding we neither implement nor pass through.
+    unsupported: Option<&'a [u8]>,
+}
+
+impl<'a> TransferCodings<'a> {
+    /// Notes one `Transfer-Encoding` value; `compat` is
+    /// [`Policy::permit_unimplemented_transfer_codings`].
+    fn note(&mut self, value: &'a [u8], compat: bool) {
+        self.present = true;
+        for coding in value.split(|&b| b == b',').map(trim_ows) {
+            // RFC 9110 §5.6.1: empty list elements are ignored. Under the compatibility
+            // policy `identity` (which changes nothing) is too.
+            if coding.is_empty() || (compat && coding.eq_ignore_ascii_case(b"identity")) {
+                continue;
+            }
+            self.codings += 1;
+            self.last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
+            if self.last_is_chunked {
+                self.chunked_count += 1;
+            } else if self.unsupported.is_none()
+                && !(compat
+                    && PASS_THROUGH_CODINGS
+                        .iter()
+                        .any(|c| coding.eq_ignore_ascii_case(c)))
+            {
+                self.unsupported = Some(coding);
+            }
+        }
+    }
+
+    /// The body's framing from these codings and the Content-Length, if any.
+    fn framing(
+        &self,
+        content_length: Option<u64>,
+        version: Version,
+        compat: bool,
+    ) -> Result<Framing, Error> {
+        // Under the compatibility policy a Transfer-Encoding of only `identity` is no coding.
+        let transfer_encoding = if compat {
+            self.codings > 0
+        } else {
+            self.present
+        };
+        if !transfer_encoding {
+            return Ok(match content_length {
+                Some(n) => Framing::Length(n),
+                // RFC 9112 §6.3 item 7: no Content-Length or Transfer-Encoding, no body.
+                None => Framing::None,
+            });
+        }
+        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
+        if version == Version::Http10 {
+            return Err(Error::new(ErrorKind::InvalidTransferEncoding));
+        }
+        // RFC 9112 §6.3 item 3: both headers is a smuggling attempt; reject.
+        if content_length.is_some() {
+            return Err(Error::new(ErrorKind::ConflictingFraming));
+        }
+        // RFC 9112 §6.3 item 4, §7: chunked must be the last coding, applied once.
+        if self.chunked_count != 1 || !self.last_is_chunked {
+            return Err(Error::new(ErrorKind::InvalidTransferEncoding));
+        }
+        if let Some(coding) = self.unsupported {
+            return Err(Error::with_value(
+                ErrorKind::UnsupportedTransferCoding,
+                coding,
+            ));
+        }
+        Ok(Framing::Chunked)
+    }
 }
 
 /// The `Connection` options that decide persistence, over all `Connection` lines.
