@@ -104,8 +104,7 @@ pub(crate) fn is_target_byte_under(b: u8, allow_non_ascii: bool) -> bool {
 }
 
 /// The index of the first `needle` in `haystack`: eight bytes at a time for short input,
-/// where memchr's SIMD setup costs more than it saves (measured on a 27-byte request), else
-/// memchr.
+/// where memchr's SIMD setup costs more than it saves, else memchr.
 #[inline]
 pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
     if haystack.len() >= 32 {
@@ -137,10 +136,9 @@ pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
 /// Whether `buf[start..start + len]` holds `needle`. Made for the short ranges of one head
 /// (a field name, a target): 16 bytes at a time, each block read from `buf` whole, past the
 /// range's end when `buf` has the bytes, else ending at `buf`'s end (the bits of bytes outside
-/// the range are masked off), so a name costs one block test. Measured with `parse_loop` on
-/// the bench's browser request: ~10 instructions a field name, against ~22 with a 128-bit
-/// SWAR test and ~20 (and a restart at each `_` in a value) with one memchr over the whole
-/// field section.
+/// the range are masked off), so a name costs one block test: fewer instructions than a
+/// 128-bit SWAR test or one memchr over the whole field section, which also restarts at each
+/// `_` in a value (`docs/BENCHMARKS.md`).
 #[inline(always)]
 pub(crate) fn contains_byte(needle: u8, buf: &[u8], start: usize, len: usize) -> bool {
     let end = start + len;
@@ -521,9 +519,8 @@ pub(crate) fn check_host(value: &[u8]) -> Result<(), Error> {
 /// [`check_host`] for the value at `buf[start..start + len]`, `len` of 1 to 16 with 16 bytes
 /// of `buf` from `start`: a name of letters, digits, dots and hyphens, optionally followed by
 /// `:` and a port of digits (most `Host` values, `127.0.0.1:8000` as much as
-/// `www.example.com`), is recognized with one block test (measured with `parse_loop`: ~25
-/// instructions for either, against ~90 and ~150 a byte at a time). Anything else goes to
-/// [`check_host`].
+/// `www.example.com`), is recognized with one block test, a fraction of the cost of a check a
+/// byte at a time (`docs/BENCHMARKS.md`). Anything else goes to [`check_host`].
 #[inline(always)]
 pub(crate) fn check_host_block(buf: &[u8], start: usize, len: usize) -> Result<(), Error> {
     if let Some(block) = block16(buf, start) {

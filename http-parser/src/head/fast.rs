@@ -45,8 +45,10 @@ impl HeadParser {
     /// anyway (method rule, target form and `#`, line limit, CRLF) and httparse's request-line
     /// parse (runtime SIMD dispatch, a UTF-8 check of the target) cost more than ours does.
     ///
-    /// Measured: instructions per parse (load-independent), with each request parsed 10,000
-    /// times by `examples/parse_loop.rs`, which does per parse what the bench does:
+    /// Its cost is counted in instructions per parse (load-independent: each request parsed
+    /// 10,000 times by `examples/parse_loop.rs`, which does per parse what the bench does);
+    /// the figures, against httparse's, are in `docs/BENCHMARKS.md` ("The parser's
+    /// instructions"):
     ///
     /// ```sh
     /// cargo build --release -p ferrocorn-http-parser --example parse_loop
@@ -55,21 +57,6 @@ impl HeadParser {
     ///     target/release/examples/parse_loop ferrocorn browser 10000   # or httparse, minimal, wrk
     /// # "Collected" / 10000 = instructions per parse (loop included, on both sides)
     /// ```
-    ///
-    /// 10:00 UTC 2026-11-23: ours 4949 against httparse's 4064 on the 700-byte browser GET
-    /// (0.82x httparse's throughput), 638 against 522 on the 27-byte GET (0.82x), and 728
-    /// against 552 on wrk's `GET / HTTP/1.1` with `Host: 127.0.0.1:8000` (`parse_loop ... wrk`;
-    /// 894 while a Host with a port went to the byte-at-a-time check); before this design
-    /// (httparse for the whole head, fields copied into `fields`) 5937 and 1019 (0.69x, 0.51x).
-    /// httparse's `parse_headers` takes ~3690 and ~270 of ours; the rest (~1250 and ~370) is
-    /// per field ~40 (the two passes) and per head the request line (~60, ~120 with the
-    /// 65-byte target), emptying the slots the last parse filled, the Host check and
-    /// storing the state. Wall-clock, `cargo
-    /// bench -p ferrocorn-http-parser --bench parse -- --warm-up-time 1 --measurement-time 3` on
-    /// this shared 2-core machine (load 1-2.3, five runs 09:14-09:29 UTC): 0.71x to 0.92x on
-    /// the browser GET (e.g. 290 ns against 380 ns) and 0.59x to 0.82x on the 27-byte GET (e.g.
-    /// 29.6 ns against 39.1 ns): the two sides of a pair run seconds apart under a load that
-    /// other builds change, so a single run says little; the counts do not move.
     pub(super) fn parse_fast<'b>(&mut self, buf: &'b [u8]) -> Option<usize> {
         if !self.fast_path {
             return None;
@@ -262,9 +249,8 @@ fn drop_underscore_names(buf: &[u8], headers: &mut [httparse::Header<'_>]) -> us
 /// field is to be dropped, or `None` when the reference path must decide.
 ///
 /// Two lean passes rather than one: the first folds every line's checks into two flags with
-/// no branch out, the second looks only at names; each keeps its few values in registers
-/// (measured with `parse_loop`: one pass doing both spilled, ~50 instructions a field against
-/// ~30 for the two).
+/// no branch out, the second looks only at names; each keeps its few values in registers,
+/// where one pass doing both spilled them (fewer instructions a field, `docs/BENCHMARKS.md`).
 #[inline(always)]
 fn scan_fields(
     buf: &[u8],
@@ -354,8 +340,8 @@ fn scan_fields(
 
 /// Indexed by name length: the first byte (lower case) of the field name of that length that
 /// [`SpecialFields::note`] judges, 0 for lengths it does not. Other names skip the
-/// comparisons (measured: comparing every name of a matching length cost a tenth of our
-/// pass on the browser request). If `note` changes, change this with it.
+/// comparisons, which cost much of the pass when every name of a matching length was compared
+/// (`docs/BENCHMARKS.md`). If `note` changes, change this with it.
 const SPECIAL_NAME_FIRST_BYTE: [u8; 18] = {
     let mut first = [0; 18];
     first[4] = b'h'; // host
