@@ -143,7 +143,7 @@ impl<'a> Head<'a> {
         }
     }
 
-    /// The method, upper-cased if [`Policy::casefold_http_method`] is set.
+    /// The method, upper-cased if [`Policy::casefold_http_method`](crate::Policy::casefold_http_method) is set.
     pub fn method(&self) -> &'a str {
         let method = match self.state().method {
             MethodLoc::Buf(s, e) => &self.buf[s..e],
@@ -153,7 +153,7 @@ impl<'a> Head<'a> {
     }
 
     /// The request target exactly as sent. It holds no whitespace or control bytes, and no
-    /// bytes of 0x80 or more unless [`Policy::allow_non_ascii_target`] permits them.
+    /// bytes of 0x80 or more unless [`Policy::allow_non_ascii_target`](crate::Policy::allow_non_ascii_target) permits them.
     pub fn target(&self) -> &'a [u8] {
         let (s, e) = self.state().target;
         &self.buf[s..e]
@@ -226,7 +226,7 @@ impl<'a> Head<'a> {
         self.state().host.map(|loc| self.resolve(loc))
     }
 
-    /// With [`Policy::trust_scheme_headers`]: `Some(true)` when the scheme headers say
+    /// With [`Policy::trust_scheme_headers`](crate::Policy::trust_scheme_headers): `Some(true)` when the scheme headers say
     /// https, `Some(false)` when they say otherwise, `None` when absent or untrusted.
     pub fn forwarded_secure(&self) -> Option<bool> {
         self.state().forwarded_secure
