@@ -284,57 +284,12 @@ impl BodyDecoder {
                 b';' => Chunk::ExtName { started: false },
                 _ => return Err(bad_size()),
             },
-            // RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
-            Chunk::ExtName { started: false } => match b {
-                _ if is_ws => Chunk::ExtName { started: false },
-                _ if is_tchar(b) => Chunk::ExtName { started: true },
-                _ => return Err(bad_ext()),
-            },
-            Chunk::ExtName { started: true } => match b {
-                _ if is_tchar(b) => Chunk::ExtName { started: true },
-                _ if is_ws => Chunk::ExtNameSpace,
-                b'=' => Chunk::ExtValueStart,
-                b';' => Chunk::ExtName { started: false },
-                b'\r' => Chunk::SizeLf,
-                _ => return Err(bad_ext()),
-            },
-            Chunk::ExtNameSpace => match b {
-                _ if is_ws => Chunk::ExtNameSpace,
-                b'=' => Chunk::ExtValueStart,
-                b';' => Chunk::ExtName { started: false },
-                b'\r' => Chunk::SizeLf,
-                _ => return Err(bad_ext()),
-            },
-            Chunk::ExtValueStart => match b {
-                _ if is_ws => Chunk::ExtValueStart,
-                b'"' => Chunk::ExtQuoted { escaped: false },
-                _ if is_tchar(b) => Chunk::ExtToken,
-                _ => return Err(bad_ext()),
-            },
-            Chunk::ExtToken => match b {
-                _ if is_tchar(b) => Chunk::ExtToken,
-                _ if is_ws => Chunk::ExtValueEnd,
-                b';' => Chunk::ExtName { started: false },
-                b'\r' => Chunk::SizeLf,
-                _ => return Err(bad_ext()),
-            },
-            // RFC 9110 §5.6.4: qdtext and quoted-pair; no controls but HTAB.
-            Chunk::ExtQuoted { escaped: true } => match b {
-                b'\t' | b' '..=0x7e | 0x80..=0xff => Chunk::ExtQuoted { escaped: false },
-                _ => return Err(bad_ext()),
-            },
-            Chunk::ExtQuoted { escaped: false } => match b {
-                b'"' => Chunk::ExtValueEnd,
-                b'\\' => Chunk::ExtQuoted { escaped: true },
-                b'\t' | b' '..=0x7e | 0x80..=0xff => Chunk::ExtQuoted { escaped: false },
-                _ => return Err(bad_ext()),
-            },
-            Chunk::ExtValueEnd => match b {
-                _ if is_ws => Chunk::ExtValueEnd,
-                b';' => Chunk::ExtName { started: false },
-                b'\r' => Chunk::SizeLf,
-                _ => return Err(bad_ext()),
-            },
+            Chunk::ExtName { .. }
+            | Chunk::ExtNameSpace
+            | Chunk::ExtValueStart
+            | Chunk::ExtToken
+            | Chunk::ExtQuoted { .. }
+            | Chunk::ExtValueEnd => extension_step(chunk, b)?,
             Chunk::SizeLf => {
                 if b != b'\n' {
                     // A bare CR in the chunk line (RFC 9112 §2.2).
@@ -416,6 +371,74 @@ impl BodyDecoder {
             }
         }
     }
+}
+
+/// One byte of a chunk extension, in one of the `Chunk::Ext*` states (RFC 9112 §7.1.1:
+/// `chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )`). Other states are
+/// returned unchanged; [`BodyDecoder::step`] never passes them.
+fn extension_step(chunk: Chunk, b: u8) -> Result<Chunk, Error> {
+    let bad_ext = || Error::with_value(ErrorKind::InvalidChunkExtension, &[b]);
+    let is_ws = matches!(b, b' ' | b'\t');
+    Ok(match chunk {
+        // RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
+        Chunk::ExtName { started: false } => match b {
+            _ if is_ws => Chunk::ExtName { started: false },
+            _ if is_tchar(b) => Chunk::ExtName { started: true },
+            _ => return Err(bad_ext()),
+        },
+        Chunk::ExtName { started: true } => match b {
+            _ if is_tchar(b) => Chunk::ExtName { started: true },
+            _ if is_ws => Chunk::ExtNameSpace,
+            b'=' => Chunk::ExtValueStart,
+            b';' => Chunk::ExtName { started: false },
+            b'\r' => Chunk::SizeLf,
+            _ => return Err(bad_ext()),
+        },
+        Chunk::ExtNameSpace => match b {
+            _ if is_ws => Chunk::ExtNameSpace,
+            b'=' => Chunk::ExtValueStart,
+            b';' => Chunk::ExtName { started: false },
+            b'\r' => Chunk::SizeLf,
+            _ => return Err(bad_ext()),
+        },
+        Chunk::ExtValueStart => match b {
+            _ if is_ws => Chunk::ExtValueStart,
+            b'"' => Chunk::ExtQuoted { escaped: false },
+            _ if is_tchar(b) => Chunk::ExtToken,
+            _ => return Err(bad_ext()),
+        },
+        Chunk::ExtToken => match b {
+            _ if is_tchar(b) => Chunk::ExtToken,
+            _ if is_ws => Chunk::ExtValueEnd,
+            b';' => Chunk::ExtName { started: false },
+            b'\r' => Chunk::SizeLf,
+            _ => return Err(bad_ext()),
+        },
+        // RFC 9110 §5.6.4: qdtext and quoted-pair; no controls but HTAB.
+        Chunk::ExtQuoted { escaped: true } => match b {
+            b'\t' | b' '..=0x7e | 0x80..=0xff => Chunk::ExtQuoted { escaped: false },
+            _ => return Err(bad_ext()),
+        },
+        Chunk::ExtQuoted { escaped: false } => match b {
+            b'"' => Chunk::ExtValueEnd,
+            b'\\' => Chunk::ExtQuoted { escaped: true },
+            b'\t' | b' '..=0x7e | 0x80..=0xff => Chunk::ExtQuoted { escaped: false },
+            _ => return Err(bad_ext()),
+        },
+        Chunk::ExtValueEnd => match b {
+            _ if is_ws => Chunk::ExtValueEnd,
+            b';' => Chunk::ExtName { started: false },
+            b'\r' => Chunk::SizeLf,
+            _ => return Err(bad_ext()),
+        },
+        Chunk::Size { .. }
+        | Chunk::SizeSpace
+        | Chunk::SizeLf
+        | Chunk::Data
+        | Chunk::DataCr
+        | Chunk::DataLf
+        | Chunk::Trailers => chunk,
+    })
 }
 
 /// Fields a sender must not put in a trailer section and that we refuse (RFC 9110 §6.5.1):

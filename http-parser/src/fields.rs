@@ -165,38 +165,50 @@ pub(crate) fn parse_fields(
                     return Ok(None);
                 }
                 let content = strip_cr(line)?;
-                let (name_end, value_start) = split_name(content, policy.strip_header_spaces)?;
-                let name = &content[..name_end];
-                if let Some(forbid) = forbid {
-                    if forbid(name) {
-                        return Err(Error::with_value(ErrorKind::ForbiddenTrailer, name));
-                    }
-                }
-                let dropped = if name.contains(&b'_') {
-                    match policy.header_map {
-                        UnderscoreHeaders::Drop => true,
-                        UnderscoreHeaders::Refuse => {
-                            return Err(Error::with_value(ErrorKind::InvalidHeaderName, name));
-                        }
-                        UnderscoreHeaders::Keep => false,
-                    }
-                } else {
-                    false
-                };
-                let raw_value = &content[value_start..];
-                let value = trim_ows(raw_value);
-                check_value(value)?;
-                let value_pos = pos + value_start + offset_in(raw_value, value);
-                pending = Some(Pending {
-                    name: (pos, pos + name_end),
-                    value: ValueLoc::Buf(value_pos, value_pos + value.len()),
-                    size,
-                    dropped,
-                });
+                pending = Some(field_line(content, pos, size, policy, forbid)?);
             }
         }
         pos += line.len() + 1;
     }
+}
+
+/// The field line `content` (without its CRLF) starting at `buf[pos]`, `size` bytes with its
+/// CRLF: its name and value checked, as the field it starts (obs-fold lines may extend it).
+fn field_line(
+    content: &[u8],
+    pos: usize,
+    size: usize,
+    policy: &Policy,
+    forbid: Option<fn(&[u8]) -> bool>,
+) -> Result<Pending, Error> {
+    let (name_end, value_start) = split_name(content, policy.strip_header_spaces)?;
+    let name = &content[..name_end];
+    if let Some(forbid) = forbid {
+        if forbid(name) {
+            return Err(Error::with_value(ErrorKind::ForbiddenTrailer, name));
+        }
+    }
+    let dropped = if name.contains(&b'_') {
+        match policy.header_map {
+            UnderscoreHeaders::Drop => true,
+            UnderscoreHeaders::Refuse => {
+                return Err(Error::with_value(ErrorKind::InvalidHeaderName, name));
+            }
+            UnderscoreHeaders::Keep => false,
+        }
+    } else {
+        false
+    };
+    let raw_value = &content[value_start..];
+    let value = trim_ows(raw_value);
+    check_value(value)?;
+    let value_pos = pos + value_start + offset_in(raw_value, value);
+    Ok(Pending {
+        name: (pos, pos + name_end),
+        value: ValueLoc::Buf(value_pos, value_pos + value.len()),
+        size,
+        dropped,
+    })
 }
 
 fn finish(p: Pending, out: &mut Vec<FieldSpan>) {

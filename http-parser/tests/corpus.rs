@@ -4,10 +4,10 @@
 //! Decisions the corpora force, and where they are made:
 //! - Version: the head is parsed as HTTP/1.x; malformed (including a missing Host) is 400, a
 //!   well-formed head with major version 2+ is 505 (`invalid/version_02` → 400,
-//!   `reqline-http3-version` → 505; `head.rs`, `finish`).
+//!   `reqline-http3-version` → 505; `head/reference.rs`, `finish`).
 //! - Methods: 3 to 20 token bytes without lower case or `#` unless
 //!   `permit_unconventional_http_method` (`invalid/003c`, `valid/031compat*`,
-//!   `method-overlong` → 400; `head.rs`, `check_method`).
+//!   `method-overlong` → 400; `head/request_line.rs`, `check_method`).
 //! - A repeated Content-Length is 400 even with equal values, a list too
 //!   (`rfc9112_smuggle_cl_list_form_01`); a repeated Host or Content-Type is 400 (041, 042).
 //! - Trailers must not carry framing, routing or authentication fields (`body.rs`,
