@@ -80,7 +80,18 @@ pub(crate) fn start(program: &Path, argv: &[OsString]) -> Result<bool, String> {
             status(ffi::Py_InitializeFromConfig(config))
         })();
         ffi::PyConfig_Clear(config);
-        result.map_err(|e| format!("cannot start Python ({}): {e}", program.display()))?;
+        result.map_err(|e| {
+            let home = std::env::var_os("PYTHONHOME")
+                .map(|h| format!("; PYTHONHOME is set to {}", Path::new(&h).display()))
+                .unwrap_or_default();
+            format!(
+                "cannot start Python ({}): {e} (ferrocorn runs the Python it was built \
+                 against, {}: its standard library must be where that build installed \
+                 it{home})",
+                program.display(),
+                crate::venv::BUILD_PYTHON
+            )
+        })?;
         // Import `threading` here so that it records this thread as the main thread, not
         // whichever thread happens to import it first.
         let threading = ffi::PyImport_ImportModule(c"threading".as_ptr());
