@@ -365,20 +365,8 @@ mod tests {
     use crate::invocation::{DisplayOnly, Invocation};
 
     fn invocation(argv: &[&str], env: &[(&str, &str)]) -> Result<Invocation, DisplayOnly> {
-        let argv = std::iter::once("ferrocorn")
-            .chain(argv.iter().copied())
-            .map(OsString::from)
-            .collect();
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Invocation::new(
-            &Program::ferrocorn(),
-            argv,
-            env,
-            std::env::temp_dir().join("ferrocorn-no-such-dir"),
-        )
+        let nowhere = std::env::temp_dir().join("ferrocorn-no-such-dir");
+        crate::invocation::for_test(&Program::ferrocorn(), argv, env, nowhere)
     }
 
     fn errors(argv: &[&str], env: &[(&str, &str)]) -> Vec<String> {

@@ -138,6 +138,26 @@ impl Invocation {
     }
 }
 
+/// For tests: `program`'s invocation with `argv` after its name, `env` as the environment,
+/// in `cwd`.
+#[cfg(test)]
+pub fn for_test(
+    program: &Program,
+    argv: &[&str],
+    env: &[(&str, &str)],
+    cwd: PathBuf,
+) -> Result<Invocation, DisplayOnly> {
+    let argv = std::iter::once(program.name.as_str())
+        .chain(argv.iter().copied())
+        .map(OsString::from)
+        .collect();
+    let env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Invocation::new(program, argv, env, cwd)
+}
+
 /// Parses the shell words of `FERROCORN_CMD_ARGS` with `command`, adding its errors to
 /// `errors`.
 fn parse_cmd_args(
@@ -182,15 +202,7 @@ mod tests {
     }
 
     fn custom_invocation(argv: &[&str], env: &[(&str, &str)], cwd: PathBuf) -> Invocation {
-        let argv = std::iter::once("custom_app")
-            .chain(argv.iter().copied())
-            .map(OsString::from)
-            .collect();
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Invocation::new(&custom(), argv, env, cwd).unwrap()
+        for_test(&custom(), argv, env, cwd).unwrap()
     }
 
     fn errors(invocation: &Invocation) -> Vec<String> {
@@ -286,16 +298,14 @@ mod tests {
         let text = invocation.print_config(&invocation.load().unwrap());
         assert!(text.lines().any(|l| l.starts_with("workers = ")), "{text}");
         assert!(!text.lines().any(|l| l.starts_with("app = ")), "{text}");
-        let argv = vec![OsString::from("custom_app"), OsString::from("--help")];
-        let help = Invocation::new(&custom(), argv, BTreeMap::new(), PathBuf::from("."))
+        let help = for_test(&custom(), &["--help"], &[], PathBuf::from("."))
             .unwrap_err()
             .0;
         assert!(help.starts_with("A custom application."), "{help}");
         assert!(help.contains("Usage: custom_app [OPTIONS]\n"), "{help}");
         assert!(help.contains("--workers <INT>"), "{help}");
         assert!(!help.contains("[APP]"), "{help}");
-        let argv = vec![OsString::from("custom_app"), OsString::from("-V")];
-        let version = Invocation::new(&custom(), argv, BTreeMap::new(), PathBuf::from("."));
+        let version = for_test(&custom(), &["-V"], &[], PathBuf::from("."));
         assert_eq!(version.unwrap_err().0, "custom_app 1.2.3\n");
     }
 }
