@@ -11,9 +11,10 @@ use ferrocorn_config::{
     closest, Arity, CliForm, ConfigError, Origin, Overrides, Settings, SETTINGS,
 };
 
-const PRINT_CONFIG: &str = "print_config";
 /// The setting the positional `APP` sets.
 pub const APP_SETTING: &str = "app";
+
+const PRINT_CONFIG: &str = "print_config";
 const CHECK_CONFIG: &str = "check_config";
 
 /// What the command line asks for besides the settings.
