@@ -1,7 +1,7 @@
 //! The one registry from an `APP` argument to an application, used at start, by
 //! `--check-config` and on every HUP; [`check`] judges an `APP` without loading it.
 //!
-//! - `hello`, `echo` and `static:DIR`: the built-in applications.
+//! - `hello`, `echo` and `static:DIR`: the built-in applications (`ferrocorn_apps`).
 //! - `python:SPEC`: always a Python application, for a module that shares a built-in's
 //!   name (`python:hello`, `python:static:app`).
 //! - anything else is a Python WSGI application in gunicorn's form: `pkg.mod:app`, `mod`
@@ -70,8 +70,24 @@ fn check_python(spec: &str) -> Result<(), String> {
 pub fn load(settings: &Settings) -> Result<Arc<dyn App>, String> {
     apply_raw_env(settings);
     match kind(&settings.app) {
-        Kind::Builtin => ferrocorn_worker::load_app(&settings.app),
+        Kind::Builtin => load_builtin(&settings.app),
         Kind::Python(spec) => load_python(spec, settings),
+    }
+}
+
+/// Builds a built-in application (`hello`, `echo`, `static:DIR`). Fails with a message
+/// naming the argument when it is unknown or, for `static:DIR`, when DIR is not a usable
+/// directory.
+fn load_builtin(spec: &str) -> Result<Arc<dyn App>, String> {
+    match spec {
+        "hello" => Ok(Arc::new(ferrocorn_apps::Hello)),
+        "echo" => Ok(Arc::new(ferrocorn_apps::Echo)),
+        _ => match spec.strip_prefix("static:") {
+            Some(dir) => Ok(Arc::new(ferrocorn_apps::StaticFiles::new(Path::new(dir))?)),
+            None => Err(format!(
+                "unknown application {spec:?}: expected hello, echo or static:DIR"
+            )),
+        },
     }
 }
 
@@ -182,6 +198,19 @@ mod tests {
         assert_eq!(kind("hello:app"), Kind::Python("hello:app"));
         assert_eq!(kind("python:hello"), Kind::Python("hello"));
         assert_eq!(kind("python:static:app"), Kind::Python("static:app"));
+    }
+
+    #[test]
+    fn load_builtin_knows_the_builtins() {
+        assert!(load_builtin("hello").is_ok());
+        assert!(load_builtin("echo").is_ok());
+        assert!(load_builtin("static:.").is_ok());
+        let err = load_builtin("static:/nonexistent/ferrocorn-dir")
+            .err()
+            .unwrap();
+        assert!(err.contains("/nonexistent/ferrocorn-dir"), "{err}");
+        let err = load_builtin("nope").err().unwrap();
+        assert!(err.contains("\"nope\""), "{err}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Time formatting for responses and the access log: the `Date` header (IMF-fixdate,
-//! RFC 9110 §5.6.7) cached once a second, and the access log's `[10/Oct/2000:13:55:36 +0000]`.
+//! Time formatting for responses and the access log: HTTP-dates ([`http_date`], public for
+//! applications), the `Date` header cached once a second, and the access log's
+//! `[10/Oct/2000:13:55:36 +0000]`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -7,19 +8,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// modified in the far future) is shown as this one rather than making it panic.
 const LAST_FORMATTABLE: u64 = 253_402_300_799;
 
-/// Formats an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT` (29 bytes).
-pub(crate) fn http_date(secs: u64) -> String {
+/// Formats `secs` since the Unix epoch as an HTTP-date in its preferred form, IMF-fixdate
+/// (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`, always 29 bytes. The worker's `Date`
+/// header uses it; an application uses it for `Last-Modified` or `Expires`. A time after
+/// 9999-12-31T23:59:59Z (a file modified in the far future) is shown as that second.
+///
+/// ```
+/// assert_eq!(ferrocorn_worker::http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+/// ```
+pub fn http_date(secs: u64) -> String {
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs.min(LAST_FORMATTABLE)))
-}
-
-/// Parses an HTTP-date in any of the three forms a recipient must accept (RFC 9110 §5.6.7):
-/// IMF-fixdate, RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
-/// (`Sun Nov  6 08:49:37 1994`). Returns seconds since the epoch, `None` for anything else
-/// (the caller then ignores the field, as RFC 9110 §13.1.3 requires for an invalid
-/// `If-Modified-Since`).
-pub(crate) fn parse_http_date(s: &[u8]) -> Option<u64> {
-    let time = httpdate::parse_http_date(std::str::from_utf8(s).ok()?).ok()?;
-    Some(time.duration_since(UNIX_EPOCH).ok()?.as_secs())
 }
 
 /// Formats the access log's `%(t)s`: `[10/Oct/2000:13:55:36 +0000]` (always UTC), from the
@@ -116,35 +114,6 @@ mod tests {
         assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
-    }
-
-    #[test]
-    fn parses_what_it_formats() {
-        for secs in [0, 784_111_777, 951_782_400, 4_102_444_800] {
-            assert_eq!(parse_http_date(http_date(secs).as_bytes()), Some(secs));
-        }
-        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 UTC"), None);
-        assert_eq!(parse_http_date(b"Sun, 06 Xyz 1994 08:49:37 GMT"), None);
-        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT\xff"), None);
-        assert_eq!(parse_http_date(b"garbage"), None);
-    }
-
-    /// Regression: only IMF-fixdate was understood; RFC 9110 §5.6.7 requires a recipient to
-    /// accept the obsolete RFC 850 and asctime forms too.
-    #[test]
-    fn parses_the_obsolete_forms_too() {
-        for form in [
-            &b"Sun, 06 Nov 1994 08:49:37 GMT"[..],
-            b"Sunday, 06-Nov-94 08:49:37 GMT",
-            b"Sun Nov  6 08:49:37 1994",
-        ] {
-            assert_eq!(
-                parse_http_date(form),
-                Some(784_111_777),
-                "{}",
-                String::from_utf8_lossy(form)
-            );
-        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! One ferrocorn worker process: the `mio` event loop over inherited listeners, the `App`
-//! interface and the built-in apps.
+//! One ferrocorn worker process: the `mio` event loop over inherited listeners and the `App`
+//! interface. The built-in applications (`hello`, `echo`, `static:DIR`) are in
+//! `ferrocorn-apps`.
 //!
 //! The worker knows nothing of fork, clap or figment. The arbiter forks, then calls [`run`]
 //! in the child with the listeners, the settings, the application and a [`Supervisor`]: the
@@ -14,7 +15,6 @@ use std::sync::Arc;
 
 mod access_log;
 mod app;
-pub mod apps;
 mod conn;
 mod date;
 mod pool;
@@ -27,6 +27,7 @@ pub use app::{
     reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
 };
 
+pub use date::http_date;
 pub use ferrocorn_config::Settings;
 
 /// A listening socket inherited from the arbiter, already bound and listening.
@@ -99,22 +100,6 @@ impl WorkerExit {
     }
 }
 
-/// Loads a built-in application from the binary's `APP` argument (`hello`, `echo`,
-/// `static:DIR`). Fails with a message naming the argument when it is unknown or, for
-/// `static:DIR`, when DIR does not exist.
-pub fn load_app(spec: &str) -> Result<Arc<dyn App>, String> {
-    match spec {
-        "hello" => Ok(Arc::new(apps::Hello)),
-        "echo" => Ok(Arc::new(apps::Echo)),
-        _ => match spec.strip_prefix("static:") {
-            Some(dir) => Ok(Arc::new(apps::StaticFiles::new(std::path::Path::new(dir))?)),
-            None => Err(format!(
-                "unknown application {spec:?}: expected hello, echo or static:DIR"
-            )),
-        },
-    }
-}
-
 /// Runs one worker until it is told to stop, reaches `max_requests` or loses its parent.
 ///
 /// `access_log` is the file of `settings.accesslog` (a path) when the arbiter opened it,
@@ -132,20 +117,4 @@ pub fn run(
     supervisor: &dyn Supervisor,
 ) -> WorkerExit {
     server::serve(settings, listeners, access_log, app, supervisor)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn load_app_knows_the_builtins() {
-        assert!(load_app("hello").is_ok());
-        assert!(load_app("echo").is_ok());
-        assert!(load_app("static:.").is_ok());
-        let err = load_app("static:/nonexistent/ferrocorn-dir").err().unwrap();
-        assert!(err.contains("/nonexistent/ferrocorn-dir"), "{err}");
-        let err = load_app("nope").err().unwrap();
-        assert!(err.contains("\"nope\""), "{err}");
-    }
 }

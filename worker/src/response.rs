@@ -3,8 +3,8 @@
 //!
 //! This is on every request's path, so a head is a few copies of prepared pieces: a
 //! constant status line with `Server` for the common statuses, the `Date` line cached per
-//! second (`date.rs`), the application's fields (checked once, when they were set, see
-//! [`HeaderNotes`]) and a tail (framing, `Connection`, the empty line) built on the stack.
+//! second (`date.rs`), the application's fields (checked once, when they were set, by
+//! `Response::header`) and a tail (framing, `Connection`, the empty line) built on the stack.
 //! A head that repeats the last one (same status, framing, `Date` second and static fields)
 //! is one copy from [`HeadCache`]. Measured with callgrind on the keep-alive hello request
 //! (`cargo xtask bench`, "Instructions per request"): `queue_response` + `write_head` +
@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use crate::app::{Body, Response, Version};
+use crate::app::{is_hop_or_ours, Body, Response, Version};
 use crate::date::DateCache;
 
 /// How the body of a response is framed on the wire.
@@ -98,56 +98,6 @@ pub(crate) fn plan(res: &Response, method: Method, version: Version, keep_alive:
         send_body: !is_head && !no_content && !reset_content,
         keep_alive,
     }
-}
-
-/// What [`crate::app::Response::header`] found out about the fields set so far, so that
-/// the response path need not look at them again.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HeaderNotes {
-    /// Some name is not a token, or some value holds CR, LF or NUL (RFC 9110 §5.5).
-    pub invalid: bool,
-    /// Some name is one the worker writes itself (see [`is_hop_or_ours`]): `write_head` must
-    /// skip it and `plan` must look for `Connection: close`.
-    pub special: bool,
-}
-
-impl HeaderNotes {
-    /// Notes one field the application set.
-    #[inline]
-    pub fn note(&mut self, name: &str, value: &str) {
-        self.invalid |= !is_token(name) || !value_is_safe(value);
-        self.special |= is_hop_or_ours(name);
-    }
-
-    /// Notes a reason phrase the application set.
-    pub fn note_reason(&mut self, reason: &str) {
-        self.invalid |= !value_is_safe(reason);
-    }
-}
-
-/// Headers the worker writes itself; the application's values for them are not sent.
-/// Compares the length first: most names are none of these and cost one branch.
-fn is_hop_or_ours(name: &str) -> bool {
-    let ours = match name.len() {
-        4 => "date",
-        6 => "server",
-        10 if name.as_bytes()[0] | 0x20 == b'c' => "connection",
-        10 => "keep-alive",
-        14 => "content-length",
-        17 => "transfer-encoding",
-        _ => return false,
-    };
-    name.eq_ignore_ascii_case(ours)
-}
-
-fn is_token(s: &str) -> bool {
-    ferrocorn_http_parser::is_token(s.as_bytes())
-}
-
-/// No CR, LF or NUL: a value that cannot split the head.
-fn value_is_safe(s: &str) -> bool {
-    !s.bytes()
-        .fold(false, |bad, b| bad | (b == b'\r') | (b == b'\n') | (b == 0))
 }
 
 /// Whether every header the application set may be sent as is (RFC 9110 §5.5: no CR, LF
@@ -756,30 +706,6 @@ mod tests {
                 assert_eq!(line, want.as_bytes());
             }
         }
-    }
-
-    #[test]
-    fn notes_follow_the_fields() {
-        let mut res = Response::new();
-        res.header("Content-Type", "text/plain");
-        assert_eq!(res.notes, HeaderNotes::default());
-        res.header("keep-ALIVE", "5");
-        assert!(res.notes.special && !res.notes.invalid);
-        res.reset();
-        assert_eq!(res.notes, HeaderNotes::default());
-        for bad in ["", "a b", "a:b", "é", "a\0"] {
-            let mut res = Response::new();
-            res.header(bad, "v");
-            assert!(res.notes.invalid, "name {bad:?}");
-        }
-        for bad in ["a\rb", "a\nb", "\0", "ok\r"] {
-            let mut res = Response::new();
-            res.header("X", bad);
-            assert!(res.notes.invalid, "value {bad:?}");
-        }
-        let mut res = Response::new();
-        res.header("!#$%&'*+-.^_`|~09azAZ", "any \t visible \u{e9} text");
-        assert!(!res.notes.invalid);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `hello`: the benchmark application, `200 OK` with `Hello, World!\n` in plain text.
 
-use crate::app::{App, Body, Request, Response};
+use ferrocorn_worker::{App, Body, Request, Response};
 
 /// Answers every request with `200 OK`, `Content-Type: text/plain`, `Hello, World!\n`.
 /// Allocates nothing per request.

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::app::{App, Body, Request, Response};
+use ferrocorn_worker::{App, Body, Request, Response};
 
 /// Answers `application/json`:
 /// `{"method", "target", "version", "headers": [[name, value], ...], "body"}`, headers in
