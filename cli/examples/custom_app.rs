@@ -1,6 +1,8 @@
-//! A custom Rust application served by the full server (arbiter, forked workers, signals):
-//! `cargo run -p ferrocorn --example custom_app -- [ADDR] [WORKERS]` serves it on ADDR
-//! (default 127.0.0.1:8080) with WORKERS worker processes (default 2). TERM stops it.
+//! A custom Rust application served by the whole server (arbiter, forked workers, signals,
+//! the command line, `FERROCORN_*` variables, the config file, logging) through
+//! [`ferrocorn::Server`]: `cargo run -p ferrocorn --example custom_app -- --workers 4
+//! --threads 4` serves it on 127.0.0.1:8000 (the `ferrocorn` binary's default bind), and
+//! `custom_app --help` lists every option. HUP reloads the configuration; TERM stops it.
 //!
 //! The application answers `GET /` with a greeting naming the worker's pid, `POST /sum` with
 //! the sum of the whitespace-separated integers in the body, `GET /stream` with a
@@ -13,8 +15,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use ferrocorn_config::{parse_bind, Settings};
-use ferrocorn_worker::{App, Body, Request, Response};
+use ferrocorn::{App, Body, Request, Response};
 
 /// The example application.
 #[derive(Debug, Default)]
@@ -102,32 +103,10 @@ impl App for Calculator {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_ansi(false)
-        .init();
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".to_string());
-    let workers = args.next().and_then(|w| w.parse().ok()).unwrap_or(2);
-    let bind = match parse_bind(&addr) {
-        Ok(bind) => bind,
-        Err(e) => {
-            eprintln!("custom_app: error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let settings = Settings {
-        bind: vec![bind],
-        workers,
-        threads: 4,
-        ..Settings::default()
-    };
-    match ferrocorn_arbiter::serve(settings, Arc::new(Calculator::default())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("custom_app: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    // Takes every option of the `ferrocorn` binary but `APP`: it serves the calculator.
+    ferrocorn::Server::new(Calculator::default())
+        .name("custom_app")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("A calculator served by ferrocorn (an example of the library).")
+        .run()
 }

@@ -1,22 +1,18 @@
-//! The command line: the clap parser built from the settings declarations, the action
-//! flags (`--print-config`, `--check-config`, `--help`, `--version`), `FERROCORN_CMD_ARGS`,
-//! and the reporting of configuration errors (one line each on stderr, exit code 2).
+//! The command line: the clap parser built from the settings declarations and the action
+//! flags (`--print-config`, `--check-config`, `--help`, `--version`), and the parsing of
+//! one argument list (argv or the words of `FERROCORN_CMD_ARGS`) into [`Overrides`].
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use ferrocorn_config::{
-    closest, Arity, CliForm, ConfigError, Loaded, Origin, Overrides, Settings, Sources,
-    CMD_ARGS_VAR, SETTINGS,
+    closest, Arity, CliForm, ConfigError, Origin, Overrides, Settings, SETTINGS,
 };
 
-/// The exit code for usage and configuration errors.
-pub const EXIT_USAGE: u8 = 2;
+/// The setting the positional `APP` sets.
+pub const APP_SETTING: &str = "app";
 
 const PRINT_CONFIG: &str = "print_config";
 const CHECK_CONFIG: &str = "check_config";
@@ -32,10 +28,37 @@ pub enum Action {
     CheckConfig,
 }
 
-/// The clap command: one argument per setting declaration, plus the action flags.
-pub fn command() -> Command {
-    let mut command = Command::new("ferrocorn")
-        .version(env!("CARGO_PKG_VERSION"))
+/// The program the command line belongs to: the `ferrocorn` binary, or a program serving
+/// its own application, which takes no `APP`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// The name `--help`, `--version` and the error lines show.
+    pub name: String,
+    /// What `--version` prints after the name.
+    pub version: String,
+    /// The first line of `--help`.
+    pub about: String,
+    /// Whether the `app` setting (the `APP` argument) chooses the application.
+    pub takes_app: bool,
+}
+
+impl Program {
+    /// The `ferrocorn` binary.
+    pub fn ferrocorn() -> Program {
+        Program {
+            name: "ferrocorn".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            about: "A pre-fork HTTP/1.1 server.".to_string(),
+            takes_app: true,
+        }
+    }
+}
+
+/// The clap command: one argument per setting declaration (but `APP` for a program that
+/// serves its own application), plus the action flags.
+pub fn command(program: &Program) -> Command {
+    let mut command = Command::new(program.name.clone())
+        .version(program.version.clone())
         // gunicorn's -v/--version, and -V as most command-line tools (and cargo) spell it.
         .disable_version_flag(true)
         .arg(
@@ -46,13 +69,16 @@ pub fn command() -> Command {
                 .action(ArgAction::Version)
                 .help("Print the version"),
         )
-        .about("A pre-fork HTTP/1.1 server.")
+        .about(program.about.clone())
         .after_help(
             "Every option can also be set in FERROCORN_CMD_ARGS, in FERROCORN_<NAME> variables \
              and in a TOML config file (see docs/settings.md). --help shows the details.",
         )
         .args_override_self(true);
     for setting in SETTINGS {
+        if setting.name == APP_SETTING && !program.takes_app {
+            continue;
+        }
         command = command.arg(setting_arg(setting));
     }
     command
@@ -136,7 +162,7 @@ fn setting_arg(setting: &'static ferrocorn_config::Setting) -> Arg {
 }
 
 /// What parsing one argument list gave.
-enum Parsed {
+pub enum Parsed {
     /// The settings given, the action asked for, and the errors met on the way (with
     /// errors, the settings are those of the arguments that could be parsed).
     Args {
@@ -181,14 +207,15 @@ fn join_optional_values(args: &mut Vec<OsString>) {
 /// At most this many unknown arguments are skipped to look for more errors after them.
 const MAX_SKIPPED: usize = 32;
 
-/// Parses `args` (the program name first) with [`command`]. clap stops at the first error;
-/// an unknown argument is then left out and parsing starts again, so that every unknown
-/// flag is reported, and the values of the others are still validated by the loader.
-fn parse(mut args: Vec<OsString>, origin: &Origin) -> Parsed {
+/// Parses `args` (the program name first) with `command` (from [`command`]). clap stops at
+/// the first error; an unknown argument is then left out and parsing starts again, so that
+/// every unknown flag is reported, and the values of the others are still validated by the
+/// loader.
+pub fn parse(command: &Command, mut args: Vec<OsString>, origin: &Origin) -> Parsed {
     join_optional_values(&mut args);
     let mut errors = Vec::new();
     loop {
-        let err = match command().try_get_matches_from(args.clone()) {
+        let err = match command.clone().try_get_matches_from(args.clone()) {
             Ok(matches) => {
                 return Parsed::Args {
                     overrides: overrides(&matches),
@@ -204,7 +231,7 @@ fn parse(mut args: Vec<OsString>, origin: &Origin) -> Parsed {
         ) {
             return Parsed::Display(err.render().to_string());
         }
-        errors.push(to_config_error(&err, origin));
+        errors.push(to_config_error(command, &err, origin));
         if errors.len() > MAX_SKIPPED || !skip_unknown(&err, &mut args) {
             return Parsed::Args {
                 overrides: Overrides::new(),
@@ -259,7 +286,10 @@ fn action(matches: &ArgMatches) -> Action {
 fn overrides(matches: &ArgMatches) -> Overrides {
     let mut overrides = Overrides::new();
     for setting in SETTINGS {
-        if matches.value_source(setting.name) != Some(ValueSource::CommandLine) {
+        // `APP` is not an argument of a program with its own application.
+        let given = matches.try_contains_id(setting.name).unwrap_or(false)
+            && matches.value_source(setting.name) == Some(ValueSource::CommandLine);
+        if !given {
             continue;
         }
         if let Some(values) = matches.get_many::<String>(setting.name) {
@@ -271,9 +301,9 @@ fn overrides(matches: &ArgMatches) -> Overrides {
     overrides
 }
 
-/// Every long flag, for typo suggestions.
-fn long_flags() -> Vec<String> {
-    let mut flags: Vec<String> = command()
+/// Every long flag of `command`, for typo suggestions.
+fn long_flags(command: &Command) -> Vec<String> {
+    let mut flags: Vec<String> = command
         .get_arguments()
         .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
         .collect();
@@ -283,7 +313,7 @@ fn long_flags() -> Vec<String> {
 
 /// Turns a clap error into one line: an unknown flag with our suggestion, or clap's own
 /// first line for the other usage errors.
-fn to_config_error(err: &clap::Error, origin: &Origin) -> ConfigError {
+fn to_config_error(command: &Command, err: &clap::Error, origin: &Origin) -> ConfigError {
     let context = |kind| match err.get(kind) {
         Some(ContextValue::String(s)) => Some(s.clone()),
         _ => None,
@@ -292,7 +322,7 @@ fn to_config_error(err: &clap::Error, origin: &Origin) -> ConfigError {
         if let Some(arg) = context(ContextKind::InvalidArg) {
             if arg.starts_with('-') {
                 let name = arg.split('=').next().unwrap_or(&arg).to_string();
-                let flags = long_flags();
+                let flags = long_flags(command);
                 let suggestion = closest(&name, flags.iter().map(String::as_str))
                     .filter(|_| name.starts_with("--"))
                     .map(String::from);
@@ -302,9 +332,18 @@ fn to_config_error(err: &clap::Error, origin: &Origin) -> ConfigError {
                     suggestion,
                 };
             }
+            let message = if command.get_positionals().next().is_some() {
+                format!("unexpected argument {arg:?} (only one APP is accepted)")
+            } else {
+                format!(
+                    "unexpected argument {arg:?}: {} serves its own application and takes \
+                     no APP",
+                    command.get_name()
+                )
+            };
             return ConfigError::Usage {
                 origin: origin.clone(),
-                message: format!("unexpected argument {arg:?} (only one APP is accepted)"),
+                message,
             };
         }
     }
@@ -321,201 +360,14 @@ fn to_config_error(err: &clap::Error, origin: &Origin) -> ConfigError {
     }
 }
 
-/// One invocation of the binary: the command line and environment it was started with,
-/// ready to be loaded, and loaded again on a reload (HUP) after `chdir`.
-#[derive(Debug, Clone)]
-pub struct Invocation {
-    /// What the command line asks for.
-    pub action: Action,
-    sources: Sources,
-    /// Errors from parsing the command line or `FERROCORN_CMD_ARGS`, reported together
-    /// with the configuration's own.
-    parse_errors: Vec<ConfigError>,
-}
-
-/// What [`Invocation::new`] gives when the arguments ask for `--help` or `--version`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DisplayOnly(pub String);
-
-impl Invocation {
-    /// Reads the process's arguments, environment and working directory.
-    pub fn from_process() -> Result<Invocation, DisplayOnly> {
-        let env: BTreeMap<String, String> = std::env::vars_os()
-            .map(|(k, v)| {
-                (
-                    k.to_string_lossy().into_owned(),
-                    v.to_string_lossy().into_owned(),
-                )
-            })
-            .collect();
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        Invocation::new(std::env::args_os().collect(), env, cwd)
-    }
-
-    /// Parses `argv` (the program name first) and `FERROCORN_CMD_ARGS` from `env`.
-    /// `--help`/`--version` anywhere give [`DisplayOnly`]; other parse errors are kept and
-    /// reported by [`Invocation::load`].
-    pub fn new(
-        argv: Vec<OsString>,
-        env: BTreeMap<String, String>,
-        cwd: PathBuf,
-    ) -> Result<Invocation, DisplayOnly> {
-        let mut parse_errors = Vec::new();
-        let (cli, mut action) = match parse(argv, &Origin::Cli) {
-            Parsed::Args {
-                overrides,
-                action,
-                errors,
-            } => {
-                parse_errors.extend(errors);
-                (overrides, action)
-            }
-            Parsed::Display(text) => return Err(DisplayOnly(text)),
-        };
-        let mut cmd_args = Overrides::new();
-        if let Some(text) = env.get(CMD_ARGS_VAR) {
-            match shlex::split(text) {
-                None => parse_errors.push(ConfigError::Usage {
-                    origin: Origin::CmdArgs,
-                    message: format!("unbalanced quotes in {text:?}"),
-                }),
-                Some(words) => {
-                    let args = std::iter::once(OsString::from("ferrocorn"))
-                        .chain(words.into_iter().map(OsString::from))
-                        .collect();
-                    match parse(args, &Origin::CmdArgs) {
-                        Parsed::Args {
-                            overrides,
-                            action: act,
-                            errors,
-                        } => {
-                            cmd_args = overrides;
-                            if action == Action::Run {
-                                action = act;
-                            }
-                            parse_errors.extend(errors);
-                        }
-                        Parsed::Display(text) => return Err(DisplayOnly(text)),
-                    }
-                }
-            }
-        }
-        Ok(Invocation {
-            action,
-            sources: Sources {
-                cli,
-                cmd_args,
-                env,
-                cwd,
-            },
-            parse_errors,
-        })
-    }
-
-    /// Loads and validates the settings (reading the config file again each time), or
-    /// gives every error: the command line's first, then the configuration's.
-    pub fn load(&self) -> Result<Loaded, Vec<ConfigError>> {
-        let loaded = ferrocorn_config::load(&self.sources);
-        if self.parse_errors.is_empty() {
-            return loaded;
-        }
-        let mut errors = self.parse_errors.clone();
-        if let Err(more) = loaded {
-            errors.extend(more);
-        }
-        Err(errors)
-    }
-}
-
-impl Invocation {
-    /// Loads the settings again for a reload (HUP): the same command line and environment,
-    /// the config file read anew (resolved against the directory the binary started in,
-    /// whatever `chdir` says). Errors come as one string (one log line), joined by `; `.
-    pub fn reload(&self) -> Result<Settings, String> {
-        self.load().map(|loaded| loaded.settings).map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-}
-
-/// Writes one line per error to stderr.
-pub fn report(errors: &[ConfigError]) {
-    for error in errors {
-        eprintln!("ferrocorn: error: {error}");
-    }
-}
-
-/// Parses the command line and the environment and loads the settings, for the "run the
-/// server" path, and returns the [`Invocation`] so that a reload (HUP) can call
-/// [`Invocation::load`] again. Handles everything that does not serve: `--help` and
-/// `--version` (print, exit 0), `--print-config` (print, exit 0), `--check-config` (exit 0
-/// or 2), errors (one line each on stderr, exit 2). `Err` carries the exit code to return;
-/// `Ok` means serve.
-pub fn load_invocation() -> Result<(Settings, Invocation), ExitCode> {
-    let invocation = match Invocation::from_process() {
-        Ok(invocation) => invocation,
-        Err(DisplayOnly(text)) => {
-            print!("{text}");
-            return Err(ExitCode::SUCCESS);
-        }
-    };
-    let loaded = match invocation.load() {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            report(&errors);
-            return Err(ExitCode::from(EXIT_USAGE));
-        }
-    };
-    match invocation.action {
-        Action::Run => Ok((loaded.settings, invocation)),
-        Action::PrintConfig => {
-            print!("{}", loaded.print_config());
-            Err(ExitCode::SUCCESS)
-        }
-        Action::CheckConfig => match check_app(&loaded.settings) {
-            Ok(()) => Err(ExitCode::SUCCESS),
-            Err(message) => {
-                eprintln!("ferrocorn: error: app: {message}");
-                Err(ExitCode::from(EXIT_USAGE))
-            }
-        },
-    }
-}
-
-/// For `--check-config`: loads the application as the server would, from the directory
-/// it would serve from (`chdir`), as gunicorn's `--check-config` loads the app. Changes this
-/// process's working directory; the process exits right after.
-fn check_app(settings: &Settings) -> Result<(), String> {
-    if let Some(dir) = &settings.chdir {
-        std::env::set_current_dir(dir)
-            .map_err(|err| format!("cannot chdir to {}: {err}", dir.display()))?;
-    }
-    let app = crate::apps::load(settings)?;
-    app.init_worker()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::invocation::{DisplayOnly, Invocation};
 
     fn invocation(argv: &[&str], env: &[(&str, &str)]) -> Result<Invocation, DisplayOnly> {
-        let argv = std::iter::once("ferrocorn")
-            .chain(argv.iter().copied())
-            .map(OsString::from)
-            .collect();
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Invocation::new(
-            argv,
-            env,
-            std::env::temp_dir().join("ferrocorn-no-such-dir"),
-        )
+        let nowhere = std::env::temp_dir().join("ferrocorn-no-such-dir");
+        crate::invocation::for_test(&Program::ferrocorn(), argv, env, nowhere)
     }
 
     fn errors(argv: &[&str], env: &[(&str, &str)]) -> Vec<String> {
@@ -530,12 +382,15 @@ mod tests {
 
     #[test]
     fn the_command_is_well_formed() {
-        command().debug_assert();
+        command(&Program::ferrocorn()).debug_assert();
+        let mut own_app = Program::ferrocorn();
+        own_app.takes_app = false;
+        command(&own_app).debug_assert();
     }
 
     #[test]
     fn every_setting_has_its_flag() {
-        let command = command();
+        let command = command(&Program::ferrocorn());
         for setting in SETTINGS {
             let arg = command
                 .get_arguments()
@@ -613,36 +468,6 @@ mod tests {
         );
         let refused = invocation(&["-k", "gevent"], &[]).unwrap().load();
         assert!(refused.is_err());
-    }
-
-    #[test]
-    fn reload_reads_the_config_file_again() {
-        let dir =
-            std::env::temp_dir().join(format!("ferrocorn-args-reload-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("ferrocorn.toml");
-        std::fs::write(&file, "workers = 2\n").unwrap();
-        let invocation = Invocation::new(
-            vec!["ferrocorn".into(), "--threads".into(), "3".into()],
-            BTreeMap::new(),
-            dir.clone(),
-        )
-        .unwrap();
-        assert_eq!(
-            invocation.reload().map(|s| (s.workers, s.threads)),
-            Ok((2, 3))
-        );
-        std::fs::write(&file, "workers = 5\n").unwrap();
-        assert_eq!(
-            invocation.reload().map(|s| (s.workers, s.threads)),
-            Ok((5, 3))
-        );
-        std::fs::write(&file, "workers = 0\nthreds = 1\n").unwrap();
-        let errors = invocation.reload().unwrap_err();
-        assert!(errors.contains("unknown setting threds"), "{errors}");
-        assert!(errors.contains("invalid value 0 for workers"), "{errors}");
-        assert!(!errors.contains('\n'), "{errors}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
