@@ -9,7 +9,7 @@
 //! The signatures below are the contract between the worker and the arbiter.
 //!
 //! A custom application implements [`App`]; `cli/examples/custom_app.rs` serves one with the
-//! full server through `ferrocorn_arbiter::serve`.
+//! full server and its command line through `ferrocorn::run`.
 
 use std::sync::Arc;
 
