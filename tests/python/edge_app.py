@@ -50,6 +50,12 @@ def hello(environ, start_response):
     return text(start_response, "Hello from Python")
 
 
+def latin1(environ, start_response):
+    # PEP 3333: header strings are latin-1; "\xe9" must reach the wire as the byte 0xE9.
+    start_response("299 Caf\xe9", [("Content-Type", "text/plain"), ("X-Name", "caf\xe9")])
+    return [b"latin-1"]
+
+
 def pid(environ, start_response):
     return text(start_response, str(os.getpid()))
 
@@ -214,6 +220,7 @@ def create_app(greeting="Hello from the factory"):
 
 
 ROUTES = {
+    "/latin1": latin1,
     "/": hello,
     "/hello": hello,
     "/pid": pid,

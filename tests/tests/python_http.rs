@@ -145,6 +145,23 @@ fn head_has_the_headers_of_get_and_no_body() {
 }
 
 #[test]
+fn header_values_and_the_reason_phrase_go_out_as_latin1() {
+    let server = edge("1", &[]);
+    let mut stream = connect(server.addr).unwrap();
+    stream
+        .write_all(b"GET /latin1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 299 Caf\xe9\r\n"), "{raw:?}");
+    assert!(
+        raw.windows(12).any(|w| w == b"X-Name: caf\xe9"),
+        "one byte 0xE9, not UTF-8's two: {raw:?}"
+    );
+    assert!(raw.ends_with(b"latin-1"), "{raw:?}");
+}
+
+#[test]
 fn the_access_log_has_a_line_for_each_python_request() {
     let server = edge("1", &["--access-logfile", "-"]);
     let r = server

@@ -214,7 +214,7 @@ pub(crate) fn write_head(
             out.extend_from_slice(b"HTTP/1.1 ");
             push_u64(out, u64::from(res.status));
             out.push(b' ');
-            out.extend_from_slice(res.reason().as_bytes());
+            push_text(out, res.reason(), res.notes.latin1);
             out.extend_from_slice(b"\r\nServer: ferrocorn\r\n");
         }
     }
@@ -226,12 +226,25 @@ pub(crate) fn write_head(
         }
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        push_text(out, value, res.notes.latin1);
         out.extend_from_slice(b"\r\n");
     }
     let len = out.len();
     out.extend_from_slice(&tail);
     out.truncate(len + end);
+}
+
+/// Appends `text` as its UTF-8 bytes, or with `latin1` as ISO-8859-1, one byte a character
+/// (`Response::header` and `set_latin1` checked that every character fits).
+fn push_text(out: &mut Vec<u8>, text: &str, latin1: bool) {
+    if latin1 && !text.is_ascii() {
+        out.extend(
+            text.chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')),
+        );
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
 }
 
 /// The last head written for a response whose fields are all `&'static str`s, and what it
@@ -276,8 +289,8 @@ impl HeadCache {
             version,
             date: date.secs(),
         };
-        if res.reason.is_some() {
-            // Rare (a WSGI application's own phrase): not worth a key of its own.
+        if res.reason.is_some() || res.notes.latin1 {
+            // Rare (a WSGI application's own phrase or latin-1 values): not worth a key.
             self.key = None;
             write_head(out, res, plan, version, date.line());
             return false;
@@ -477,6 +490,29 @@ mod tests {
         cache.write(&mut out, &res, &plan, Version::Http11, &date);
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
         res.set_reason("x\r\nSet-Cookie: y");
+        assert!(!headers_valid(&res));
+    }
+
+    #[test]
+    fn latin1_values_go_out_one_byte_a_character() {
+        let mut res = Response::new();
+        res.status = 299;
+        res.set_reason("Caf\u{e9}");
+        res.header("X-Name", "caf\u{e9}");
+        res.set_latin1();
+        assert!(headers_valid(&res));
+        let plan = plan(&res, Method::Other, Version::Http11, true);
+        let mut out = Vec::new();
+        HeadCache::default().write(&mut out, &res, &plan, Version::Http11, &DateCache::new());
+        assert!(out.starts_with(b"HTTP/1.1 299 Caf\xe9\r\n"), "{out:?}");
+        assert!(out.windows(12).any(|w| w == b"X-Name: caf\xe9"), "{out:?}");
+        // A character beyond latin-1 cannot be sent so: 500, set before or after.
+        res.header("X-Euro", "\u{20ac}");
+        assert!(!headers_valid(&res));
+        let mut res = Response::new();
+        res.header("X-Euro", "\u{20ac}");
+        assert!(headers_valid(&res), "as UTF-8 it is a valid value");
+        res.set_latin1();
         assert!(!headers_valid(&res));
     }
 

@@ -55,6 +55,13 @@ impl Ready {
     /// Fills `res`: the last step of a response, after which nothing fails.
     fn apply(self, res: &mut Response, body: Body) {
         res.status = self.status;
+        // PEP 3333: header strings are latin-1; a value such as `café` goes out as the byte
+        // 0xE9, not as its UTF-8 (start_response refused characters beyond latin-1).
+        if self.reason.as_deref().is_some_and(|r| !r.is_ascii())
+            || self.headers.iter().any(|(_, v)| !v.is_ascii())
+        {
+            res.set_latin1();
+        }
         if let Some(reason) = self.reason {
             res.set_reason(reason);
         }

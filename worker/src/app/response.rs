@@ -145,6 +145,20 @@ impl Response {
         self.reason = Some(reason);
     }
 
+    /// Sends the header values and the reason phrase as ISO-8859-1, one byte per character,
+    /// instead of their UTF-8 bytes: what WSGI (PEP 3333) and HTTP's obs-text mean by a
+    /// value such as `café`. A value or phrase with a character above U+00FF, set before or
+    /// after this call, makes the worker answer 500 instead.
+    pub fn set_latin1(&mut self) {
+        self.notes.latin1 = true;
+        for (name, value) in std::mem::take(&mut self.headers) {
+            self.header(name, value);
+        }
+        if let Some(reason) = self.reason.take() {
+            self.set_reason(reason);
+        }
+    }
+
     /// The reason phrase the status line carries: the one set with
     /// [`Response::set_reason`], else the standard one for the status.
     pub fn reason(&self) -> &str {
@@ -182,6 +196,8 @@ pub(crate) struct HeaderNotes {
     /// Some name is one the worker writes itself (see [`is_hop_or_ours`]): the serializer
     /// must skip it and look for `Connection: close`.
     pub special: bool,
+    /// Values and the reason phrase go out as ISO-8859-1 ([`Response::set_latin1`]).
+    pub latin1: bool,
 }
 
 impl HeaderNotes {
@@ -190,12 +206,18 @@ impl HeaderNotes {
     pub fn note(&mut self, name: &str, value: &str) {
         self.invalid |= !is_token(name) || !value_is_safe(value);
         self.special |= is_hop_or_ours(name);
+        self.invalid |= self.latin1 && !is_latin1(value);
     }
 
     /// Notes a reason phrase the application set.
     pub fn note_reason(&mut self, reason: &str) {
-        self.invalid |= !value_is_safe(reason);
+        self.invalid |= !value_is_safe(reason) || (self.latin1 && !is_latin1(reason));
     }
+}
+
+/// Whether every character of `text` is in ISO-8859-1 (U+0000 to U+00FF).
+pub(crate) fn is_latin1(text: &str) -> bool {
+    text.chars().all(|c| u32::from(c) <= 0xFF)
 }
 
 /// Headers the worker writes itself; the application's values for them are not sent.
