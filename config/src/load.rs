@@ -206,18 +206,7 @@ pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
         _ => Origin::Cli,
     };
 
-    for (overrides, origin) in [
-        (&sources.cli, Origin::Cli),
-        (&sources.cmd_args, Origin::CmdArgs),
-    ] {
-        for key in overrides.values.keys().filter(|key| find(key).is_none()) {
-            errors.push(ConfigError::UnknownSetting {
-                key: key.clone(),
-                origin: origin.clone(),
-                suggestion: closest(key, SETTINGS.iter().map(|s| s.name)).map(String::from),
-            });
-        }
-    }
+    unknown_overrides(sources, &mut errors);
 
     // Every value is validated, also one that a higher source overrides: a broken file
     // or variable is reported now, not when the flag that hid it goes away.
@@ -279,6 +268,23 @@ pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
         Ok(Loaded { settings, origins })
     } else {
         Err(errors)
+    }
+}
+
+/// Reports the names given on the command line or in `FERROCORN_CMD_ARGS` that are no
+/// setting, with the closest setting's name.
+fn unknown_overrides(sources: &Sources, errors: &mut Vec<ConfigError>) {
+    for (overrides, origin) in [
+        (&sources.cli, Origin::Cli),
+        (&sources.cmd_args, Origin::CmdArgs),
+    ] {
+        for key in overrides.values.keys().filter(|key| find(key).is_none()) {
+            errors.push(ConfigError::UnknownSetting {
+                key: key.clone(),
+                origin: origin.clone(),
+                suggestion: closest(key, SETTINGS.iter().map(|s| s.name)).map(String::from),
+            });
+        }
     }
 }
 
