@@ -1009,6 +1009,18 @@ pub struct LoadReport {
     pub failures: Vec<String>,
 }
 
+impl LoadReport {
+    /// Fails the test when a request failed, with the failures and the server's log.
+    pub fn assert_no_failures(&self, server: &Server) {
+        assert!(
+            self.failures.is_empty(),
+            "failed requests: {:?}\n{}",
+            self.failures,
+            server.stderr()
+        );
+    }
+}
+
 impl Load {
     /// Starts `clients` threads requesting `GET path` from `addr` in a loop.
     pub fn start(addr: SocketAddr, path: &str, clients: usize) -> Load {

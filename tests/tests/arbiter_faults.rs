@@ -276,10 +276,5 @@ fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
         "the old generation still serves:\n{}",
         server.stderr()
     );
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}\n{}",
-        report.failures,
-        server.stderr()
-    );
+    report.assert_no_failures(&server);
 }

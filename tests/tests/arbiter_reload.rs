@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ferrocorn_tests::{
-    is_running, listening_lines, wait_until, worker_pids_of, Load, LoadReport, Server, Signal,
-    TempDir,
+    is_running, listening_lines, wait_until, worker_pids_of, Load, Server, Signal, TempDir,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -24,16 +23,6 @@ fn start_with_config(dir: &TempDir, text: &str, workers: usize) -> (std::path::P
         server.stderr()
     );
     (config, server)
-}
-
-/// Fails the test with the failures a load saw, if any.
-fn assert_no_failures(report: &LoadReport, server: &Server) {
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}\n{}",
-        report.failures,
-        server.stderr()
-    );
 }
 
 fn read_pid(path: &std::path::Path) -> Option<i32> {
@@ -64,7 +53,7 @@ fn hup_replaces_every_worker_without_a_failed_request() {
         server.worker_pids(),
         server.stderr()
     );
-    assert_no_failures(&report, &server);
+    report.assert_no_failures(&server);
 }
 
 #[test]
@@ -100,7 +89,7 @@ fn hup_with_a_changed_config_file_changes_the_worker_count_without_a_failed_requ
     );
     assert!(refused, "{}", server.stderr());
     assert_eq!(server.worker_pids().len(), 3);
-    assert_no_failures(&report, &server);
+    report.assert_no_failures(&server);
 }
 
 #[test]
@@ -170,7 +159,7 @@ fn usr2_then_term_to_the_old_arbiter_upgrades_without_a_failed_request() {
         "the new arbiter serves the load"
     );
     let report = load.stop();
-    assert_no_failures(&report, &server);
+    report.assert_no_failures(&server);
     assert!(is_running(new_pid));
     assert_eq!(
         server.get("/").expect("served by the new arbiter").status,
@@ -215,7 +204,7 @@ fn a_reload_with_an_access_log_that_cannot_be_opened_is_refused() {
         "the old generation still serves:\n{}",
         server.stderr()
     );
-    assert_no_failures(&report, &server);
+    report.assert_no_failures(&server);
 }
 
 #[test]

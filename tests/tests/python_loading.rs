@@ -322,12 +322,7 @@ fn hup_serves_changed_code_without_a_failed_request() {
         "HUP did not load the new code\n{}",
         server.stderr()
     );
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}\n{}",
-        report.failures,
-        server.stderr()
-    );
+    report.assert_no_failures(&server);
 }
 
 #[test]

@@ -150,12 +150,7 @@ fn custom_app_takes_workers_and_reloads_its_config_file_on_hup() {
         server.worker_pids(),
         server.stderr()
     );
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}\n{}",
-        report.failures,
-        server.stderr()
-    );
+    report.assert_no_failures(&server);
     assert_eq!(
         server.get(&long_target).unwrap().status,
         414,
