@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use crate::app::{is_hop_or_ours, Body, Response, Version};
+use crate::app::{is_hop_or_ours, is_latin1, Body, Response, Version};
 use crate::date::DateCache;
 
 /// How the body of a response is framed on the wire.
@@ -102,7 +102,13 @@ pub(crate) fn plan(res: &Response, method: Method, version: Version, keep_alive:
 /// The status must be a final one (200..=999): an interim 1xx as the only answer would leave
 /// the client waiting, and protocol upgrades are not supported.
 pub(crate) fn headers_valid(res: &Response) -> bool {
-    (200..=999).contains(&res.status) && !res.notes.invalid
+    (200..=999).contains(&res.status) && !res.notes.invalid && (!res.latin1 || latin1_fits(res))
+}
+
+/// With latin-1 values, whether every value and the reason phrase fit in ISO-8859-1.
+#[cold]
+fn latin1_fits(res: &Response) -> bool {
+    res.headers.iter().all(|(_, v)| is_latin1(v)) && res.reason.as_deref().is_none_or(is_latin1)
 }
 
 /// Appends a decimal number.
@@ -214,7 +220,7 @@ pub(crate) fn write_head(
             out.extend_from_slice(b"HTTP/1.1 ");
             push_u64(out, u64::from(res.status));
             out.push(b' ');
-            push_text(out, res.reason(), res.notes.latin1);
+            push_text(out, res.reason(), res.latin1);
             out.extend_from_slice(b"\r\nServer: ferrocorn\r\n");
         }
     }
@@ -226,7 +232,7 @@ pub(crate) fn write_head(
         }
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        push_text(out, value, res.notes.latin1);
+        push_text(out, value, res.latin1);
         out.extend_from_slice(b"\r\n");
     }
     let len = out.len();
@@ -289,7 +295,7 @@ impl HeadCache {
             version,
             date: date.secs(),
         };
-        if res.reason.is_some() || res.notes.latin1 {
+        if res.reason.is_some() || res.latin1 {
             // Rare (a WSGI application's own phrase or latin-1 values): not worth a key.
             self.key = None;
             write_head(out, res, plan, version, date.line());

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 pub(crate) use body::BodyPipe;
 pub use body::RequestBody;
 pub use request::Request;
-pub(crate) use response::is_hop_or_ours;
+pub(crate) use response::{is_hop_or_ours, is_latin1};
 pub use response::{Body, HeaderText, Response};
 
 /// A Rust application served by the worker.

@@ -90,6 +90,8 @@ pub struct Response {
     pub(crate) notes: HeaderNotes,
     /// A reason phrase replacing the standard one ([`Response::set_reason`]).
     pub(crate) reason: Option<HeaderText>,
+    /// Values and the reason phrase go out as ISO-8859-1 ([`Response::set_latin1`]).
+    pub(crate) latin1: bool,
     /// The body.
     pub body: Body,
 }
@@ -108,6 +110,7 @@ impl Response {
             headers: Vec::new(),
             notes: HeaderNotes::default(),
             reason: None,
+            latin1: false,
             body: Body::Empty,
         }
     }
@@ -121,6 +124,7 @@ impl Response {
         self.headers.clear();
         self.notes = HeaderNotes::default();
         self.reason = None;
+        self.latin1 = false;
         // Usually empty already (the loop takes the body to send it): skip the drop glue.
         if !matches!(self.body, Body::Empty) {
             self.body = Body::Empty;
@@ -147,16 +151,11 @@ impl Response {
 
     /// Sends the header values and the reason phrase as ISO-8859-1, one byte per character,
     /// instead of their UTF-8 bytes: what WSGI (PEP 3333) and HTTP's obs-text mean by a
-    /// value such as `café`. A value or phrase with a character above U+00FF, set before or
-    /// after this call, makes the worker answer 500 instead.
+    /// value such as `café`. A value or phrase with a character above U+00FF then makes the
+    /// worker answer 500 instead (checked once, when the response is sent, so that
+    /// [`Response::header`] costs nothing more for everyone else).
     pub fn set_latin1(&mut self) {
-        self.notes.latin1 = true;
-        for (name, value) in std::mem::take(&mut self.headers) {
-            self.header(name, value);
-        }
-        if let Some(reason) = self.reason.take() {
-            self.set_reason(reason);
-        }
+        self.latin1 = true;
     }
 
     /// The reason phrase the status line carries: the one set with
@@ -196,8 +195,6 @@ pub(crate) struct HeaderNotes {
     /// Some name is one the worker writes itself (see [`is_hop_or_ours`]): the serializer
     /// must skip it and look for `Connection: close`.
     pub special: bool,
-    /// Values and the reason phrase go out as ISO-8859-1 ([`Response::set_latin1`]).
-    pub latin1: bool,
 }
 
 impl HeaderNotes {
@@ -206,12 +203,11 @@ impl HeaderNotes {
     pub fn note(&mut self, name: &str, value: &str) {
         self.invalid |= !is_token(name) || !value_is_safe(value);
         self.special |= is_hop_or_ours(name);
-        self.invalid |= self.latin1 && !is_latin1(value);
     }
 
     /// Notes a reason phrase the application set.
     pub fn note_reason(&mut self, reason: &str) {
-        self.invalid |= !value_is_safe(reason) || (self.latin1 && !is_latin1(reason));
+        self.invalid |= !value_is_safe(reason);
     }
 }
 
