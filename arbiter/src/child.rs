@@ -4,9 +4,10 @@
 //! unlinking its Unix socket files. So every path out of a child, a panic included, ends in
 //! `_exit`, which runs no destructor and no `atexit` handler inherited from the arbiter.
 
-use std::any::Any;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use ferrocorn_worker::panic_message;
 
 /// Runs `body` in a freshly forked child and exits the process with the code it returns.
 /// If `body` panics, `on_panic` gets the panic's message (to leave it where the arbiter
@@ -31,17 +32,6 @@ pub(crate) fn guard(body: impl FnOnce() -> i32, on_panic: impl FnOnce(&str), pan
     // behind (destructors, atexit handlers, stdio buffers flushed above) belongs to this
     // child.
     unsafe { nix::libc::_exit(code) }
-}
-
-/// The text of a panic payload (`panic!` with a literal or a formatted message).
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic without a message".to_string()
-    }
 }
 
 #[cfg(test)]

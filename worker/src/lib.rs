@@ -30,6 +30,7 @@ pub use app::{
 
 pub use date::http_date;
 pub use ferrocorn_config::Settings;
+pub use pool::panic_message;
 
 /// A listening socket inherited from the arbiter, already bound and listening.
 #[derive(Debug)]
