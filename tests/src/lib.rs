@@ -547,6 +547,38 @@ pub struct Server {
 }
 
 impl Server {
+    /// Under a load of three clients, runs `change` (a new config file, say), sends HUP and
+    /// asserts that `workers` new workers, none of those before, take over and that no
+    /// request failed.
+    pub fn assert_hup_renews_workers_under_load(
+        &self,
+        workers: usize,
+        timeout: Duration,
+        change: impl FnOnce(),
+    ) {
+        let before: BTreeSet<i32> = self.worker_pids().into_iter().collect();
+        let load = Load::start(self.addr, "/", 3);
+        assert!(load.wait_for_more(20, timeout), "the load gets answers");
+        change();
+        self.signal(Signal::SIGHUP);
+        let renewed = wait_until(timeout, || {
+            let now: BTreeSet<i32> = self.worker_pids().into_iter().collect();
+            now.len() == workers && now.is_disjoint(&before)
+        });
+        assert!(
+            load.wait_for_more(20, timeout),
+            "the load goes on after the reload"
+        );
+        let report = load.stop();
+        assert!(
+            renewed,
+            "{workers} new workers replaced {before:?}: {:?}\n{}",
+            self.worker_pids(),
+            self.stderr()
+        );
+        report.assert_no_failures(self);
+    }
+
     /// A builder for `ferrocorn --bind 127.0.0.1:0 ARGS...`.
     pub fn builder() -> ServerBuilder {
         ServerBuilder {

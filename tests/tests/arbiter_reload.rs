@@ -33,27 +33,7 @@ fn read_pid(path: &std::path::Path) -> Option<i32> {
 fn hup_replaces_every_worker_without_a_failed_request() {
     let server = Server::start(["--workers", "2", "hello"]);
     assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
-    let before: BTreeSet<i32> = server.worker_pids().into_iter().collect();
-    let load = Load::start(server.addr, "/", 3);
-    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
-
-    server.signal(Signal::SIGHUP);
-    let renewed = wait_until(WAIT, || {
-        let now: BTreeSet<i32> = server.worker_pids().into_iter().collect();
-        now.len() == 2 && now.is_disjoint(&before)
-    });
-    assert!(
-        load.wait_for_more(20, WAIT),
-        "the load goes on after the reload"
-    );
-    let report = load.stop();
-    assert!(
-        renewed,
-        "a new generation replaced {before:?}: {:?}\n{}",
-        server.worker_pids(),
-        server.stderr()
-    );
-    report.assert_no_failures(&server);
+    server.assert_hup_renews_workers_under_load(2, WAIT, || {});
 }
 
 #[test]

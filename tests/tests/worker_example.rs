@@ -10,8 +10,7 @@ use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
 use ferrocorn_tests::{
-    binary, cargo_build, connect, descendants, request, send_signal, wait_until, Load, Server,
-    Signal, TempDir,
+    binary, cargo_build, connect, descendants, request, send_signal, Server, Signal, TempDir,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -127,30 +126,11 @@ fn custom_app_takes_workers_and_reloads_its_config_file_on_hup() {
     let config_arg = config.display().to_string();
     let server = start_example(&["--workers", "4", "-c", &config_arg]);
     assert!(server.wait_for_workers(4, WAIT), "{}", server.stderr());
-    let before: BTreeSet<i32> = server.worker_pids().into_iter().collect();
     let long_target = format!("/{}", "x".repeat(200));
     assert_eq!(server.get(&long_target).unwrap().status, 404);
-    let load = Load::start(server.addr, "/", 3);
-    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
-
-    std::fs::write(&config, "limit_request_line = 100\n").unwrap();
-    server.signal(Signal::SIGHUP);
-    let renewed = wait_until(WAIT, || {
-        let now: BTreeSet<i32> = server.worker_pids().into_iter().collect();
-        now.len() == 4 && now.is_disjoint(&before)
+    server.assert_hup_renews_workers_under_load(4, WAIT, || {
+        std::fs::write(&config, "limit_request_line = 100\n").unwrap();
     });
-    assert!(
-        load.wait_for_more(20, WAIT),
-        "the load goes on after the reload"
-    );
-    let report = load.stop();
-    assert!(
-        renewed,
-        "4 new workers replaced {before:?}: {:?}\n{}",
-        server.worker_pids(),
-        server.stderr()
-    );
-    report.assert_no_failures(&server);
     assert_eq!(
         server.get(&long_target).unwrap().status,
         414,
