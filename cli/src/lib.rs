@@ -8,6 +8,7 @@ mod apps;
 mod args;
 mod invocation;
 mod logging;
+mod pending;
 mod server;
 
 use std::process::ExitCode;

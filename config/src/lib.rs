@@ -38,8 +38,9 @@ pub use load::{
 pub use net::{IpAllowList, IpNet};
 pub use registry::{CliForm, Section, Setting};
 pub use settings::{
-    BindAddress, HeaderMap, LogFormat, LogLevel, ProxyProtocol, RequestLimits, Settings,
-    WorkerClass, DEFAULT_ACCESS_LOG_FORMAT, DEFAULT_FIELD_SIZE, SETTINGS,
+    AsgiLifespan, AsgiLoop, BindAddress, CertReqs, HeaderMap, LogFormat, LogLevel, MemoryMetric,
+    ProxyProtocol, ReloadStrategy, RequestLimits, Settings, TlsVersion, WorkerClass,
+    DEFAULT_ACCESS_LOG_FORMAT, DEFAULT_FIELD_SIZE, SETTINGS,
 };
 
 /// The declaration of the setting called `name`, if there is one.

@@ -17,11 +17,13 @@ pub enum Section {
     Logging,
     Http,
     Python,
+    Metrics,
+    Tls,
 }
 
 impl Section {
     /// Every section, in the order they are listed.
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 11] = [
         Section::Server,
         Section::Workers,
         Section::Timeouts,
@@ -31,6 +33,8 @@ impl Section {
         Section::Logging,
         Section::Http,
         Section::Python,
+        Section::Metrics,
+        Section::Tls,
     ];
 
     /// The section's heading.
@@ -45,6 +49,8 @@ impl Section {
             Section::Logging => "Logging",
             Section::Http => "HTTP parser compatibility",
             Section::Python => "Python applications",
+            Section::Metrics => "Metrics and health",
+            Section::Tls => "TLS",
         }
     }
 }

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kinds::{
-    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptPath, OptText, ProxyMode, Umask,
-    UrlPrefix, NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
+    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptBind, OptPath, OptText,
+    ProxyMode, Umask, UrlPrefix, NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
 };
 use crate::net::IpAllowList;
 use crate::registry::{declare_settings, flag, flag_with_alias, positional};
@@ -89,12 +89,119 @@ pub enum WorkerClass {
     Sync,
     /// gunicorn's `gthread`: the same worker (set `threads` for a thread pool).
     Gthread,
+    /// gunicorn 27's `asgi`: the same event loop, the Python application served as ASGI 3.0
+    /// on one asyncio event loop thread per worker.
+    Asgi,
 }
 
 const WORKER_CLASSES: &[(&str, WorkerClass)] = &[
     ("mio", WorkerClass::Mio),
     ("sync", WorkerClass::Sync),
     ("gthread", WorkerClass::Gthread),
+    ("asgi", WorkerClass::Asgi),
+];
+
+/// `memory_metric`: how the arbiter measures a worker's memory for `max_worker_memory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryMetric {
+    /// Resident set size: counts shared pages (a preloaded application) in every worker.
+    Rss,
+    /// Proportional set size: shared pages divided among the processes sharing them.
+    Pss,
+    /// Unique set size: only the pages no other process shares.
+    Uss,
+}
+
+const MEMORY_METRICS: &[(&str, MemoryMetric)] = &[
+    ("pss", MemoryMetric::Pss),
+    ("rss", MemoryMetric::Rss),
+    ("uss", MemoryMetric::Uss),
+];
+
+/// `reload_strategy`: how HUP (and recycling) replaces workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadStrategy {
+    /// gunicorn's: a whole new generation, then the old one retires.
+    Generation,
+    /// One worker at a time, each new one serving before an old one stops (puma's phased
+    /// restart, uWSGI's chain reload).
+    Rolling,
+}
+
+const RELOAD_STRATEGIES: &[(&str, ReloadStrategy)] = &[
+    ("generation", ReloadStrategy::Generation),
+    ("rolling", ReloadStrategy::Rolling),
+];
+
+/// `cert_reqs`: whether clients must present a certificate (gunicorn's numbers, Python's
+/// `ssl.CERT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertReqs {
+    /// 0: no client certificate is asked for.
+    None,
+    /// 1: one is asked for and verified against `ca_certs` when given.
+    Optional,
+    /// 2: one is required and verified against `ca_certs`.
+    Required,
+}
+
+const CERT_REQS: &[(&str, CertReqs)] = &[
+    ("0", CertReqs::None),
+    ("1", CertReqs::Optional),
+    ("2", CertReqs::Required),
+    ("none", CertReqs::None),
+    ("optional", CertReqs::Optional),
+    ("required", CertReqs::Required),
+    ("cert_none", CertReqs::None),
+    ("cert_optional", CertReqs::Optional),
+    ("cert_required", CertReqs::Required),
+];
+
+/// `tls_min_version`: the oldest TLS version accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+const TLS_VERSIONS: &[(&str, TlsVersion)] = &[
+    ("1.2", TlsVersion::Tls12),
+    ("1.3", TlsVersion::Tls13),
+    ("tlsv1.2", TlsVersion::Tls12),
+    ("tlsv1.3", TlsVersion::Tls13),
+];
+
+/// `asgi_loop`: the asyncio event loop implementation of the ASGI worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsgiLoop {
+    /// uvloop when it is installed, else asyncio's default loop.
+    Auto,
+    Asyncio,
+    Uvloop,
+}
+
+const ASGI_LOOPS: &[(&str, AsgiLoop)] = &[
+    ("auto", AsgiLoop::Auto),
+    ("asyncio", AsgiLoop::Asyncio),
+    ("uvloop", AsgiLoop::Uvloop),
+];
+
+/// `asgi_lifespan`: whether the ASGI lifespan protocol runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsgiLifespan {
+    /// Run it; an application that does not support it (raises on the `lifespan` scope)
+    /// is served without it.
+    Auto,
+    /// Run it; an application that does not support it fails to start.
+    On,
+    /// Never run it.
+    Off,
+}
+
+const ASGI_LIFESPANS: &[(&str, AsgiLifespan)] = &[
+    ("auto", AsgiLifespan::Auto),
+    ("on", AsgiLifespan::On),
+    ("off", AsgiLifespan::Off),
 ];
 
 /// gunicorn's default access log format.
@@ -200,7 +307,9 @@ declare_settings! {
 
     /// The worker type, accepted for gunicorn compatibility: ferrocorn has one worker, an
     /// event loop with `threads` application threads, which stands for gunicorn's `sync`
-    /// (`threads` = 1) and `gthread` alike. Other gunicorn classes are refused.
+    /// (`threads` = 1) and `gthread` alike; `asgi` serves a Python ASGI application (chosen
+    /// without the flag when the application is an `async def app(scope, receive, send)`).
+    /// Other gunicorn classes are refused.
     worker_class: WorkerClass = WorkerClass::Mio;
         Workers, flag(Some('k'), "worker-class", "CLASS"), choice(WORKER_CLASSES);
 
@@ -223,6 +332,44 @@ declare_settings! {
     /// workers do not all restart at once.
     max_requests_jitter: u64 = 0;
         Workers, flag(None, "max-requests-jitter", "INT"), int::<u64>(0, TOML_INT_MAX);
+
+    /// Recycle a worker whose memory (`memory_metric`) is above this many MiB in two samples
+    /// in a row: its replacement starts first and serves, then it drains within
+    /// `graceful_timeout`. 0 never recycles for memory.
+    max_worker_memory: u64 = 0;
+        Workers, flag(None, "max-worker-memory", "MIB"), int::<u64>(0, 1 << 30);
+
+    /// Seconds between two samples of each worker's memory.
+    memory_check_interval: Duration = Duration::from_secs(5);
+        Workers, flag(None, "memory-check-interval", "SECONDS"), seconds(MAX_SECONDS);
+
+    /// How a worker's memory is measured: `pss` (from `/proc/PID/smaps_rollup`: shared
+    /// pages divided among their sharers), `rss` (counts a preloaded application's shared
+    /// pages in every worker) or `uss` (private pages only).
+    memory_metric: MemoryMetric = MemoryMetric::Pss;
+        Workers, flag(None, "memory-metric", "METRIC"), choice(MEMORY_METRICS);
+
+    /// Recycle a worker after it has run this many seconds (as for `max_worker_memory`);
+    /// 0 never does.
+    max_worker_lifetime: Duration = Duration::ZERO;
+        Workers, flag(None, "max-worker-lifetime", "SECONDS"), seconds(MAX_SECONDS);
+
+    /// A random number of seconds from 0 to this is added to `max_worker_lifetime` per
+    /// worker, so that workers do not all restart at once.
+    max_worker_lifetime_jitter: Duration = Duration::ZERO;
+        Workers, flag(None, "max-worker-lifetime-jitter", "SECONDS"), seconds(MAX_SECONDS);
+
+    /// How HUP and recycling replace workers: `generation` (gunicorn's: a whole new
+    /// generation, then the old one retires) or `rolling` (one at a time, each new worker
+    /// serving before an old one stops, so memory never holds two generations).
+    reload_strategy: ReloadStrategy = ReloadStrategy::Generation;
+        Workers, flag(None, "reload-strategy", "STRATEGY"), choice(RELOAD_STRATEGIES);
+
+    /// The most requests one worker has in progress at once; past it, a new request is
+    /// answered 503 with `Retry-After` and its connection closed, instead of queueing
+    /// without bound (as uvicorn's `--limit-concurrency`). 0: no limit.
+    limit_concurrency: usize = 0;
+        Workers, flag(None, "limit-concurrency", "INT"), count(0, 1_000_000);
 
     /// Microseconds a worker that has just served requests keeps polling for the next ones
     /// before it sleeps, yielding the CPU between polls (ferrocorn's own setting, after
@@ -394,9 +541,79 @@ declare_settings! {
     reload_extra_files: Vec<PathBuf> = Vec::new();
         Python, flag(None, "reload-extra-file", "FILE"), PATHS;
 
+    /// The asyncio event loop of the ASGI worker: `auto` (uvloop when installed), `asyncio`
+    /// or `uvloop`.
+    asgi_loop: AsgiLoop = AsgiLoop::Auto;
+        Python, flag(None, "asgi-loop", "LOOP"), choice(ASGI_LOOPS);
+
+    /// The ASGI lifespan protocol: `auto` (run it unless the application does not support
+    /// it), `on` (an application without it fails to start) or `off`.
+    asgi_lifespan: AsgiLifespan = AsgiLifespan::Auto;
+        Python, flag(None, "asgi-lifespan", "MODE"), choice(ASGI_LIFESPANS);
+
+    /// Seconds an ASGI application is given, after its client went away, to finish the
+    /// request before it is cancelled.
+    asgi_disconnect_grace_period: Duration = Duration::from_secs(3);
+        Python, flag(None, "asgi-disconnect-grace-period", "SECONDS"), seconds(MAX_SECONDS);
+
+    /// The largest WebSocket message in bytes, fragments joined; a larger one closes the
+    /// connection with code 1009.
+    websocket_max_message_size: u64 = 16 * 1024 * 1024;
+        Python, flag(None, "websocket-max-message-size", "BYTES"), int::<u64>(1, TOML_INT_MAX);
+
     /// The URL prefix the application is mounted at: the WSGI `SCRIPT_NAME`, removed from
     /// the start of `PATH_INFO`. Empty takes the `SCRIPT_NAME` environment variable, as
     /// gunicorn does.
     root_path: String = String::new();
         Python, flag(None, "root-path", "PATH"), UrlPrefix;
+
+    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this address, apart from
+    /// the application's listeners: `HOST:PORT` or `unix:PATH`. Empty: off.
+    metrics_bind: Option<BindAddress> = None;
+        Metrics, flag(None, "metrics-bind", "ADDRESS"), OptBind;
+
+    /// Send gunicorn's statsd metrics to this address: `HOST:PORT` (UDP) or `unix:PATH`
+    /// (a datagram socket). Empty: off.
+    statsd_host: Option<String> = None;
+        Metrics, flag(None, "statsd-host", "ADDRESS"), OptText;
+
+    /// A prefix for the statsd metric names (a `.` is added when missing).
+    statsd_prefix: String = String::new();
+        Metrics, flag(None, "statsd-prefix", "STRING"), TEXT;
+
+    /// DogStatsD tags added to every statsd metric, as comma-separated `key:value` pairs.
+    dogstatsd_tags: String = String::new();
+        Metrics, flag(None, "dogstatsd-tags", "TAGS"), TEXT;
+
+    /// The PEM certificate chain served over TLS; with it, every listener speaks TLS.
+    certfile: Option<PathBuf> = None;
+        Tls, flag(None, "certfile", "FILE"), OptPath;
+
+    /// The PEM private key of `certfile` (PKCS#8, PKCS#1 or SEC1, unencrypted); empty: the
+    /// key is read from `certfile`.
+    keyfile: Option<PathBuf> = None;
+        Tls, flag(None, "keyfile", "FILE"), OptPath;
+
+    /// PEM certificates of the authorities that client certificates are verified against.
+    ca_certs: Option<PathBuf> = None;
+        Tls, flag(None, "ca-certs", "FILE"), OptPath;
+
+    /// Client certificates: 0 not asked for, 1 optional, 2 required (gunicorn's numbers).
+    cert_reqs: CertReqs = CertReqs::None;
+        Tls, flag(None, "cert-reqs", "INT"), choice(CERT_REQS);
+
+    /// The cipher suites offered, as IANA names (`TLS13_AES_128_GCM_SHA256`,
+    /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`), comma- or colon-separated; empty:
+    /// rustls' defaults.
+    ciphers: Option<String> = None;
+        Tls, flag(None, "ciphers", "SUITES"), OptText;
+
+    /// Accepted for gunicorn compatibility and ignored with a warning, as gunicorn
+    /// deprecated it; see `tls_min_version`.
+    ssl_version: Option<String> = None;
+        Tls, flag(None, "ssl-version", "VERSION"), OptText;
+
+    /// The oldest TLS version accepted: `1.2` or `1.3`.
+    tls_min_version: TlsVersion = TlsVersion::Tls12;
+        Tls, flag(None, "tls-min-version", "VERSION"), choice(TLS_VERSIONS);
 }

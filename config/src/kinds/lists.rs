@@ -108,6 +108,44 @@ impl Kind for Binds {
     }
 }
 
+/// One optional listening address (`HOST:PORT`, `[IPV6]:PORT`, `unix:PATH`); the empty
+/// string means "not set". `fd://N` is refused: the metrics listener is always bound by
+/// the arbiter itself.
+#[derive(Debug)]
+pub struct OptBind;
+
+impl Kind for OptBind {
+    type Out = Option<BindAddress>;
+
+    fn parse(&self, raw: &Raw) -> Result<Option<BindAddress>, String> {
+        let text = TEXT.parse(raw)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match parse_bind(text)? {
+            BindAddress::Fd(_) => Err("fd://N cannot be used here".to_string()),
+            bind => Ok(Some(bind)),
+        }
+    }
+
+    fn accepted(&self) -> String {
+        "one of HOST:PORT, [IPV6]:PORT, HOST (port 8000), unix:PATH (empty: not set)".to_string()
+    }
+
+    fn to_toml(&self, value: &Option<BindAddress>) -> toml::Value {
+        toml::Value::String(value.as_ref().map(|b| b.to_string()).unwrap_or_default())
+    }
+
+    fn samples(&self) -> Vec<String> {
+        vec![
+            "127.0.0.1:9100".to_string(),
+            "unix:/tmp/ferrocorn-metrics.sock".to_string(),
+            String::new(),
+        ]
+    }
+}
+
 /// A list of client addresses: IP addresses, `ADDRESS/PREFIX` networks, or `*` for any.
 /// Comma-separated text, a TOML array, or a repeated flag. May be empty.
 #[derive(Debug)]

@@ -545,8 +545,12 @@ impl<T: Copy + PartialEq + 'static> Kind for Choice<T> {
     type Out = T;
 
     fn parse(&self, raw: &Raw) -> Result<T, String> {
+        // A number names a choice by its text, so that TOML's `cert_reqs = 2` and
+        // `tls_min_version = 1.3` read as the command line's `2` and `1.3`.
         let text = match single(raw)? {
             Raw::Str(s) => s.trim().to_ascii_lowercase(),
+            Raw::Int(i) => i.to_string(),
+            Raw::Float(f) => f.to_string(),
             other => return Err(format!("not a string ({})", describe(other))),
         };
         self.choices
@@ -586,4 +590,4 @@ mod lists;
 #[cfg(test)]
 mod tests;
 
-pub use lists::{Binds, EnvList, IpList, UrlPrefix, PATHS, PATHS_WITH_COMMAS};
+pub use lists::{Binds, EnvList, IpList, OptBind, UrlPrefix, PATHS, PATHS_WITH_COMMAS};
