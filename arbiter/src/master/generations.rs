@@ -9,7 +9,7 @@ use ferrocorn_worker::WorkerState;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{Master, Previous};
+use super::{Master, Previous, RestartReason};
 use crate::error::ArbiterError;
 use crate::listeners::{self, Listener, ListenerOrigin};
 use crate::pidfile::Pidfile;
@@ -224,7 +224,7 @@ impl Master {
             .map(|(pid, _)| *pid)
             .collect();
         for pid in failed {
-            self.retire(pid);
+            self.retire(pid, RestartReason::Reload);
         }
     }
 
@@ -252,17 +252,18 @@ impl Master {
             && self.generation_started.elapsed() > self.settings.timeout;
         if serving >= self.target || (waited_enough && serving > 0) {
             for pid in old {
-                self.retire(pid);
+                self.retire(pid, RestartReason::Reload);
             }
         }
     }
 
-    /// Asks a worker to stop gracefully (SIGTERM).
-    pub(super) fn retire(&mut self, pid: Pid) {
+    /// Asks a worker to stop gracefully (SIGTERM), noting why.
+    pub(super) fn retire(&mut self, pid: Pid, reason: RestartReason) {
         if let Some(worker) = self.workers.get_mut(&pid) {
             if worker.retire_sent.is_none() {
                 let _ = kill(pid, Signal::SIGTERM);
                 worker.retire_sent = Some(Instant::now());
+                worker.retire_reason = Some(reason);
             }
         }
     }

@@ -56,6 +56,81 @@ struct Worker {
     abort_sent: Option<Instant>,
     /// The arbiter sent SIGKILL itself (a SIGKILL it did not send is reported as such).
     kill_sent: bool,
+    /// Why the arbiter asked it to end (retired or aborted), for the restart counts.
+    retire_reason: Option<RestartReason>,
+}
+
+/// Why a worker was replaced: the `reason` label of `ferrocorn_worker_restarts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum RestartReason {
+    /// It ended unasked: a crash, a signal from someone else, a failure to boot.
+    Crash,
+    /// It was silent (or all its application threads stuck) for `timeout`.
+    Timeout,
+    /// It ended itself after `max_requests`.
+    MaxRequests,
+    /// Its memory stayed above `max_worker_memory`.
+    MaxMemory,
+    /// It ran for `max_worker_lifetime`.
+    MaxLifetime,
+    /// A HUP (or `--reload`) replaced its generation.
+    Reload,
+    /// TTOU or WINCH lowered the number of workers.
+    ScaleDown,
+}
+
+impl RestartReason {
+    /// Every reason, in the order the metrics list them.
+    pub(crate) const ALL: [RestartReason; 7] = [
+        RestartReason::Crash,
+        RestartReason::Timeout,
+        RestartReason::MaxRequests,
+        RestartReason::MaxMemory,
+        RestartReason::MaxLifetime,
+        RestartReason::Reload,
+        RestartReason::ScaleDown,
+    ];
+
+    /// The label value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RestartReason::Crash => "crash",
+            RestartReason::Timeout => "timeout",
+            RestartReason::MaxRequests => "max_requests",
+            RestartReason::MaxMemory => "max_memory",
+            RestartReason::MaxLifetime => "max_lifetime",
+            RestartReason::Reload => "reload",
+            RestartReason::ScaleDown => "scale_down",
+        }
+    }
+}
+
+/// How many workers ended for each [`RestartReason`] since the arbiter started.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RestartCounts([u64; RestartReason::ALL.len()]);
+
+impl RestartCounts {
+    pub(crate) fn count(&mut self, reason: RestartReason) {
+        self.0[reason as usize] += 1;
+    }
+
+    pub(crate) fn get(&self, reason: RestartReason) -> u64 {
+        self.0[reason as usize]
+    }
+
+    /// `reload 2, crash 1`: the reasons that occurred, for the log.
+    pub(crate) fn summary(&self) -> String {
+        let parts: Vec<String> = RestartReason::ALL
+            .iter()
+            .filter(|&&reason| self.get(reason) > 0)
+            .map(|&reason| format!("{} {}", reason.as_str(), self.get(reason)))
+            .collect();
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// How a child process ended.
@@ -130,6 +205,8 @@ pub(crate) struct Master {
     /// Some worker has served: the loop saw one `Serving`, or reaped one that had been.
     /// Before that, a worker that fails to boot stops the arbiter.
     served: bool,
+    /// Workers that ended, by why (not counted while the arbiter itself stops).
+    restarts: RestartCounts,
 }
 
 impl Master {
@@ -226,6 +303,7 @@ impl Master {
             next_spawn_at: None,
             ready_notified: false,
             served: false,
+            restarts: RestartCounts::default(),
         })
     }
 
@@ -337,6 +415,7 @@ impl Master {
             }
             let _ = kill(pid, Signal::SIGABRT);
             worker.abort_sent = Some(Instant::now());
+            worker.retire_reason = Some(RestartReason::Timeout);
         }
     }
 

@@ -10,7 +10,9 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getppid, ForkResult, Pid};
 
-use super::{signal_name, Ended, Master, Worker, BACKOFF_RESET, MAX_BACKOFF, PANIC_EXIT_CODE};
+use super::{
+    signal_name, Ended, Master, RestartReason, Worker, BACKOFF_RESET, MAX_BACKOFF, PANIC_EXIT_CODE,
+};
 use crate::child;
 use crate::error::ArbiterError;
 use crate::listeners::Listener;
@@ -32,7 +34,7 @@ impl Master {
         if current.len() > self.target {
             let extra = current.len() - self.target;
             for &(_, pid) in current.iter().take(extra) {
-                self.retire(pid);
+                self.retire(pid, RestartReason::ScaleDown);
             }
             return;
         }
@@ -121,6 +123,7 @@ impl Master {
                         seq: self.spawn_seq,
                         retire_sent: None,
                         abort_sent: None,
+                        retire_reason: None,
                         kill_sent: false,
                     },
                 );
@@ -224,6 +227,12 @@ impl Master {
         let ever_served = view.state != WorkerState::Booting;
         self.served |= ever_served;
         let unasked = self.log_worker_end(pid, &worker, &view, message.as_deref(), how);
+        self.restarts.count(match (worker.retire_reason, how) {
+            (Some(reason), _) => reason,
+            // A worker ends itself with 0 after `max_requests` (or when its parent is gone).
+            (None, Ended::Exit(0)) => RestartReason::MaxRequests,
+            (None, _) => RestartReason::Crash,
+        });
         if !unasked || ever_served {
             return;
         }

@@ -17,6 +17,7 @@ impl Master {
     /// after `graceful_timeout`. A second INT/QUIT during a graceful stop makes it quick.
     pub(super) fn stop(mut self, how: Stop) -> Result<(), ArbiterError> {
         sd_notify("STOPPING=1");
+        tracing::debug!("Workers replaced since start: {}", self.restarts.summary());
         // Has the arbiter we were to replace exited meanwhile? Then its files are ours.
         self.take_over_from_parent();
         if self.reexec_child.is_some() || self.upgrade_parent.is_some() {
