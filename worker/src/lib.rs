@@ -15,9 +15,11 @@ use std::sync::Arc;
 
 mod access_log;
 mod app;
+mod clock;
 mod date;
 mod http1;
 mod limits;
+mod metrics;
 mod pool;
 mod proto;
 mod response;
@@ -29,6 +31,7 @@ pub use app::{
 };
 
 pub use date::http_date;
+pub use metrics::{Snapshot, WorkerCounters, BUCKETS, DURATION_BOUNDS, METHODS, STATUSES};
 pub use ferrocorn_config::Settings;
 pub use pool::panic_message;
 
@@ -77,6 +80,11 @@ pub trait Supervisor {
     /// Reopens the log files the arbiter set up for this process (SIGUSR1). The worker
     /// reopens its own access log itself.
     fn reopen_logs(&self);
+    /// Where the worker counts what `/metrics` shows, in memory the arbiter reads without
+    /// asking the worker. `None`: the worker counts in memory of its own, seen by nobody.
+    fn counters(&self) -> Option<&WorkerCounters> {
+        None
+    }
 }
 
 /// Why a worker's [`run`] returned; the process then exits with [`WorkerExit::code`].

@@ -63,6 +63,22 @@ impl Request {
         self.text(&self.method)
     }
 
+    /// Whether the method is `GET`: one load and a comparison where the head allows it.
+    #[inline]
+    pub(crate) fn is_get(&self) -> bool {
+        let Range { start, end } = self.method;
+        end == start + 3
+            && match self.head.get(start..start + 4) {
+                Some(&[a, b, c, _]) => (a, b, c) == (b'G', b'E', b'T'),
+                _ => false,
+            }
+    }
+
+    /// The method as bytes (no UTF-8 check).
+    pub(crate) fn method_bytes(&self) -> &[u8] {
+        self.head.get(self.method.clone()).unwrap_or_default()
+    }
+
     /// Whether the method is `HEAD` (compared as bytes: no UTF-8 check on the hot path).
     pub(crate) fn is_head(&self) -> bool {
         self.head.get(self.method.clone()) == Some(&b"HEAD"[..])

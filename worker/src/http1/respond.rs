@@ -4,6 +4,7 @@
 use super::{Conn, Ctx, Exchange, OutBody, ReadSide, WriteSide};
 use crate::access_log::LogEntry;
 use crate::app::Body;
+use crate::metrics;
 use crate::response::{self, plan, Method};
 
 /// Owned bodies up to this size are copied behind the head so that both go out in one write.
@@ -19,6 +20,13 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
         ex.res.reset();
         ex.res.plain(500, "internal server error\n");
     }
+    let started = std::mem::take(&mut c.in_flight);
+    ctx.metrics.answered(
+        started,
+        metrics::method_of(&ex.req),
+        ex.res.status,
+        ctx.now_ns.wrapping_sub(ex.started_ns),
+    );
     ctx.requests += 1;
     if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
         ctx.max_requests_reached = true;

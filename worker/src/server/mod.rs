@@ -27,6 +27,7 @@ use crate::app::{App, Peer};
 use crate::date::DateCache;
 use crate::http1::{self, drive, Conn, Ctx, Phase};
 use crate::limits::Config;
+use crate::metrics::WorkerCounters;
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
 use crate::response::HeadCache;
@@ -93,7 +94,25 @@ pub(crate) fn serve(
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
         return WorkerExit::Failed(message);
     }
-    let exit = match Worker::new(settings, listeners, access_log, Arc::clone(&app), &mask) {
+    // Counted where the arbiter reads them, or else in memory of our own.
+    let own_counters;
+    let metrics = match supervisor.counters() {
+        Some(counters) => counters,
+        None => {
+            own_counters = Box::new(WorkerCounters::new());
+            &*own_counters
+        }
+    };
+    metrics.set_threads(settings.threads);
+    let worker = Worker::new(
+        settings,
+        listeners,
+        access_log,
+        Arc::clone(&app),
+        &mask,
+        metrics,
+    );
+    let exit = match worker {
         Ok(mut w) => {
             let exit = w.run(supervisor);
             // The last heartbeat carries the final request count, which the arbiter logs
@@ -118,15 +137,15 @@ fn wait(poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) -> Resu
     }
 }
 
-struct Worker {
+struct Worker<'s> {
     poll: Poll,
     listeners: Vec<MioListener>,
     listening: bool,
     signals: SignalFd,
     /// Readable every `TICK`.
     ticker: TimerFd,
-    slots: Slots,
-    ctx: Ctx,
+    slots: Slots<'s>,
+    ctx: Ctx<'s>,
     parent: nix::unistd::Pid,
     stop_deadline: Option<Instant>,
     /// While stopping: idle keep-alive connections are closed from this time on.
@@ -141,14 +160,15 @@ struct Worker {
     capacity_reports: Throttle,
 }
 
-impl Worker {
+impl<'s> Worker<'s> {
     fn new(
         settings: &Settings,
         listeners: Vec<Listener>,
         access_log: Option<std::fs::File>,
         app: Arc<dyn App>,
         mask: &SigSet,
-    ) -> Result<Worker, String> {
+        metrics: &'s WorkerCounters,
+    ) -> Result<Worker<'s>, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
         let signals = SignalFd::with_flags(mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| format!("cannot create a signalfd: {e}"))?;
@@ -216,7 +236,7 @@ impl Worker {
             listening: false,
             signals,
             ticker,
-            slots: Slots::default(),
+            slots: Slots::new(metrics),
             ctx: Ctx {
                 cfg: Config::from_settings(settings),
                 parser: Parser::from_settings(settings),
@@ -226,9 +246,11 @@ impl Worker {
                 heads: HeadCache::default(),
                 log,
                 now: Instant::now(),
+                now_ns: 0,
                 requests: 0,
                 stopping: false,
                 max_requests_reached: false,
+                metrics,
             },
             parent: nix::unistd::getppid(),
             stop_deadline: None,
@@ -287,10 +309,11 @@ impl Worker {
         let mut served = 0;
         loop {
             let mut tick = false;
-            self.ctx.now = match spin.wait(&mut self.poll, &mut events, served > 0) {
-                Ok(now) => now,
-                Err(exit) => return exit,
-            };
+            (self.ctx.now, self.ctx.now_ns) =
+                match spin.wait(&mut self.poll, &mut events, served > 0) {
+                    Ok(now) => now,
+                    Err(exit) => return exit,
+                };
             self.ctx.date.refresh(self.ctx.now);
             served = 0;
             for event in events.iter() {
@@ -342,6 +365,9 @@ impl Worker {
             }
             if tick {
                 self.sweep();
+                if let Some(pool) = &self.ctx.pool {
+                    self.ctx.metrics.set_busy_threads(pool.busy_threads());
+                }
                 supervisor.heartbeat(self.status());
                 if nix::unistd::getppid() != self.parent {
                     tracing::warn!("parent changed: worker exiting");

@@ -1,17 +1,29 @@
 //! The open connections, in slots indexed by their `mio` token.
 
 use crate::http1::{Conn, Phase};
+use crate::metrics::WorkerCounters;
 
 /// The connections, in slots indexed by their token.
-#[derive(Default)]
-pub(super) struct Slots {
+pub(super) struct Slots<'s> {
     pub(super) conns: Vec<Option<Conn>>,
     pub(super) free: Vec<usize>,
     pub(super) open: usize,
     pub(super) serial: u64,
+    /// Where connections are counted, and a request in flight on a closed one uncounted.
+    metrics: &'s WorkerCounters,
 }
 
-impl Slots {
+impl<'s> Slots<'s> {
+    pub(super) fn new(metrics: &'s WorkerCounters) -> Slots<'s> {
+        Slots {
+            conns: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            serial: 0,
+            metrics,
+        }
+    }
+
     pub(super) fn next_serial(&mut self) -> u64 {
         self.serial += 1;
         self.serial
@@ -19,6 +31,7 @@ impl Slots {
 
     pub(super) fn insert(&mut self, conn: Conn) -> usize {
         self.open += 1;
+        self.metrics.connection_opened(self.open);
         match self.free.pop() {
             Some(i) => {
                 self.conns[i] = Some(conn);
@@ -42,8 +55,12 @@ impl Slots {
                 // Never leave an application thread waiting for bytes that cannot come.
                 pipe.fail("the connection closed");
             }
+            if c.in_flight {
+                self.metrics.request_ended();
+            }
             drop(c);
             self.open -= 1;
+            self.metrics.set_connections(self.open);
             self.free.push(slot);
         }
     }
