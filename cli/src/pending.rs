@@ -13,7 +13,6 @@ pub(crate) fn unbuilt(settings: &Settings) -> Vec<&'static str> {
             names.push(name);
         }
     };
-    check(settings.metrics_bind.is_some(), "metrics_bind");
     check(settings.statsd_host.is_some(), "statsd_host");
     check(settings.max_worker_memory != 0, "max_worker_memory");
     check(
@@ -24,7 +23,6 @@ pub(crate) fn unbuilt(settings: &Settings) -> Vec<&'static str> {
         settings.reload_strategy != defaults.reload_strategy,
         "reload_strategy",
     );
-    check(settings.limit_concurrency != 0, "limit_concurrency");
     check(settings.certfile.is_some(), "certfile");
     check(settings.keyfile.is_some(), "keyfile");
     check(settings.ca_certs.is_some(), "ca_certs");

@@ -21,6 +21,7 @@ mod http1;
 mod limits;
 mod metrics;
 mod pool;
+mod probes;
 mod proto;
 mod response;
 mod server;
@@ -34,6 +35,7 @@ pub use date::http_date;
 pub use metrics::{Snapshot, WorkerCounters, BUCKETS, DURATION_BOUNDS, METHODS, STATUSES};
 pub use ferrocorn_config::Settings;
 pub use pool::panic_message;
+pub use probes::{serve_probes, Probes, METRICS_CONTENT_TYPE};
 
 /// A listening socket inherited from the arbiter, already bound and listening.
 #[derive(Debug)]

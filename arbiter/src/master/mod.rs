@@ -4,6 +4,7 @@
 //! `stop` (TERM/INT/QUIT).
 
 mod generations;
+mod metrics;
 mod spawn;
 mod stop;
 mod upgrade;
@@ -207,6 +208,8 @@ pub(crate) struct Master {
     served: bool,
     /// Workers that ended, by why (not counted while the arbiter itself stops).
     restarts: RestartCounts,
+    /// The metrics endpoint (`metrics_bind`) and its process.
+    metrics: Option<metrics::MetricsProcess>,
 }
 
 impl Master {
@@ -240,6 +243,10 @@ impl Master {
         // `Listening at:` waits for a worker that serves (`notify_ready`): a start that
         // fails on its configuration after binding must not look like a server.
         let (listeners, origin) = listeners::open(&settings)?;
+        let metrics = listeners::open_metrics(&settings, &listeners)?;
+        if let Some(listener) = &metrics {
+            tracing::info!("Serving metrics at: {listener} ({pid})");
+        }
         match origin {
             ListenerOrigin::Bound => {}
             ListenerOrigin::Systemd => tracing::info!("Using systemd socket activation"),
@@ -304,12 +311,15 @@ impl Master {
             ready_notified: false,
             served: false,
             restarts: RestartCounts::default(),
+            metrics: metrics.map(metrics::MetricsProcess::new),
         })
     }
 
     /// The loop: wait for a signal or a tick, act on signals, reap, check timeouts, retire
     /// old generations, keep the worker count, notify readiness, take over after upgrade.
     pub(crate) fn supervise(mut self) -> Result<(), ArbiterError> {
+        // Before the workers: the metrics process is no worker's child.
+        self.publish_state();
         self.manage_workers();
         loop {
             let received = self.signals.wait(self.tick());
@@ -346,6 +356,7 @@ impl Master {
             self.manage_workers();
             self.notify_ready();
             self.take_over_from_parent();
+            self.publish_state();
         }
     }
 

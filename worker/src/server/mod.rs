@@ -6,7 +6,7 @@
 //! never re-registered; what its events mean for reading is `http1::ReadSide`'s business.
 //! The protocol itself is `http1/`: the loop hands it ready connections through `drive`.
 
-mod listener;
+pub(crate) mod listener;
 mod slots;
 mod spin;
 
