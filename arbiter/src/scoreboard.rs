@@ -270,13 +270,17 @@ impl Scoreboard {
         let header = self.header();
         let slot = self.slot(index);
         let seq = header.fold_seq.load(Ordering::Relaxed);
-        header.fold_seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        header
+            .fold_seq
+            .store(seq.wrapping_add(1), Ordering::Relaxed);
         // Readers that see the counters change also see the odd sequence number.
         fence(Ordering::Release);
         slot.counters.add_counters_to(&header.retired);
         slot.counters.clear();
         slot.state.store(FREE, Ordering::Relaxed);
-        header.fold_seq.store(seq.wrapping_add(2), Ordering::Release);
+        header
+            .fold_seq
+            .store(seq.wrapping_add(2), Ordering::Release);
         self.used[index] = false;
     }
 
@@ -304,7 +308,9 @@ impl Scoreboard {
             let mut totals = Snapshot::default();
             header.retired.read_into(&mut totals);
             let used = header.slots_used.load(Ordering::Acquire);
-            let used = usize::try_from(used).unwrap_or(usize::MAX).min(self.capacity);
+            let used = usize::try_from(used)
+                .unwrap_or(usize::MAX)
+                .min(self.capacity);
             let mut workers = Vec::new();
             for index in 0..used {
                 let slot = self.slot(index);

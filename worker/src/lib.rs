@@ -32,8 +32,8 @@ pub use app::{
 };
 
 pub use date::http_date;
-pub use metrics::{Snapshot, WorkerCounters, BUCKETS, DURATION_BOUNDS, METHODS, STATUSES};
 pub use ferrocorn_config::Settings;
+pub use metrics::{Snapshot, WorkerCounters, BUCKETS, DURATION_BOUNDS, METHODS, STATUSES};
 pub use pool::panic_message;
 pub use probes::{serve_probes, Probes, METRICS_CONTENT_TYPE};
 

@@ -75,7 +75,10 @@ pub struct WorkerCounters {
 /// Adds one to a counter only this thread writes: a load and a store, no lock prefix.
 #[inline(always)]
 fn bump(cell: &AtomicU64, by: u64) {
-    cell.store(cell.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+    cell.store(
+        cell.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
 }
 
 /// The index in [`METHODS`] of `req`'s method (`GET` first, it is most requests).
@@ -146,7 +149,10 @@ impl WorkerCounters {
     /// Adds one request's duration, in nanoseconds, to the histogram.
     #[inline]
     pub(crate) fn observe_ns(&self, ns: u64) {
-        let bucket = BOUNDS_NS.iter().position(|&b| ns <= b).unwrap_or(BUCKETS - 1);
+        let bucket = BOUNDS_NS
+            .iter()
+            .position(|&b| ns <= b)
+            .unwrap_or(BUCKETS - 1);
         bump(&self.duration_buckets[bucket], 1);
         bump(&self.duration_sum_ns, ns);
     }
@@ -179,7 +185,8 @@ impl WorkerCounters {
     }
 
     pub(crate) fn set_connections(&self, open: usize) {
-        self.connections_active.store(open as u64, Ordering::Relaxed);
+        self.connections_active
+            .store(open as u64, Ordering::Relaxed);
     }
 
     #[inline]

@@ -99,7 +99,10 @@ impl ProbeServer {
             }
             let now = Instant::now();
             for slot in &mut self.clients {
-                if slot.as_ref().is_some_and(|c| now - c.since > REQUEST_TIMEOUT) {
+                if slot
+                    .as_ref()
+                    .is_some_and(|c| now - c.since > REQUEST_TIMEOUT)
+                {
                     *slot = None;
                 }
             }
@@ -176,12 +179,7 @@ impl ProbeServer {
         let keep = if client.output.is_empty() {
             match read_request(client, &mut self.parser, &mut self.request) {
                 Ok(Some(status)) => {
-                    respond(
-                        &self.request,
-                        status,
-                        probes,
-                        &mut client.output,
-                    );
+                    respond(&self.request, status, probes, &mut client.output);
                     write_out(client)
                 }
                 Ok(None) => true,
@@ -239,7 +237,9 @@ fn respond(request: &Request, status: u16, probes: &dyn Probes, out: &mut Vec<u8
         let method_ok = matches!(request.method(), "GET" | "HEAD");
         match request.path() {
             _ if !known => {
-                body.extend_from_slice(b"not found: /metrics, /healthz and /readyz are served here\n");
+                body.extend_from_slice(
+                    b"not found: /metrics, /healthz and /readyz are served here\n",
+                );
                 (404, "text/plain; charset=utf-8", false)
             }
             _ if !method_ok => {
@@ -273,7 +273,11 @@ fn respond(request: &Request, status: u16, probes: &dyn Probes, out: &mut Vec<u8
 fn up_or_down(up: bool, yes: &str, no: &str, body: &mut Vec<u8>) -> (u16, &'static str, bool) {
     body.extend_from_slice(if up { yes } else { no }.as_bytes());
     body.push(b'\n');
-    (if up { 200 } else { 503 }, "text/plain; charset=utf-8", false)
+    (
+        if up { 200 } else { 503 },
+        "text/plain; charset=utf-8",
+        false,
+    )
 }
 
 /// Writes what the socket takes; false once everything is written (the connection is then
@@ -331,7 +335,10 @@ mod tests {
         let metrics = answer("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", true);
         assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
         assert!(metrics.contains(METRICS_CONTENT_TYPE), "{metrics}");
-        assert!(metrics.ends_with("\r\n\r\n# TYPE up gauge\nup 1\n"), "{metrics}");
+        assert!(
+            metrics.ends_with("\r\n\r\n# TYPE up gauge\nup 1\n"),
+            "{metrics}"
+        );
         let ready = answer("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", true);
         assert!(ready.starts_with("HTTP/1.1 200 OK\r\n"), "{ready}");
         let not_ready = answer("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", false);

@@ -177,7 +177,8 @@ impl Master {
             Signal::SIGPIPE,
         ] {
             // SAFETY: SIG_IGN runs no code in a handler.
-            let _ = unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigIgn) };
+            let _ =
+                unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigIgn) };
         }
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
         if getppid() != self.pid {

@@ -92,7 +92,9 @@ impl Master {
                     if let Some(dir) = &start_dir {
                         let _ = nix::unistd::chdir(dir.as_c_str());
                     }
-                    let metrics = metrics_listener.map(std::slice::from_ref).unwrap_or_default();
+                    let metrics = metrics_listener
+                        .map(std::slice::from_ref)
+                        .unwrap_or_default();
                     if listeners::prepare_inheritance(&self.listeners).is_ok()
                         && listeners::prepare_inheritance(metrics).is_ok()
                     {

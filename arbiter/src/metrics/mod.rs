@@ -267,7 +267,10 @@ pub(crate) fn render(reading: &Reading) -> String {
         "Workers replaced, by why.",
     );
     for (reason, n) in &reading.state.restarts {
-        let _ = writeln!(out, "ferrocorn_worker_restarts_total{{reason=\"{reason}\"}} {n}");
+        let _ = writeln!(
+            out,
+            "ferrocorn_worker_restarts_total{{reason=\"{reason}\"}} {n}"
+        );
     }
     for (name, help, pick) in [
         (

@@ -119,14 +119,8 @@ pub(crate) fn unix_queue(fd: BorrowedFd<'_>) -> io::Result<Queue> {
     }
     let mut buf = [0u8; 1024];
     // SAFETY: `buf` is writable for its length. A bounded wait: the kernel answers at once.
-    let received = unsafe {
-        libc::recv(
-            netlink.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            0,
-        )
-    };
+    let received =
+        unsafe { libc::recv(netlink.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
     if received < 0 {
         return Err(io::Error::last_os_error());
     }
