@@ -128,9 +128,19 @@ pub(crate) struct Reading {
 /// each metric together).
 pub(crate) fn render(reading: &Reading) -> String {
     let mut out = String::with_capacity(8 * 1024);
-    let totals = &reading.totals;
+    render_http(&mut out, &reading.totals);
+    render_server(&mut out, reading);
+    render_workers(&mut out, reading);
+    if let Some(p) = &reading.process {
+        render_process(&mut out, p);
+    }
+    out
+}
+
+/// The HTTP metrics of every worker, those gone included.
+fn render_http(out: &mut String, totals: &Snapshot) {
     family(
-        &mut out,
+        out,
         "http_requests_total",
         "counter",
         "HTTP requests answered, by status code and method.",
@@ -142,12 +152,13 @@ pub(crate) fn render(reading: &Reading) -> String {
         );
     }
     family(
-        &mut out,
+        out,
         "http_request_duration_seconds",
         "histogram",
         "Time from a request's complete head to its response being queued, for responses \
          the application gave.",
     );
+    debug_assert_eq!(totals.duration_buckets.len(), BUCKETS);
     let mut cumulative = 0;
     for (bucket, n) in totals.duration_buckets.iter().enumerate() {
         cumulative += n;
@@ -160,22 +171,19 @@ pub(crate) fn render(reading: &Reading) -> String {
             "http_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
         );
     }
-    debug_assert_eq!(totals.duration_buckets.len(), BUCKETS);
     let _ = writeln!(
         out,
         "http_request_duration_seconds_sum {}",
         totals.duration_sum_ns as f64 / 1e9
     );
     let _ = writeln!(out, "http_request_duration_seconds_count {cumulative}");
-    let busy = |w: &WorkerReading| {
-        if w.counters.threads > 1 {
-            w.counters.busy_threads
-        } else {
-            // One thread: busy while a request is in flight (the call runs on the loop).
-            w.counters.in_flight.min(1)
-        }
-    };
-    let single: [(&str, &str, &str, u64); 6] = [
+}
+
+/// The metrics of the server as a whole: one sample each, then the restarts, the listen
+/// queues and the build.
+fn render_server(out: &mut String, reading: &Reading) {
+    let totals = &reading.totals;
+    let single: [(&str, &str, &str, u64); 7] = [
         (
             "http_requests_in_flight",
             "gauge",
@@ -212,56 +220,19 @@ pub(crate) fn render(reading: &Reading) -> String {
             "Reloads (HUP) that started a new generation of workers.",
             reading.state.reloads,
         ),
+        (
+            "ferrocorn_limit_concurrency_refused_total",
+            "counter",
+            "Requests answered 503 because limit_concurrency requests were in progress.",
+            totals.refused,
+        ),
     ];
     for (name, kind, help, value) in single {
-        family(&mut out, name, kind, help);
+        family(out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
     }
     family(
-        &mut out,
-        "ferrocorn_limit_concurrency_refused_total",
-        "counter",
-        "Requests answered 503 because limit_concurrency requests were in progress.",
-    );
-    let _ = writeln!(
         out,
-        "ferrocorn_limit_concurrency_refused_total {}",
-        totals.refused
-    );
-    let per_worker: [(&str, &str, &str, &dyn Fn(&WorkerReading, u64) -> u64); 4] = [
-        (
-            "ferrocorn_worker_busy_threads",
-            "gauge",
-            "Application threads at work, by worker slot.",
-            &|w, _| busy(w),
-        ),
-        (
-            "ferrocorn_worker_threads",
-            "gauge",
-            "Application threads, by worker slot.",
-            &|w, _| w.counters.threads,
-        ),
-        (
-            "ferrocorn_worker_requests_total",
-            "counter",
-            "Requests answered by the worker now in the slot (from 0 when a new worker takes it).",
-            &|w, _| w.counters.requests(),
-        ),
-        (
-            "ferrocorn_worker_resident_memory_bytes",
-            "gauge",
-            "Resident memory of the worker, by worker slot.",
-            &|_, rss| rss,
-        ),
-    ];
-    for (name, kind, help, value) in per_worker {
-        family(&mut out, name, kind, help);
-        for (w, rss) in &reading.workers {
-            let _ = writeln!(out, "{name}{{worker=\"{}\"}} {}", w.index, value(w, *rss));
-        }
-    }
-    family(
-        &mut out,
         "ferrocorn_worker_restarts_total",
         "counter",
         "Workers replaced, by why.",
@@ -272,7 +243,7 @@ pub(crate) fn render(reading: &Reading) -> String {
             "ferrocorn_worker_restarts_total{{reason=\"{reason}\"}} {n}"
         );
     }
-    for (name, help, pick) in [
+    for (name, help, pick_max) in [
         (
             "ferrocorn_listen_queue",
             "Connections waiting to be accepted, by listener.",
@@ -284,14 +255,14 @@ pub(crate) fn render(reading: &Reading) -> String {
             true,
         ),
     ] {
-        family(&mut out, name, "gauge", help);
+        family(out, name, "gauge", help);
         for (listener, waiting, max) in &reading.queues {
-            let value = if pick { max } else { waiting };
+            let value = if pick_max { max } else { waiting };
             let _ = writeln!(out, "{name}{{listener=\"{}\"}} {value}", escape(listener));
         }
     }
     family(
-        &mut out,
+        out,
         "ferrocorn_build_info",
         "gauge",
         "The running ferrocorn's version (always 1).",
@@ -301,10 +272,56 @@ pub(crate) fn render(reading: &Reading) -> String {
         "ferrocorn_build_info{{version=\"{}\"}} 1",
         escape(env!("CARGO_PKG_VERSION"))
     );
-    if let Some(p) = &reading.process {
-        render_process(&mut out, p);
+}
+
+/// A per-worker value from a worker's reading and its resident memory.
+type PerWorker = fn(&WorkerReading, u64) -> u64;
+
+/// Application threads at work: with one thread, the call runs on the loop and the thread
+/// is busy while a request is in flight.
+fn busy_threads(w: &WorkerReading, _: u64) -> u64 {
+    if w.counters.threads > 1 {
+        w.counters.busy_threads
+    } else {
+        w.counters.in_flight.min(1)
     }
-    out
+}
+
+/// The metrics of each live worker, labelled by its scoreboard slot (`worker="0"`): as
+/// many label values as workers alive at once, whatever the restarts.
+fn render_workers(out: &mut String, reading: &Reading) {
+    let per_worker: [(&str, &str, &str, PerWorker); 4] = [
+        (
+            "ferrocorn_worker_busy_threads",
+            "gauge",
+            "Application threads at work, by worker slot.",
+            busy_threads,
+        ),
+        (
+            "ferrocorn_worker_threads",
+            "gauge",
+            "Application threads, by worker slot.",
+            |w, _| w.counters.threads,
+        ),
+        (
+            "ferrocorn_worker_requests_total",
+            "counter",
+            "Requests answered by the worker now in the slot (from 0 when a new worker takes it).",
+            |w, _| w.counters.requests(),
+        ),
+        (
+            "ferrocorn_worker_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the worker, by worker slot.",
+            |_, rss| rss,
+        ),
+    ];
+    for (name, kind, help, value) in per_worker {
+        family(out, name, kind, help);
+        for (w, rss) in &reading.workers {
+            let _ = writeln!(out, "{name}{{worker=\"{}\"}} {}", w.index, value(w, *rss));
+        }
+    }
 }
 
 /// The standard `process_*` metrics of the arbiter.
