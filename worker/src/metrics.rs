@@ -128,9 +128,12 @@ impl WorkerCounters {
     /// index).
     #[inline]
     pub(crate) fn response(&self, method: u8, status: u16) {
-        let row = &self.responses[usize::from(method).min(METHODS.len() - 1)];
-        if let Some(cell) = row.get(usize::from(status.wrapping_sub(*STATUSES.start()))) {
-            bump(cell, 1);
+        let status = usize::from(status.wrapping_sub(*STATUSES.start()));
+        if status < STATUS_COUNT {
+            let cells = self.responses.as_flattened();
+            if let Some(cell) = cells.get(usize::from(method) * STATUS_COUNT + status) {
+                bump(cell, 1);
+            }
         }
     }
 
@@ -311,6 +314,9 @@ mod tests {
         c.response(method_index(b"GET"), 200);
         c.response(method_index(b"BREW"), 404);
         c.response(method_index(b"PATCH"), 999);
+        c.response(method_index(b"PATCH"), 1000);
+        c.response(method_index(b"PATCH"), 99);
+        c.response(10, 200);
         c.observe_ns(1_000_000);
         c.observe_ns(5_000_000);
         c.observe_ns(5_001_000);
