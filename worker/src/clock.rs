@@ -2,7 +2,7 @@
 //! `Instant`, for request durations: a duration is then one subtraction, where `Instant`
 //! arithmetic costs a few dozen instructions per request (see `docs/BENCHMARKS.md`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Nanoseconds on CLOCK_MONOTONIC (0 if the clock cannot be read, which Linux never does).
 #[inline]
@@ -31,20 +31,38 @@ pub(crate) fn after_call(then: (Instant, u64)) -> (Instant, u64) {
     (then.0, ns)
 }
 
-/// The time now, as an `Instant` and as [`monotonic_ns`].
-#[inline]
-pub(crate) fn now() -> (Instant, u64) {
-    (Instant::now(), monotonic_ns())
+/// Tells the time as an `Instant` and as [`monotonic_ns`] with one reading of the clock:
+/// the `Instant` is the epoch's plus the nanoseconds since (no second call).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    epoch: Instant,
+    epoch_ns: u64,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Clock {
+        Clock {
+            epoch: Instant::now(),
+            epoch_ns: monotonic_ns(),
+        }
+    }
+
+    /// The time now.
+    #[inline]
+    pub(crate) fn now(&self) -> (Instant, u64) {
+        let ns = monotonic_ns();
+        let since = Duration::from_nanos(ns.saturating_sub(self.epoch_ns));
+        (self.epoch.checked_add(since).unwrap_or(self.epoch), ns)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn instants_and_nanoseconds_agree() {
-        let (a, a_ns) = now();
+        let (a, a_ns) = Clock::new().now();
         std::thread::sleep(Duration::from_millis(20));
         let (b, b_ns) = after_call((a, a_ns));
         assert!(b_ns - a_ns >= 20_000_000);

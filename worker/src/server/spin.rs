@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll};
 
 use super::wait;
-use crate::clock;
+use crate::clock::Clock;
 use crate::WorkerExit;
 
 /// The shortest poll before sleeping that the loop starts; it doubles from here (see `Spin`).
@@ -21,6 +21,8 @@ pub(super) struct Spin {
     max: Duration,
     /// The current poll: zero, or `SPIN_MIN` doubled up to `max`.
     window: Duration,
+    /// Tells the time a wait came back.
+    clock: Clock,
 }
 
 impl Spin {
@@ -28,10 +30,11 @@ impl Spin {
         Spin {
             max,
             window: Duration::ZERO,
+            clock: Clock::new(),
         }
     }
 
-    /// Fills `events` and returns the time it came back (see [`clock::now`]).
+    /// Fills `events` and returns the time it came back (see [`Clock::now`]).
     ///
     /// The clients a turn answered are about to send again. Sleeping in `epoll_wait` until
     /// they do costs a sleep, a wake-up by the client's write (on another CPU, an interrupt
@@ -49,21 +52,21 @@ impl Spin {
     ) -> Result<(Instant, u64), WorkerExit> {
         if !served {
             wait(poll, events, None)?;
-            return Ok(clock::now());
+            return Ok(self.clock.now());
         }
         let start = Instant::now();
         while !self.window.is_zero() {
             let _ = nix::sched::sched_yield();
             wait(poll, events, Some(Duration::ZERO))?;
             if !events.is_empty() {
-                return Ok(clock::now());
+                return Ok(self.clock.now());
             }
             if start.elapsed() >= self.window {
                 break;
             }
         }
         wait(poll, events, None)?;
-        let now = clock::now();
+        let now = self.clock.now();
         self.adapt(now.0.saturating_duration_since(start));
         Ok(now)
     }
