@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLog;
 use crate::app::App;
+use crate::clock::Clock;
 use crate::date::DateCache;
 use crate::limits::Config;
 use crate::metrics::{self, WorkerCounters};
@@ -51,6 +52,7 @@ pub(crate) struct Ctx<'s> {
     pub(crate) now: Instant,
     /// `now` in nanoseconds on CLOCK_MONOTONIC (see `clock.rs`).
     pub(crate) now_ns: u64,
+    pub(crate) clock: Clock,
     pub(crate) requests: u64,
     /// Set when the worker stops taking new requests (TERM, max_requests).
     pub(crate) stopping: bool,

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use super::{queue_response, respond_error, Conn, Ctx, Phase, Spool};
 use crate::app::{BodyPipe, Peer, RequestBody};
-use crate::clock;
 use crate::pool::{call_app, Job, Work};
 use crate::proto::{Framing, Head, HeadOutcome, HttpError, ProxyHeader, ProxyOutcome};
 
@@ -318,7 +317,7 @@ fn dispatch(c: &mut Conn, ctx: &mut Ctx) {
     }
     call_app(&*ctx.app, &mut ex);
     // The call may have taken a while: timeouts set from here on count from now.
-    (ctx.now, ctx.now_ns) = clock::after_call((ctx.now, ctx.now_ns));
+    (ctx.now, ctx.now_ns) = ctx.clock.now();
     queue_response(c, ctx, &mut ex);
     c.exchange = Some(ex);
 }

@@ -24,6 +24,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::access_log::AccessLog;
 use crate::app::{App, Peer};
+use crate::clock::Clock;
 use crate::date::DateCache;
 use crate::http1::{self, drive, Conn, Ctx, Phase};
 use crate::limits::Config;
@@ -247,6 +248,7 @@ impl<'s> Worker<'s> {
                 log,
                 now: Instant::now(),
                 now_ns: 0,
+                clock: Clock::new(),
                 requests: 0,
                 stopping: false,
                 max_requests_reached: false,
@@ -310,7 +312,7 @@ impl<'s> Worker<'s> {
         loop {
             let mut tick = false;
             (self.ctx.now, self.ctx.now_ns) =
-                match spin.wait(&mut self.poll, &mut events, served > 0) {
+                match spin.wait(&mut self.poll, &mut events, served > 0, &self.ctx.clock) {
                     Ok(now) => now,
                     Err(exit) => return exit,
                 };

@@ -21,8 +21,6 @@ pub(super) struct Spin {
     max: Duration,
     /// The current poll: zero, or `SPIN_MIN` doubled up to `max`.
     window: Duration,
-    /// Tells the time a wait came back.
-    clock: Clock,
 }
 
 impl Spin {
@@ -30,7 +28,6 @@ impl Spin {
         Spin {
             max,
             window: Duration::ZERO,
-            clock: Clock::new(),
         }
     }
 
@@ -49,24 +46,25 @@ impl Spin {
         poll: &mut Poll,
         events: &mut Events,
         served: bool,
+        clock: &Clock,
     ) -> Result<(Instant, u64), WorkerExit> {
         if !served {
             wait(poll, events, None)?;
-            return Ok(self.clock.now());
+            return Ok(clock.now());
         }
         let start = Instant::now();
         while !self.window.is_zero() {
             let _ = nix::sched::sched_yield();
             wait(poll, events, Some(Duration::ZERO))?;
             if !events.is_empty() {
-                return Ok(self.clock.now());
+                return Ok(clock.now());
             }
             if start.elapsed() >= self.window {
                 break;
             }
         }
         wait(poll, events, None)?;
-        let now = self.clock.now();
+        let now = clock.now();
         self.adapt(now.0.saturating_duration_since(start));
         Ok(now)
     }
