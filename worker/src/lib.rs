@@ -25,7 +25,8 @@ mod server;
 mod throttle;
 
 pub use app::{
-    reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
+    reason_phrase, App, Body, DeferredApp, Event, ExchangeId, HeaderText, Inbox, Peer, Replies,
+    Reply, Request, RequestBody, Response, Version,
 };
 
 pub use date::http_date;
