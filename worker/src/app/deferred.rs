@@ -98,7 +98,12 @@ impl fmt::Debug for Event {
                 id,
                 request,
                 more_body,
-            } => write!(f, "Request({}, {}, more {more_body})", id.seq, request.target()),
+            } => write!(
+                f,
+                "Request({}, {}, more {more_body})",
+                id.seq,
+                request.target()
+            ),
             Event::Body {
                 id,
                 data,
@@ -292,7 +297,11 @@ mod tests {
         let id = ExchangeId::for_test(1);
         replies.send(&mut vec![Reply::Resume { id }, Reply::Abort { id }]);
         replies.send(&mut vec![Reply::Resume { id }]);
-        assert_eq!(wakes.load(Ordering::SeqCst), 1, "the second batch found one pending");
+        assert_eq!(
+            wakes.load(Ordering::SeqCst),
+            1,
+            "the second batch found one pending"
+        );
         let mut taken = Vec::new();
         replies.take(&mut taken);
         assert_eq!(taken.len(), 3);

@@ -24,8 +24,8 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::access_log::AccessLog;
 use crate::app::{App, Peer};
-use crate::date::DateCache;
 use crate::app::{Replies, Reply};
+use crate::date::DateCache;
 use crate::http1::{self, drive, Channel, Conn, Ctx, Phase};
 use crate::limits::Config;
 use crate::pool::{Job, Pool, Work};
