@@ -61,13 +61,16 @@ impl ScopeBuilder {
             _ => intern!(py, "http"),
         };
         scope.set_item(intern!(py, "scheme"), scheme)?;
-        // The full path, root_path included, as uvicorn and Starlette have it; raw_path as
+        // The full path, root_path included (ASGI, as Starlette reads it): as received when
+        // the proxy passed the prefix on, else with the prefix put back. raw_path as
         // received.
         let raw = req.path().as_bytes();
-        let decoded = percent_decode(raw);
-        let mut path = String::with_capacity(self.root.len() + decoded.len());
-        path.push_str(&self.root);
-        path.push_str(&String::from_utf8_lossy(&decoded));
+        let decoded = String::from_utf8_lossy(&percent_decode(raw)).into_owned();
+        let path = if under_root(&decoded, &self.root) {
+            decoded
+        } else {
+            format!("{}{decoded}", self.root)
+        };
         scope.set_item(intern!(py, "path"), PyString::new(py, &path))?;
         scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw))?;
         scope.set_item(
@@ -82,6 +85,12 @@ impl ScopeBuilder {
         scope.set_item(intern!(py, "state"), self.state.bind(py).copy()?)?;
         Ok(scope)
     }
+}
+
+/// Whether `path` is `root` or below it (`/mnt` holds `/mnt` and `/mnt/x`, not `/mntx`).
+fn under_root(path: &str, root: &str) -> bool {
+    path.strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The method, interned for the common ones.
@@ -172,5 +181,13 @@ mod tests {
         assert_eq!(&*percent_decode(b"/100%"), b"/100%");
         assert_eq!(&*percent_decode(b"/%4"), b"/%4");
         assert_eq!(&*percent_decode(b"/%zz%41"), b"/%zzA");
+    }
+
+    #[test]
+    fn the_root_path_is_a_whole_segment() {
+        assert!(under_root("/mnt/x", "/mnt"));
+        assert!(under_root("/mnt", "/mnt"));
+        assert!(!under_root("/mntx", "/mnt"));
+        assert!(under_root("/anything", ""));
     }
 }
