@@ -31,7 +31,10 @@ pub(crate) struct Ready {
 }
 
 impl Ready {
-    pub(crate) fn new(py: Python<'_>, value: Option<Py<PyAny>>) -> PyResult<Bound<'_, PyAny>> {
+    pub(crate) fn awaitable(
+        py: Python<'_>,
+        value: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'_, PyAny>> {
         Ok(Bound::new(
             py,
             Ready {
@@ -291,10 +294,10 @@ impl Cycle {
         };
         if let Some(piece) = piece {
             let message = self.take_piece(py, piece);
-            return Ready::new(py, Some(message));
+            return Ready::awaitable(py, Some(message));
         }
         if gone {
-            return Ready::new(py, Some(disconnect_message(py)));
+            return Ready::awaitable(py, Some(disconnect_message(py)));
         }
         // Nothing yet: the next body piece, or the disconnect, resolves it.
         let future = self.shared.create_future(py)?;
@@ -350,7 +353,7 @@ impl Cycle {
                 return Ok(future);
             }
         }
-        Ready::new(py, None)
+        Ready::awaitable(py, None)
     }
 
     /// The application's coroutine returned.
