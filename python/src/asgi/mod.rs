@@ -242,3 +242,6 @@ impl Log {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
