@@ -471,3 +471,32 @@ fn fastapi_parameters_validation_streaming_and_lifespan_state() {
     let r = get(&server, "/sync");
     assert_eq!(r.json()["ran"], "in a thread");
 }
+
+#[test]
+fn hup_and_max_requests_renew_asgi_workers_without_a_failed_request() {
+    let record = Record::new("asgi-hup");
+    let server = record
+        .attach(python_server())
+        .args(["--workers", "2", "asgi_app:instance"])
+        .start();
+    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    server.assert_hup_renews_workers_under_load(2, WAIT, || {});
+    drop(server);
+    // max_requests: the worker stops gracefully after its requests and is replaced.
+    let server = asgi(&record, &["--max-requests", "3"], "asgi_app:app");
+    assert!(server.wait_for_workers(1, WAIT));
+    let first = server.worker_pids()[0];
+    for _ in 0..3 {
+        assert_eq!(get(&server, "/stream?n=1").text(), "part 0\n");
+    }
+    assert!(
+        record.wait_for(&format!("shutdown {first}"), WAIT),
+        "the lifespan shutdown ran: {:?}\n{}",
+        record.lines(),
+        server.stderr()
+    );
+    assert!(ferrocorn_tests::wait_until(WAIT, || {
+        server.worker_pids().iter().any(|&p| p != first)
+    }));
+    assert_eq!(get(&server, "/stream?n=1").text(), "part 0\n");
+}
