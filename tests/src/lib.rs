@@ -3,7 +3,8 @@
 //! pid, and kill every process it started when the test ends (even when the test fails).
 //!
 //! Every wait is bounded; nothing asserts on timing. [`python`] adds the Python fixtures
-//! and the test virtualenv.
+//! and the test virtualenv; `watch` counts an arbiter's children while a test runs
+//! ([`ChildWatch`]) and keeps clients on persistent connections ([`Load::keep_alive`]).
 
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -20,6 +21,9 @@ pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 pub mod python;
+mod watch;
+
+pub use watch::{ChildReport, ChildWatch};
 
 /// The process name (`/proc/PID/comm`) of a worker. If this changes, update
 /// `ferrocorn_arbiter::WORKER_PROCESS_NAME` (the two must agree).
