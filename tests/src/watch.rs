@@ -3,10 +3,10 @@
 //! [`Load::keep_alive`] keeps clients sending on persistent connections.
 
 use std::collections::BTreeSet;
-use std::io::{BufReader, Write};
+use std::io::{self, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -93,41 +93,17 @@ impl Load {
     /// that says `Connection: close`. Any other end of a connection is a failure: a server
     /// that stops must answer a request that arrives on an idle connection rather than drop it.
     pub fn keep_alive(addr: SocketAddr, path: &str, clients: usize, pause: Duration) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicU64::new(0));
-        let failures = Arc::new(Mutex::new(Vec::new()));
         let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
-        let threads = (0..clients)
-            .map(|_| {
-                let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
-                let request = request.clone();
-                std::thread::spawn(move || {
-                    let mut conn: Option<(TcpStream, BufReader<TcpStream>)> = None;
-                    while !stop.load(Ordering::SeqCst) {
-                        match exchange(addr, &mut conn, request.as_bytes()) {
-                            Ok(status) if (200..300).contains(&status) => {
-                                ok.fetch_add(1, Ordering::SeqCst);
-                            }
-                            Ok(status) => failures
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(format!("status {status} (kept alive)")),
-                            Err(error) => failures
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(format!("{error} (kept alive)")),
-                        }
-                        std::thread::sleep(pause);
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            ok,
-            failures,
-            threads,
-        }
+        Load::with_clients(clients, || {
+            let request = request.clone();
+            let mut conn = None;
+            move || {
+                let answer = exchange(addr, &mut conn, request.as_bytes())
+                    .map_err(|e| io::Error::new(e.kind(), format!("{e} (kept alive)")));
+                std::thread::sleep(pause);
+                answer
+            }
+        })
     }
 }
 
@@ -137,7 +113,7 @@ fn exchange(
     addr: SocketAddr,
     conn: &mut Option<(TcpStream, BufReader<TcpStream>)>,
     request: &[u8],
-) -> std::io::Result<u16> {
+) -> io::Result<u16> {
     let (mut stream, mut reader) = match conn.take() {
         Some(open) => open,
         None => {

@@ -2,17 +2,15 @@
 //! `--max-worker-memory` (`tests/python/leaky_app.py`) or that has run for
 //! `--max-worker-lifetime` is replaced under load without a failed request, and
 //! `--reload-strategy rolling` replaces workers one at a time on HUP, never running more than
-//! `workers + 1` (the arbiter's children, counted through `/proc` while the test runs).
+//! `workers + 1` (the arbiter's children, counted through `/proc` while the test runs). A
+//! rolling reload whose new workers fail to boot is rolled back: `arbiter_faults`.
 //! Every load runs a few seconds at most; every process is stopped by pid.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ferrocorn_tests::python::python_server;
-use ferrocorn_tests::{
-    faulty_app, is_running, wait_until, ChildReport, ChildWatch, Load, LoadReport, Server, Signal,
-    TempDir,
-};
+use ferrocorn_tests::{wait_until, ChildReport, ChildWatch, Load, LoadReport, Server, Signal};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// The pause of the kept-alive clients between two requests: shorter than the second a
@@ -193,51 +191,4 @@ fn generation_hup_under_load_fails_no_request() {
         report.most_alive >= 6,
         "two generations overlap: {report:?}"
     );
-}
-
-/// The rollback rule holds for the rolling strategy: the first new worker fails to boot,
-/// the roll stops there and every old worker keeps serving.
-#[test]
-fn a_rolling_reload_whose_first_new_worker_fails_to_boot_keeps_the_old_workers() {
-    let dir = TempDir::new("rolling-rollback");
-    let trigger = dir.join("init-fails");
-    let server = Server::builder()
-        .program(faulty_app())
-        .args([
-            "--workers".to_string(),
-            "3".to_string(),
-            "--reload-strategy".to_string(),
-            "rolling".to_string(),
-            "--fault".to_string(),
-            format!("init-fail={}", trigger.display()),
-        ])
-        .start();
-    assert!(server.wait_for_workers(3, WAIT), "{}", server.stderr());
-    let before = server.worker_pids();
-    let watch = ChildWatch::start(server.pid);
-    let load = Load::start(server.addr, "/", 2);
-    assert!(load.wait_for_more(20, WAIT), "the load gets answers");
-    std::fs::write(&trigger, "").unwrap();
-    server.signal(Signal::SIGHUP);
-    let rolled_back = server.wait_for_log(
-        "fail to boot (init_worker was told to fail); back to generation 1",
-        WAIT,
-    );
-    assert!(
-        load.wait_for_more(20, WAIT),
-        "the old workers go on serving"
-    );
-    let report = load.stop();
-    let children = watch.stop();
-    assert!(rolled_back, "{}", server.stderr());
-    assert!(is_running(server.pid), "{}", server.stderr());
-    let unchanged = wait_until(WAIT, || server.worker_pids() == before);
-    assert!(
-        unchanged,
-        "the old workers still serve:
-{}",
-        server.stderr()
-    );
-    assert!(children.most_alive <= 4, "{children:?}");
-    report.assert_no_failures(&server);
 }
