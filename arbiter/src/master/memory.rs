@@ -115,14 +115,15 @@ Locked:                0 kB
     #[test]
     fn every_metric_of_this_process_can_be_sampled() {
         let me = nix::unistd::getpid();
-        let rss = sample(me, MemoryMetric::Rss).expect("rss");
-        let pss = sample(me, MemoryMetric::Pss).expect("pss");
+        // Smallest first: memory the other tests allocate meanwhile only widens the gaps.
         let uss = sample(me, MemoryMetric::Uss).expect("uss");
+        let pss = sample(me, MemoryMetric::Pss).expect("pss");
+        let rss = sample(me, MemoryMetric::Rss).expect("rss");
         assert!(rss > 0 && pss > 0 && uss > 0, "{rss} {pss} {uss}");
         // Unique pages are part of the proportional share, which is part of the resident set
-        // (within what the process allocated between two reads).
-        assert!(uss <= pss + (1 << 20), "uss {uss} pss {pss}");
-        assert!(pss <= rss + (1 << 20), "pss {pss} rss {rss}");
+        // (within what other threads freed between two reads).
+        assert!(uss <= pss + (4 << 20), "uss {uss} pss {pss}");
+        assert!(pss <= rss + (4 << 20), "pss {pss} rss {rss}");
     }
 
     #[test]
