@@ -648,8 +648,8 @@ mod tests {
         let options = Options::parse(&[]).unwrap();
         assert_eq!(options, Options::default());
         assert_eq!(options.duration, Duration::from_secs(5));
-        assert_eq!(options.servers.len(), 5);
-        assert_eq!(options.scenarios.len(), 8);
+        assert_eq!(options.servers.len(), 7);
+        assert_eq!(options.scenarios.len(), 9);
     }
 
     #[test]

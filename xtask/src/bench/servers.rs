@@ -651,7 +651,7 @@ mod tests {
             instance_apps(ServerKind::Nginx, &all),
             vec![vec![AppKind::Hello, AppKind::Static]]
         );
-        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 5);
+        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 6);
         assert!(instance_apps(ServerKind::Nginx, &[AppKind::Echo]).is_empty());
     }
 
@@ -664,9 +664,18 @@ mod tests {
         );
         assert_eq!(
             instance_apps(ServerKind::Granian, &AppKind::ALL),
-            vec![vec![WsgiHello], vec![WsgiEcho]]
+            vec![vec![WsgiHello], vec![WsgiEcho], vec![AsgiHello]]
         );
         assert!(instance_apps(ServerKind::Nginx, &[WsgiHello]).is_empty());
+        // The ASGI app only where ASGI runs.
+        assert_eq!(
+            instance_apps(ServerKind::Uvicorn, &AppKind::ALL),
+            vec![vec![AsgiHello]]
+        );
+        assert_eq!(
+            instance_apps(ServerKind::GunicornAsgi, &AppKind::ALL),
+            vec![vec![AsgiHello]]
+        );
     }
 
     #[test]
