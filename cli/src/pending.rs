@@ -25,9 +25,6 @@ pub(crate) fn unbuilt(settings: &Settings) -> Vec<&'static str> {
         "reload_strategy",
     );
     check(settings.limit_concurrency != 0, "limit_concurrency");
-    check(settings.certfile.is_some(), "certfile");
-    check(settings.keyfile.is_some(), "keyfile");
-    check(settings.ca_certs.is_some(), "ca_certs");
     check(
         settings.worker_class == WorkerClass::Asgi,
         "worker_class = asgi",

@@ -491,7 +491,10 @@ impl ServerBuilder {
             .filter(|(_, p)| *p == pid)
             .map(|(a, _)| a)
             .collect();
-        if let Some(tcp) = address.strip_prefix("http://") {
+        if let Some(tcp) = address
+            .strip_prefix("http://")
+            .or_else(|| address.strip_prefix("https://"))
+        {
             if let Ok(addr) = tcp.parse() {
                 server.addr = addr;
             }

@@ -7,6 +7,7 @@ mod conn;
 mod output;
 mod request;
 mod respond;
+mod transport;
 mod wakeups;
 
 use std::io;
@@ -23,6 +24,7 @@ use crate::response::{write_error, HeadCache};
 
 pub(crate) use conn::{Conn, Exchange, Phase, ReadSide, Spool, Stream, WriteSide};
 pub(crate) use output::{Flushed, OutBody, STREAM_PIECE};
+pub(crate) use transport::Transport;
 use request::break_stream;
 use request::{process, Step};
 use respond::queue_response;
@@ -150,7 +152,9 @@ fn output_written(c: &mut Conn, ctx: &mut Ctx) -> Next {
         c.phase = Phase::Draining;
         c.idle_since = ctx.now;
         c.deadline = ctx.now + LINGER;
-    } else if c.is_idle() {
+    } else if c.is_idle() && c.read != ReadSide::Fresh {
+        // (`Fresh`: TLS handshake records went out, no request has come yet; the header
+        // deadline set at accept stays.)
         match ctx.cfg.keepalive {
             Some(k) => {
                 c.deadline = ctx.now + k;
@@ -216,6 +220,10 @@ fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Wait,
         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) if crate::tls::is_plain_http(&e) => {
+            // As nginx: a plain answer the client can read, rather than a hang or an alert.
+            respond_error(c, ctx, 400, "plain HTTP request sent to a TLS port");
+        }
         Err(e) => {
             tracing::debug!("read failed: {e}");
             return Next::Close;
