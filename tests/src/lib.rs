@@ -20,6 +20,7 @@ pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 pub mod python;
+pub mod tls;
 
 /// The process name (`/proc/PID/comm`) of a worker. If this changes, update
 /// `ferrocorn_arbiter::WORKER_PROCESS_NAME` (the two must agree).
@@ -559,8 +560,20 @@ impl Server {
         timeout: Duration,
         change: impl FnOnce(),
     ) {
-        let before: BTreeSet<i32> = self.worker_pids().into_iter().collect();
         let load = Load::start(self.addr, "/", 3);
+        self.assert_hup_renews_workers_under(load, workers, timeout, change);
+    }
+
+    /// As [`Server::assert_hup_renews_workers_under_load`], under a given load (TLS
+    /// clients, say).
+    pub fn assert_hup_renews_workers_under(
+        &self,
+        load: Load,
+        workers: usize,
+        timeout: Duration,
+        change: impl FnOnce(),
+    ) {
+        let before: BTreeSet<i32> = self.worker_pids().into_iter().collect();
         assert!(load.wait_for_more(20, timeout), "the load gets answers");
         change();
         self.signal(Signal::SIGHUP);
@@ -1059,16 +1072,26 @@ impl LoadReport {
 impl Load {
     /// Starts `clients` threads requesting `GET path` from `addr` in a loop.
     pub fn start(addr: SocketAddr, path: &str, clients: usize) -> Load {
+        let path = path.to_string();
+        Load::start_with(clients, move || get(addr, &path))
+    }
+
+    /// Starts `clients` threads each making `request` in a loop.
+    pub fn start_with(
+        clients: usize,
+        request: impl Fn() -> io::Result<Response> + Send + Sync + 'static,
+    ) -> Load {
+        let request = Arc::new(request);
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let threads = (0..clients)
             .map(|_| {
                 let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
-                let path = path.to_string();
+                let request = Arc::clone(&request);
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
-                        match get(addr, &path) {
+                        match request() {
                             Ok(response) if (200..300).contains(&response.status) => {
                                 ok.fetch_add(1, Ordering::SeqCst);
                             }

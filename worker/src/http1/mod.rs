@@ -24,10 +24,10 @@ use crate::response::{write_error, HeadCache};
 
 pub(crate) use conn::{Conn, Exchange, Phase, ReadSide, Spool, Stream, WriteSide};
 pub(crate) use output::{Flushed, OutBody, STREAM_PIECE};
-pub(crate) use transport::Transport;
 use request::break_stream;
 use request::{process, Step};
 use respond::queue_response;
+pub(crate) use transport::Transport;
 pub(crate) use wakeups::{call_returned, check_deadline, piece_read};
 
 /// How long a closing connection is drained before it is closed regardless.

@@ -95,7 +95,14 @@ pub(crate) fn serve(
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
         return WorkerExit::Failed(message);
     }
-    let exit = match Worker::new(settings, listeners, tls, access_log, Arc::clone(&app), &mask) {
+    let exit = match Worker::new(
+        settings,
+        listeners,
+        tls,
+        access_log,
+        Arc::clone(&app),
+        &mask,
+    ) {
         Ok(mut w) => {
             let exit = w.run(supervisor);
             // The last heartbeat carries the final request count, which the arbiter logs

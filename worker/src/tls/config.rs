@@ -3,7 +3,7 @@
 //! session ticket keys. Runs in the arbiter, before any worker is forked.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use ferrocorn_config::{CertReqs, Settings, TlsVersion};
@@ -84,12 +84,38 @@ impl TlsConfig {
             ))
         })?;
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
-        server.ticketer = rustls::crypto::ring::Ticketer::new()
-            .map_err(|e| TlsError(format!("cannot create session ticket keys: {e}")))?;
+        server.ticketer = shared_ticketer(settings.cert_reqs != CertReqs::None)?;
         Ok(Some(TlsConfig {
             server: Arc::new(server),
         }))
     }
+}
+
+/// The largest session a ticket holds without a client certificate chain (the name, the
+/// ALPN protocol and the secrets come to a few hundred bytes), and with one.
+const TICKET_PLAINTEXT_MAX: usize = 1024;
+const TICKET_PLAINTEXT_MAX_WITH_CLIENT_CHAIN: usize = 16 * 1024;
+
+/// Session ticket keys for the workers forked after this call. rustls' ticketer refuses
+/// to decrypt a ticket longer than the longest it has encrypted itself (a defence against
+/// partitioning oracles); a worker that has issued none would refuse every ticket of its
+/// siblings. One encryption of the largest session here, before the fork, sets that bound
+/// for all of them. The keys rotate every 6 h; from the second rotation on, each worker
+/// draws its own (rustls' rotation runs in each process): a HUP shares them again.
+fn shared_ticketer(
+    client_chains: bool,
+) -> Result<Arc<dyn rustls::server::ProducesTickets>, TlsError> {
+    let ticketer = rustls::crypto::ring::Ticketer::new()
+        .map_err(|e| TlsError(format!("cannot create session ticket keys: {e}")))?;
+    let largest = if client_chains {
+        TICKET_PLAINTEXT_MAX_WITH_CLIENT_CHAIN
+    } else {
+        TICKET_PLAINTEXT_MAX
+    };
+    if ticketer.encrypt(&vec![0; largest]).is_none() {
+        return Err(TlsError("cannot create session ticket keys".to_string()));
+    }
+    Ok(ticketer)
 }
 
 /// A TLS setting given without `certfile`, which would otherwise be ignored.
@@ -114,7 +140,7 @@ fn read_pem(setting: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
 
 /// The certificate chain of `certfile`: the server's certificate first, then the
 /// intermediates, as the file lists them.
-fn read_chain(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read_pem("certfile", path)?;
     let chain = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -131,7 +157,10 @@ fn read_chain(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsError> 
             file_error(
                 "certfile",
                 path,
-                format!("certificate {} is not a valid X.509 certificate: {e}", i + 1),
+                format!(
+                    "certificate {} is not a valid X.509 certificate: {e}",
+                    i + 1
+                ),
             )
         })?;
     }
@@ -169,8 +198,7 @@ fn read_key(setting: &str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsErr
 fn describe_key_error(e: &rustls::Error) -> String {
     match e {
         rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-            "the private key does not match the certificate (the first one in certfile)"
-                .to_string()
+            "the private key does not match the certificate (the first one in certfile)".to_string()
         }
         other => format!("cannot use the certificate and key: {other}"),
     }
@@ -205,7 +233,8 @@ fn provider(settings: &Settings) -> Result<CryptoProvider, TlsError> {
 }
 
 /// TLS 1.3 and 1.2.
-static FROM_TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+static FROM_TLS12: &[&SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 /// TLS 1.3 only.
 static FROM_TLS13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
 
@@ -224,7 +253,9 @@ fn client_verifier(
 ) -> Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, TlsError> {
     if settings.cert_reqs == CertReqs::None {
         if settings.ca_certs.is_some() {
-            tracing::warn!("ca_certs is set but cert_reqs is 0: no client certificate is asked for");
+            tracing::warn!(
+                "ca_certs is set but cert_reqs is 0: no client certificate is asked for"
+            );
         }
         return Ok(None);
     }
@@ -250,7 +281,8 @@ fn client_verifier(
             "no certificate found (a PEM \"BEGIN CERTIFICATE\" section)",
         ));
     }
-    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
+    let builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
     let builder = match settings.cert_reqs {
         CertReqs::Optional => builder.allow_unauthenticated(),
         _ => builder,
@@ -259,4 +291,49 @@ fn client_verifier(
         .build()
         .map(Some)
         .map_err(|e| file_error("ca_certs", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `config` lists the suites `ciphers` accepts without depending on rustls: the two
+    /// lists must agree.
+    #[test]
+    fn every_configurable_suite_is_known_to_rustls() {
+        let rustls: Vec<&str> = rustls::crypto::ring::ALL_CIPHER_SUITES
+            .iter()
+            .filter_map(|s| s.suite().as_str())
+            .collect();
+        let ours: Vec<&str> = ferrocorn_config::cipher_suite_names().collect();
+        assert_eq!(ours, rustls);
+    }
+
+    #[test]
+    fn settings_without_certfile_are_plain_unless_a_tls_setting_is_given() {
+        let mut settings = Settings::default();
+        assert!(TlsConfig::from_settings(&settings).unwrap().is_none());
+        settings.cert_reqs = CertReqs::Required;
+        let e = TlsConfig::from_settings(&settings).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cert_reqs is set but certfile is not: TLS needs a certificate"
+        );
+    }
+
+    #[test]
+    fn a_cipher_list_without_tls13_suites_cannot_require_tls13() {
+        let mut settings = Settings {
+            ciphers: ferrocorn_config::CipherList::parse("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+                .unwrap(),
+            ..Settings::default()
+        };
+        assert!(provider(&settings).is_ok());
+        settings.tls_min_version = TlsVersion::Tls13;
+        let e = provider(&settings).unwrap_err().to_string();
+        assert!(
+            e.starts_with("ciphers (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)"),
+            "{e}"
+        );
+    }
 }
