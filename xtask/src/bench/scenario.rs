@@ -18,15 +18,21 @@ pub enum AppKind {
     /// A Python WSGI function returning the request body it read from `wsgi.input`
     /// (`.bench/wsgi/wsgi_echo.py`).
     WsgiEcho,
+    /// `Hello` over TLS 1.3, with the bench's ECDSA P-256 certificate (`.bench/tls/`).
+    TlsHello,
+    /// `Static` over TLS 1.3, the same certificate.
+    TlsStatic,
 }
 
 impl AppKind {
-    pub const ALL: [AppKind; 5] = [
+    pub const ALL: [AppKind; 7] = [
         AppKind::Hello,
         AppKind::Static,
         AppKind::Echo,
         AppKind::WsgiHello,
         AppKind::WsgiEcho,
+        AppKind::TlsHello,
+        AppKind::TlsStatic,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,7 +42,14 @@ impl AppKind {
             AppKind::Echo => "echo",
             AppKind::WsgiHello => "wsgi-hello",
             AppKind::WsgiEcho => "wsgi-echo",
+            AppKind::TlsHello => "tls-hello",
+            AppKind::TlsStatic => "tls-static",
         }
+    }
+
+    /// Whether the app is served over TLS (its own listener, its own process tree).
+    pub fn is_tls(self) -> bool {
+        matches!(self, AppKind::TlsHello | AppKind::TlsStatic)
     }
 
     /// The WSGI application (`module:callable` in `.bench/wsgi/`) that every server runs
@@ -45,7 +58,7 @@ impl AppKind {
         match self {
             AppKind::WsgiHello => Some("wsgi_hello:app"),
             AppKind::WsgiEcho => Some("wsgi_echo:app"),
-            AppKind::Hello | AppKind::Static | AppKind::Echo => None,
+            _ => None,
         }
     }
 
@@ -88,7 +101,7 @@ pub const STATIC_FILE_NAME: &str = "file-1m.bin";
 pub const POST_BODY_BYTES: usize = 4096;
 
 /// All scenarios, in the order they run and print.
-pub const SCENARIOS: [Scenario; 8] = [
+pub const SCENARIOS: [Scenario; 11] = [
     Scenario {
         name: "hello-ka-1",
         app: AppKind::Hello,
@@ -151,6 +164,31 @@ pub const SCENARIOS: [Scenario; 8] = [
         path: "/echo",
         mode: Mode::Post(POST_BODY_BYTES),
         connections: 64,
+        threads: 2,
+    },
+    Scenario {
+        name: "tls-hello-ka-64",
+        app: AppKind::TlsHello,
+        path: "/",
+        mode: Mode::KeepAlive,
+        connections: 64,
+        threads: 2,
+    },
+    // Every request a new connection and a full handshake (the client keeps no session).
+    Scenario {
+        name: "tls-hello-close-16",
+        app: AppKind::TlsHello,
+        path: "/",
+        mode: Mode::Close,
+        connections: 16,
+        threads: 2,
+    },
+    Scenario {
+        name: "tls-static-1m-8",
+        app: AppKind::TlsStatic,
+        path: "/file-1m.bin",
+        mode: Mode::KeepAlive,
+        connections: 8,
         threads: 2,
     },
 ];
