@@ -177,6 +177,14 @@ fn write_certificate(tls: &Path) -> Result<()> {
             "/CN=127.0.0.1",
             "-addext",
             "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            // An end-entity certificate (webpki refuses a CA's as a server's), which the
+            // client trusts as its own root.
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "keyUsage=critical,digitalSignature",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
         ])
         .current_dir(tls)
         .output()
