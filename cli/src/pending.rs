@@ -15,8 +15,5 @@ pub(crate) fn unbuilt(settings: &Settings) -> Vec<&'static str> {
     check(settings.metrics_bind.is_some(), "metrics_bind");
     check(settings.statsd_host.is_some(), "statsd_host");
     check(settings.limit_concurrency != 0, "limit_concurrency");
-    check(settings.certfile.is_some(), "certfile");
-    check(settings.keyfile.is_some(), "keyfile");
-    check(settings.ca_certs.is_some(), "ca_certs");
     names
 }

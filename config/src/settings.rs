@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kinds::{
-    choice, count, int, seconds, seconds_from, Binds, EnvList, Flag, IpList, OptBind, OptPath,
-    OptText, ProxyMode, Umask, UrlPrefix, NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
+    choice, count, int, seconds, seconds_from, Binds, CipherList, Ciphers, EnvList, Flag, IpList,
+    OptBind, OptPath, OptText, ProxyMode, Umask, UrlPrefix, NON_EMPTY_TEXT, PATHS,
+    PATHS_WITH_COMMAS, TEXT,
 };
 use crate::net::IpAllowList;
 use crate::registry::{declare_settings, flag, flag_with_alias, positional};
@@ -602,11 +603,12 @@ declare_settings! {
     cert_reqs: CertReqs = CertReqs::None;
         Tls, flag(None, "cert-reqs", "INT"), choice(CERT_REQS);
 
-    /// The cipher suites offered, as IANA names (`TLS13_AES_128_GCM_SHA256`,
-    /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`), comma- or colon-separated; empty:
+    /// The cipher suites offered, in order of preference, comma- or colon-separated:
+    /// rustls' names (`TLS13_AES_128_GCM_SHA256`, `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`),
+    /// IANA's or OpenSSL's names of the same suites; an unknown name is refused. Empty:
     /// rustls' defaults.
-    ciphers: Option<String> = None;
-        Tls, flag(None, "ciphers", "SUITES"), OptText;
+    ciphers: Option<CipherList> = None;
+        Tls, flag(None, "ciphers", "SUITES"), Ciphers;
 
     /// Accepted for gunicorn compatibility and ignored with a warning, as gunicorn
     /// deprecated it; see `tls_min_version`.

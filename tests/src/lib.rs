@@ -23,6 +23,7 @@ use nix::unistd::Pid;
 pub mod python;
 mod watch;
 
+pub mod tls;
 pub use watch::{ChildReport, ChildWatch};
 
 /// The process name (`/proc/PID/comm`) of a worker. If this changes, update
@@ -495,7 +496,10 @@ impl ServerBuilder {
             .filter(|(_, p)| *p == pid)
             .map(|(a, _)| a)
             .collect();
-        if let Some(tcp) = address.strip_prefix("http://") {
+        if let Some(tcp) = address
+            .strip_prefix("http://")
+            .or_else(|| address.strip_prefix("https://"))
+        {
             if let Ok(addr) = tcp.parse() {
                 server.addr = addr;
             }
@@ -560,8 +564,20 @@ impl Server {
         timeout: Duration,
         change: impl FnOnce(),
     ) {
-        let before: BTreeSet<i32> = self.worker_pids().into_iter().collect();
         let load = Load::start(self.addr, "/", 3);
+        self.assert_hup_renews_workers_under(load, workers, timeout, change);
+    }
+
+    /// As [`Server::assert_hup_renews_workers_under_load`], under a given load (TLS
+    /// clients, say).
+    pub fn assert_hup_renews_workers_under(
+        &self,
+        load: Load,
+        workers: usize,
+        timeout: Duration,
+        change: impl FnOnce(),
+    ) {
+        let before: BTreeSet<i32> = self.worker_pids().into_iter().collect();
         assert!(load.wait_for_more(20, timeout), "the load gets answers");
         change();
         self.signal(Signal::SIGHUP);
@@ -1063,6 +1079,18 @@ impl Load {
         Load::with_clients(clients, || {
             let path = path.to_string();
             move || get(addr, &path).map(|response| response.status)
+        })
+    }
+
+    /// Starts `clients` threads each making `request` in a loop.
+    pub fn start_with(
+        clients: usize,
+        request: impl Fn() -> io::Result<Response> + Send + Sync + 'static,
+    ) -> Load {
+        let request = Arc::new(request);
+        Load::with_clients(clients, || {
+            let request = Arc::clone(&request);
+            move || request().map(|response| response.status)
         })
     }
 

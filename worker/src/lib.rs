@@ -23,6 +23,7 @@ mod proto;
 mod response;
 mod server;
 mod throttle;
+mod tls;
 
 pub use app::{
     reason_phrase, App, Body, DeferredApp, Event, ExchangeId, HeaderText, Inbox, Peer, Replies,
@@ -32,6 +33,7 @@ pub use app::{
 pub use date::http_date;
 pub use ferrocorn_config::Settings;
 pub use pool::panic_message;
+pub use tls::{TlsConfig, TlsError};
 
 /// A listening socket inherited from the arbiter, already bound and listening.
 #[derive(Debug)]
@@ -110,14 +112,18 @@ impl WorkerExit {
 /// opens `settings.accesslog` itself (`-` is standard output). On SIGUSR1 the file is
 /// reopened by its path.
 ///
+/// With `tls` (built by [`TlsConfig::from_settings`] before the fork, so that the workers
+/// of one configuration share its session ticket keys) every listener speaks TLS.
+///
 /// Installs the worker's own signal handling (TERM graceful, INT/QUIT quick, USR1 reopen);
 /// the caller must have reset the arbiter's handlers and unblocked signals in the child.
 pub fn run(
     settings: &Settings,
     listeners: Vec<Listener>,
+    tls: Option<TlsConfig>,
     access_log: Option<std::fs::File>,
     app: Arc<dyn App>,
     supervisor: &dyn Supervisor,
 ) -> WorkerExit {
-    server::serve(settings, listeners, access_log, app, supervisor)
+    server::serve(settings, listeners, tls, access_log, app, supervisor)
 }

@@ -190,7 +190,8 @@ impl Master {
             let listener = match kept {
                 Some(i) => old[i].take(),
                 None => bound.next().inspect(|listener| {
-                    tracing::info!("Listening at: {listener} ({})", self.pid);
+                    let url = listener.url(settings.certfile.is_some());
+                    tracing::info!("Listening at: {url} ({})", self.pid);
                 }),
             };
             fresh.extend(listener);

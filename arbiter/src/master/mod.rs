@@ -493,8 +493,9 @@ impl Master {
         self.served |= serving;
         if self.served || self.target == 0 {
             self.ready_notified = true;
+            let tls = self.settings.certfile.is_some();
             for listener in &self.listeners {
-                tracing::info!("Listening at: {listener} ({})", self.pid);
+                tracing::info!("Listening at: {} ({})", listener.url(tls), self.pid);
             }
             if self.upgrade_parent.is_some() {
                 sd_notify(&format!("READY=1\nMAINPID={}", self.pid));

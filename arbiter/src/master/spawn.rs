@@ -184,6 +184,7 @@ impl Master {
         let exit = ferrocorn_worker::run(
             &self.settings,
             listeners,
+            self.setup.tls(),
             access_log,
             self.app.clone(),
             &supervisor,

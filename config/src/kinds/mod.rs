@@ -612,5 +612,7 @@ impl<T: Copy + PartialEq + 'static> Kind for Choice<T> {
 mod lists;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use lists::{Binds, EnvList, IpList, OptBind, UrlPrefix, PATHS, PATHS_WITH_COMMAS};
+pub use tls::{cipher_suite_names, CipherList, Ciphers};

@@ -8,6 +8,7 @@ mod deferred;
 mod output;
 mod request;
 mod respond;
+mod transport;
 mod wakeups;
 
 use std::io;
@@ -28,6 +29,7 @@ pub(crate) use output::{Flushed, OutBody, STREAM_PIECE};
 use request::break_stream;
 use request::{process, Step};
 use respond::queue_response;
+pub(crate) use transport::Transport;
 pub(crate) use wakeups::{call_returned, check_deadline, piece_read};
 
 /// How long a closing connection is drained before it is closed regardless.
@@ -166,7 +168,9 @@ fn output_written(c: &mut Conn, ctx: &mut Ctx) -> Next {
         c.phase = Phase::Draining;
         c.idle_since = ctx.now;
         c.deadline = ctx.now + LINGER;
-    } else if c.is_idle() {
+    } else if c.is_idle() && c.read != ReadSide::Fresh {
+        // (`Fresh`: TLS handshake records went out, no request has come yet; the header
+        // deadline set at accept stays.)
         match ctx.cfg.keepalive {
             Some(k) => {
                 c.deadline = ctx.now + k;
@@ -237,6 +241,10 @@ fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Wait,
         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) if crate::tls::is_plain_http(&e) => {
+            // As nginx: a plain answer the client can read, rather than a hang or an alert.
+            respond_error(c, ctx, 400, "plain HTTP request sent to a TLS port");
+        }
         Err(e) => {
             tracing::debug!("read failed: {e}");
             return Next::Close;

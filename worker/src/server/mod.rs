@@ -26,12 +26,13 @@ use crate::access_log::AccessLog;
 use crate::app::{App, Peer};
 use crate::app::{Replies, Reply};
 use crate::date::DateCache;
-use crate::http1::{self, drive, Channel, Conn, Ctx, Phase};
+use crate::http1::{self, drive, Channel, Conn, Ctx, Phase, Transport};
 use crate::limits::Config;
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
 use crate::response::HeadCache;
 use crate::throttle::{Throttle, REPORT_INTERVAL};
+use crate::tls::{TlsConfig, TlsStream};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
 use listener::MioListener;
 use slots::Slots;
@@ -58,6 +59,7 @@ const ACCEPT_BATCH: usize = 1;
 pub(crate) fn serve(
     settings: &Settings,
     listeners: Vec<Listener>,
+    tls: Option<TlsConfig>,
     access_log: Option<std::fs::File>,
     app: Arc<dyn App>,
     supervisor: &dyn Supervisor,
@@ -94,7 +96,14 @@ pub(crate) fn serve(
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
         return WorkerExit::Failed(message);
     }
-    let exit = match Worker::new(settings, listeners, access_log, Arc::clone(&app), &mask) {
+    let exit = match Worker::new(
+        settings,
+        listeners,
+        tls,
+        access_log,
+        Arc::clone(&app),
+        &mask,
+    ) {
         Ok(mut w) => {
             let exit = w.run(supervisor);
             // The last heartbeat carries the final request count, which the arbiter logs
@@ -131,6 +140,8 @@ fn wait(poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) -> Resu
 struct Worker {
     poll: Poll,
     listeners: Vec<MioListener>,
+    /// With it, every accepted connection is a TLS session.
+    tls: Option<TlsConfig>,
     listening: bool,
     signals: SignalFd,
     /// Readable every `TICK`.
@@ -155,6 +166,7 @@ impl Worker {
     fn new(
         settings: &Settings,
         listeners: Vec<Listener>,
+        tls: Option<TlsConfig>,
         access_log: Option<std::fs::File>,
         app: Arc<dyn App>,
         mask: &SigSet,
@@ -238,6 +250,7 @@ impl Worker {
         Ok(Worker {
             poll,
             listeners: mio_listeners,
+            tls,
             listening: false,
             signals,
             ticker,
@@ -529,6 +542,16 @@ impl Worker {
                             "accepting again ({n} failed accepts since the last report)"
                         );
                     }
+                    let stream = match &self.tls {
+                        None => Transport::Plain(stream),
+                        Some(tls) => match TlsStream::new(stream, tls) {
+                            Ok(session) => Transport::Tls(Box::new(session)),
+                            Err(e) => {
+                                tracing::error!("cannot start a TLS session: {e}");
+                                continue;
+                            }
+                        },
+                    };
                     let slot = self.slots.insert(Conn::new(
                         stream,
                         peer,

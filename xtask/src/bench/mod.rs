@@ -42,7 +42,9 @@ options:
                       granian, uvicorn, gunicorn-asgi
   --scenarios LIST    comma-separated, of: hello-ka-1, hello-ka-64, hello-close-16,
                       hello-pipe-16, static-1m-8, echo-post-4k-64, wsgi-hello-ka-64,
-                      wsgi-echo-post-4k-64, asgi-hello-ka-64
+                      wsgi-echo-post-4k-64, asgi-hello-ka-64, tls-hello-ka-64,
+                      tls-hello-close-16, tls-static-1m-8 (TLS 1.3, against nginx,
+                      built-in generator)
   --generator KIND    auto (wrk if installed, else built-in), wrk or builtin (default auto)
   --no-parser         skip the parser against httparse (criterion, alternating rounds, callgrind)
   --no-callgrind      skip counting ferrocorn's instructions per request under valgrind
@@ -555,6 +557,18 @@ fn measure(
     ticks: u64,
 ) -> Result<(Row, String)> {
     let label = format!("{}-{}", instance.kind.name(), scenario.name);
+    // TLS runs use the built-in generator's rustls client, whatever drives the others.
+    let tls = scenario
+        .app
+        .is_tls()
+        .then(|| loadgen::tls_client(&dir.abs("tls").join(fixtures::TLS_CERT)))
+        .transpose()?;
+    let driver = if tls.is_some() {
+        &Driver::Builtin
+    } else {
+        driver
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let load = |duration: Duration, log_suffix: &str| -> Result<(scenario::LoadFigures, String)> {
         match driver {
             Driver::Wrk => {
@@ -566,9 +580,9 @@ fn measure(
                 Ok((wrk::run(&args, &dir.root, &log)?, args.join(" ")))
             }
             Driver::Builtin => Ok((
-                loadgen::run(instance.addr, scenario, duration),
+                loadgen::run(instance.addr, scenario, duration, tls.clone()),
                 format!(
-                    "(built-in) {} against http://{}{}, {} s",
+                    "(built-in) {} against {scheme}://{}{}, {} s",
                     scenario.describe(),
                     instance.addr,
                     scenario.path,
@@ -649,7 +663,7 @@ mod tests {
         assert_eq!(options, Options::default());
         assert_eq!(options.duration, Duration::from_secs(5));
         assert_eq!(options.servers.len(), 7);
-        assert_eq!(options.scenarios.len(), 9);
+        assert_eq!(options.scenarios.len(), 12);
     }
 
     #[test]

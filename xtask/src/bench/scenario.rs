@@ -21,16 +21,22 @@ pub enum AppKind {
     /// A raw ASGI 3.0 application answering `Hello, World!\n` in one body message
     /// (`.bench/wsgi/asgi_hello.py`), served by every server that runs ASGI.
     AsgiHello,
+    /// `Hello` over TLS 1.3, with the bench's ECDSA P-256 certificate (`.bench/tls/`).
+    TlsHello,
+    /// `Static` over TLS 1.3, the same certificate.
+    TlsStatic,
 }
 
 impl AppKind {
-    pub const ALL: [AppKind; 6] = [
+    pub const ALL: [AppKind; 8] = [
         AppKind::Hello,
         AppKind::Static,
         AppKind::Echo,
         AppKind::WsgiHello,
         AppKind::WsgiEcho,
         AppKind::AsgiHello,
+        AppKind::TlsHello,
+        AppKind::TlsStatic,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,7 +47,14 @@ impl AppKind {
             AppKind::WsgiHello => "wsgi-hello",
             AppKind::WsgiEcho => "wsgi-echo",
             AppKind::AsgiHello => "asgi-hello",
+            AppKind::TlsHello => "tls-hello",
+            AppKind::TlsStatic => "tls-static",
         }
+    }
+
+    /// Whether the app is served over TLS (its own listener, its own process tree).
+    pub fn is_tls(self) -> bool {
+        matches!(self, AppKind::TlsHello | AppKind::TlsStatic)
     }
 
     /// The Python application, WSGI or ASGI (`module:callable` in `.bench/wsgi/`), that
@@ -51,7 +64,11 @@ impl AppKind {
             AppKind::WsgiHello => Some("wsgi_hello:app"),
             AppKind::WsgiEcho => Some("wsgi_echo:app"),
             AppKind::AsgiHello => Some("asgi_hello:app"),
-            AppKind::Hello | AppKind::Static | AppKind::Echo => None,
+            AppKind::Hello
+            | AppKind::Static
+            | AppKind::Echo
+            | AppKind::TlsHello
+            | AppKind::TlsStatic => None,
         }
     }
 
@@ -100,7 +117,7 @@ pub const STATIC_FILE_NAME: &str = "file-1m.bin";
 pub const POST_BODY_BYTES: usize = 4096;
 
 /// All scenarios, in the order they run and print.
-pub const SCENARIOS: [Scenario; 9] = [
+pub const SCENARIOS: [Scenario; 12] = [
     Scenario {
         name: "hello-ka-1",
         app: AppKind::Hello,
@@ -171,6 +188,31 @@ pub const SCENARIOS: [Scenario; 9] = [
         path: "/",
         mode: Mode::KeepAlive,
         connections: 64,
+        threads: 2,
+    },
+    Scenario {
+        name: "tls-hello-ka-64",
+        app: AppKind::TlsHello,
+        path: "/",
+        mode: Mode::KeepAlive,
+        connections: 64,
+        threads: 2,
+    },
+    // Every request a new connection and a full handshake (the client keeps no session).
+    Scenario {
+        name: "tls-hello-close-16",
+        app: AppKind::TlsHello,
+        path: "/",
+        mode: Mode::Close,
+        connections: 16,
+        threads: 2,
+    },
+    Scenario {
+        name: "tls-static-1m-8",
+        app: AppKind::TlsStatic,
+        path: "/file-1m.bin",
+        mode: Mode::KeepAlive,
+        connections: 8,
         threads: 2,
     },
 ];

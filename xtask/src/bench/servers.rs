@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::fixtures::nginx_conf;
+use super::fixtures::{nginx_conf, TLS_CERT, TLS_KEY};
 use super::procfs::{process_tree, ProcStat};
 use super::scenario::AppKind;
 
@@ -90,10 +90,16 @@ impl ServerKind {
     /// and runs no Python; granian runs only the WSGI apps.
     pub fn serves(self, app: AppKind) -> bool {
         match self {
-            ServerKind::Nginx => matches!(app, AppKind::Hello | AppKind::Static),
+            ServerKind::Nginx => matches!(
+                app,
+                AppKind::Hello | AppKind::Static | AppKind::TlsHello | AppKind::TlsStatic
+            ),
             ServerKind::Granian => app.is_wsgi(),
             ServerKind::Uvicorn | ServerKind::GunicornAsgi => app.is_asgi(),
-            ServerKind::GunicornGthread | ServerKind::GunicornSync => !app.is_asgi(),
+            // Their TLS is Python's ssl module; the TLS scenarios compare with nginx.
+            ServerKind::GunicornGthread | ServerKind::GunicornSync => {
+                !app.is_asgi() && !app.is_tls()
+            }
             ServerKind::Ferrocorn => true,
         }
     }
@@ -337,11 +343,16 @@ pub fn instance_apps(kind: ServerKind, wanted: &[AppKind]) -> Vec<Vec<AppKind>> 
         .copied()
         .filter(|a| kind.serves(*a))
         .partition(|a| a.is_wsgi());
+    // TLS apps listen on a port of their own.
+    let (tls, builtin): (Vec<AppKind>, Vec<AppKind>) =
+        builtin.into_iter().partition(|a| a.is_tls());
     let mut instances = Vec::new();
-    if kind.one_instance_for_builtin_apps() && !builtin.is_empty() {
-        instances.push(builtin);
-    } else {
-        instances.extend(builtin.into_iter().map(|a| vec![a]));
+    for group in [builtin, tls] {
+        if kind.one_instance_for_builtin_apps() && !group.is_empty() {
+            instances.push(group);
+        } else {
+            instances.extend(group.into_iter().map(|a| vec![a]));
+        }
     }
     instances.extend(wsgi.into_iter().map(|a| vec![a]));
     instances
@@ -355,6 +366,21 @@ pub fn ferrocorn_app_args(app: AppKind, dir: &BenchDir) -> Vec<String> {
         AppKind::Hello => vec!["hello".into()],
         AppKind::Echo => vec!["echo".into()],
         AppKind::Static => vec![format!("static:{}", dir.rel("static").display())],
+        AppKind::TlsHello | AppKind::TlsStatic => {
+            let mut args = vec![
+                "--certfile".into(),
+                dir.rel("tls").join(TLS_CERT).display().to_string(),
+                "--keyfile".into(),
+                dir.rel("tls").join(TLS_KEY).display().to_string(),
+            ];
+            let plain = if app == AppKind::TlsHello {
+                AppKind::Hello
+            } else {
+                AppKind::Static
+            };
+            args.extend(ferrocorn_app_args(plain, dir));
+            args
+        }
         AppKind::WsgiHello | AppKind::WsgiEcho | AppKind::AsgiHello => vec![
             "--threads".into(),
             "1".into(),
@@ -449,12 +475,21 @@ pub fn command_line(
         ServerKind::Nginx => vec![
             program,
             "-p".into(),
-            format!("{}/", dir.rel("nginx").display()),
+            format!("{}/", dir.rel(nginx_prefix(apps)).display()),
             "-c".into(),
             "nginx.conf".into(),
             "-e".into(),
             "stderr".into(),
         ],
+    }
+}
+
+/// nginx's prefix directory for `apps` (one per instance: each has its pid file).
+fn nginx_prefix(apps: &[AppKind]) -> &'static str {
+    if apps.iter().any(|a| a.is_tls()) {
+        "nginx-tls"
+    } else {
+        "nginx"
     }
 }
 
@@ -484,9 +519,13 @@ impl Instance {
         let port = free_port()?;
         if installed.kind == ServerKind::Nginx {
             let root = nix::unistd::geteuid().is_root();
-            let conf = dir.abs("nginx").join("nginx.conf");
-            fs::write(&conf, nginx_conf(port, &dir.abs("static"), root))
-                .with_context(|| format!("could not write {}", conf.display()))?;
+            let conf = dir.abs(nginx_prefix(apps)).join("nginx.conf");
+            let tls = apps.iter().any(|a| a.is_tls()).then(|| dir.abs("tls"));
+            fs::write(
+                &conf,
+                nginx_conf(port, &dir.abs("static"), root, tls.as_deref()),
+            )
+            .with_context(|| format!("could not write {}", conf.display()))?;
         }
         let command = command_line(installed, apps, port, dir);
         let names: Vec<&str> = apps.iter().map(|a| a.name()).collect();
@@ -649,9 +688,12 @@ mod tests {
         let all = AppKind::ALL;
         assert_eq!(
             instance_apps(ServerKind::Nginx, &all),
-            vec![vec![AppKind::Hello, AppKind::Static]]
+            vec![
+                vec![AppKind::Hello, AppKind::Static],
+                vec![AppKind::TlsHello, AppKind::TlsStatic]
+            ]
         );
-        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 6);
+        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 8);
         assert!(instance_apps(ServerKind::Nginx, &[AppKind::Echo]).is_empty());
     }
 
