@@ -1,9 +1,11 @@
 //! `echo`: answers the request it received as JSON, for tests and debugging; `/delay/<ms>`
-//! sleeps first and `/status/<code>` picks the status.
+//! sleeps first and `/status/<code>` picks the status. A WebSocket handshake is accepted and
+//! every message is sent back as it came (the Autobahn-style tests and the benchmark use it).
 
 use std::io::Read;
 use std::time::Duration;
 
+use ferrocorn_worker::ws::{self, Message, Outbox};
 use ferrocorn_worker::{App, Body, Request, Response};
 
 /// Answers `application/json`:
@@ -23,8 +25,27 @@ fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
+/// Sends every WebSocket message back, text as text and binary as binary.
+#[derive(Debug)]
+struct EchoSocket;
+
+impl ws::Handler for EchoSocket {
+    fn on_message(&mut self, message: Message<'_>, out: &mut Outbox<'_>) {
+        match message {
+            Message::Text(text) => out.send_text(text),
+            Message::Binary(bytes) => out.send_binary(bytes),
+        };
+    }
+}
+
 impl App for Echo {
     fn call(&self, request: &mut Request, response: &mut Response) {
+        if request.is_websocket() {
+            // The client's first subprotocol, if it offers any: an echo speaks them all.
+            let protocol = request.websocket_protocols().into_iter().next();
+            response.accept_websocket(request, protocol.as_deref(), Box::new(EchoSocket));
+            return;
+        }
         let mut status = 200;
         let mut delay = None;
         let mut segments = request.path().split('/');

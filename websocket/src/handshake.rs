@@ -46,6 +46,28 @@ pub fn is_upgrade<'a>(headers: impl IntoIterator<Item = (&'a str, &'a [u8])>) ->
         .any(|(n, v)| n.eq_ignore_ascii_case("upgrade") && has_token(v, "websocket"))
 }
 
+/// The subprotocols a request offers (`Sec-WebSocket-Protocol`, RFC 6455 §11.3.4), in the
+/// client's order of preference; items that are not text are left out.
+pub fn offered_protocols<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Vec<String> {
+    headers
+        .into_iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .flat_map(|(_, v)| list_items(v))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The non-empty items of a comma-separated list that are text.
+fn list_items(value: &[u8]) -> impl Iterator<Item = &str> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|item| !item.is_empty())
+        .filter_map(|item| std::str::from_utf8(item).ok())
+}
+
 /// Judges an opening handshake (RFC 6455 §4.2.1): `GET` over HTTP/1.1, `Upgrade: websocket`,
 /// `Connection` naming `Upgrade`, a `Sec-WebSocket-Key` of 16 bytes in base64, and
 /// `Sec-WebSocket-Version: 13`. `Host` is the HTTP parser's business.
@@ -84,13 +106,7 @@ pub fn check<'a>(
             }
             version = Some(value);
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            let list = value.split(|&b| b == b',').map(<[u8]>::trim_ascii);
-            for p in list.filter(|p| !p.is_empty()) {
-                match std::str::from_utf8(p) {
-                    Ok(p) => protocols.push(p.to_string()),
-                    Err(_) => return reject("Sec-WebSocket-Protocol is not text"),
-                }
-            }
+            protocols.extend(list_items(value).map(str::to_string));
         }
     }
     if !upgrade {

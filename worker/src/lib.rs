@@ -23,6 +23,7 @@ mod proto;
 mod response;
 mod server;
 mod throttle;
+pub mod ws;
 
 pub use app::{
     reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,

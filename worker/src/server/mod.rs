@@ -185,11 +185,13 @@ impl Worker {
         if mio_listeners.is_empty() {
             return Err("no listeners to serve".to_string());
         }
+        // One waker per poll: the pool's finished calls and WebSocket links share it.
+        let waker = Arc::new(
+            mio::Waker::new(poll.registry(), WAKER)
+                .map_err(|e| format!("cannot create the loop's waker: {e}"))?,
+        );
+        let links = Arc::new(crate::ws::LinkHub::new(Arc::clone(&waker)));
         let pool = if settings.threads > 1 {
-            let waker = Arc::new(
-                mio::Waker::new(poll.registry(), WAKER)
-                    .map_err(|e| format!("cannot create the pool waker: {e}"))?,
-            );
             Some(
                 Pool::start(settings.threads, Arc::clone(&app), waker)
                     .map_err(|e| format!("cannot start {} threads: {e}", settings.threads))?,
@@ -229,6 +231,7 @@ impl Worker {
                 requests: 0,
                 stopping: false,
                 max_requests_reached: false,
+                links,
             },
             parent: nix::unistd::getppid(),
             stop_deadline: None,
@@ -317,6 +320,10 @@ impl Worker {
                         }
                         for (slot, serial) in resumed.drain(..) {
                             self.resume_stream(slot, serial);
+                        }
+                        self.ctx.links.take_ready(&mut resumed);
+                        for (slot, serial) in resumed.drain(..) {
+                            self.with_conn(slot, serial, crate::ws::link_ready);
                         }
                     }
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
@@ -428,6 +435,13 @@ impl Worker {
             let Some(c) = self.slots.conns[slot].as_mut() else {
                 continue;
             };
+            if matches!(c.phase, Phase::WebSocket(_)) {
+                // RFC 6455 §7.4.1: 1001, going away; the client's close ends it.
+                if !crate::ws::go_away(c, &mut self.ctx) {
+                    self.slots.remove(slot);
+                }
+                continue;
+            }
             if c.is_idle() {
                 c.read.rearm();
                 // A connection that has sent nothing yet stays: its request may be on the
@@ -591,6 +605,17 @@ impl Worker {
         };
         if !keep {
             self.slots.remove(job.slot);
+        }
+    }
+
+    /// Runs `f` on the connection in `slot` if it is still the one numbered `serial`, and
+    /// closes it if `f` says so.
+    fn with_conn(&mut self, slot: usize, serial: u64, f: fn(&mut Conn, &mut Ctx) -> bool) {
+        let Some(c) = self.slots.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.serial == serial && !f(c, &mut self.ctx) {
+            self.slots.remove(slot);
         }
     }
 
