@@ -15,6 +15,10 @@ use ferrocorn_worker::{App, Body, Request, Response};
 ///
 /// Path segments `delay/<ms>` (sleep that long first, at most 10 minutes) and
 /// `status/<code>` (answer that status, 200..=999) may appear anywhere in the path.
+///
+/// A WebSocket handshake is accepted (with the client's first subprotocol, if it offers
+/// any) and every message is sent back as it came, unless the path has a `status/<code>`
+/// segment: then the handshake is refused with that status, as above.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Echo;
 
@@ -40,12 +44,6 @@ impl ws::Handler for EchoSocket {
 
 impl App for Echo {
     fn call(&self, request: &mut Request, response: &mut Response) {
-        if request.is_websocket() {
-            // The client's first subprotocol, if it offers any: an echo speaks them all.
-            let protocol = request.websocket_protocols().into_iter().next();
-            response.accept_websocket(request, protocol.as_deref(), Box::new(EchoSocket));
-            return;
-        }
         let mut status = 200;
         let mut delay = None;
         let mut segments = request.path().split('/');
@@ -64,6 +62,12 @@ impl App for Echo {
         }
         if let Some(ms) = delay {
             std::thread::sleep(Duration::from_millis(ms.min(MAX_DELAY_MS)));
+        }
+        if request.is_websocket() && status == 200 {
+            // The client's first subprotocol, if it offers any: an echo speaks them all.
+            let protocol = request.websocket_protocols().into_iter().next();
+            response.accept_websocket(request, protocol.as_deref(), Box::new(EchoSocket));
+            return;
         }
         let known = request.body().len().unwrap_or(0).min(1 << 20);
         let mut body = Vec::with_capacity(usize::try_from(known).unwrap_or(0));

@@ -20,6 +20,7 @@ pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 pub mod python;
+pub mod websocket;
 
 /// The process name (`/proc/PID/comm`) of a worker. If this changes, update
 /// `ferrocorn_arbiter::WORKER_PROCESS_NAME` (the two must agree).
