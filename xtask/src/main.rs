@@ -18,7 +18,8 @@ commands:
   docs [--check]  regenerate docs/settings.md (or check that it is up to date)
   fuzz [SECONDS]  run the http-parser fuzz target (needs cargo-fuzz and a nightly toolchain)
   bench [OPTIONS] benchmark ferrocorn against nginx and gunicorn, write docs/BENCHMARKS.md
-                  (cargo xtask bench --help for the options)";
+                  (cargo xtask bench --help for the options)
+  bench-ws        WebSocket echo, ferrocorn against uvicorn (cargo xtask bench-ws --help)";
 
 fn main() {
     if let Err(err) = run() {
@@ -41,6 +42,7 @@ fn run() -> Result<()> {
         "docs" => docs(rest),
         "fuzz" => fuzz(rest),
         "bench" => bench(rest),
+        "bench-ws" => bench::run_websocket(rest, project_root(), cargo),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
