@@ -14,6 +14,11 @@
 //! Routes: `/` answers the worker's pid; `/panic-in-body` streams a first piece, then its
 //! body reader panics; `/stalled-body` streams a first piece, then its reader waits ten
 //! minutes; `/sleep/MS` sleeps MS milliseconds before answering.
+//!
+//! WebSockets: `/ws/link` sends `one`, `two`, `three` from another thread through a
+//! `ws::Link`, then closes with 1000 the same way; `/ws/pause` stops reading at once and a
+//! thread resumes it after sending `resuming` (every message is echoed); `/ws/panic` panics
+//! on the first message.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -22,7 +27,48 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrocorn_config::{parse_bind, Settings};
+use ferrocorn_worker::ws::{self, Message, Outbox};
 use ferrocorn_worker::{App, Body, Request, Response};
+
+/// The WebSocket routes' handler.
+struct Socket {
+    route: String,
+}
+
+impl ws::Handler for Socket {
+    fn on_open(&mut self, out: &mut Outbox<'_>) {
+        let link = out.link();
+        match self.route.as_str() {
+            "/ws/link" => {
+                std::thread::spawn(move || {
+                    for word in ["one", "two", "three"] {
+                        let _ = link.send_text(word);
+                    }
+                    let _ = link.close(1000, "done");
+                });
+            }
+            "/ws/pause" => {
+                out.pause_reading();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(300));
+                    let _ = link.send_text("resuming");
+                    let _ = link.resume_reading();
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, message: Message<'_>, out: &mut Outbox<'_>) {
+        if self.route == "/ws/panic" {
+            panic!("the WebSocket handler broke");
+        }
+        match message {
+            Message::Text(text) => out.send_text(text),
+            Message::Binary(bytes) => out.send_binary(bytes),
+        };
+    }
+}
 
 /// The faults the command line armed.
 #[derive(Debug, Default)]
@@ -73,7 +119,10 @@ impl App for Faulty {
             reader: Box::new(Faulting { step: 0, then }),
             len: None,
         };
-        if path == "/panic-in-body" {
+        if path.starts_with("/ws/") {
+            let socket = Box::new(Socket { route: path });
+            response.accept_websocket(request, None, socket);
+        } else if path == "/panic-in-body" {
             response.body = stream(Then::Panic);
         } else if path == "/stalled-body" {
             response.body = stream(Then::Stall);

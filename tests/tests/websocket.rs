@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ferrocorn_tests::python::{base_python, fixtures_dir, test_venv};
 use ferrocorn_tests::websocket::{handshake_request, WsClient, BINARY, CLOSE, PING, PONG, TEXT};
-use ferrocorn_tests::{request, Server, Signal};
+use ferrocorn_tests::{faulty_app, request, Server, Signal};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -217,4 +217,41 @@ fn a_close_frame_left_unanswered_is_cut_off() {
     ws.set_read_timeout(WAIT);
     assert!(ws.at_eof(), "the connection is cut");
     assert!(server.wait_exit(WAIT).is_some(), "{}", server.stderr());
+}
+
+#[test]
+fn links_send_from_other_threads_and_handler_panics_close_with_1011() {
+    for threads in ["1", "4"] {
+        let server = Server::builder()
+            .program(faulty_app())
+            .args(["--threads", threads])
+            .start();
+        let mut ws = WsClient::connect(server.addr, "/ws/link").unwrap();
+        for word in ["one", "two", "three"] {
+            assert_eq!(
+                ws.recv().unwrap(),
+                (TEXT, word.as_bytes().to_vec()),
+                "{threads}"
+            );
+        }
+        assert_eq!(ws.recv_close().unwrap(), Some(1000));
+        ws.send(true, CLOSE, &1000u16.to_be_bytes()).unwrap();
+        assert!(ws.at_eof());
+
+        // Reading paused: the message waits until the other thread resumes it.
+        let mut ws = WsClient::connect(server.addr, "/ws/pause").unwrap();
+        ws.send(true, TEXT, b"early").unwrap();
+        assert_eq!(ws.recv().unwrap(), (TEXT, b"resuming".to_vec()));
+        assert_eq!(ws.recv().unwrap(), (TEXT, b"early".to_vec()));
+
+        let mut ws = WsClient::connect(server.addr, "/ws/panic").unwrap();
+        ws.send(true, TEXT, b"boom").unwrap();
+        assert_eq!(ws.recv_close().unwrap(), Some(1011));
+        assert!(ws.at_eof());
+        assert!(server.wait_for_log("WebSocket handler panicked", WAIT));
+        // The worker lives on.
+        let mut ws = WsClient::connect(server.addr, "/ws/echo").unwrap();
+        ws.send(true, BINARY, b"after").unwrap();
+        assert_eq!(ws.recv().unwrap(), (BINARY, b"after".to_vec()));
+    }
 }
