@@ -113,6 +113,20 @@ impl WsClient {
         self.reader.fill_buf().is_ok_and(|b| b.is_empty())
     }
 
+    /// A second handle on the socket, to send from another thread while this one reads.
+    pub fn sender(&self) -> io::Result<WsClient> {
+        let stream = self.reader.get_ref().try_clone()?;
+        Ok(WsClient {
+            reader: BufReader::new(stream),
+            response: Response {
+                status: 101,
+                reason: String::new(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+        })
+    }
+
     /// Changes the read timeout.
     pub fn set_read_timeout(&self, timeout: std::time::Duration) {
         let _ = self.reader.get_ref().set_read_timeout(Some(timeout));

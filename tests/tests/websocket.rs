@@ -255,3 +255,30 @@ fn links_send_from_other_threads_and_handler_panics_close_with_1011() {
         assert_eq!(ws.recv().unwrap(), (BINARY, b"after".to_vec()));
     }
 }
+
+/// Backpressure: a client that sends far more than it reads for a while gets every echo, in
+/// order, once it reads (the worker stops reading it while its output is backed up, instead
+/// of buffering without bound or failing).
+#[test]
+fn a_slow_reader_gets_every_echo_in_order() {
+    let server = echo(&[]);
+    let mut ws = WsClient::connect(server.addr, "/").unwrap();
+    let mut sender = ws.sender().unwrap();
+    const COUNT: u32 = 2000;
+    let writer = std::thread::spawn(move || {
+        for i in 0..COUNT {
+            let mut message = i.to_be_bytes().to_vec();
+            message.resize(10 * 1024, b'x');
+            sender.send(true, BINARY, &message).unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..COUNT {
+        let (op, payload) = ws.recv().unwrap();
+        assert_eq!(
+            (op, &payload[..4], payload.len()),
+            (BINARY, &i.to_be_bytes()[..], 10 * 1024)
+        );
+    }
+    writer.join().unwrap();
+}

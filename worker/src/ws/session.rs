@@ -225,46 +225,52 @@ pub(crate) fn start(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange, upgrade: Box
 
 /// Makes all the progress possible: decode and dispatch what was read, write, read. Returns
 /// false when the connection must be closed.
+///
+/// Input is decoded and read while the unwritten output stays under `OUTPUT_HIGH`, also when
+/// the socket does not take more for now (a client may send while it reads slowly); past it,
+/// the client is held back by TCP's flow control until its output is written.
 pub(crate) fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
+    // The socket took no more output in this call: wait for its next writable edge.
+    let mut blocked = false;
     loop {
         let Phase::WebSocket(s) = &mut c.phase else {
             return http1::drive(c, ctx);
         };
         s.state.now = ctx.now;
         let pending = c.wbuf.len() - c.wpos;
+        // A handler that sees `is_full` waits for `on_writable`: note it whoever filled it.
+        s.full |= pending > OUTPUT_HIGH;
         if c.rpos < c.rend && !s.state.paused && pending <= OUTPUT_HIGH && decode_one(c) {
             continue;
         }
-        if c.output_pending() {
+        if c.output_pending() && !blocked {
             match c.flush() {
-                Ok(_) => {
-                    written(c);
-                    continue;
-                }
+                Ok(_) => written(c),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    blocked = true;
                     if let Phase::WebSocket(s) = &mut c.phase {
                         s.write_by = Some(ctx.now + ctx.cfg.write_timeout);
-                        s.full |= c.wbuf.len() - c.wpos > OUTPUT_HIGH;
                         if let Some(link) = &s.state.link {
                             link.set_backlog(c.wbuf.len() - c.wpos);
                         }
                     }
-                    return true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::debug!("WebSocket write failed: {e}");
                     return false;
                 }
             }
+            continue;
         }
         let Phase::WebSocket(s) = &mut c.phase else {
             continue;
         };
         if s.state.closing == Closing::Done {
-            return linger(c, ctx);
+            // Once the close frame and what came before it are written.
+            return blocked || linger(c, ctx);
         }
-        if s.state.paused {
+        if s.state.paused || c.wbuf.len() - c.wpos > OUTPUT_HIGH {
             return true;
         }
         match read(c) {
