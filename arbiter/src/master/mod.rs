@@ -1,9 +1,12 @@
 //! The arbiter's supervision loop: the state it keeps, start-up, the loop itself, timeouts,
 //! resizing (TTIN/TTOU) and readiness. By concern, the rest lives beside it: `spawn`
-//! (forking and reaping workers), `generations` (HUP and rollback), `upgrade` (USR2) and
-//! `stop` (TERM/INT/QUIT).
+//! (forking and reaping workers), `generations` (HUP and rollback), `recycle` (memory and
+//! lifetime recycling, the rolling strategy's limit; `memory` reads `/proc`), `upgrade`
+//! (USR2) and `stop` (TERM/INT/QUIT).
 
 mod generations;
+mod memory;
+mod recycle;
 mod spawn;
 mod stop;
 mod upgrade;
@@ -58,6 +61,9 @@ struct Worker {
     kill_sent: bool,
     /// Why the arbiter asked it to end (retired or aborted), for the restart counts.
     retire_reason: Option<RestartReason>,
+    /// Its lifetime, memory samples (`recycling.memory`: bytes, as `memory_metric`) and
+    /// whether it is due for recycling.
+    recycling: recycle::Recycling,
 }
 
 /// Why a worker was replaced: the `reason` label of `ferrocorn_worker_restarts_total`.
@@ -342,6 +348,7 @@ impl Master {
                 return Err(error);
             }
             self.check_timeouts();
+            self.recycle_workers();
             self.retire_old_generations();
             self.manage_workers();
             self.notify_ready();
@@ -361,6 +368,16 @@ impl Master {
             tick = tick
                 .min(self.settings.timeout / 4)
                 .max(Duration::from_millis(10));
+        }
+        if let Some(at) = self.next_recycling_check() {
+            // A check already due (a rolling replacement waits its turn) is looked at again
+            // on the busy tick, not at once.
+            let wait = at.saturating_duration_since(Instant::now());
+            tick = tick.min(if wait.is_zero() {
+                BUSY_TICK
+            } else {
+                wait.max(Duration::from_millis(10))
+            });
         }
         tick
     }
