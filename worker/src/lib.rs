@@ -26,7 +26,8 @@ mod throttle;
 pub mod ws;
 
 pub use app::{
-    reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
+    reason_phrase, App, Body, DeferredApp, Event, ExchangeId, HeaderText, Inbox, Peer, Replies,
+    Reply, Request, RequestBody, Response, Version,
 };
 
 pub use date::http_date;

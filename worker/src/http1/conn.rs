@@ -229,6 +229,8 @@ pub(crate) enum Phase {
     },
     /// The application is running on the pool.
     Dispatched,
+    /// A deferred application holds the exchange (`http1::deferred`).
+    Deferred(Box<super::deferred::State>),
     /// A WebSocket connection after a `101` (`crate::ws`); no more HTTP.
     WebSocket(Box<crate::ws::Session>),
     /// The last response is written and our side is shut down; reading until the client
