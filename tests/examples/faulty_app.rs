@@ -20,6 +20,10 @@
 //! `ws::Link`, then closes with 1000 the same way; `/ws/pause` stops reading at once and a
 //! thread resumes it after sending `resuming` (every message is echoed); `/ws/panic` panics
 //! on the first message.
+//!
+//! `--deferred` makes it a deferred application (`App::deferred`) that accepts every
+//! WebSocket handshake from its own side of the channel (`Reply::Respond` with a response
+//! `accept_websocket` filled), echoing messages, as an ASGI host would.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -29,7 +33,7 @@ use std::time::Duration;
 
 use ferrocorn_config::{parse_bind, ReloadStrategy, Settings};
 use ferrocorn_worker::ws::{self, Message, Outbox};
-use ferrocorn_worker::{App, Body, Request, Response};
+use ferrocorn_worker::{App, Body, DeferredApp, Event, Inbox, Replies, Reply, Request, Response};
 
 /// The WebSocket routes' handler.
 struct Socket {
@@ -76,6 +80,44 @@ impl ws::Handler for Socket {
 struct Faulty {
     after_fork_panic: Option<PathBuf>,
     init_fail: Option<PathBuf>,
+    deferred: bool,
+}
+
+/// `--deferred`: answers each request event at once from `deliver`.
+struct DeferredInbox {
+    replies: Replies,
+}
+
+impl Inbox for DeferredInbox {
+    fn deliver(&mut self, events: &mut Vec<Event>) {
+        let mut batch = Vec::new();
+        for event in events.drain(..) {
+            if let Event::Request { id, request, .. } = event {
+                let mut response = Response::new();
+                if request.is_websocket() {
+                    let socket = Box::new(Socket {
+                        route: "/ws/echo".to_string(),
+                    });
+                    response.accept_websocket(&request, None, socket);
+                } else {
+                    response.plain(200, "not a WebSocket\n");
+                }
+                batch.push(Reply::Respond {
+                    id,
+                    response,
+                    more: false,
+                    length: None,
+                });
+            }
+        }
+        self.replies.send(&mut batch);
+    }
+}
+
+impl DeferredApp for Faulty {
+    fn open(&self, replies: Replies) -> Result<Box<dyn Inbox>, String> {
+        Ok(Box::new(DeferredInbox { replies }))
+    }
 }
 
 fn armed(path: &Option<PathBuf>) -> bool {
@@ -142,6 +184,10 @@ impl App for Faulty {
         }
     }
 
+    fn deferred(&self) -> Option<&dyn DeferredApp> {
+        self.deferred.then_some(self as &dyn DeferredApp)
+    }
+
     fn init_worker(&self) -> Result<(), String> {
         if armed(&self.init_fail) {
             return Err("init_worker was told to fail".to_string());
@@ -162,6 +208,10 @@ fn parse_args() -> Result<(Settings, Faulty, bool), String> {
     while let Some(flag) = args.next() {
         if flag == "--thread-before-serve" {
             thread_before_serve = true;
+            continue;
+        }
+        if flag == "--deferred" {
+            app.deferred = true;
             continue;
         }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;

@@ -282,3 +282,24 @@ fn a_slow_reader_gets_every_echo_in_order() {
     }
     writer.join().unwrap();
 }
+
+/// What an ASGI host does: a deferred application accepts from its own side of the channel,
+/// with `Reply::Respond` carrying the response `accept_websocket` filled.
+#[test]
+fn a_deferred_application_accepts_websockets() {
+    let server = Server::builder()
+        .program(faulty_app())
+        .args(["--deferred"])
+        .start();
+    let mut ws = WsClient::connect(server.addr, "/").unwrap();
+    ws.send(true, TEXT, b"through the channel").unwrap();
+    assert_eq!(ws.recv().unwrap(), (TEXT, b"through the channel".to_vec()));
+    ws.send(true, CLOSE, &1000u16.to_be_bytes()).unwrap();
+    assert_eq!(ws.recv_close().unwrap(), Some(1000));
+    assert!(ws.at_eof());
+    let plain = server.get("/").unwrap();
+    assert_eq!(
+        (plain.status, plain.text()),
+        (200, "not a WebSocket\n".to_string())
+    );
+}
