@@ -14,7 +14,7 @@ mod server;
 use std::process::ExitCode;
 
 pub use ferrocorn_worker::{
-    reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
+    reason_phrase, ws, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
 };
 pub use server::Server;
 

@@ -22,6 +22,7 @@ use nix::unistd::Pid;
 
 pub mod python;
 mod watch;
+pub mod websocket;
 
 pub mod tls;
 pub use watch::{ChildReport, ChildWatch};

@@ -24,6 +24,7 @@ mod response;
 mod server;
 mod throttle;
 mod tls;
+pub mod ws;
 
 pub use app::{
     reason_phrase, App, Body, DeferredApp, Event, ExchangeId, HeaderText, Inbox, Peer, Replies,

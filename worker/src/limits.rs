@@ -24,6 +24,8 @@ pub(crate) struct Config {
     pub(crate) max_requests: u64,
     /// `busy_poll`: the longest poll before sleeping.
     pub(crate) busy_poll: Duration,
+    /// `websocket_max_message_size`: the longest WebSocket message, fragments joined.
+    pub(crate) websocket_max_message: u64,
 }
 
 impl Config {
@@ -54,6 +56,7 @@ impl Config {
             reclaim_batch: (s.worker_connections / 16).clamp(1, 32),
             max_requests,
             busy_poll: Duration::from_micros(s.busy_poll),
+            websocket_max_message: s.websocket_max_message_size,
         }
     }
 }

@@ -231,6 +231,8 @@ pub(crate) enum Phase {
     Dispatched,
     /// A deferred application holds the exchange (`http1::deferred`).
     Deferred(Box<super::deferred::State>),
+    /// A WebSocket connection after a `101` (`crate::ws`); no more HTTP.
+    WebSocket(Box<crate::ws::Session>),
     /// The last response is written and our side is shut down; reading until the client
     /// closes, so that unread input does not turn our close into a reset that destroys the
     /// response in flight (lingering close).

@@ -30,10 +30,11 @@ use request::break_stream;
 use request::{process, Step};
 use respond::queue_response;
 pub(crate) use transport::Transport;
+pub(crate) use respond::{count_request, log_exchange};
 pub(crate) use wakeups::{call_returned, check_deadline, piece_read};
 
 /// How long a closing connection is drained before it is closed regardless.
-const LINGER: Duration = Duration::from_secs(2);
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 /// Input discarded while lingering before the connection is closed regardless.
 const LINGER_MAX_BYTES: usize = 1 << 20;
 /// Output buffered before the loop stops answering pipelined requests and writes.
@@ -59,6 +60,8 @@ pub(crate) struct Ctx {
     pub(crate) stopping: bool,
     /// Set by a handler when `max_requests` is reached; the loop then begins the stop.
     pub(crate) max_requests_reached: bool,
+    /// Where WebSocket links (`crate::ws::Link`) say which connections have sends queued.
+    pub(crate) links: Arc<crate::ws::LinkHub>,
 }
 
 /// What `drive` does after a step.
@@ -75,6 +78,9 @@ enum Next {
 /// Returns false when the connection must be closed.
 pub(crate) fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
     loop {
+        if let Phase::WebSocket(_) = c.phase {
+            return crate::ws::drive(c, ctx);
+        }
         if deferred::feed(c, ctx) {
             continue;
         }

@@ -32,7 +32,9 @@ pub(super) fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
         return Step::Stall;
     }
     match c.phase {
-        Phase::Dispatched | Phase::Draining | Phase::Deferred(_) => Step::Stall,
+        Phase::Dispatched | Phase::Draining | Phase::Deferred(_) | Phase::WebSocket(_) => {
+            Step::Stall
+        }
         // The exchange is on the pool (not in this phase in practice).
         Phase::Head if c.exchange.is_none() => Step::Stall,
         Phase::Head if c.proxy != ProxyHeader::Done => read_proxy_header(c, ctx),

@@ -11,6 +11,11 @@ const COPY_BODY_MAX: usize = 16 * 1024;
 
 /// Writes the application's response into the connection's output.
 pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
+    if let Some(upgrade) = ex.res.websocket.take() {
+        if crate::ws::start(c, ctx, ex, upgrade) {
+            return;
+        }
+    }
     if !response::headers_valid(&ex.res) {
         tracing::error!(
             target = ex.req.target(),
@@ -19,10 +24,7 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
         ex.res.reset();
         ex.res.plain(500, "internal server error\n");
     }
-    ctx.requests += 1;
-    if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
-        ctx.max_requests_reached = true;
-    }
+    count_request(ctx);
     let method = if ex.req.is_head() {
         Method::Head
     } else if ex.req.is_connect() {
@@ -68,6 +70,19 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
             WriteSide::CloseLingering
         };
     }
+    log_exchange(ctx, ex, body_len);
+}
+
+/// Counts an answered request against `max_requests`.
+pub(crate) fn count_request(ctx: &mut Ctx) {
+    ctx.requests += 1;
+    if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
+        ctx.max_requests_reached = true;
+    }
+}
+
+/// Writes the access log line of an exchange whose response carries `body_len` bytes.
+pub(crate) fn log_exchange(ctx: &mut Ctx, ex: &Exchange, body_len: Option<u64>) {
     if let Some(log) = &mut ctx.log {
         log.log(&LogEntry {
             req: &ex.req,

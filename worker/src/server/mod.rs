@@ -207,32 +207,31 @@ impl Worker {
         if mio_listeners.is_empty() {
             return Err("no listeners to serve".to_string());
         }
-        // One waker per poll (mio's rule): the pool and a deferred application never go
-        // together (a deferred application is never called on the pool).
+        // One waker per poll (mio's rule), always made: the pool's finished calls or a
+        // deferred application's replies (never both: a deferred application is never called
+        // on the pool), and WebSocket links, share it.
+        let waker = Arc::new(
+            mio::Waker::new(poll.registry(), WAKER)
+                .map_err(|e| format!("cannot create the event loop's waker: {e}"))?,
+        );
+        let links = Arc::new(crate::ws::LinkHub::new(Arc::clone(&waker)));
         let deferred_app = app.deferred();
-        let waker = if settings.threads > 1 || deferred_app.is_some() {
-            Some(Arc::new(mio::Waker::new(poll.registry(), WAKER).map_err(
-                |e| format!("cannot create the event loop's waker: {e}"),
-            )?))
-        } else {
-            None
-        };
-        let (pool, deferred) = match (deferred_app, waker) {
-            (Some(deferred), Some(waker)) => {
+        let (pool, deferred) = match deferred_app {
+            Some(deferred) => {
                 let replies = Replies::new(Arc::new(move || {
                     let _ = waker.wake();
                 }));
                 let inbox = deferred.open(replies.clone())?;
                 (None, Some(Channel::new(inbox, replies)))
             }
-            (None, Some(waker)) => (
+            None if settings.threads > 1 => (
                 Some(
                     Pool::start(settings.threads, Arc::clone(&app), waker)
                         .map_err(|e| format!("cannot start {} threads: {e}", settings.threads))?,
                 ),
                 None,
             ),
-            _ => (None, None),
+            None => (None, None),
         };
         let mode = settings.created_file_mode();
         let format = &settings.access_log_format;
@@ -268,6 +267,7 @@ impl Worker {
                 requests: 0,
                 stopping: false,
                 max_requests_reached: false,
+                links,
             },
             parent: nix::unistd::getppid(),
             stop_deadline: None,
@@ -364,6 +364,10 @@ impl Worker {
                         served += replies.len();
                         for reply in replies.drain(..) {
                             self.deferred_reply(reply);
+                        }
+                        self.ctx.links.take_ready(&mut resumed);
+                        for (slot, serial) in resumed.drain(..) {
+                            self.with_conn(slot, serial, crate::ws::link_ready);
                         }
                     }
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
@@ -479,6 +483,13 @@ impl Worker {
             let Some(c) = self.slots.conns[slot].as_mut() else {
                 continue;
             };
+            if matches!(c.phase, Phase::WebSocket(_)) {
+                // RFC 6455 §7.4.1: 1001, going away; the client's close ends it.
+                if !crate::ws::go_away(c, &mut self.ctx) {
+                    self.slots.remove(slot);
+                }
+                continue;
+            }
             if c.is_idle() {
                 c.read.rearm();
                 // A connection that has sent nothing yet stays: its request may be on the
@@ -652,6 +663,17 @@ impl Worker {
         };
         if !keep {
             self.slots.remove(job.slot);
+        }
+    }
+
+    /// Runs `f` on the connection in `slot` if it is still the one numbered `serial`, and
+    /// closes it if `f` says so.
+    fn with_conn(&mut self, slot: usize, serial: u64, f: fn(&mut Conn, &mut Ctx) -> bool) {
+        let Some(c) = self.slots.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.serial == serial && !f(c, &mut self.ctx) {
+            self.slots.remove(slot);
         }
     }
 

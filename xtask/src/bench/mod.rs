@@ -11,7 +11,10 @@ mod procfs;
 mod report;
 mod scenario;
 mod servers;
+mod websocket;
 mod wrk;
+
+pub use websocket::run as run_websocket;
 
 use std::fs;
 use std::path::{Path, PathBuf};
