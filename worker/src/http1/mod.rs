@@ -29,8 +29,8 @@ pub(crate) use output::{Flushed, OutBody, STREAM_PIECE};
 use request::break_stream;
 use request::{process, Step};
 use respond::queue_response;
-pub(crate) use transport::Transport;
 pub(crate) use respond::{count_request, log_exchange};
+pub(crate) use transport::Transport;
 pub(crate) use wakeups::{call_returned, check_deadline, piece_read};
 
 /// How long a closing connection is drained before it is closed regardless.
