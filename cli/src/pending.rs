@@ -14,7 +14,6 @@ pub(crate) fn unbuilt(settings: &Settings) -> Vec<&'static str> {
         }
     };
     check(settings.metrics_bind.is_some(), "metrics_bind");
-    check(settings.statsd_host.is_some(), "statsd_host");
     check(settings.max_worker_memory != 0, "max_worker_memory");
     check(
         settings.max_worker_lifetime != defaults.max_worker_lifetime,

@@ -1,10 +1,11 @@
 //! The arbiter's supervision loop: the state it keeps, start-up, the loop itself, timeouts,
 //! resizing (TTIN/TTOU) and readiness. By concern, the rest lives beside it: `spawn`
-//! (forking and reaping workers), `generations` (HUP and rollback), `upgrade` (USR2) and
-//! `stop` (TERM/INT/QUIT).
+//! (forking and reaping workers), `generations` (HUP and rollback), `upgrade` (USR2),
+//! `stop` (TERM/INT/QUIT) and `statsd` (the arbiter's statsd lines).
 
 mod generations;
 mod spawn;
+mod statsd;
 mod stop;
 mod upgrade;
 
@@ -207,6 +208,8 @@ pub(crate) struct Master {
     served: bool,
     /// Workers that ended, by why (not counted while the arbiter itself stops).
     restarts: RestartCounts,
+    /// The statsd client and the `gunicorn.workers` value it last sent.
+    statsd: statsd::StatsdReport,
 }
 
 impl Master {
@@ -304,6 +307,7 @@ impl Master {
             ready_notified: false,
             served: false,
             restarts: RestartCounts::default(),
+            statsd: statsd::StatsdReport::default(),
         })
     }
 
@@ -345,6 +349,7 @@ impl Master {
             self.retire_old_generations();
             self.manage_workers();
             self.notify_ready();
+            self.report_statsd();
             self.take_over_from_parent();
         }
     }

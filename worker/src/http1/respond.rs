@@ -1,5 +1,6 @@
 //! Writing the application's response into a connection's output: the head, the body or
-//! what remains of it to send, whether the connection stays open, the access log line.
+//! what remains of it to send, whether the connection stays open, the access log line and
+//! the statsd lines.
 
 use super::{Conn, Ctx, Exchange, OutBody, ReadSide, WriteSide};
 use crate::access_log::LogEntry;
@@ -76,5 +77,8 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
             started: ex.started,
             now_secs: ctx.date.secs(),
         });
+    }
+    if let Some(statsd) = &mut ctx.statsd {
+        statsd.request(ex.res.status, ex.started.elapsed());
     }
 }

@@ -30,6 +30,7 @@ use crate::limits::Config;
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
 use crate::response::HeadCache;
+use crate::statsd::Statsd;
 use crate::throttle::{Throttle, REPORT_INTERVAL};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
 use listener::MioListener;
@@ -210,6 +211,17 @@ impl Worker {
                     .map_err(|e| format!("cannot open access log {target:?}: {e}"))?,
             ),
         };
+        // A worker without statsd still serves: the failure is said once, here.
+        let statsd = Statsd::from_settings(settings).and_then(|made| {
+            made.map_err(|e| {
+                let address = settings.statsd_host.as_ref().map(ToString::to_string);
+                tracing::error!(
+                    "statsd_host {}: {e}: no statsd from this worker",
+                    address.unwrap_or_default()
+                )
+            })
+            .ok()
+        });
         Ok(Worker {
             poll,
             listeners: mio_listeners,
@@ -225,6 +237,7 @@ impl Worker {
                 date: DateCache::new(),
                 heads: HeadCache::default(),
                 log,
+                statsd,
                 now: Instant::now(),
                 requests: 0,
                 stopping: false,
@@ -350,6 +363,9 @@ impl Worker {
             }
             if let Some(log) = &mut self.ctx.log {
                 log.flush();
+            }
+            if let Some(statsd) = &mut self.ctx.statsd {
+                statsd.flush(self.ctx.now);
             }
             if self.ctx.stopping {
                 if self.slots.open == 0 {
