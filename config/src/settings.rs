@@ -470,7 +470,8 @@ declare_settings! {
     accesslog: Option<String> = None;
         Logging, flag(None, "access-logfile", "FILE"), OptText;
 
-    /// The access log line, in gunicorn's `%(atom)s` language.
+    /// The access log line, in gunicorn's `%(atom)s` language; `json` writes one JSON object
+    /// a line instead (its fields are listed in `docs/operations.md`).
     access_log_format: String = DEFAULT_ACCESS_LOG_FORMAT.to_string();
         Logging, flag(None, "access-logformat", "STRING"), TEXT;
 

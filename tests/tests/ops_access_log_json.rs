@@ -86,12 +86,19 @@ fn every_line_is_json_and_hostile_headers_stay_in_their_values() {
     // same number (ISO-8859-1).
     let expected: String = hostile
         .utf8_chunks()
-        .flat_map(|c| c.valid().chars().chain(c.invalid().iter().map(|&b| b as char)))
+        .flat_map(|c| {
+            c.valid()
+                .chars()
+                .chain(c.invalid().iter().map(|&b| b as char))
+        })
         .collect();
     let second = &lines[1];
     assert_eq!(second["user_agent"], expected.as_str(), "{second}");
     assert_eq!(second["request_id"], expected.as_str(), "{second}");
-    assert_eq!(second["status"], 200, "the forged status stayed in its value");
+    assert_eq!(
+        second["status"], 200,
+        "the forged status stayed in its value"
+    );
     assert_eq!(second["pid"], worker, "the forged pid stayed in its value");
     assert_eq!(second["method"], "POST");
     let keys: Vec<&str> = second

@@ -208,6 +208,8 @@ pub(crate) struct Master {
     served: bool,
     /// Workers that ended, by why (not counted while the arbiter itself stops).
     restarts: RestartCounts,
+    /// READY=1 went out after the last RELOADING=1 (see `notify_reloaded`).
+    reload_notified: bool,
     /// The statsd client and the `gunicorn.workers` value it last sent.
     statsd: statsd::StatsdReport,
 }
@@ -307,6 +309,7 @@ impl Master {
             ready_notified: false,
             served: false,
             restarts: RestartCounts::default(),
+            reload_notified: true,
             statsd: statsd::StatsdReport::default(),
         })
     }
@@ -349,6 +352,7 @@ impl Master {
             self.retire_old_generations();
             self.manage_workers();
             self.notify_ready();
+            self.notify_reloaded();
             self.report_statsd();
             self.take_over_from_parent();
         }
@@ -479,6 +483,18 @@ impl Master {
                 sd_notify("READY=1");
             }
         }
+    }
+}
+
+impl Master {
+    /// After a HUP's RELOADING=1: READY=1 once the reload is over, whichever way: the old
+    /// generation retired, the new one rolled back, or the new configuration refused.
+    fn notify_reloaded(&mut self) {
+        if self.reload_notified || !self.ready_notified || self.previous.is_some() {
+            return;
+        }
+        self.reload_notified = true;
+        sd_notify("READY=1");
     }
 }
 
