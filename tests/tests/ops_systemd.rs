@@ -25,7 +25,10 @@ fn assert_reloading(message: &str, before_usec: u64) {
         .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
         .and_then(|usec| usec.parse().ok())
         .unwrap_or_else(|| panic!("RELOADING=1 with MONOTONIC_USEC: {message:?}"));
-    assert!(usec >= before_usec && usec <= now_usec(), "{usec} vs {before_usec}");
+    assert!(
+        usec >= before_usec && usec <= now_usec(),
+        "{usec} vs {before_usec}"
+    );
 }
 
 fn now_usec() -> u64 {
