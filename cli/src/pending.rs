@@ -6,7 +6,6 @@ use ferrocorn_config::{Settings, WorkerClass};
 
 /// The settings given that this build does not act on yet, by name.
 pub(crate) fn unbuilt(settings: &Settings) -> Vec<&'static str> {
-    let defaults = Settings::default();
     let mut names = Vec::new();
     let mut check = |set: bool, name: &'static str| {
         if set {
@@ -14,15 +13,6 @@ pub(crate) fn unbuilt(settings: &Settings) -> Vec<&'static str> {
         }
     };
     check(settings.metrics_bind.is_some(), "metrics_bind");
-    check(settings.max_worker_memory != 0, "max_worker_memory");
-    check(
-        settings.max_worker_lifetime != defaults.max_worker_lifetime,
-        "max_worker_lifetime",
-    );
-    check(
-        settings.reload_strategy != defaults.reload_strategy,
-        "reload_strategy",
-    );
     check(settings.limit_concurrency != 0, "limit_concurrency");
     check(settings.certfile.is_some(), "certfile");
     check(settings.keyfile.is_some(), "keyfile");

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kinds::{
-    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptBind, OptPath, OptText,
-    ProxyMode, Umask, UrlPrefix, NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
+    choice, count, int, seconds, seconds_from, Binds, EnvList, Flag, IpList, OptBind, OptPath,
+    OptText, ProxyMode, Umask, UrlPrefix, NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
 };
 use crate::kinds::{OptStatsd, StatsdAddress, DOGSTATSD_TAGS, STATSD_PREFIX};
 use crate::net::IpAllowList;
@@ -340,9 +340,9 @@ declare_settings! {
     max_worker_memory: u64 = 0;
         Workers, flag(None, "max-worker-memory", "MIB"), int::<u64>(0, 1 << 30);
 
-    /// Seconds between two samples of each worker's memory.
+    /// Seconds between two samples of each worker's memory (at least 0.1).
     memory_check_interval: Duration = Duration::from_secs(5);
-        Workers, flag(None, "memory-check-interval", "SECONDS"), seconds(MAX_SECONDS);
+        Workers, flag(None, "memory-check-interval", "SECONDS"), seconds_from(100, MAX_SECONDS);
 
     /// How a worker's memory is measured: `pss` (from `/proc/PID/smaps_rollup`: shared
     /// pages divided among their sharers), `rss` (counts a preloaded application's shared

@@ -3,7 +3,8 @@
 //! application goes wrong (`cargo build -p ferrocorn-tests --example faulty_app`).
 //!
 //! `faulty_app [--bind ADDR]... [--workers N] [--threads N] [--timeout SECONDS]
-//! [--pid FILE] [--fault NAME=PATH]... [--thread-before-serve]`
+//! [--pid FILE] [--reload-strategy generation|rolling] [--fault NAME=PATH]...
+//! [--thread-before-serve]`
 //!
 //! Faults, each active while its PATH exists (so a test can turn it on and off):
 //! - `after-fork-panic`: the `after_fork_child` hook panics in the new worker.
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrocorn_config::{parse_bind, Settings};
+use ferrocorn_config::{parse_bind, ReloadStrategy, Settings};
 use ferrocorn_worker::{App, Body, Request, Response};
 
 /// The faults the command line armed.
@@ -124,6 +125,13 @@ fn parse_args() -> Result<(Settings, Faulty, bool), String> {
             "--threads" => settings.threads = number()?,
             "--timeout" => settings.timeout = Duration::from_secs(number()? as u64),
             "--pid" => settings.pidfile = Some(PathBuf::from(&value)),
+            "--reload-strategy" => {
+                settings.reload_strategy = match value.as_str() {
+                    "generation" => ReloadStrategy::Generation,
+                    "rolling" => ReloadStrategy::Rolling,
+                    _ => return Err(format!("unknown reload strategy {value:?}")),
+                }
+            }
             "--fault" => match value.split_once('=') {
                 Some(("after-fork-panic", path)) => app.after_fork_panic = Some(path.into()),
                 Some(("init-fail", path)) => app.init_fail = Some(path.into()),

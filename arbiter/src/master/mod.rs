@@ -1,9 +1,12 @@
 //! The arbiter's supervision loop: the state it keeps, start-up, the loop itself, timeouts,
 //! resizing (TTIN/TTOU) and readiness. By concern, the rest lives beside it: `spawn`
-//! (forking and reaping workers), `generations` (HUP and rollback), `upgrade` (USR2),
-//! `stop` (TERM/INT/QUIT) and `statsd` (the arbiter's statsd lines).
+//! (forking and reaping workers), `generations` (HUP and rollback), `recycle` (memory and
+//! lifetime recycling, the rolling strategy's limit; `memory` reads `/proc`), `upgrade`
+//! (USR2), `stop` (TERM/INT/QUIT) and `statsd` (the arbiter's statsd lines).
 
 mod generations;
+mod memory;
+mod recycle;
 mod spawn;
 mod statsd;
 mod stop;
@@ -59,6 +62,9 @@ struct Worker {
     kill_sent: bool,
     /// Why the arbiter asked it to end (retired or aborted), for the restart counts.
     retire_reason: Option<RestartReason>,
+    /// Its lifetime, memory samples (`recycling.memory`: bytes, as `memory_metric`) and
+    /// whether it is due for recycling.
+    recycling: recycle::Recycling,
 }
 
 /// Why a worker was replaced: the `reason` label of `ferrocorn_worker_restarts_total`.
@@ -349,6 +355,7 @@ impl Master {
                 return Err(error);
             }
             self.check_timeouts();
+            self.recycle_workers();
             self.retire_old_generations();
             self.manage_workers();
             self.notify_ready();
@@ -370,6 +377,16 @@ impl Master {
             tick = tick
                 .min(self.settings.timeout / 4)
                 .max(Duration::from_millis(10));
+        }
+        if let Some(at) = self.next_recycling_check() {
+            // A check already due (a rolling replacement waits its turn) is looked at again
+            // on the busy tick, not at once.
+            let wait = at.saturating_duration_since(Instant::now());
+            tick = tick.min(if wait.is_zero() {
+                BUSY_TICK
+            } else {
+                wait.max(Duration::from_millis(10))
+            });
         }
         tick
     }

@@ -21,7 +21,8 @@ pub(super) struct StatsdReport {
 
 impl Master {
     /// Sends the worker count when it changed (gunicorn's `manage_workers`: the workers of
-    /// the current generation that are not being retired) and the turn's other lines.
+    /// the current generation that are neither being retired nor due for recycling) and
+    /// the turn's other lines.
     pub(super) fn report_statsd(&mut self) {
         let report = &mut self.statsd;
         let wanted = statsd_settings(&self.settings);
@@ -45,7 +46,11 @@ impl Master {
         let workers = self
             .workers
             .values()
-            .filter(|w| w.generation == self.generation && w.retire_sent.is_none())
+            .filter(|w| {
+                w.generation == self.generation
+                    && w.retire_sent.is_none()
+                    && w.recycling.due.is_none()
+            })
             .count();
         if report.workers_sent != Some(workers) {
             client.gauge("gunicorn.workers", workers as u64);
