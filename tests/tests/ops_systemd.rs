@@ -38,6 +38,15 @@ fn now_usec() -> u64 {
 
 #[test]
 fn hup_says_reloading_then_ready_once_the_new_generation_serves() {
+    reloading_then_ready("generation");
+}
+
+#[test]
+fn a_rolling_hup_says_ready_once_every_worker_is_replaced() {
+    reloading_then_ready("rolling");
+}
+
+fn reloading_then_ready(strategy: &str) {
     let dir = TempDir::new("notify-reload");
     let socket_path = dir.join("notify.sock");
     let config = dir.join("ferrocorn.toml");
@@ -46,7 +55,8 @@ fn hup_says_reloading_then_ready_once_the_new_generation_serves() {
     receiver.set_read_timeout(Some(WAIT)).unwrap();
     let server = Server::builder()
         .env("NOTIFY_SOCKET", &socket_path.display().to_string())
-        .args(["--config", &config.display().to_string(), "hello"])
+        .args(["--config", &config.display().to_string()])
+        .args(["--reload-strategy", strategy, "hello"])
         .start();
     assert_eq!(next(&receiver), "READY=1");
     assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
@@ -56,7 +66,7 @@ fn hup_says_reloading_then_ready_once_the_new_generation_serves() {
     server.signal(Signal::SIGHUP);
     assert_reloading(&next(&receiver), before);
     assert_eq!(next(&receiver), "READY=1");
-    // READY=1 came once the old generation was told to go: new workers serve.
+    // READY=1 came once the last old worker was told to go: two new workers serve.
     let now: BTreeSet<i32> = server.worker_pids().into_iter().collect();
     assert!(now.difference(&first).count() >= 2, "{first:?} -> {now:?}");
     assert!(

@@ -9,7 +9,6 @@
 //! non-blocking socket: a full socket drops the turn's lines, and a failed send (nobody
 //! listening) is logged throttled. Neither ever fails or delays a request.
 
-use std::fmt::Write as _;
 use std::io;
 use std::net::{ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
@@ -19,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use ferrocorn_config::{Settings, StatsdAddress};
 
+use crate::response::push_u64;
 use crate::throttle::{Throttle, REPORT_INTERVAL};
 
 /// The largest UDP datagram sent: what fits a 1500-byte Ethernet frame after the IP and UDP
@@ -110,15 +110,16 @@ impl Socket {
 /// reported.
 pub struct Statsd {
     socket: Socket,
-    /// The settings it was made from (`statsd_host`, `statsd_prefix`, `dogstatsd_tags`):
-    /// the arbiter makes a new client when a reload changes them.
-    settings: (StatsdAddress, String, String),
+    /// The address, for the log.
+    address: StatsdAddress,
     prefix: String,
     /// `|#tags`, or empty.
     tags: String,
-    /// Complete lines, each ending in `\n`.
-    buf: String,
-    /// Lines dropped (socket full, buffer full) since the last report.
+    /// A request's lines, between the values they hold: see [`Statsd::request`].
+    request_parts: [Vec<u8>; 3],
+    /// Complete lines, each ending in `\n`; ASCII (the prefix and tags are checked so).
+    buf: Vec<u8>,
+    /// Lines dropped (socket full, nobody listening) since the last report.
     dropped: u64,
     failures: Throttle,
 }
@@ -126,7 +127,7 @@ pub struct Statsd {
 impl std::fmt::Debug for Statsd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Statsd")
-            .field("settings", &self.settings)
+            .field("address", &self.address)
             .field("buffered", &self.buf.len())
             .finish()
     }
@@ -141,69 +142,59 @@ impl Statsd {
         let address = settings.statsd_host.as_ref()?;
         LOG_ERRORS.store(0, Ordering::Relaxed);
         LOG_WARNINGS.store(0, Ordering::Relaxed);
+        let prefix = normalize_prefix(&settings.statsd_prefix);
+        let tags = if settings.dogstatsd_tags.is_empty() {
+            String::new()
+        } else {
+            format!("|#{}", settings.dogstatsd_tags)
+        };
+        let request_parts = [
+            format!("{prefix}gunicorn.request.duration:"),
+            format!("|ms{tags}\n{prefix}gunicorn.requests:1|c|@1.0{tags}\n{prefix}gunicorn.request.status."),
+            format!(":1|c|@1.0{tags}\n"),
+        ]
+        .map(String::into_bytes);
         Some(Socket::open(address).map(|socket| Statsd {
             socket,
-            settings: (
-                address.clone(),
-                settings.statsd_prefix.clone(),
-                settings.dogstatsd_tags.clone(),
-            ),
-            prefix: normalize_prefix(&settings.statsd_prefix),
-            tags: if settings.dogstatsd_tags.is_empty() {
-                String::new()
-            } else {
-                format!("|#{}", settings.dogstatsd_tags)
-            },
-            buf: String::new(),
+            address: address.clone(),
+            prefix,
+            tags,
+            request_parts,
+            buf: Vec::new(),
             dropped: 0,
             failures: Throttle::new(REPORT_INTERVAL),
         }))
     }
 
-    /// Whether `settings` ask for this very client (same address, prefix and tags).
-    pub fn matches(&self, settings: &Settings) -> bool {
-        settings.statsd_host.as_ref() == Some(&self.settings.0)
-            && settings.statsd_prefix == self.settings.1
-            && settings.dogstatsd_tags == self.settings.2
-    }
-
     /// One answered request, as gunicorn's `Statsd.access`: the duration timer, then the
-    /// request and status counters.
+    /// request and status counters. The constant parts are prepared once, so a request
+    /// costs three copies and two numbers.
     pub(crate) fn request(&mut self, status: u16, elapsed: Duration) {
-        // gunicorn: `request_time.seconds * 1000 + float(request_time.microseconds) / 10 ** 3`.
-        let ms = (elapsed.as_secs() * 1000) as f64 + f64::from(elapsed.subsec_micros()) / 1e3;
-        self.start_line("gunicorn.request.duration:");
-        push_python_float(&mut self.buf, ms);
-        self.end_line("|ms");
-        self.counter("gunicorn.requests", 1);
-        self.start_line("gunicorn.request.status.");
-        let _ = write!(self.buf, "{status}:1");
-        self.end_line("|c|@1.0");
+        self.buf.extend_from_slice(&self.request_parts[0]);
+        push_millis(&mut self.buf, elapsed);
+        self.buf.extend_from_slice(&self.request_parts[1]);
+        push_u64(&mut self.buf, u64::from(status));
+        self.buf.extend_from_slice(&self.request_parts[2]);
     }
 
     /// A gauge line, `NAME:VALUE|g`.
     pub fn gauge(&mut self, name: &str, value: u64) {
-        self.start_line(name);
-        let _ = write!(self.buf, ":{value}");
-        self.end_line("|g");
+        self.line(name, value, "|g");
     }
 
     /// A counter line with gunicorn's sample rate, `NAME:VALUE|c|@1.0`.
     pub fn counter(&mut self, name: &str, value: u64) {
-        self.start_line(name);
-        let _ = write!(self.buf, ":{value}");
-        self.end_line("|c|@1.0");
+        self.line(name, value, "|c|@1.0");
     }
 
-    fn start_line(&mut self, name: &str) {
-        self.buf.push_str(&self.prefix);
-        self.buf.push_str(name);
-    }
-
-    fn end_line(&mut self, kind: &str) {
-        self.buf.push_str(kind);
-        self.buf.push_str(&self.tags);
-        self.buf.push('\n');
+    fn line(&mut self, name: &str, value: u64, kind: &str) {
+        self.buf.extend_from_slice(self.prefix.as_bytes());
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b':');
+        push_u64(&mut self.buf, value);
+        self.buf.extend_from_slice(kind.as_bytes());
+        self.buf.extend_from_slice(self.tags.as_bytes());
+        self.buf.push(b'\n');
     }
 
     /// Sends what is buffered, as few datagrams as fit, with the error-log counts since the
@@ -222,24 +213,22 @@ impl Statsd {
             return;
         }
         let max = self.socket.max_payload();
-        let buf = std::mem::take(&mut self.buf);
-        let mut rest = buf.as_str();
+        let mut rest = &self.buf[..];
         let mut error = None;
         while !rest.is_empty() {
             let (datagram, after) = next_datagram(rest, max);
-            match self.socket.send(datagram.as_bytes()) {
+            match self.socket.send(datagram) {
                 Ok(_) => rest = after,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     if e.kind() != io::ErrorKind::WouldBlock {
                         error = Some(e);
                     }
-                    self.dropped += rest.matches('\n').count() as u64;
+                    self.dropped += rest.iter().filter(|&&b| b == b'\n').count() as u64;
                     break;
                 }
             }
         }
-        self.buf = buf;
         self.buf.clear();
         if self.buf.capacity() > KEEP_CAPACITY {
             self.buf.shrink_to(16 * 1024);
@@ -256,7 +245,7 @@ impl Statsd {
                     tracing::warn!(
                         "statsd {}: send failed: {e} ({n} failed sends, {dropped} lines \
                          dropped since the last report)",
-                        self.settings.0
+                        self.address
                     );
                 }
             }
@@ -266,7 +255,7 @@ impl Statsd {
                     tracing::info!(
                         "statsd {}: sending again ({n} failed sends, {dropped} lines dropped \
                          since the last report)",
-                        self.settings.0
+                        self.address
                     );
                 }
             }
@@ -276,10 +265,14 @@ impl Statsd {
 
 /// The longest run of whole lines from the start of `lines` within `max` bytes (its last
 /// newline left out), and what follows; a single line longer than `max` goes alone.
-fn next_datagram(lines: &str, max: usize) -> (&str, &str) {
-    let bytes = lines.as_bytes();
+/// `lines` ends with a newline.
+fn next_datagram(lines: &[u8], max: usize) -> (&[u8], &[u8]) {
+    // Most turns' lines fit one datagram: no scan.
+    if lines.len() <= max + 1 {
+        return (&lines[..lines.len() - 1], &[]);
+    }
     let mut end = 0;
-    while let Some(nl) = bytes[end..].iter().position(|&b| b == b'\n') {
+    while let Some(nl) = lines[end..].iter().position(|&b| b == b'\n') {
         let line_end = end + nl;
         if line_end > max && end > 0 {
             break;
@@ -291,18 +284,36 @@ fn next_datagram(lines: &str, max: usize) -> (&str, &str) {
     }
     if end == 0 {
         // No newline at all (never buffered so): send what there is.
-        return (lines, "");
+        return (lines, &[]);
     }
     (&lines[..end - 1], &lines[end..])
 }
 
-/// `value` as Python's `str(float)` writes it for the values a duration in ms takes: the
-/// shortest text that reads back the same, with `.0` when it is whole.
-fn push_python_float(out: &mut String, value: f64) {
+/// A duration in milliseconds as gunicorn writes it: Python's `str()` of
+/// `seconds * 1000 + microseconds / 1000`, i.e. the milliseconds, a dot and the
+/// microseconds without trailing zeros (`12.5`, `0.123`, `2000.0`). Python's float can show
+/// more digits in the rare case where the sum rounds off the decimal (`1000.1230000000001`):
+/// this is then the decimal it stands for.
+fn push_millis(out: &mut Vec<u8>, elapsed: Duration) {
+    let micros = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+    push_u64(out, micros / 1000);
+    out.push(b'.');
+    let mut frac = micros % 1000;
+    if frac == 0 {
+        out.push(b'0');
+        return;
+    }
+    let mut digits = 3;
+    while frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
     let start = out.len();
-    let _ = write!(out, "{value}");
-    if !out[start..].contains('.') {
-        out.push_str(".0");
+    push_u64(out, frac);
+    // Leading zeros: 0.05 ms is `0.05`, not `0.5`.
+    let written = out.len() - start;
+    for _ in written..digits {
+        out.insert(start, b'0');
     }
 }
 
@@ -338,31 +349,75 @@ mod tests {
 
     #[test]
     fn durations_are_written_as_python_floats() {
-        for (ms, expected) in [
-            (0.0, "0.0"),
-            (2000.0, "2000.0"),
-            (0.123, "0.123"),
-            (1000.0 + 0.5, "1000.5"),
-            (0.001, "0.001"),
+        // Expected: Python's str(seconds * 1000 + float(microseconds) / 10 ** 3).
+        for (micros, expected) in [
+            (0, "0.0"),
+            (2_000_000, "2000.0"),
+            (123, "0.123"),
+            (1_000_500, "1000.5"),
+            (1, "0.001"),
+            (50, "0.05"),
+            (120, "0.12"),
+            (12_345_678, "12345.678"),
+            (3_600_000_007, "3600000.007"),
         ] {
-            let mut s = String::new();
-            push_python_float(&mut s, ms);
-            assert_eq!(s, expected);
+            let mut s = Vec::new();
+            push_millis(&mut s, Duration::from_micros(micros));
+            assert_eq!(String::from_utf8(s).unwrap(), expected, "{micros} µs");
         }
     }
 
     #[test]
+    fn a_request_writes_gunicorns_three_lines() {
+        let settings = Settings {
+            statsd_host: Some(StatsdAddress::Udp {
+                host: "127.0.0.1".to_string(),
+                port: 9,
+            }),
+            statsd_prefix: "web".to_string(),
+            dogstatsd_tags: "env:a".to_string(),
+            ..Settings::default()
+        };
+        let mut statsd = Statsd::from_settings(&settings).unwrap().unwrap();
+        statsd.request(404, Duration::from_micros(1_500));
+        statsd.gauge("gunicorn.workers", 3);
+        assert_eq!(
+            String::from_utf8(statsd.buf.clone()).unwrap(),
+            "web.gunicorn.request.duration:1.5|ms|#env:a\n\
+             web.gunicorn.requests:1|c|@1.0|#env:a\n\
+             web.gunicorn.request.status.404:1|c|@1.0|#env:a\n\
+             web.gunicorn.workers:3|g|#env:a\n"
+        );
+        statsd.buf.clear();
+    }
+
+    #[test]
     fn datagrams_hold_whole_lines_up_to_the_limit() {
-        let lines = "aaaa\nbbbb\ncccc\n";
-        assert_eq!(next_datagram(lines, 100), ("aaaa\nbbbb\ncccc", ""));
-        assert_eq!(next_datagram(lines, 9), ("aaaa\nbbbb", "cccc\n"));
-        assert_eq!(next_datagram(lines, 8), ("aaaa", "bbbb\ncccc\n"));
+        let lines: &[u8] = b"aaaa\nbbbb\ncccc\n";
+        let empty: &[u8] = b"";
+        assert_eq!(next_datagram(lines, 100), (&b"aaaa\nbbbb\ncccc"[..], empty));
+        assert_eq!(next_datagram(lines, 14), (&b"aaaa\nbbbb\ncccc"[..], empty));
+        assert_eq!(
+            next_datagram(lines, 13),
+            (&b"aaaa\nbbbb"[..], &b"cccc\n"[..])
+        );
+        assert_eq!(
+            next_datagram(lines, 9),
+            (&b"aaaa\nbbbb"[..], &b"cccc\n"[..])
+        );
+        assert_eq!(
+            next_datagram(lines, 8),
+            (&b"aaaa"[..], &b"bbbb\ncccc\n"[..])
+        );
         // A line longer than the limit goes alone.
-        assert_eq!(next_datagram("abcdefgh\nb\n", 4), ("abcdefgh", "b\n"));
+        assert_eq!(
+            next_datagram(b"abcdefgh\nb\n", 4),
+            (&b"abcdefgh"[..], &b"b\n"[..])
+        );
         let (mut rest, mut count) = (lines, 0);
         while !rest.is_empty() {
             let (d, after) = next_datagram(rest, 4);
-            assert!(d.len() <= 4 && !d.contains('\n'), "{d:?}");
+            assert!(d.len() <= 4 && !d.contains(&b'\n'), "{d:?}");
             rest = after;
             count += 1;
         }
