@@ -501,9 +501,7 @@ impl Master {
             }
         }
     }
-}
 
-impl Master {
     /// After a HUP's RELOADING=1: READY=1 once the reload is over, whichever way: the old
     /// generation retired, the new one rolled back, or the new configuration refused.
     fn notify_reloaded(&mut self) {
