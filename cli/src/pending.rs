@@ -2,7 +2,7 @@
 //! not served yet: giving one is refused rather than silently ignored. Each line goes away
 //! with the work that makes its setting real (issues 14, 15 and 16).
 
-use ferrocorn_config::{Settings, WorkerClass};
+use ferrocorn_config::Settings;
 
 /// The settings given that this build does not act on yet, by name.
 pub(crate) fn unbuilt(settings: &Settings) -> Vec<&'static str> {
@@ -17,9 +17,5 @@ pub(crate) fn unbuilt(settings: &Settings) -> Vec<&'static str> {
     check(settings.certfile.is_some(), "certfile");
     check(settings.keyfile.is_some(), "keyfile");
     check(settings.ca_certs.is_some(), "ca_certs");
-    check(
-        settings.worker_class == WorkerClass::Asgi,
-        "worker_class = asgi",
-    );
     names
 }

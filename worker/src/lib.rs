@@ -26,7 +26,8 @@ pub mod statsd;
 mod throttle;
 
 pub use app::{
-    reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
+    reason_phrase, App, Body, DeferredApp, Event, ExchangeId, HeaderText, Inbox, Peer, Replies,
+    Reply, Request, RequestBody, Response, Version,
 };
 
 pub use date::http_date;

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrocorn_config::Settings;
+use ferrocorn_config::{Settings, WorkerClass};
 use ferrocorn_worker::{App, WorkerState};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getpid, getppid, Pid};
@@ -282,7 +282,18 @@ impl Master {
         };
 
         let scoreboard = scoreboard_for(settings.workers)?;
-        tracing::info!("Using worker: mio ({} thread(s) each)", settings.threads);
+        // gunicorn's line, with the class as given (`sync`, `gthread` and `mio` are one
+        // worker; `asgi` runs the application on an event loop thread).
+        let class = match settings.worker_class {
+            WorkerClass::Mio => "mio",
+            WorkerClass::Sync => "sync",
+            WorkerClass::Gthread => "gthread",
+            WorkerClass::Asgi => "asgi",
+        };
+        tracing::info!(
+            "Using worker: {class} ({} thread(s) each)",
+            settings.threads
+        );
 
         Ok(Master {
             pid,

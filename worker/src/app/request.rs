@@ -52,6 +52,22 @@ impl Request {
         req
     }
 
+    /// A copy of the head for an application that answers later (the worker keeps its
+    /// own for the access log), taking the body out of this one.
+    pub(crate) fn hand_over(&mut self) -> Request {
+        Request {
+            head: self.head.clone(),
+            method: self.method.clone(),
+            target: self.target.clone(),
+            version: self.version,
+            headers: self.headers.clone(),
+            peer: self.peer.clone(),
+            local: self.local,
+            body: std::mem::take(&mut self.body),
+            secure: self.secure,
+        }
+    }
+
     fn text(&self, range: &Range<usize>) -> &str {
         // The parser only accepts token characters in the method and visible ASCII in the
         // target, so these ranges are always valid UTF-8; fall back to "" defensively.

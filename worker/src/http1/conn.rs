@@ -229,6 +229,8 @@ pub(crate) enum Phase {
     },
     /// The application is running on the pool.
     Dispatched,
+    /// A deferred application holds the exchange (`http1::deferred`).
+    Deferred(Box<super::deferred::State>),
     /// The last response is written and our side is shut down; reading until the client
     /// closes, so that unread input does not turn our close into a reset that destroys the
     /// response in flight (lingering close).

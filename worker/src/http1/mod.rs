@@ -4,6 +4,7 @@
 //! writes it, `conn.rs` holds the connection's state.
 
 mod conn;
+mod deferred;
 mod output;
 mod request;
 mod respond;
@@ -23,6 +24,7 @@ use crate::response::{write_error, HeadCache};
 use crate::statsd::Statsd;
 
 pub(crate) use conn::{Conn, Exchange, Phase, ReadSide, Spool, Stream, WriteSide};
+pub(crate) use deferred::{reply as deferred_reply, Channel};
 pub(crate) use output::{Flushed, OutBody, STREAM_PIECE};
 use request::break_stream;
 use request::{process, Step};
@@ -44,6 +46,8 @@ pub(crate) struct Ctx {
     pub(crate) parser: Parser,
     pub(crate) app: Arc<dyn App>,
     pub(crate) pool: Option<Pool>,
+    /// The channel of an application that answers later (`App::deferred`).
+    pub(crate) deferred: Option<Channel>,
     pub(crate) date: DateCache,
     /// The last response head, reused while responses keep the same shape.
     pub(crate) heads: HeadCache,
@@ -72,17 +76,26 @@ enum Next {
 /// Returns false when the connection must be closed.
 pub(crate) fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
     loop {
+        if deferred::feed(c, ctx) {
+            continue;
+        }
         if c.write == WriteSide::Open && c.out.is_none() && c.wbuf.len() < WBUF_HIGH {
             if let Step::Progress = process(c, ctx) {
                 continue;
             }
         }
         let next = if c.output_pending() {
-            write_output(c, ctx)
+            match write_output(c, ctx) {
+                // A deferred exchange keeps reading while its output waits, to see the
+                // client go away.
+                Next::Wait if deferred::reads_meanwhile(c) => read_input(c, ctx),
+                next => next,
+            }
         } else if matches!(
             c.phase,
             Phase::Dispatched | Phase::Streaming { paused: true, .. }
-        ) {
+        ) || (matches!(c.phase, Phase::Deferred(_)) && !deferred::reads_meanwhile(c))
+        {
             Next::Wait
         } else {
             read_input(c, ctx)
@@ -100,6 +113,9 @@ pub(crate) fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
 fn write_output(c: &mut Conn, ctx: &mut Ctx) -> Next {
     match c.flush() {
         Ok(Flushed::NeedPiece) => {
+            if deferred::supply_piece(c, ctx) {
+                return Next::Again;
+            }
             request_piece(c, ctx);
             Next::Wait
         }
@@ -174,6 +190,11 @@ fn output_written(c: &mut Conn, ctx: &mut Ctx) -> Next {
 /// when more comes) or the client has closed its side.
 fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
     if c.read == ReadSide::Closed {
+        if matches!(c.phase, Phase::Deferred(_)) {
+            // The application hears of it and still ends the exchange.
+            deferred::client_gone(c, ctx);
+            return Next::Wait;
+        }
         if matches!(c.phase, Phase::Streaming { .. }) {
             let message = "the connection closed before the body was complete";
             break_stream(c, 400, message.into());
@@ -209,7 +230,7 @@ fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
                     }
                 }
                 Phase::Head if was_empty => c.deadline = ctx.now + ctx.cfg.header_timeout,
-                Phase::Body { .. } | Phase::Streaming { .. } => {
+                Phase::Body { .. } | Phase::Streaming { .. } | Phase::Deferred(_) => {
                     c.body_received += n as u64;
                     let cfg = &ctx.cfg;
                     c.deadline = c.body_deadline(ctx.now, cfg.header_timeout, cfg.body_min_rate);

@@ -70,6 +70,9 @@ pub(crate) fn piece_read(
 /// the connection must be closed.
 pub(crate) fn check_deadline(c: &mut Conn, ctx: &mut Ctx) -> bool {
     let now = ctx.now;
+    if matches!(c.phase, Phase::Deferred(_)) {
+        return super::deferred::check_deadline(c, ctx);
+    }
     if c.awaiting_piece() {
         // The application owes the next piece of its streamed body: `timeout`.
         if let Some(timeout) = ctx.cfg.piece_timeout.filter(|_| now >= c.deadline) {

@@ -24,8 +24,9 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::access_log::AccessLog;
 use crate::app::{App, Peer};
+use crate::app::{Replies, Reply};
 use crate::date::DateCache;
-use crate::http1::{self, drive, Conn, Ctx, Phase};
+use crate::http1::{self, drive, Channel, Conn, Ctx, Phase};
 use crate::limits::Config;
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
@@ -100,6 +101,15 @@ pub(crate) fn serve(
             // The last heartbeat carries the final request count, which the arbiter logs
             // when the worker exits; ticks alone would miss those since the last one.
             supervisor.heartbeat(w.status());
+            if let Some(channel) = &w.ctx.deferred {
+                // How well hand-offs to the application's thread were batched.
+                tracing::debug!(
+                    requests = w.ctx.requests,
+                    hand_offs = channel.deliveries,
+                    events = channel.delivered,
+                    "deferred application channel"
+                );
+            }
             exit
         }
         Err(e) => WorkerExit::Failed(e),
@@ -186,17 +196,32 @@ impl Worker {
         if mio_listeners.is_empty() {
             return Err("no listeners to serve".to_string());
         }
-        let pool = if settings.threads > 1 {
-            let waker = Arc::new(
-                mio::Waker::new(poll.registry(), WAKER)
-                    .map_err(|e| format!("cannot create the pool waker: {e}"))?,
-            );
-            Some(
-                Pool::start(settings.threads, Arc::clone(&app), waker)
-                    .map_err(|e| format!("cannot start {} threads: {e}", settings.threads))?,
-            )
+        // One waker per poll (mio's rule): the pool and a deferred application never go
+        // together (a deferred application is never called on the pool).
+        let deferred_app = app.deferred();
+        let waker = if settings.threads > 1 || deferred_app.is_some() {
+            Some(Arc::new(mio::Waker::new(poll.registry(), WAKER).map_err(
+                |e| format!("cannot create the event loop's waker: {e}"),
+            )?))
         } else {
             None
+        };
+        let (pool, deferred) = match (deferred_app, waker) {
+            (Some(deferred), Some(waker)) => {
+                let replies = Replies::new(Arc::new(move || {
+                    let _ = waker.wake();
+                }));
+                let inbox = deferred.open(replies.clone())?;
+                (None, Some(Channel::new(inbox, replies)))
+            }
+            (None, Some(waker)) => (
+                Some(
+                    Pool::start(settings.threads, Arc::clone(&app), waker)
+                        .map_err(|e| format!("cannot start {} threads: {e}", settings.threads))?,
+                ),
+                None,
+            ),
+            _ => (None, None),
         };
         let mode = settings.created_file_mode();
         let format = &settings.access_log_format;
@@ -234,6 +259,7 @@ impl Worker {
                 parser: Parser::from_settings(settings),
                 app,
                 pool,
+                deferred,
                 date: DateCache::new(),
                 heads: HeadCache::default(),
                 log,
@@ -264,11 +290,11 @@ impl Worker {
             },
             requests: self.ctx.requests,
             connections: u32::try_from(self.slots.open).unwrap_or(u32::MAX),
-            app_stalled_for: self
-                .ctx
-                .pool
-                .as_ref()
-                .map_or(Duration::ZERO, |pool| pool.stalled_for(Instant::now())),
+            app_stalled_for: match (&self.ctx.pool, &self.ctx.deferred) {
+                (Some(pool), _) => pool.stalled_for(Instant::now()),
+                (_, Some(channel)) => channel.stalled_for(Instant::now()),
+                _ => Duration::ZERO,
+            },
         }
     }
 
@@ -296,6 +322,7 @@ impl Worker {
         let mut events = Events::with_capacity(512);
         let mut done = Vec::new();
         let mut resumed = Vec::new();
+        let mut replies = Vec::new();
         let mut spin = Spin::new(self.ctx.cfg.busy_poll);
         let mut served = 0;
         loop {
@@ -330,6 +357,13 @@ impl Worker {
                         }
                         for (slot, serial) in resumed.drain(..) {
                             self.resume_stream(slot, serial);
+                        }
+                        if let Some(channel) = &self.ctx.deferred {
+                            channel.take_replies(&mut replies);
+                        }
+                        served += replies.len();
+                        for reply in replies.drain(..) {
+                            self.deferred_reply(reply);
                         }
                     }
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
@@ -366,6 +400,10 @@ impl Worker {
             }
             if let Some(statsd) = &mut self.ctx.statsd {
                 statsd.flush(self.ctx.now);
+            }
+            // This turn's requests, body pieces and disconnects, in one hand-off.
+            if let Some(channel) = &mut self.ctx.deferred {
+                channel.deliver(&mut self.slots.gone);
             }
             if self.ctx.stopping {
                 if self.slots.open == 0 {
@@ -607,6 +645,17 @@ impl Worker {
         };
         if !keep {
             self.slots.remove(job.slot);
+        }
+    }
+
+    /// Hands a deferred application's reply to its connection, if it is still there.
+    fn deferred_reply(&mut self, reply: Reply) {
+        let slot = reply.id().slot;
+        let Some(c) = self.slots.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if !http1::deferred_reply(c, &mut self.ctx, reply) {
+            self.slots.remove(slot);
         }
     }
 

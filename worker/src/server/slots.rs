@@ -1,5 +1,6 @@
 //! The open connections, in slots indexed by their `mio` token.
 
+use crate::app::ExchangeId;
 use crate::http1::{Conn, Phase};
 
 /// The connections, in slots indexed by their token.
@@ -9,6 +10,9 @@ pub(super) struct Slots {
     pub(super) free: Vec<usize>,
     pub(super) open: usize,
     pub(super) serial: u64,
+    /// Deferred exchanges whose connection closed: the application is told at the end of
+    /// the loop's turn (`Event::Disconnect`).
+    pub(super) gone: Vec<ExchangeId>,
 }
 
 impl Slots {
@@ -41,6 +45,11 @@ impl Slots {
             if let Phase::Streaming { pipe, .. } = &c.phase {
                 // Never leave an application thread waiting for bytes that cannot come.
                 pipe.fail("the connection closed");
+            }
+            if let Phase::Deferred(st) = &c.phase {
+                if !st.gone {
+                    self.gone.push(st.id);
+                }
             }
             drop(c);
             self.open -= 1;

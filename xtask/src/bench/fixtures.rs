@@ -34,6 +34,7 @@ pub fn write_fixtures(dir: &BenchDir) -> Result<()> {
         ("wsgi_hello.py", WSGI_HELLO_APP),
         ("wsgi_echo.py", WSGI_ECHO_APP),
         ("wsgi_loop.py", WSGI_LOOP),
+        ("asgi_hello.py", ASGI_HELLO_APP),
     ] {
         let app = dir.abs("wsgi").join(name);
         fs::write(&app, text).with_context(|| format!("could not write {}", app.display()))?;
@@ -51,6 +52,27 @@ BODY = b"Hello, World!\n"
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))])
     return [BODY]
+"#;
+
+/// The ASGI hello app (`asgi_hello:app`) that ferrocorn, granian, uvicorn and gunicorn's
+/// `asgi` worker run: a raw ASGI 3.0 function, the head with `Content-Length`, one body
+/// message; it ignores the lifespan scope (returns at once, which every server accepts).
+pub const ASGI_HELLO_APP: &str = r#""""ASGI hello for `cargo xtask bench`, written by the task."""
+
+BODY = b"Hello, World!\n"
+START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"14")],
+}
+MESSAGE = {"type": "http.response.body", "body": BODY}
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send(START)
+    await send(MESSAGE)
 "#;
 
 /// Calls a WSGI app `module:callable` N times with no server (`python wsgi_loop.py

@@ -27,9 +27,9 @@ use servers::{BenchDir, Installed, Instance, ServerKind};
 pub const USAGE: &str = "\
 usage: cargo xtask bench [OPTIONS]
 
-Benchmarks ferrocorn against nginx, gunicorn (sync, gthread) and granian on 127.0.0.1,
-2 workers each, and writes docs/BENCHMARKS.md. Needs python3 with venv and pip (gunicorn
-and granian go into .bench/venv); uses nginx and wrk where installed:
+Benchmarks ferrocorn against nginx, gunicorn (sync, gthread, asgi), granian and uvicorn on
+127.0.0.1, 2 workers each, and writes docs/BENCHMARKS.md. Needs python3 with venv and pip
+(gunicorn, granian and uvicorn go into .bench/venv); uses nginx and wrk where installed:
 apt-get install -y nginx wrk
 
 options:
@@ -39,10 +39,10 @@ options:
                       on a shared machine single rounds of the ka×64 ratios
                       range ±15 %: 5 to 9 rounds steady the medians
   --servers LIST      comma-separated, of: ferrocorn, nginx, gunicorn-gthread, gunicorn-sync,
-                      granian
+                      granian, uvicorn, gunicorn-asgi
   --scenarios LIST    comma-separated, of: hello-ka-1, hello-ka-64, hello-close-16,
                       hello-pipe-16, static-1m-8, echo-post-4k-64, wsgi-hello-ka-64,
-                      wsgi-echo-post-4k-64
+                      wsgi-echo-post-4k-64, asgi-hello-ka-64
   --generator KIND    auto (wrk if installed, else built-in), wrk or builtin (default auto)
   --no-parser         skip the parser against httparse (criterion, alternating rounds, callgrind)
   --no-callgrind      skip counting ferrocorn's instructions per request under valgrind
@@ -500,6 +500,24 @@ fn install_servers(
             ),
         }
     }
+    if wants(ServerKind::GunicornAsgi) {
+        match servers::install_gunicorn(dir) {
+            Ok((gthread, _)) => installed.push(Installed {
+                kind: ServerKind::GunicornAsgi,
+                ..gthread
+            }),
+            Err(err) => note(report, &format!("gunicorn asgi skipped: {err:#}")),
+        }
+    }
+    if wants(ServerKind::Uvicorn) {
+        match servers::install_uvicorn(dir) {
+            Ok(server) => installed.push(server),
+            Err(err) => note(
+                report,
+                &format!("uvicorn skipped (needs python3 with venv and pip, and PyPI): {err:#}"),
+            ),
+        }
+    }
     if wants(ServerKind::Granian) {
         match servers::install_granian(dir) {
             Ok(server) => installed.push(server),
@@ -511,7 +529,9 @@ fn install_servers(
     }
     for server in &installed {
         let name = match server.kind {
-            ServerKind::GunicornGthread | ServerKind::GunicornSync => "gunicorn",
+            ServerKind::GunicornGthread | ServerKind::GunicornSync | ServerKind::GunicornAsgi => {
+                "gunicorn"
+            }
             kind => kind.name(),
         };
         if !report.versions.iter().any(|(n, _)| n == name) {
@@ -628,8 +648,8 @@ mod tests {
         let options = Options::parse(&[]).unwrap();
         assert_eq!(options, Options::default());
         assert_eq!(options.duration, Duration::from_secs(5));
-        assert_eq!(options.servers.len(), 5);
-        assert_eq!(options.scenarios.len(), 8);
+        assert_eq!(options.servers.len(), 7);
+        assert_eq!(options.scenarios.len(), 9);
     }
 
     #[test]

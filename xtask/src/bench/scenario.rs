@@ -18,15 +18,19 @@ pub enum AppKind {
     /// A Python WSGI function returning the request body it read from `wsgi.input`
     /// (`.bench/wsgi/wsgi_echo.py`).
     WsgiEcho,
+    /// A raw ASGI 3.0 application answering `Hello, World!\n` in one body message
+    /// (`.bench/wsgi/asgi_hello.py`), served by every server that runs ASGI.
+    AsgiHello,
 }
 
 impl AppKind {
-    pub const ALL: [AppKind; 5] = [
+    pub const ALL: [AppKind; 6] = [
         AppKind::Hello,
         AppKind::Static,
         AppKind::Echo,
         AppKind::WsgiHello,
         AppKind::WsgiEcho,
+        AppKind::AsgiHello,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,21 +40,29 @@ impl AppKind {
             AppKind::Echo => "echo",
             AppKind::WsgiHello => "wsgi-hello",
             AppKind::WsgiEcho => "wsgi-echo",
+            AppKind::AsgiHello => "asgi-hello",
         }
     }
 
-    /// The WSGI application (`module:callable` in `.bench/wsgi/`) that every server runs
-    /// for this app, `None` for the apps ferrocorn has built in.
+    /// The Python application, WSGI or ASGI (`module:callable` in `.bench/wsgi/`), that
+    /// every server runs for this app, `None` for the apps ferrocorn has built in.
     pub fn wsgi_target(self) -> Option<&'static str> {
         match self {
             AppKind::WsgiHello => Some("wsgi_hello:app"),
             AppKind::WsgiEcho => Some("wsgi_echo:app"),
+            AppKind::AsgiHello => Some("asgi_hello:app"),
             AppKind::Hello | AppKind::Static | AppKind::Echo => None,
         }
     }
 
+    /// A Python application (WSGI or ASGI): each server runs it in a process tree of its own.
     pub fn is_wsgi(self) -> bool {
         self.wsgi_target().is_some()
+    }
+
+    /// An ASGI application (only the servers that run ASGI have it).
+    pub fn is_asgi(self) -> bool {
+        self == AppKind::AsgiHello
     }
 }
 
@@ -88,7 +100,7 @@ pub const STATIC_FILE_NAME: &str = "file-1m.bin";
 pub const POST_BODY_BYTES: usize = 4096;
 
 /// All scenarios, in the order they run and print.
-pub const SCENARIOS: [Scenario; 8] = [
+pub const SCENARIOS: [Scenario; 9] = [
     Scenario {
         name: "hello-ka-1",
         app: AppKind::Hello,
@@ -150,6 +162,14 @@ pub const SCENARIOS: [Scenario; 8] = [
         app: AppKind::WsgiEcho,
         path: "/echo",
         mode: Mode::Post(POST_BODY_BYTES),
+        connections: 64,
+        threads: 2,
+    },
+    Scenario {
+        name: "asgi-hello-ka-64",
+        app: AppKind::AsgiHello,
+        path: "/",
+        mode: Mode::KeepAlive,
         connections: 64,
         threads: 2,
     },

@@ -25,6 +25,8 @@ pub const GTHREAD_THREADS: usize = 4;
 pub const GUNICORN_PIN: &str = "gunicorn==27.0.1";
 /// The granian release installed beside it (issue 11 asks for granian 2.8).
 pub const GRANIAN_PIN: &str = "granian==2.8.9";
+/// uvicorn with what `uvicorn[standard]` brings for speed (issue 16: uvloop and httptools).
+pub const UVICORN_PINS: [&str; 3] = ["uvicorn==0.55.0", "uvloop==0.23.0", "httptools==0.9.0"];
 
 /// How granian runs the WSGI app, for the report. If its command line changes, change this.
 pub const GRANIAN_THREADING: &str = "granian runs with its default threading, as a user who \
@@ -47,18 +49,25 @@ pub enum ServerKind {
     Nginx,
     GunicornGthread,
     GunicornSync,
-    /// granian (Rust, hyper and tokio) with its WSGI interface; it runs only the WSGI apps.
+    /// granian (Rust, hyper and tokio) with its WSGI or ASGI interface; it runs only the
+    /// Python apps.
     Granian,
+    /// uvicorn with uvloop and httptools; it runs only the ASGI apps.
+    Uvicorn,
+    /// gunicorn 27's `asgi` worker; it runs only the ASGI apps.
+    GunicornAsgi,
 }
 
 impl ServerKind {
     /// All servers, in the order they run and print.
-    pub const ALL: [ServerKind; 5] = [
+    pub const ALL: [ServerKind; 7] = [
         ServerKind::Ferrocorn,
         ServerKind::Nginx,
         ServerKind::GunicornGthread,
         ServerKind::GunicornSync,
         ServerKind::Granian,
+        ServerKind::Uvicorn,
+        ServerKind::GunicornAsgi,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +77,8 @@ impl ServerKind {
             ServerKind::GunicornGthread => "gunicorn-gthread",
             ServerKind::GunicornSync => "gunicorn-sync",
             ServerKind::Granian => "granian",
+            ServerKind::Uvicorn => "uvicorn",
+            ServerKind::GunicornAsgi => "gunicorn-asgi",
         }
     }
 
@@ -81,7 +92,9 @@ impl ServerKind {
         match self {
             ServerKind::Nginx => matches!(app, AppKind::Hello | AppKind::Static),
             ServerKind::Granian => app.is_wsgi(),
-            ServerKind::Ferrocorn | ServerKind::GunicornGthread | ServerKind::GunicornSync => true,
+            ServerKind::Uvicorn | ServerKind::GunicornAsgi => app.is_asgi(),
+            ServerKind::GunicornGthread | ServerKind::GunicornSync => !app.is_asgi(),
+            ServerKind::Ferrocorn => true,
         }
     }
 
@@ -272,6 +285,32 @@ pub fn install_granian(dir: &BenchDir) -> Result<Installed> {
     })
 }
 
+/// Installs the pinned uvicorn, uvloop and httptools into `.bench/venv` unless there.
+pub fn install_uvicorn(dir: &BenchDir) -> Result<Installed> {
+    let uvicorn = dir.rel("venv").join("bin/uvicorn");
+    for pin in UVICORN_PINS {
+        if !venv_has(dir, pin) {
+            // A program that does not exist: `pip_install` installs the pin.
+            pip_install(dir, Path::new("/nonexistent"), pin)?;
+        }
+    }
+    Ok(Installed {
+        kind: ServerKind::Uvicorn,
+        version: venv_version(dir, &uvicorn)?,
+        program: uvicorn,
+    })
+}
+
+/// Whether `.bench/venv` has the package at the version `pin` names.
+fn venv_has(dir: &BenchDir, pin: &str) -> bool {
+    capture(
+        &dir.root.join(dir.rel("venv").join("bin/pip")),
+        &["freeze", "--disable-pip-version-check"],
+        &dir.root,
+    )
+    .is_ok_and(|frozen| frozen.lines().any(|l| l.eq_ignore_ascii_case(pin)))
+}
+
 /// Finds nginx on PATH.
 pub fn find_nginx(dir: &BenchDir) -> Result<Installed> {
     let Some(program) = which("nginx") else {
@@ -316,7 +355,7 @@ pub fn ferrocorn_app_args(app: AppKind, dir: &BenchDir) -> Vec<String> {
         AppKind::Hello => vec!["hello".into()],
         AppKind::Echo => vec!["echo".into()],
         AppKind::Static => vec![format!("static:{}", dir.rel("static").display())],
-        AppKind::WsgiHello | AppKind::WsgiEcho => vec![
+        AppKind::WsgiHello | AppKind::WsgiEcho | AppKind::AsgiHello => vec![
             "--threads".into(),
             "1".into(),
             "--chdir".into(),
@@ -343,10 +382,12 @@ pub fn command_line(
             args.extend(ferrocorn_app_args(app, dir));
             args
         }
-        ServerKind::GunicornSync | ServerKind::GunicornGthread => {
+        ServerKind::GunicornSync | ServerKind::GunicornGthread | ServerKind::GunicornAsgi => {
             let mut args = vec![program, "--workers".into(), workers];
             if installed.kind == ServerKind::GunicornSync {
                 args.extend(["--worker-class".into(), "sync".into()]);
+            } else if installed.kind == ServerKind::GunicornAsgi {
+                args.extend(["--worker-class".into(), "asgi".into()]);
             } else {
                 args.extend([
                     "--worker-class".into(),
@@ -371,7 +412,11 @@ pub fn command_line(
         ServerKind::Granian => vec![
             program,
             "--interface".into(),
-            "wsgi".into(),
+            if apps.iter().any(|a| a.is_asgi()) {
+                "asgi".into()
+            } else {
+                "wsgi".into()
+            },
             "--workers".into(),
             workers,
             "--host".into(),
@@ -379,6 +424,25 @@ pub fn command_line(
             "--port".into(),
             port.to_string(),
             "--working-dir".into(),
+            dir.rel("wsgi").display().to_string(),
+            wsgi_target(apps).into(),
+        ],
+        // uvloop and httptools named, so that a missing one fails instead of falling back;
+        // no access log, as the others run.
+        ServerKind::Uvicorn => vec![
+            program,
+            "--workers".into(),
+            workers,
+            "--loop".into(),
+            "uvloop".into(),
+            "--http".into(),
+            "httptools".into(),
+            "--no-access-log".into(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--app-dir".into(),
             dir.rel("wsgi").display().to_string(),
             wsgi_target(apps).into(),
         ],
@@ -587,7 +651,7 @@ mod tests {
             instance_apps(ServerKind::Nginx, &all),
             vec![vec![AppKind::Hello, AppKind::Static]]
         );
-        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 5);
+        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 6);
         assert!(instance_apps(ServerKind::Nginx, &[AppKind::Echo]).is_empty());
     }
 
@@ -600,9 +664,18 @@ mod tests {
         );
         assert_eq!(
             instance_apps(ServerKind::Granian, &AppKind::ALL),
-            vec![vec![WsgiHello], vec![WsgiEcho]]
+            vec![vec![WsgiHello], vec![WsgiEcho], vec![AsgiHello]]
         );
         assert!(instance_apps(ServerKind::Nginx, &[WsgiHello]).is_empty());
+        // The ASGI app only where ASGI runs.
+        assert_eq!(
+            instance_apps(ServerKind::Uvicorn, &AppKind::ALL),
+            vec![vec![AsgiHello]]
+        );
+        assert_eq!(
+            instance_apps(ServerKind::GunicornAsgi, &AppKind::ALL),
+            vec![vec![AsgiHello]]
+        );
     }
 
     #[test]

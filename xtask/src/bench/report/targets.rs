@@ -161,6 +161,26 @@ const WSGI: [Comparison; 4] = [
     },
 ];
 
+/// The comparisons of issue 16: the same raw ASGI app on 2 workers under each server.
+const ASGI: [Comparison; 2] = [
+    Comparison {
+        what: "ASGI hello keep-alive ×64: requests/s ≥ 1.2× granian",
+        scenario: "asgi-hello-ka-64",
+        peer: ServerKind::Granian,
+        figure: per_second,
+        bound: Bound::AtLeast(1.2),
+        show: show_per_second,
+    },
+    Comparison {
+        what: "ASGI hello keep-alive ×64: requests/s ≥ 2× uvicorn",
+        scenario: "asgi-hello-ka-64",
+        peer: ServerKind::Uvicorn,
+        figure: per_second,
+        bound: Bound::AtLeast(2.0),
+        show: show_per_second,
+    },
+];
+
 /// Per-process memory limit for ferrocorn's workers after the runs.
 const WORKER_RSS_LIMIT_KIB: u64 = 4 * 1024;
 impl Report {
@@ -242,6 +262,7 @@ impl Report {
             self.idle.as_ref(),
             self.idle_note.as_deref(),
         ));
+        targets.extend(ASGI.iter().map(|c| self.compare(c)));
         targets.extend(WSGI.iter().map(|c| self.compare(c)));
         targets
     }
