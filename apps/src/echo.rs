@@ -1,9 +1,11 @@
 //! `echo`: answers the request it received as JSON, for tests and debugging; `/delay/<ms>`
-//! sleeps first and `/status/<code>` picks the status.
+//! sleeps first and `/status/<code>` picks the status. A WebSocket handshake is accepted and
+//! every message is sent back as it came (the Autobahn-style tests and the benchmark use it).
 
 use std::io::Read;
 use std::time::Duration;
 
+use ferrocorn_worker::ws::{self, Message, Outbox};
 use ferrocorn_worker::{App, Body, Request, Response};
 
 /// Answers `application/json`:
@@ -13,6 +15,10 @@ use ferrocorn_worker::{App, Body, Request, Response};
 ///
 /// Path segments `delay/<ms>` (sleep that long first, at most 10 minutes) and
 /// `status/<code>` (answer that status, 200..=999) may appear anywhere in the path.
+///
+/// A WebSocket handshake is accepted (with the client's first subprotocol, if it offers
+/// any) and every message is sent back as it came, unless the path has a `status/<code>`
+/// segment: then the handshake is refused with that status, as above.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Echo;
 
@@ -21,6 +27,19 @@ const MAX_DELAY_MS: u64 = 600_000;
 
 fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Sends every WebSocket message back, text as text and binary as binary.
+#[derive(Debug)]
+struct EchoSocket;
+
+impl ws::Handler for EchoSocket {
+    fn on_message(&mut self, message: Message<'_>, out: &mut Outbox<'_>) {
+        match message {
+            Message::Text(text) => out.send_text(text),
+            Message::Binary(bytes) => out.send_binary(bytes),
+        };
+    }
 }
 
 impl App for Echo {
@@ -43,6 +62,12 @@ impl App for Echo {
         }
         if let Some(ms) = delay {
             std::thread::sleep(Duration::from_millis(ms.min(MAX_DELAY_MS)));
+        }
+        if request.is_websocket() && status == 200 {
+            // The client's first subprotocol, if it offers any: an echo speaks them all.
+            let protocol = request.websocket_protocols().into_iter().next();
+            response.accept_websocket(request, protocol.as_deref(), Box::new(EchoSocket));
+            return;
         }
         let known = request.body().len().unwrap_or(0).min(1 << 20);
         let mut body = Vec::with_capacity(usize::try_from(known).unwrap_or(0));

@@ -26,6 +26,8 @@ pub enum ArbiterError {
     ProcessSetup { what: String, source: io::Error },
     /// The application could not be loaded (unknown name, missing static directory...).
     App(String),
+    /// The TLS certificate, key or client authorities cannot be used (the file and why).
+    Tls(ferrocorn_worker::TlsError),
     /// A system call the arbiter needs (fork, pipe, mmap, sigaction) failed.
     System {
         call: &'static str,
@@ -45,7 +47,9 @@ impl ArbiterError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            ArbiterError::TooManyWorkers { .. } | ArbiterError::SameSocket { .. }
+            ArbiterError::TooManyWorkers { .. }
+                | ArbiterError::SameSocket { .. }
+                | ArbiterError::Tls(_)
         )
     }
 }
@@ -79,6 +83,7 @@ impl fmt::Display for ArbiterError {
             }
             ArbiterError::ProcessSetup { what, source } => write!(f, "cannot {what}: {source}"),
             ArbiterError::App(message) => write!(f, "cannot load the application: {message}"),
+            ArbiterError::Tls(error) => write!(f, "TLS: {error}"),
             ArbiterError::System { call, source } => write!(f, "{call} failed: {source}"),
             ArbiterError::WorkerBoot { pid, reason } => {
                 write!(f, "worker (pid:{pid}) failed to boot: {reason}")

@@ -134,6 +134,18 @@ impl Drop for Listener {
     }
 }
 
+impl Listener {
+    /// As it is shown in `Listening at:`: `https://` for a TCP listener speaking TLS (as
+    /// gunicorn shows it), else as `Display`.
+    pub fn url(&self, tls: bool) -> String {
+        let shown = self.to_string();
+        match shown.strip_prefix("http://") {
+            Some(rest) if tls => format!("https://{rest}"),
+            _ => shown,
+        }
+    }
+}
+
 impl fmt::Display for Listener {
     /// gunicorn's wording: `http://127.0.0.1:8000`, `http://[::1]:8000`, `unix:/run/x.sock`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -9,6 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ferrocorn_config::Settings;
+use ferrocorn_worker::TlsConfig;
 
 use crate::error::ArbiterError;
 use crate::process::Identity;
@@ -26,14 +27,25 @@ struct AccessLogFile {
 pub struct WorkerSetup {
     identity: Option<Identity>,
     access_log: Option<AccessLogFile>,
+    /// Built here, before the workers are forked, so that they share its session ticket
+    /// keys: a session one worker began resumes on another.
+    tls: Option<TlsConfig>,
 }
 
 impl WorkerSetup {
-    /// Resolves the workers' identity and opens the access log (a file path; `-` is left
-    /// to the workers), in the work directory of `settings`. Fails naming the user, group
-    /// or access log at fault. Changes no file: see [`WorkerSetup::hand_over_logs`].
+    /// Resolves the workers' identity, reads and checks the TLS certificate and key, and
+    /// opens the access log (a file path; `-` is left to the workers), in the work directory
+    /// of `settings`. Fails naming the user, group, certificate file or access log at fault.
+    /// Changes no file: see [`WorkerSetup::hand_over_logs`].
     pub fn prepare(settings: &Settings) -> Result<WorkerSetup, ArbiterError> {
         let identity = Identity::resolve(settings)?;
+        let tls = TlsConfig::from_settings(settings).map_err(ArbiterError::Tls)?;
+        if let Some(version) = settings.ssl_version.as_deref().filter(|_| tls.is_some()) {
+            tracing::warn!(
+                "ssl_version ({version}) is ignored, as gunicorn deprecated it: TLS 1.2 and 1.3 \
+                 are offered; set tls_min_version to refuse 1.2"
+            );
+        }
         let access_log = match settings.accesslog.as_deref() {
             None | Some("-") => None,
             Some(path) => {
@@ -50,6 +62,7 @@ impl WorkerSetup {
         Ok(WorkerSetup {
             identity,
             access_log,
+            tls,
         })
     }
 
@@ -82,6 +95,11 @@ impl WorkerSetup {
         if settings.errorlog != "-" {
             self.hand_over(&start_dir.join(&settings.errorlog));
         }
+    }
+
+    /// The TLS configuration of these workers' listeners (`None`: plain TCP).
+    pub fn tls(&self) -> Option<TlsConfig> {
+        self.tls.clone()
     }
 
     /// In a worker, right after `fork`: takes the workers' identity and returns its copy of

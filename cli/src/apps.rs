@@ -94,7 +94,7 @@ fn load_builtin(spec: &str) -> Result<Arc<dyn App>, String> {
 #[cfg(feature = "python")]
 fn load_python(spec: &str, settings: &Settings) -> Result<Arc<dyn App>, String> {
     let hint = builtin_hint(spec);
-    let app = ferrocorn_python::load_wsgi(spec, &python_options(settings))
+    let app = ferrocorn_python::load(spec, &python_options(settings))
         .map_err(|e| format!("{e}{}", hint.clone().unwrap_or_default()))?;
     Ok(match hint {
         // A typo of a built-in's name (`helo`) fails to import in the worker: say so there.
@@ -160,6 +160,9 @@ fn load_python(spec: &str, _settings: &Settings) -> Result<Arc<dyn App>, String>
 }
 
 #[cfg(feature = "python")]
+use ferrocorn_config::{AsgiLifespan, AsgiLoop, WorkerClass};
+
+#[cfg(feature = "python")]
 fn python_options(settings: &Settings) -> ferrocorn_python::PythonOptions {
     ferrocorn_python::PythonOptions {
         pythonpath: settings.pythonpath.clone(),
@@ -170,6 +173,25 @@ fn python_options(settings: &Settings) -> ferrocorn_python::PythonOptions {
         workers: settings.workers,
         reload: settings.reload,
         reload_extra_files: settings.reload_extra_files.clone(),
+        interface: match settings.worker_class {
+            WorkerClass::Asgi => ferrocorn_python::Interface::Asgi,
+            // gunicorn's WSGI workers, asked for by name.
+            WorkerClass::Sync | WorkerClass::Gthread => ferrocorn_python::Interface::Wsgi,
+            // No `-k`: whichever the application is.
+            WorkerClass::Mio => ferrocorn_python::Interface::Auto,
+        },
+        asgi_loop: match settings.asgi_loop {
+            AsgiLoop::Auto => ferrocorn_python::AsgiLoop::Auto,
+            AsgiLoop::Asyncio => ferrocorn_python::AsgiLoop::Asyncio,
+            AsgiLoop::Uvloop => ferrocorn_python::AsgiLoop::Uvloop,
+        },
+        asgi_lifespan: match settings.asgi_lifespan {
+            AsgiLifespan::Auto => ferrocorn_python::AsgiLifespan::Auto,
+            AsgiLifespan::On => ferrocorn_python::AsgiLifespan::On,
+            AsgiLifespan::Off => ferrocorn_python::AsgiLifespan::Off,
+        },
+        asgi_disconnect_grace: settings.asgi_disconnect_grace_period,
+        graceful_timeout: settings.graceful_timeout,
     }
 }
 

@@ -8,13 +8,12 @@ mod apps;
 mod args;
 mod invocation;
 mod logging;
-mod pending;
 mod server;
 
 use std::process::ExitCode;
 
 pub use ferrocorn_worker::{
-    reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
+    reason_phrase, ws, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
 };
 pub use server::Server;
 

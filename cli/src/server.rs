@@ -162,19 +162,11 @@ impl Server {
                 return match check_app(&loaded.settings, &loader) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(message) => {
-                        eprintln!("{name}: error: app: {message}");
+                        eprintln!("{name}: error: {message}");
                         ExitCode::from(EXIT_USAGE)
                     }
                 };
             }
-        }
-        let unbuilt = crate::pending::unbuilt(&loaded.settings);
-        if !unbuilt.is_empty() {
-            eprintln!(
-                "{name}: error: not implemented yet in this build: {}",
-                unbuilt.join(", ")
-            );
-            return ExitCode::from(EXIT_USAGE);
         }
         // What can be judged without loading the app is judged before anything is bound.
         if let Err(message) = app.check(&loaded.settings) {
@@ -210,16 +202,17 @@ impl AppChoice {
     }
 }
 
-/// For `--check-config`: loads the application as the server would, from the directory
-/// it would serve from (`chdir`), as gunicorn's `--check-config` loads the app. Changes this
-/// process's working directory; the process exits right after.
+/// For `--check-config`: reads the TLS files and loads the application as the server
+/// would, from the directory it would serve from (`chdir`), as gunicorn's `--check-config`
+/// loads the app. Changes this process's working directory; the process exits right after.
 fn check_app(settings: &Settings, loader: &AppLoader) -> Result<(), String> {
     if let Some(dir) = &settings.chdir {
         std::env::set_current_dir(dir)
-            .map_err(|err| format!("cannot chdir to {}: {err}", dir.display()))?;
+            .map_err(|err| format!("app: cannot chdir to {}: {err}", dir.display()))?;
     }
-    let app = loader(settings)?;
-    app.init_worker()
+    ferrocorn_worker::TlsConfig::from_settings(settings).map_err(|e| format!("TLS: {e}"))?;
+    let app = loader(settings).map_err(|e| format!("app: {e}"))?;
+    app.init_worker().map_err(|e| format!("app: {e}"))
 }
 
 /// Installs the error log and runs the arbiter until it stops.

@@ -10,9 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kinds::{
-    choice, count, int, seconds, Binds, EnvList, Flag, IpList, OptBind, OptPath, OptText,
-    ProxyMode, Umask, UrlPrefix, NON_EMPTY_TEXT, PATHS, PATHS_WITH_COMMAS, TEXT,
+    choice, count, int, seconds, seconds_from, Binds, CipherList, Ciphers, EnvList, Flag, IpList,
+    OptBind, OptPath, OptText, ProxyMode, Umask, UrlPrefix, NON_EMPTY_TEXT, PATHS,
+    PATHS_WITH_COMMAS, TEXT,
 };
+use crate::kinds::{OptStatsd, StatsdAddress, DOGSTATSD_TAGS, STATSD_PREFIX};
 use crate::net::IpAllowList;
 use crate::registry::{declare_settings, flag, flag_with_alias, positional};
 
@@ -339,9 +341,9 @@ declare_settings! {
     max_worker_memory: u64 = 0;
         Workers, flag(None, "max-worker-memory", "MIB"), int::<u64>(0, 1 << 30);
 
-    /// Seconds between two samples of each worker's memory.
+    /// Seconds between two samples of each worker's memory (at least 0.1).
     memory_check_interval: Duration = Duration::from_secs(5);
-        Workers, flag(None, "memory-check-interval", "SECONDS"), seconds(MAX_SECONDS);
+        Workers, flag(None, "memory-check-interval", "SECONDS"), seconds_from(100, MAX_SECONDS);
 
     /// How a worker's memory is measured: `pss` (from `/proc/PID/smaps_rollup`: shared
     /// pages divided among their sharers), `rss` (counts a preloaded application's shared
@@ -469,7 +471,8 @@ declare_settings! {
     accesslog: Option<String> = None;
         Logging, flag(None, "access-logfile", "FILE"), OptText;
 
-    /// The access log line, in gunicorn's `%(atom)s` language.
+    /// The access log line, in gunicorn's `%(atom)s` language; `json` writes one JSON object
+    /// a line instead (its fields are listed in `docs/operations.md`).
     access_log_format: String = DEFAULT_ACCESS_LOG_FORMAT.to_string();
         Logging, flag(None, "access-logformat", "STRING"), TEXT;
 
@@ -572,18 +575,20 @@ declare_settings! {
     metrics_bind: Option<BindAddress> = None;
         Metrics, flag(None, "metrics-bind", "ADDRESS"), OptBind;
 
-    /// Send gunicorn's statsd metrics to this address: `HOST:PORT` (UDP) or `unix:PATH`
-    /// (a datagram socket). Empty: off.
-    statsd_host: Option<String> = None;
-        Metrics, flag(None, "statsd-host", "ADDRESS"), OptText;
+    /// Send gunicorn's statsd metrics to this address: `HOST:PORT` (UDP; port 8125 when
+    /// omitted) or `unix:PATH` (a datagram socket; gunicorn's `unix://PATH` too). Empty:
+    /// off. A host name is resolved once when each process starts.
+    statsd_host: Option<StatsdAddress> = None;
+        Metrics, flag(None, "statsd-host", "ADDRESS"), OptStatsd;
 
-    /// A prefix for the statsd metric names (a `.` is added when missing).
+    /// A prefix for the statsd metric names (a `.` is added when missing, as gunicorn
+    /// does).
     statsd_prefix: String = String::new();
-        Metrics, flag(None, "statsd-prefix", "STRING"), TEXT;
+        Metrics, flag(None, "statsd-prefix", "STRING"), STATSD_PREFIX;
 
     /// DogStatsD tags added to every statsd metric, as comma-separated `key:value` pairs.
     dogstatsd_tags: String = String::new();
-        Metrics, flag(None, "dogstatsd-tags", "TAGS"), TEXT;
+        Metrics, flag(None, "dogstatsd-tags", "TAGS"), DOGSTATSD_TAGS;
 
     /// The PEM certificate chain served over TLS; with it, every listener speaks TLS.
     certfile: Option<PathBuf> = None;
@@ -602,11 +607,12 @@ declare_settings! {
     cert_reqs: CertReqs = CertReqs::None;
         Tls, flag(None, "cert-reqs", "INT"), choice(CERT_REQS);
 
-    /// The cipher suites offered, as IANA names (`TLS13_AES_128_GCM_SHA256`,
-    /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`), comma- or colon-separated; empty:
+    /// The cipher suites offered, in order of preference, comma- or colon-separated:
+    /// rustls' names (`TLS13_AES_128_GCM_SHA256`, `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`),
+    /// IANA's or OpenSSL's names of the same suites; an unknown name is refused. Empty:
     /// rustls' defaults.
-    ciphers: Option<String> = None;
-        Tls, flag(None, "ciphers", "SUITES"), OptText;
+    ciphers: Option<CipherList> = None;
+        Tls, flag(None, "ciphers", "SUITES"), Ciphers;
 
     /// Accepted for gunicorn compatibility and ignored with a warning, as gunicorn
     /// deprecated it; see `tls_min_version`.

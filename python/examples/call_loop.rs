@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use ferrocorn_python::{load_wsgi, PythonOptions};
+use ferrocorn_python::{load, PythonOptions};
 use ferrocorn_worker::{Request, Response};
 
 const HELLO: &str = r#"def app(environ, start_response):
@@ -33,7 +33,7 @@ fn main() {
         workers: 2,
         ..Default::default()
     };
-    let app = load_wsgi("call_loop_app:app", &options).unwrap_or_else(|e| panic!("{e}"));
+    let app = load("call_loop_app:app", &options).unwrap_or_else(|e| panic!("{e}"));
     let headers = [
         ("Host", "127.0.0.1:8000"),
         ("User-Agent", "wrk"),

@@ -233,6 +233,21 @@ pub(crate) fn dup_fd(fd: std::os::fd::RawFd) -> std::io::Result<std::fs::File> {
     }
 }
 
+/// A new non-blocking, close-on-exec eventfd: the wake-up of the ASGI event loop thread
+/// (written and read as 8-byte counters through the `File`).
+pub(crate) fn eventfd() -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: eventfd(2) reads no memory; on success the new descriptor is ours alone, so
+    // the File owns it.
+    unsafe {
+        let fd = libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(std::fs::File::from_raw_fd(fd))
+    }
+}
+
 /// Asks this process to stop gracefully (`SIGTERM` to itself), as the worker's signal
 /// handling expects of a restart.
 pub(crate) fn terminate_self() {

@@ -1,23 +1,26 @@
 //! Python applications for ferrocorn: embeds CPython through `pyo3` and serves a WSGI
-//! application (PEP 3333) as a worker [`App`].
+//! application (PEP 3333) or an ASGI 3.0 application as a worker [`App`].
 //!
 //! - `spec.rs`: gunicorn's `MODULE:CALLABLE` syntax, checked without Python.
 //! - `venv.rs`: which virtual environment (and so which `sys.executable`) to use.
 //! - `interp.rs`: the only module with `unsafe` and raw C API calls: starting the
 //!   interpreter, attaching threads, the fork hooks.
 //! - `loader.rs`: importing the application, and Python errors as messages.
-//! - `wsgi/`: the WSGI host; an ASGI host would sit beside it on the same embedding.
+//! - `wsgi/`: the WSGI host, called synchronously by the worker.
+//! - `asgi/`: the ASGI host, one event loop thread per worker, a deferred application
+//!   (`ferrocorn_worker::DeferredApp`) for the worker.
 //! - `reload.rs`: `--reload`'s file watcher.
 //!
-//! Without `preload` the process calling [`load_wsgi`] (the arbiter) never starts Python:
+//! Without `preload` the process calling [`load`] (the arbiter) never starts Python:
 //! each worker starts it and imports the application in [`App::init_worker`]. With
-//! `preload` the interpreter starts and the application is imported in [`load_wsgi`], and
+//! `preload` the interpreter starts and the application is imported in [`load`], and
 //! the fork hooks keep the interpreter consistent across each `fork`.
 //!
 //! Nothing here relies on the GIL to protect Rust state: shared state sits behind Rust
 //! mutexes that are never held while calling into Python or waiting to attach, so the
 //! design holds on free-threaded CPython builds too.
 
+mod asgi;
 mod interp;
 mod loader;
 mod reload;
@@ -29,7 +32,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use ferrocorn_worker::{App, Request, Response};
+use std::time::Duration;
+
+use ferrocorn_worker::{App, DeferredApp, Request, Response};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -56,19 +61,67 @@ pub struct PythonOptions {
     pub reload: bool,
     /// More files whose change restarts the worker (`--reload-extra-file`).
     pub reload_extra_files: Vec<PathBuf>,
+    /// WSGI, ASGI, or whichever the application is (`-k asgi`, `-k sync`, no `-k`).
+    pub interface: Interface,
+    /// The ASGI event loop (`--asgi-loop`).
+    pub asgi_loop: AsgiLoop,
+    /// The ASGI lifespan protocol (`--asgi-lifespan`).
+    pub asgi_lifespan: AsgiLifespan,
+    /// How long an ASGI application may go on after its client went away before it is
+    /// cancelled (`--asgi-disconnect-grace-period`).
+    pub asgi_disconnect_grace: Duration,
+    /// How long a stopping worker waits for the ASGI lifespan shutdown (`graceful_timeout`).
+    pub graceful_timeout: Duration,
 }
 
-/// Loads the WSGI application `spec` (`module`, `module:callable`, `module:obj.attr`,
-/// `module:factory(literal args)`).
+/// The interface a Python application is served with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Interface {
+    /// ASGI for an `async def app(scope, receive, send)` or an object whose `__call__` is
+    /// a coroutine function, WSGI otherwise.
+    #[default]
+    Auto,
+    /// PEP 3333.
+    Wsgi,
+    /// ASGI 3.0.
+    Asgi,
+}
+
+/// The asyncio event loop of the ASGI host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AsgiLoop {
+    /// uvloop when it is installed, else asyncio's.
+    #[default]
+    Auto,
+    /// asyncio's own loop.
+    Asyncio,
+    /// uvloop; a worker without it fails to start.
+    Uvloop,
+}
+
+/// Whether the ASGI lifespan protocol runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AsgiLifespan {
+    /// Run it unless the application raises on the `lifespan` scope before any message.
+    #[default]
+    Auto,
+    /// Run it; a failure stops the worker's start.
+    On,
+    /// Do not run it.
+    Off,
+}
+
+/// Loads the Python application `spec` (`module`, `module:callable`, `module:obj.attr`,
+/// `module:factory(literal args)`), served as `options.interface` says.
 ///
 /// The spec's syntax is always checked here. Without `options.preload` nothing else
 /// happens in this process: each worker starts Python and imports the application in
 /// [`App::init_worker`], whose error then names the module or attribute and the Python
 /// exception. With `preload`, Python starts and the application is imported now, so an
 /// import error is returned from here.
-pub fn load_wsgi(spec: &str, options: &PythonOptions) -> Result<Arc<dyn App>, String> {
+pub fn load(spec: &str, options: &PythonOptions) -> Result<Arc<dyn App>, String> {
     let spec = AppSpec::parse(spec)?;
-    let app = WsgiApp {
+    let app = PythonApp {
         spec,
         options: options.clone(),
         host: OnceLock::new(),
@@ -87,31 +140,83 @@ pub fn load_wsgi(spec: &str, options: &PythonOptions) -> Result<Arc<dyn App>, St
     Ok(Arc::new(app))
 }
 
-/// A WSGI application as a worker [`App`].
+/// A Python application as a worker [`App`]: WSGI (called by the worker) or ASGI (a
+/// deferred application with its own event loop thread).
 #[derive(Debug)]
-pub struct WsgiApp {
+pub struct PythonApp {
     spec: AppSpec,
     options: PythonOptions,
     /// Set once the application is imported (in the arbiter with `preload`, else in the
     /// worker); a forked worker inherits it.
-    host: OnceLock<Arc<wsgi::Host>>,
+    host: OnceLock<Hosted>,
 }
 
-impl WsgiApp {
-    /// Starts Python in this process if needed and imports the application.
-    fn import(&self) -> Result<Arc<wsgi::Host>, String> {
+/// The host of an imported application.
+#[derive(Debug, Clone)]
+enum Hosted {
+    Wsgi(Arc<wsgi::Host>),
+    Asgi(Arc<asgi::Host>),
+}
+
+impl PythonApp {
+    /// Starts Python in this process if needed, imports the application and chooses its
+    /// interface.
+    fn import(&self) -> Result<Hosted, String> {
         start_python(&self.options)?;
-        let setup = wsgi::Setup {
-            script_name: script_name(&self.options.root_path),
-            multithread: self.options.threads > 1,
-            multiprocess: self.options.workers > 1,
-        };
-        let host = interp::attach(|py| {
+        interp::attach(|py| {
             let app = loader::import_app(py, &self.spec)?;
-            wsgi::Host::new(py, app, &setup, self.options.threads.max(1))
-                .map_err(|e| format!("cannot prepare the WSGI host: {}", loader::describe(py, &e)))
-        })?;
-        Ok(Arc::new(host))
+            let asgi = match self.options.interface {
+                Interface::Wsgi => false,
+                Interface::Asgi => true,
+                Interface::Auto => asgi::is_asgi(py, &app).map_err(|e| {
+                    format!(
+                        "cannot inspect '{}': {}",
+                        self.spec,
+                        loader::describe(py, &e)
+                    )
+                })?,
+            };
+            if asgi {
+                tracing::info!(
+                    "serving '{}' as an ASGI 3.0 application ({})",
+                    self.spec,
+                    match self.options.interface {
+                        Interface::Asgi => "worker_class asgi",
+                        _ => "a coroutine function: detected",
+                    }
+                );
+                let o = &self.options;
+                let setup = asgi::Setup {
+                    root_path: script_name(&o.root_path),
+                    event_loop: match o.asgi_loop {
+                        AsgiLoop::Auto => "auto",
+                        AsgiLoop::Asyncio => "asyncio",
+                        AsgiLoop::Uvloop => "uvloop",
+                    },
+                    lifespan: match o.asgi_lifespan {
+                        AsgiLifespan::Auto => "auto",
+                        AsgiLifespan::On => "on",
+                        AsgiLifespan::Off => "off",
+                    },
+                    disconnect_grace: o.asgi_disconnect_grace,
+                    stop_timeout: o.graceful_timeout,
+                };
+                return Ok(Hosted::Asgi(Arc::new(asgi::Host::new(app.unbind(), setup))));
+            }
+            if self.options.interface == Interface::Auto {
+                tracing::info!("serving '{}' as a WSGI application", self.spec);
+            }
+            let setup = wsgi::Setup {
+                script_name: script_name(&self.options.root_path),
+                multithread: self.options.threads > 1,
+                multiprocess: self.options.workers > 1,
+            };
+            let host =
+                wsgi::Host::new(py, app, &setup, self.options.threads.max(1)).map_err(|e| {
+                    format!("cannot prepare the WSGI host: {}", loader::describe(py, &e))
+                })?;
+            Ok(Hosted::Wsgi(Arc::new(host)))
+        })
     }
 }
 
@@ -177,11 +282,11 @@ fn set_sys_path(py: Python<'_>, paths: &[PathBuf]) -> PyResult<()> {
     Ok(())
 }
 
-impl App for WsgiApp {
+impl App for PythonApp {
     fn call(&self, request: &mut Request, response: &mut Response) {
         match self.host.get() {
-            Some(host) => host.call(request, response),
-            None => {
+            Some(Hosted::Wsgi(host)) => host.call(request, response),
+            _ => {
                 tracing::error!("the WSGI application {} is not loaded", self.spec);
                 response.plain(500, "internal server error\n");
             }
@@ -191,22 +296,35 @@ impl App for WsgiApp {
     fn init_worker(&self) -> Result<(), String> {
         let since = std::time::SystemTime::now();
         let host = match self.host.get() {
-            Some(host) => Arc::clone(host),
+            Some(host) => host.clone(),
             None => {
                 let host = self.import()?;
-                Arc::clone(self.host.get_or_init(|| host))
+                self.host.get_or_init(|| host).clone()
             }
         };
-        host.start_worker()?;
+        if let Hosted::Wsgi(host) = host {
+            host.start_worker()?;
+        }
         if self.options.reload {
             reload::start(self.options.reload_extra_files.clone(), since)?;
         }
         Ok(())
     }
 
+    fn deferred(&self) -> Option<&dyn DeferredApp> {
+        match self.host.get() {
+            Some(Hosted::Asgi(host)) => Some(&**host),
+            _ => None,
+        }
+    }
+
     fn exit_worker(&self) {
         if !interp::is_started() {
             return;
+        }
+        if let Some(Hosted::Asgi(host)) = self.host.get() {
+            // The lifespan shutdown, not attached meanwhile.
+            host.stop();
         }
         interp::attach(|py| {
             let run = py

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use ferrocorn_worker::{App, Body, Request, Response};
 use pyo3::prelude::*;
 
-use crate::{interp, load_wsgi, PythonOptions};
+use crate::{interp, load, PythonOptions};
 
 /// The directory the test applications are written to (on `sys.path`).
 fn apps_dir() -> &'static PathBuf {
@@ -34,7 +34,7 @@ fn options(threads: usize) -> PythonOptions {
 /// Writes `source` as module `name` and loads `spec` from it (`name:app` by default).
 fn load_spec(name: &str, source: &str, spec: &str, threads: usize) -> Result<Arc<dyn App>, String> {
     std::fs::write(apps_dir().join(format!("{name}.py")), source).unwrap();
-    load_wsgi(spec, &options(threads))
+    load(spec, &options(threads))
 }
 
 fn app(name: &str, source: &str) -> Arc<dyn App> {
@@ -236,7 +236,7 @@ def app(environ, start_response):
         root_path: "/api/".into(),
         ..options(1)
     };
-    let app = load_wsgi("mounted:app", &opts).unwrap();
+    let app = load("mounted:app", &opts).unwrap();
     assert_eq!(text(get(&*app, "/api/users")), "/api|/users|/api/users");
     assert_eq!(text(get(&*app, "/api")), "/api||/api");
     assert_eq!(text(get(&*app, "/apiary")), "/api|/apiary|/apiary");
@@ -749,14 +749,14 @@ fn without_preload_nothing_is_imported_until_init_worker() {
         preload: false,
         ..options(1)
     };
-    let app = load_wsgi("never_written_module:app", &opts).unwrap();
+    let app = load("never_written_module:app", &opts).unwrap();
     assert_eq!(get(&*app, "/").status, 500);
     let err = app.init_worker().err().unwrap();
     assert!(
         err.contains("No module named 'never_written_module'"),
         "{err}"
     );
-    assert!(load_wsgi("bad spec", &opts).is_err());
+    assert!(load("bad spec", &opts).is_err());
 }
 
 #[test]
@@ -822,7 +822,7 @@ def app(environ, start_response):
 "#,
     )
     .unwrap();
-    let app = load_wsgi("threaded:app", &options(4)).unwrap();
+    let app = load("threaded:app", &options(4)).unwrap();
     let handles: Vec<_> = (0..4)
         .map(|t| {
             let app = Arc::clone(&app);
@@ -860,7 +860,7 @@ def app(environ, start_response):
 "#,
     )
     .unwrap();
-    let app = load_wsgi("janitor:app", &options(4)).unwrap();
+    let app = load("janitor:app", &options(4)).unwrap();
     // This thread plays the event loop: init_worker records it.
     let loop_thread = std::thread::spawn(move || {
         app.init_worker().unwrap();

@@ -3,7 +3,8 @@
 //! application goes wrong (`cargo build -p ferrocorn-tests --example faulty_app`).
 //!
 //! `faulty_app [--bind ADDR]... [--workers N] [--threads N] [--timeout SECONDS]
-//! [--pid FILE] [--fault NAME=PATH]... [--thread-before-serve]`
+//! [--pid FILE] [--reload-strategy generation|rolling] [--fault NAME=PATH]...
+//! [--thread-before-serve]`
 //!
 //! Faults, each active while its PATH exists (so a test can turn it on and off):
 //! - `after-fork-panic`: the `after_fork_child` hook panics in the new worker.
@@ -14,6 +15,15 @@
 //! Routes: `/` answers the worker's pid; `/panic-in-body` streams a first piece, then its
 //! body reader panics; `/stalled-body` streams a first piece, then its reader waits ten
 //! minutes; `/sleep/MS` sleeps MS milliseconds before answering.
+//!
+//! WebSockets: `/ws/link` sends `one`, `two`, `three` from another thread through a
+//! `ws::Link`, then closes with 1000 the same way; `/ws/pause` stops reading at once and a
+//! thread resumes it after sending `resuming` (every message is echoed); `/ws/panic` panics
+//! on the first message.
+//!
+//! `--deferred` makes it a deferred application (`App::deferred`) that accepts every
+//! WebSocket handshake from its own side of the channel (`Reply::Respond` with a response
+//! `accept_websocket` filled), echoing messages, as an ASGI host would.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -21,14 +31,93 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrocorn_config::{parse_bind, Settings};
-use ferrocorn_worker::{App, Body, Request, Response};
+use ferrocorn_config::{parse_bind, ReloadStrategy, Settings};
+use ferrocorn_worker::ws::{self, Message, Outbox};
+use ferrocorn_worker::{App, Body, DeferredApp, Event, Inbox, Replies, Reply, Request, Response};
+
+/// The WebSocket routes' handler.
+struct Socket {
+    route: String,
+}
+
+impl ws::Handler for Socket {
+    fn on_open(&mut self, out: &mut Outbox<'_>) {
+        let link = out.link();
+        match self.route.as_str() {
+            "/ws/link" => {
+                std::thread::spawn(move || {
+                    for word in ["one", "two", "three"] {
+                        let _ = link.send_text(word);
+                    }
+                    let _ = link.close(1000, "done");
+                });
+            }
+            "/ws/pause" => {
+                out.pause_reading();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(300));
+                    let _ = link.send_text("resuming");
+                    let _ = link.resume_reading();
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, message: Message<'_>, out: &mut Outbox<'_>) {
+        if self.route == "/ws/panic" {
+            panic!("the WebSocket handler broke");
+        }
+        match message {
+            Message::Text(text) => out.send_text(text),
+            Message::Binary(bytes) => out.send_binary(bytes),
+        };
+    }
+}
 
 /// The faults the command line armed.
 #[derive(Debug, Default)]
 struct Faulty {
     after_fork_panic: Option<PathBuf>,
     init_fail: Option<PathBuf>,
+    deferred: bool,
+}
+
+/// `--deferred`: answers each request event at once from `deliver`.
+struct DeferredInbox {
+    replies: Replies,
+}
+
+impl Inbox for DeferredInbox {
+    fn deliver(&mut self, events: &mut Vec<Event>) {
+        let mut batch = Vec::new();
+        for event in events.drain(..) {
+            if let Event::Request { id, request, .. } = event {
+                let mut response = Response::new();
+                if request.is_websocket() {
+                    let socket = Box::new(Socket {
+                        route: "/ws/echo".to_string(),
+                    });
+                    response.accept_websocket(&request, None, socket);
+                } else {
+                    response.plain(200, "not a WebSocket\n");
+                }
+                batch.push(Reply::Respond {
+                    id,
+                    response,
+                    more: false,
+                    length: None,
+                });
+            }
+        }
+        self.replies.send(&mut batch);
+    }
+}
+
+impl DeferredApp for Faulty {
+    fn open(&self, replies: Replies) -> Result<Box<dyn Inbox>, String> {
+        Ok(Box::new(DeferredInbox { replies }))
+    }
 }
 
 fn armed(path: &Option<PathBuf>) -> bool {
@@ -73,7 +162,10 @@ impl App for Faulty {
             reader: Box::new(Faulting { step: 0, then }),
             len: None,
         };
-        if path == "/panic-in-body" {
+        if path.starts_with("/ws/") {
+            let socket = Box::new(Socket { route: path });
+            response.accept_websocket(request, None, socket);
+        } else if path == "/panic-in-body" {
             response.body = stream(Then::Panic);
         } else if path == "/stalled-body" {
             response.body = stream(Then::Stall);
@@ -90,6 +182,10 @@ impl App for Faulty {
         if armed(&self.after_fork_panic) {
             panic!("after_fork_child was told to panic");
         }
+    }
+
+    fn deferred(&self) -> Option<&dyn DeferredApp> {
+        self.deferred.then_some(self as &dyn DeferredApp)
     }
 
     fn init_worker(&self) -> Result<(), String> {
@@ -114,6 +210,10 @@ fn parse_args() -> Result<(Settings, Faulty, bool), String> {
             thread_before_serve = true;
             continue;
         }
+        if flag == "--deferred" {
+            app.deferred = true;
+            continue;
+        }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let number = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
@@ -124,6 +224,13 @@ fn parse_args() -> Result<(Settings, Faulty, bool), String> {
             "--threads" => settings.threads = number()?,
             "--timeout" => settings.timeout = Duration::from_secs(number()? as u64),
             "--pid" => settings.pidfile = Some(PathBuf::from(&value)),
+            "--reload-strategy" => {
+                settings.reload_strategy = match value.as_str() {
+                    "generation" => ReloadStrategy::Generation,
+                    "rolling" => ReloadStrategy::Rolling,
+                    _ => return Err(format!("unknown reload strategy {value:?}")),
+                }
+            }
             "--fault" => match value.split_once('=') {
                 Some(("after-fork-panic", path)) => app.after_fork_panic = Some(path.into()),
                 Some(("init-fail", path)) => app.init_fail = Some(path.into()),

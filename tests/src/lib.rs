@@ -3,7 +3,8 @@
 //! pid, and kill every process it started when the test ends (even when the test fails).
 //!
 //! Every wait is bounded; nothing asserts on timing. [`python`] adds the Python fixtures
-//! and the test virtualenv.
+//! and the test virtualenv; `watch` counts an arbiter's children while a test runs
+//! ([`ChildWatch`]) and keeps clients on persistent connections ([`Load::keep_alive`]).
 
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -20,6 +21,11 @@ pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 pub mod python;
+mod watch;
+pub mod websocket;
+
+pub mod tls;
+pub use watch::{ChildReport, ChildWatch};
 
 /// The process name (`/proc/PID/comm`) of a worker. If this changes, update
 /// `ferrocorn_arbiter::WORKER_PROCESS_NAME` (the two must agree).
@@ -491,7 +497,10 @@ impl ServerBuilder {
             .filter(|(_, p)| *p == pid)
             .map(|(a, _)| a)
             .collect();
-        if let Some(tcp) = address.strip_prefix("http://") {
+        if let Some(tcp) = address
+            .strip_prefix("http://")
+            .or_else(|| address.strip_prefix("https://"))
+        {
             if let Ok(addr) = tcp.parse() {
                 server.addr = addr;
             }
@@ -556,8 +565,20 @@ impl Server {
         timeout: Duration,
         change: impl FnOnce(),
     ) {
-        let before: BTreeSet<i32> = self.worker_pids().into_iter().collect();
         let load = Load::start(self.addr, "/", 3);
+        self.assert_hup_renews_workers_under(load, workers, timeout, change);
+    }
+
+    /// As [`Server::assert_hup_renews_workers_under_load`], under a given load (TLS
+    /// clients, say).
+    pub fn assert_hup_renews_workers_under(
+        &self,
+        load: Load,
+        workers: usize,
+        timeout: Duration,
+        change: impl FnOnce(),
+    ) {
+        let before: BTreeSet<i32> = self.worker_pids().into_iter().collect();
         assert!(load.wait_for_more(20, timeout), "the load gets answers");
         change();
         self.signal(Signal::SIGHUP);
@@ -1068,28 +1089,52 @@ impl LoadReport {
 impl Load {
     /// Starts `clients` threads requesting `GET path` from `addr` in a loop.
     pub fn start(addr: SocketAddr, path: &str, clients: usize) -> Load {
+        Load::with_clients(clients, || {
+            let path = path.to_string();
+            move || get(addr, &path).map(|response| response.status)
+        })
+    }
+
+    /// Starts `clients` threads each making `request` in a loop.
+    pub fn start_with(
+        clients: usize,
+        request: impl Fn() -> io::Result<Response> + Send + Sync + 'static,
+    ) -> Load {
+        let request = Arc::new(request);
+        Load::with_clients(clients, || {
+            let request = Arc::clone(&request);
+            move || request().map(|response| response.status)
+        })
+    }
+
+    /// Starts `clients` threads, each calling the function `client()` makes for it (one
+    /// request: its status or the error) in a loop until stopped; counts 2xx answers and
+    /// records everything else as a failure.
+    fn with_clients<F>(clients: usize, mut client: impl FnMut() -> F) -> Load
+    where
+        F: FnMut() -> io::Result<u16> + Send + 'static,
+    {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let threads = (0..clients)
             .map(|_| {
                 let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
-                let path = path.to_string();
+                let mut request = client();
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
-                        match get(addr, &path) {
-                            Ok(response) if (200..300).contains(&response.status) => {
+                        let failure = match request() {
+                            Ok(status) if (200..300).contains(&status) => {
                                 ok.fetch_add(1, Ordering::SeqCst);
+                                continue;
                             }
-                            Ok(response) => failures
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(format!("status {}", response.status)),
-                            Err(error) => failures
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(error.to_string()),
-                        }
+                            Ok(status) => format!("status {status}"),
+                            Err(error) => error.to_string(),
+                        };
+                        failures
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(failure);
                     }
                 })
             })

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferrocorn_tests::{
-    faulty_app, is_running, send_signal, wait_until, Load, Server, Signal, TempDir,
+    faulty_app, is_running, send_signal, wait_until, ChildReport, ChildWatch, Load, Server, Signal,
+    TempDir,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -243,13 +244,38 @@ fn a_worker_failing_before_anything_served_stops_the_arbiter_without_a_fork_loop
 /// running, which serves on without a failed request.
 #[test]
 fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
+    reload_whose_workers_fail_to_boot("generation", 2);
+}
+
+/// The same rule holds for the rolling strategy: the first new worker fails to boot, the
+/// roll stops there, every old worker keeps serving, and no more than `workers + 1` run.
+#[test]
+fn a_rolling_reload_whose_first_new_worker_fails_to_boot_keeps_the_old_workers() {
+    let children = reload_whose_workers_fail_to_boot("rolling", 3);
+    assert!(children.most_alive <= 4, "{children:?}");
+}
+
+/// Under load, HUP with `--reload-strategy strategy` to workers that fail to boot: the
+/// reload is rolled back, the workers from before still serve, no request fails. What the
+/// arbiter's children looked like meanwhile.
+fn reload_whose_workers_fail_to_boot(strategy: &str, workers: usize) -> ChildReport {
     let dir = TempDir::new("hup-rollback");
     let trigger = dir.join("init-fails");
-    let mut args = vec!["--workers".to_string(), "2".to_string()];
+    let mut args = vec![
+        "--workers".to_string(),
+        workers.to_string(),
+        "--reload-strategy".to_string(),
+        strategy.to_string(),
+    ];
     args.extend(fault("init-fail", &trigger));
     let server = start(&args);
-    assert!(server.wait_for_workers(2, WAIT), "{}", server.stderr());
+    assert!(
+        server.wait_for_workers(workers, WAIT),
+        "{}",
+        server.stderr()
+    );
     let before: Vec<i32> = server.worker_pids();
+    let watch = ChildWatch::start(server.pid);
     let load = Load::start(server.addr, "/", 2);
     assert!(load.wait_for_more(20, WAIT), "the load gets answers");
 
@@ -277,4 +303,5 @@ fn a_reload_whose_workers_fail_to_boot_rolls_back_and_keeps_serving() {
         server.stderr()
     );
     report.assert_no_failures(&server);
+    watch.stop()
 }

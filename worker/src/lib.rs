@@ -25,10 +25,14 @@ mod probes;
 mod proto;
 mod response;
 mod server;
+pub mod statsd;
 mod throttle;
+mod tls;
+pub mod ws;
 
 pub use app::{
-    reason_phrase, App, Body, HeaderText, Peer, Request, RequestBody, Response, Version,
+    reason_phrase, App, Body, DeferredApp, Event, ExchangeId, HeaderText, Inbox, Peer, Replies,
+    Reply, Request, RequestBody, Response, Version,
 };
 
 pub use date::http_date;
@@ -36,6 +40,7 @@ pub use ferrocorn_config::Settings;
 pub use metrics::{Snapshot, WorkerCounters, BUCKETS, DURATION_BOUNDS, METHODS, STATUSES};
 pub use pool::panic_message;
 pub use probes::{serve_probes, Probes, METRICS_CONTENT_TYPE};
+pub use tls::{TlsConfig, TlsError};
 
 /// A listening socket inherited from the arbiter, already bound and listening.
 #[derive(Debug)]
@@ -119,14 +124,18 @@ impl WorkerExit {
 /// opens `settings.accesslog` itself (`-` is standard output). On SIGUSR1 the file is
 /// reopened by its path.
 ///
+/// With `tls` (built by [`TlsConfig::from_settings`] before the fork, so that the workers
+/// of one configuration share its session ticket keys) every listener speaks TLS.
+///
 /// Installs the worker's own signal handling (TERM graceful, INT/QUIT quick, USR1 reopen);
 /// the caller must have reset the arbiter's handlers and unblocked signals in the child.
 pub fn run(
     settings: &Settings,
     listeners: Vec<Listener>,
+    tls: Option<TlsConfig>,
     access_log: Option<std::fs::File>,
     app: Arc<dyn App>,
     supervisor: &dyn Supervisor,
 ) -> WorkerExit {
-    server::serve(settings, listeners, access_log, app, supervisor)
+    server::serve(settings, listeners, tls, access_log, app, supervisor)
 }

@@ -27,6 +27,8 @@ pub(crate) struct Config {
     /// `limit_concurrency`: requests in progress past which a new one is refused; 0 for
     /// no limit.
     pub(crate) limit_concurrency: u64,
+    /// `websocket_max_message_size`: the longest WebSocket message, fragments joined.
+    pub(crate) websocket_max_message: u64,
 }
 
 impl Config {
@@ -58,6 +60,7 @@ impl Config {
             max_requests,
             busy_poll: Duration::from_micros(s.busy_poll),
             limit_concurrency: s.limit_concurrency as u64,
+            websocket_max_message: s.websocket_max_message_size,
         }
     }
 }

@@ -78,7 +78,7 @@ impl ProbeServer {
             listening: false,
             clients: Vec::new(),
             parser: Parser::from_settings(&Settings::default()),
-            request: Request::new(Peer::Unix, None),
+            request: Request::new(Peer::Unix, None, false),
         })
     }
 
@@ -318,7 +318,7 @@ mod tests {
 
     fn answer(raw: &str, ready: bool) -> String {
         let mut parser = Parser::from_settings(&Settings::default());
-        let mut request = Request::new(Peer::Unix, None);
+        let mut request = Request::new(Peer::Unix, None, false);
         let mut progress = Default::default();
         let status = match parser.parse_head(raw.as_bytes(), false, &mut progress, &mut request) {
             HeadOutcome::Complete(_) => 0,

@@ -250,7 +250,8 @@ impl Parser {
             hp::Version::Http10 => Version::Http10,
             hp::Version::Http11 => Version::Http11,
         };
-        req.secure = head.forwarded_secure() == Some(true);
+        // A scheme header from a trusted peer decides; else the connection does.
+        req.secure = head.forwarded_secure().unwrap_or(req.tls);
         HeadOutcome::Complete(Head {
             len,
             framing: head.framing(),

@@ -102,7 +102,12 @@ pub(crate) fn plan(res: &Response, method: Method, version: Version, keep_alive:
 /// The status must be a final one (200..=999): an interim 1xx as the only answer would leave
 /// the client waiting, and protocol upgrades are not supported.
 pub(crate) fn headers_valid(res: &Response) -> bool {
-    (200..=999).contains(&res.status) && !res.notes.invalid && (!res.latin1 || latin1_fits(res))
+    (200..=999).contains(&res.status) && fields_valid(res)
+}
+
+/// Whether every header field (and the reason phrase) may be sent as is, whatever the status.
+pub(crate) fn fields_valid(res: &Response) -> bool {
+    !res.notes.invalid && (!res.latin1 || latin1_fits(res))
 }
 
 /// With latin-1 values, whether every value and the reason phrase fit in ISO-8859-1.

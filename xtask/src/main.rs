@@ -16,9 +16,12 @@ usage: cargo xtask <command>
 commands:
   ci              cargo fmt --check, clippy -D warnings, the workspace tests, docs --check
   docs [--check]  regenerate docs/settings.md (or check that it is up to date)
-  fuzz [SECONDS]  run the http-parser fuzz target (needs cargo-fuzz and a nightly toolchain)
+  fuzz [SECONDS] [TARGET]
+                  run a fuzz target: parse_request (http-parser, the default) or
+                  decode_frames (websocket); needs cargo-fuzz and a nightly toolchain
   bench [OPTIONS] benchmark ferrocorn against nginx and gunicorn, write docs/BENCHMARKS.md
-                  (cargo xtask bench --help for the options)";
+                  (cargo xtask bench --help for the options)
+  bench-ws        WebSocket echo, ferrocorn against uvicorn (cargo xtask bench-ws --help)";
 
 fn main() {
     if let Err(err) = run() {
@@ -41,6 +44,7 @@ fn run() -> Result<()> {
         "docs" => docs(rest),
         "fuzz" => fuzz(rest),
         "bench" => bench(rest),
+        "bench-ws" => bench::run_websocket(rest, project_root(), cargo),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -174,12 +178,20 @@ fn docs(args: &[String]) -> Result<()> {
 
 /// Runs the http-parser fuzz target for `SECONDS` (default 60) with cargo-fuzz on nightly.
 fn fuzz(args: &[String]) -> Result<()> {
-    let seconds: u64 = match args {
-        [] => 60,
-        [seconds] => seconds
-            .parse()
-            .with_context(|| format!("fuzz: SECONDS must be a whole number, not {seconds:?}"))?,
-        _ => bail!("usage: cargo xtask fuzz [SECONDS]"),
+    let (seconds, target) = match args {
+        [] => ("60", "parse_request"),
+        [seconds] => (seconds.as_str(), "parse_request"),
+        [seconds, target] => (seconds.as_str(), target.as_str()),
+        _ => bail!("usage: cargo xtask fuzz [SECONDS] [TARGET]"),
+    };
+    let seconds: u64 = seconds
+        .parse()
+        .with_context(|| format!("fuzz: SECONDS must be a whole number, not {seconds:?}"))?;
+    // Each target lives in its crate's own fuzz workspace.
+    let crate_dir = match target {
+        "parse_request" => "http-parser",
+        "decode_frames" => "websocket",
+        other => bail!("fuzz: unknown target {other:?} (parse_request or decode_frames)"),
     };
     let has_nightly = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
@@ -203,14 +215,14 @@ fn fuzz(args: &[String]) -> Result<()> {
     // Not `cargo()`: the fuzz crate is its own workspace, and `CARGO` would pin the toolchain
     // that runs xtask instead of nightly.
     let mut cmd = Command::new("cargo");
-    cmd.current_dir(project_root().join("http-parser").join("fuzz"))
+    cmd.current_dir(project_root().join(crate_dir).join("fuzz"))
         .env_remove("CARGO")
         .env_remove("RUSTUP_TOOLCHAIN")
         .args([
             "+nightly",
             "fuzz",
             "run",
-            "parse_request",
+            target,
             "--",
             &format!("-max_total_time={seconds}"),
         ]);

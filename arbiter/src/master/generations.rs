@@ -1,10 +1,11 @@
 //! Generations: HUP loads the configuration again and starts a new generation of workers;
-//! the old one retires once the new one serves, or the new one is rolled back.
+//! the old one retires once the new one serves (all at once, or one worker at a time with
+//! the rolling strategy), or the new one is rolled back.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ferrocorn_config::{BindAddress, Settings};
+use ferrocorn_config::{BindAddress, ReloadStrategy, Settings};
 use ferrocorn_worker::WorkerState;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -12,7 +13,9 @@ use nix::unistd::Pid;
 use super::{Master, Previous, RestartReason};
 use crate::error::ArbiterError;
 use crate::listeners::{self, Listener, ListenerOrigin};
+use crate::notify::sd_notify;
 use crate::pidfile::Pidfile;
+use crate::scoreboard::monotonic_ns;
 use crate::worker_setup::WorkerSetup;
 
 impl Master {
@@ -20,6 +23,12 @@ impl Master {
     /// generation; the old one is retired once the new one serves. On any error the
     /// running configuration stays, in the directory it ran in.
     pub(super) fn reload(&mut self) {
+        // systemd: reloading until READY=1, sent once this reload is over (`notify_reloaded`).
+        sd_notify(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}",
+            monotonic_ns() / 1000
+        ));
+        self.reload_notified = false;
         let Some(settings) = self.reread_settings() else {
             return;
         };
@@ -132,8 +141,12 @@ impl Master {
         self.generation_started = Instant::now();
         self.crash_streak = 0;
         self.next_spawn_at = None;
+        let pace = match self.settings.reload_strategy {
+            ReloadStrategy::Rolling => ", one at a time (rolling)",
+            ReloadStrategy::Generation => "",
+        };
         tracing::info!(
-            "Reloaded: starting generation {} with {} worker(s)",
+            "Reloaded: starting generation {} with {} worker(s){pace}",
             self.generation,
             self.target
         );
@@ -185,7 +198,8 @@ impl Master {
             let listener = match kept {
                 Some(i) => old[i].take(),
                 None => bound.next().inspect(|listener| {
-                    tracing::info!("Listening at: {listener} ({})", self.pid);
+                    let url = listener.url(settings.certfile.is_some());
+                    tracing::info!("Listening at: {url} ({})", self.pid);
                 }),
             };
             fresh.extend(listener);
@@ -228,32 +242,47 @@ impl Master {
         }
     }
 
-    /// Retires the workers of older generations once every worker of the current one is
-    /// serving (or after `timeout`, so a broken new generation cannot keep both alive).
+    /// Retires the workers of older generations: with the `generation` strategy all of them
+    /// once every worker of the current one is serving (or after `timeout`, so a broken new
+    /// generation cannot keep both alive); with `rolling`, the oldest one each time a new
+    /// one serves (the new ones are started one at a time: `spawn_room`).
     pub(super) fn retire_old_generations(&mut self) {
-        let old: Vec<Pid> = self
+        let mut old: Vec<(u64, Pid)> = self
             .workers
             .iter()
             .filter(|(_, w)| w.generation != self.generation && w.retire_sent.is_none())
-            .map(|(pid, _)| *pid)
+            .map(|(pid, w)| (w.seq, *pid))
             .collect();
         if old.is_empty() {
             // The old generation is retired: nothing to roll back to any more.
             self.previous = None;
             return;
         }
+        old.sort();
         let serving = self
             .workers
             .values()
-            .filter(|w| w.generation == self.generation && w.retire_sent.is_none())
+            .filter(|w| {
+                w.generation == self.generation
+                    && w.retire_sent.is_none()
+                    && w.recycling.due.is_none()
+            })
             .filter(|w| self.scoreboard.slot(w.slot).view().state == WorkerState::Serving)
             .count();
-        let waited_enough = !self.settings.timeout.is_zero()
-            && self.generation_started.elapsed() > self.settings.timeout;
-        if serving >= self.target || (waited_enough && serving > 0) {
-            for pid in old {
-                self.retire(pid, RestartReason::Reload);
+        let retiring = match self.settings.reload_strategy {
+            ReloadStrategy::Rolling => (serving + old.len()).saturating_sub(self.target),
+            ReloadStrategy::Generation => {
+                let waited_enough = !self.settings.timeout.is_zero()
+                    && self.generation_started.elapsed() > self.settings.timeout;
+                if serving >= self.target || (waited_enough && serving > 0) {
+                    old.len()
+                } else {
+                    0
+                }
             }
+        };
+        for (_, pid) in old.into_iter().take(retiring) {
+            self.retire(pid, RestartReason::Reload);
         }
     }
 

@@ -1,11 +1,15 @@
 //! The arbiter's supervision loop: the state it keeps, start-up, the loop itself, timeouts,
 //! resizing (TTIN/TTOU) and readiness. By concern, the rest lives beside it: `spawn`
-//! (forking and reaping workers), `generations` (HUP and rollback), `upgrade` (USR2) and
-//! `stop` (TERM/INT/QUIT).
+//! (forking and reaping workers), `generations` (HUP and rollback), `recycle` (memory and
+//! lifetime recycling, the rolling strategy's limit; `memory` reads `/proc`), `upgrade`
+//! (USR2), `stop` (TERM/INT/QUIT) and `statsd` (the arbiter's statsd lines).
 
 mod generations;
+mod memory;
 mod metrics;
+mod recycle;
 mod spawn;
+mod statsd;
 mod stop;
 mod upgrade;
 
@@ -15,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrocorn_config::Settings;
+use ferrocorn_config::{Settings, WorkerClass};
 use ferrocorn_worker::{App, WorkerState};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getpid, getppid, Pid};
@@ -59,6 +63,9 @@ struct Worker {
     kill_sent: bool,
     /// Why the arbiter asked it to end (retired or aborted), for the restart counts.
     retire_reason: Option<RestartReason>,
+    /// Its lifetime, memory samples (`recycling.memory`: bytes, as `memory_metric`) and
+    /// whether it is due for recycling.
+    recycling: recycle::Recycling,
 }
 
 /// Why a worker was replaced: the `reason` label of `ferrocorn_worker_restarts_total`.
@@ -210,6 +217,10 @@ pub(crate) struct Master {
     restarts: RestartCounts,
     /// The metrics endpoint (`metrics_bind`) and its process.
     metrics: Option<metrics::MetricsProcess>,
+    /// READY=1 went out after the last RELOADING=1 (see `notify_reloaded`).
+    reload_notified: bool,
+    /// The statsd client and the `gunicorn.workers` value it last sent.
+    statsd: statsd::StatsdReport,
 }
 
 impl Master {
@@ -278,7 +289,18 @@ impl Master {
         };
 
         let scoreboard = scoreboard_for(settings.workers)?;
-        tracing::info!("Using worker: mio ({} thread(s) each)", settings.threads);
+        // gunicorn's line, with the class as given (`sync`, `gthread` and `mio` are one
+        // worker; `asgi` runs the application on an event loop thread).
+        let class = match settings.worker_class {
+            WorkerClass::Mio => "mio",
+            WorkerClass::Sync => "sync",
+            WorkerClass::Gthread => "gthread",
+            WorkerClass::Asgi => "asgi",
+        };
+        tracing::info!(
+            "Using worker: {class} ({} thread(s) each)",
+            settings.threads
+        );
 
         Ok(Master {
             pid,
@@ -312,6 +334,8 @@ impl Master {
             served: false,
             restarts: RestartCounts::default(),
             metrics: metrics.map(metrics::MetricsProcess::new),
+            reload_notified: true,
+            statsd: statsd::StatsdReport::default(),
         })
     }
 
@@ -352,9 +376,12 @@ impl Master {
                 return Err(error);
             }
             self.check_timeouts();
+            self.recycle_workers();
             self.retire_old_generations();
             self.manage_workers();
             self.notify_ready();
+            self.notify_reloaded();
+            self.report_statsd();
             self.take_over_from_parent();
             self.publish_state();
         }
@@ -372,6 +399,16 @@ impl Master {
             tick = tick
                 .min(self.settings.timeout / 4)
                 .max(Duration::from_millis(10));
+        }
+        if let Some(at) = self.next_recycling_check() {
+            // A check already due (a rolling replacement waits its turn) is looked at again
+            // on the busy tick, not at once.
+            let wait = at.saturating_duration_since(Instant::now());
+            tick = tick.min(if wait.is_zero() {
+                BUSY_TICK
+            } else {
+                wait.max(Duration::from_millis(10))
+            });
         }
         tick
     }
@@ -476,8 +513,9 @@ impl Master {
         self.served |= serving;
         if self.served || self.target == 0 {
             self.ready_notified = true;
+            let tls = self.settings.certfile.is_some();
             for listener in &self.listeners {
-                tracing::info!("Listening at: {listener} ({})", self.pid);
+                tracing::info!("Listening at: {} ({})", listener.url(tls), self.pid);
             }
             if self.upgrade_parent.is_some() {
                 sd_notify(&format!("READY=1\nMAINPID={}", self.pid));
@@ -485,6 +523,16 @@ impl Master {
                 sd_notify("READY=1");
             }
         }
+    }
+
+    /// After a HUP's RELOADING=1: READY=1 once the reload is over, whichever way: the old
+    /// generation retired, the new one rolled back, or the new configuration refused.
+    fn notify_reloaded(&mut self) {
+        if self.reload_notified || !self.ready_notified || self.previous.is_some() {
+            return;
+        }
+        self.reload_notified = true;
+        sd_notify("READY=1");
     }
 }
 

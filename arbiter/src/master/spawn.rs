@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getppid, ForkResult, Pid};
 
+use super::recycle::Recycling;
 use super::{
     signal_name, Ended, Master, RestartReason, Worker, BACKOFF_RESET, MAX_BACKOFF, PANIC_EXIT_CODE,
 };
@@ -22,12 +23,18 @@ use crate::WORKER_PROCESS_NAME;
 
 impl Master {
     /// Keeps `target` workers of the current generation: spawns the missing ones (unless
-    /// backing off after crashes) and retires the oldest extra ones.
+    /// backing off after crashes, or the rolling strategy's limit is reached) and retires
+    /// the oldest extra ones. A worker due for recycling does not count: its replacement
+    /// is one of the missing.
     pub(super) fn manage_workers(&mut self) {
         let mut current: Vec<(u64, Pid)> = self
             .workers
             .iter()
-            .filter(|(_, w)| w.generation == self.generation && w.retire_sent.is_none())
+            .filter(|(_, w)| {
+                w.generation == self.generation
+                    && w.retire_sent.is_none()
+                    && w.recycling.due.is_none()
+            })
             .map(|(pid, w)| (w.seq, *pid))
             .collect();
         current.sort();
@@ -59,7 +66,8 @@ impl Master {
             self.crash_streak = 0;
             self.last_crash = None;
         }
-        for _ in current.len()..self.target {
+        let missing = self.target - current.len();
+        for _ in 0..missing.min(self.spawn_room()) {
             self.spawn_worker();
             if self.boot_failure.is_some() || self.next_spawn_at.is_some() {
                 break;
@@ -125,6 +133,7 @@ impl Master {
                         abort_sent: None,
                         retire_reason: None,
                         kill_sent: false,
+                        recycling: Recycling::new(&self.settings),
                     },
                 );
                 tracing::info!("Booting worker with pid: {child}");
@@ -175,6 +184,7 @@ impl Master {
         let exit = ferrocorn_worker::run(
             &self.settings,
             listeners,
+            self.setup.tls(),
             access_log,
             self.app.clone(),
             &supervisor,

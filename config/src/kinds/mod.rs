@@ -221,15 +221,30 @@ impl Kind for Count {
     }
 }
 
-/// A duration in seconds: an integer, or a decimal number, from 0 to `max`.
+/// A duration in seconds: an integer, or a decimal number, from `min_ms` milliseconds
+/// (usually 0) to `max` seconds.
 #[derive(Debug)]
 pub struct Seconds {
+    min_ms: u64,
     max: u64,
 }
 
 /// A duration kind accepting 0 to `max` seconds.
 pub const fn seconds(max: u64) -> Seconds {
-    Seconds { max }
+    Seconds { min_ms: 0, max }
+}
+
+/// A duration kind accepting `min_ms` milliseconds to `max` seconds, for a period that
+/// must not be 0 (how often something is done).
+pub const fn seconds_from(min_ms: u64, max: u64) -> Seconds {
+    Seconds { min_ms, max }
+}
+
+impl Seconds {
+    /// The minimum in seconds, as the messages write it (`0.1`).
+    fn min_text(&self) -> String {
+        Duration::from_millis(self.min_ms).as_secs_f64().to_string()
+    }
 }
 
 impl Kind for Seconds {
@@ -259,11 +274,19 @@ impl Kind for Seconds {
         if secs > self.max as f64 {
             return Err(format!("above the maximum {}", self.max));
         }
-        Ok(Duration::from_secs_f64(secs))
+        let value = Duration::from_secs_f64(secs);
+        if value < Duration::from_millis(self.min_ms) {
+            return Err(format!("below the minimum {}", self.min_text()));
+        }
+        Ok(value)
     }
 
     fn accepted(&self) -> String {
-        format!("a number of seconds from 0 to {}", self.max)
+        format!(
+            "a number of seconds from {} to {}",
+            self.min_text(),
+            self.max
+        )
     }
 
     fn to_toml(&self, value: &Duration) -> toml::Value {
@@ -275,7 +298,7 @@ impl Kind for Seconds {
     }
 
     fn samples(&self) -> Vec<String> {
-        vec!["0".to_string(), "1.5".to_string(), self.max.to_string()]
+        vec![self.min_text(), "1.5".to_string(), self.max.to_string()]
     }
 }
 
@@ -587,7 +610,11 @@ impl<T: Copy + PartialEq + 'static> Kind for Choice<T> {
 }
 
 mod lists;
+mod statsd;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use lists::{Binds, EnvList, IpList, OptBind, UrlPrefix, PATHS, PATHS_WITH_COMMAS};
+pub use statsd::{OptStatsd, StatsdAddress, DEFAULT_STATSD_PORT, DOGSTATSD_TAGS, STATSD_PREFIX};
+pub use tls::{cipher_suite_names, CipherList, Ciphers};

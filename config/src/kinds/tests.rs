@@ -45,6 +45,23 @@ fn seconds_accept_integers_and_decimals() {
 }
 
 #[test]
+fn seconds_from_refuses_what_is_below_the_minimum() {
+    let k = seconds_from(100, 60);
+    assert_eq!(k.parse(&s("0.1")), Ok(Duration::from_millis(100)));
+    assert_eq!(k.parse(&s("5")), Ok(Duration::from_secs(5)));
+    assert_eq!(k.parse(&s("0")), Err("below the minimum 0.1".to_string()));
+    assert_eq!(
+        k.parse(&s("0.05")),
+        Err("below the minimum 0.1".to_string())
+    );
+    assert_eq!(k.accepted(), "a number of seconds from 0.1 to 60");
+    assert_eq!(seconds(60).accepted(), "a number of seconds from 0 to 60");
+    for sample in k.samples() {
+        assert!(k.parse(&s(&sample)).is_ok(), "{sample}");
+    }
+}
+
+#[test]
 fn umask_reads_octal_like_gunicorn() {
     assert_eq!(Umask.parse(&s("0o22")), Ok(0o22));
     assert_eq!(Umask.parse(&s("022")), Ok(0o22));

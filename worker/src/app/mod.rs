@@ -7,10 +7,11 @@
 //!
 //! `request.rs` holds [`Request`], `body.rs` the [`RequestBody`] and the pipe that streams
 //! one, `response.rs` the [`Response`] with its [`Body`] and the notes its fields get as they
-//! are set. The serializer (`crate::response`) depends on these types; they depend on nothing
+//! are set, `deferred.rs` the message channel of an application that answers later. The serializer (`crate::response`) depends on these types; they depend on nothing
 //! of the worker's but the pool's "waiting for the client" mark.
 
 mod body;
+mod deferred;
 mod request;
 mod response;
 
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 
 pub(crate) use body::BodyPipe;
 pub use body::RequestBody;
+pub use deferred::{DeferredApp, Event, ExchangeId, Inbox, Replies, Reply};
 pub use request::Request;
 pub(crate) use response::{is_hop_or_ours, is_latin1};
 pub use response::{Body, HeaderText, Response};
@@ -93,6 +95,14 @@ pub trait App: Send + Sync + 'static {
     /// (no framing, no body) and the connection closes after it: the worker does not tunnel.
     fn handles_connect(&self) -> bool {
         false
+    }
+
+    /// An application that answers later, through messages on its own thread (see
+    /// [`DeferredApp`]), returns itself here; the worker then never calls
+    /// [`call`](App::call). Asked once, after [`init_worker`](App::init_worker), so that
+    /// the answer may depend on what the application turned out to be once loaded.
+    fn deferred(&self) -> Option<&dyn DeferredApp> {
+        None
     }
 }
 

@@ -18,10 +18,13 @@ pub struct Request {
     pub(crate) local: Option<SocketAddr>,
     pub(crate) body: RequestBody,
     pub(crate) secure: bool,
+    /// The connection is TLS: the scheme is `https` unless a trusted scheme header says
+    /// otherwise.
+    pub(crate) tls: bool,
 }
 
 impl Request {
-    pub(crate) fn new(peer: Peer, local: Option<SocketAddr>) -> Request {
+    pub(crate) fn new(peer: Peer, local: Option<SocketAddr>, tls: bool) -> Request {
         Request {
             head: Vec::new(),
             method: 0..0,
@@ -31,7 +34,8 @@ impl Request {
             peer,
             local,
             body: RequestBody::empty(),
-            secure: false,
+            secure: tls,
+            tls,
         }
     }
 
@@ -40,6 +44,7 @@ impl Request {
         let mut req = Request::new(
             Peer::Tcp(SocketAddr::from(([127, 0, 0, 1], 1))),
             Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
+            false,
         );
         req.method = push_range(&mut req.head, method.as_bytes());
         req.target = push_range(&mut req.head, target.as_bytes());
@@ -50,6 +55,23 @@ impl Request {
         }
         req.body = RequestBody::from_bytes(body.to_vec());
         req
+    }
+
+    /// A copy of the head for an application that answers later (the worker keeps its
+    /// own for the access log), taking the body out of this one.
+    pub(crate) fn hand_over(&mut self) -> Request {
+        Request {
+            head: self.head.clone(),
+            method: self.method.clone(),
+            target: self.target.clone(),
+            version: self.version,
+            headers: self.headers.clone(),
+            peer: self.peer.clone(),
+            local: self.local,
+            body: std::mem::take(&mut self.body),
+            secure: self.secure,
+            tls: self.tls,
+        }
     }
 
     fn text(&self, range: &Range<usize>) -> &str {
@@ -113,8 +135,9 @@ impl Request {
         self.version
     }
 
-    /// `"https"` when a peer in `forwarded_allow_ips` said so with a scheme header
-    /// (`X-Forwarded-Proto: https`, …), else `"http"`.
+    /// `"https"` when the request came over TLS, or when a peer in `forwarded_allow_ips`
+    /// said so with a scheme header (`X-Forwarded-Proto: https`, …; such a header saying
+    /// `http` wins over TLS, as in gunicorn), else `"http"`.
     pub fn scheme(&self) -> &'static str {
         if self.secure {
             "https"

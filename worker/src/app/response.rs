@@ -92,6 +92,8 @@ pub struct Response {
     pub(crate) reason: Option<HeaderText>,
     /// Values and the reason phrase go out as ISO-8859-1 ([`Response::set_latin1`]).
     pub(crate) latin1: bool,
+    /// A WebSocket accepted ([`Response::accept_websocket`]): the response is its `101`.
+    pub(crate) websocket: Option<Box<crate::ws::Upgrade>>,
     /// The body.
     pub body: Body,
 }
@@ -111,6 +113,7 @@ impl Response {
             notes: HeaderNotes::default(),
             reason: None,
             latin1: false,
+            websocket: None,
             body: Body::Empty,
         }
     }
@@ -125,6 +128,7 @@ impl Response {
         self.notes = HeaderNotes::default();
         self.reason = None;
         self.latin1 = false;
+        self.websocket = None;
         // Usually empty already (the loop takes the body to send it): skip the drop glue.
         if !matches!(self.body, Body::Empty) {
             self.body = Body::Empty;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
-use super::OutBody;
+use super::{OutBody, Transport};
 use crate::app::{BodyPipe, Peer, Request, Response};
 use crate::proto::{BodyDecoder, HttpError, ProxyHeader};
 
@@ -231,6 +231,10 @@ pub(crate) enum Phase {
     },
     /// The application is running on the pool.
     Dispatched,
+    /// A deferred application holds the exchange (`http1::deferred`).
+    Deferred(Box<super::deferred::State>),
+    /// A WebSocket connection after a `101` (`crate::ws`); no more HTTP.
+    WebSocket(Box<crate::ws::Session>),
     /// The last response is written and our side is shut down; reading until the client
     /// closes, so that unread input does not turn our close into a reset that destroys the
     /// response in flight (lingering close).
@@ -302,7 +306,8 @@ fn temp_file() -> io::Result<File> {
 /// One client connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub stream: Stream,
+    /// The socket, or a TLS session over it.
+    pub stream: Transport,
     /// Distinguishes this connection from a later one in the same slot.
     pub serial: u64,
     /// The slot (and token) of this connection.
@@ -355,13 +360,14 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub fn new(
-        stream: Stream,
+        stream: Transport,
         peer: Peer,
         local: Option<std::net::SocketAddr>,
         serial: u64,
         now: Instant,
         deadline: Instant,
     ) -> Conn {
+        let tls = matches!(stream, Transport::Tls(_));
         Conn {
             stream,
             serial,
@@ -375,7 +381,7 @@ impl Conn {
             out: None,
             phase: Phase::Head,
             exchange: Some(Box::new(Exchange {
-                req: Request::new(peer, local),
+                req: Request::new(peer, local, tls),
                 res: Response::new(),
                 started: deadline,
                 started_ns: 0,
@@ -397,9 +403,9 @@ impl Conn {
         }
     }
 
-    /// Whether output is waiting to be written.
+    /// Whether output is waiting to be written (TLS records included).
     pub fn output_pending(&self) -> bool {
-        self.wpos < self.wbuf.len() || self.out.is_some()
+        self.wpos < self.wbuf.len() || self.out.is_some() || self.stream.has_queued()
     }
 
     /// Whether the connection waits for a pool thread to read its streamed body.
@@ -475,10 +481,9 @@ impl Conn {
             }
             self.rbuf.resize(grown, 0);
         }
-        let room = self.rbuf.len() - self.rend;
-        let n = self.stream.read(&mut self.rbuf[self.rend..])?;
+        let (n, more) = self.stream.read_some(&mut self.rbuf[self.rend..])?;
         self.rend += n;
-        Ok((n, n == room))
+        Ok((n, more))
     }
 }
 

@@ -4,9 +4,11 @@
 //! writes it, `conn.rs` holds the connection's state.
 
 mod conn;
+mod deferred;
 mod output;
 mod request;
 mod respond;
+mod transport;
 mod wakeups;
 
 use std::io;
@@ -22,16 +24,20 @@ use crate::metrics::{self, WorkerCounters};
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
 use crate::response::{write_error, HeadCache};
+use crate::statsd::Statsd;
 
 pub(crate) use conn::{Conn, Exchange, Phase, ReadSide, Spool, Stream, WriteSide};
+pub(crate) use deferred::{reply as deferred_reply, Channel};
 pub(crate) use output::{Flushed, OutBody, STREAM_PIECE};
 use request::break_stream;
 use request::{process, Step};
 use respond::queue_response;
+pub(crate) use respond::{count_request, log_exchange};
+pub(crate) use transport::Transport;
 pub(crate) use wakeups::{call_returned, check_deadline, piece_read};
 
 /// How long a closing connection is drained before it is closed regardless.
-const LINGER: Duration = Duration::from_secs(2);
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 /// Input discarded while lingering before the connection is closed regardless.
 const LINGER_MAX_BYTES: usize = 1 << 20;
 /// Output buffered before the loop stops answering pipelined requests and writes.
@@ -45,10 +51,14 @@ pub(crate) struct Ctx<'s> {
     pub(crate) parser: Parser,
     pub(crate) app: Arc<dyn App>,
     pub(crate) pool: Option<Pool>,
+    /// The channel of an application that answers later (`App::deferred`).
+    pub(crate) deferred: Option<Channel>,
     pub(crate) date: DateCache,
     /// The last response head, reused while responses keep the same shape.
     pub(crate) heads: HeadCache,
     pub(crate) log: Option<AccessLog>,
+    /// `statsd_host`'s client: one timer and two counters per request (`statsd.rs`).
+    pub(crate) statsd: Option<Statsd>,
     pub(crate) now: Instant,
     /// `now` in nanoseconds on CLOCK_MONOTONIC (see `clock.rs`).
     pub(crate) now_ns: u64,
@@ -60,6 +70,8 @@ pub(crate) struct Ctx<'s> {
     pub(crate) max_requests_reached: bool,
     /// Where responses, durations and requests in flight are counted (`metrics.rs`).
     pub(crate) metrics: &'s WorkerCounters,
+    /// Where WebSocket links (`crate::ws::Link`) say which connections have sends queued.
+    pub(crate) links: Arc<crate::ws::LinkHub>,
 }
 
 /// What `drive` does after a step.
@@ -76,17 +88,29 @@ enum Next {
 /// Returns false when the connection must be closed.
 pub(crate) fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
     loop {
+        if let Phase::WebSocket(_) = c.phase {
+            return crate::ws::drive(c, ctx);
+        }
+        if deferred::feed(c, ctx) {
+            continue;
+        }
         if c.write == WriteSide::Open && c.out.is_none() && c.wbuf.len() < WBUF_HIGH {
             if let Step::Progress = process(c, ctx) {
                 continue;
             }
         }
         let next = if c.output_pending() {
-            write_output(c, ctx)
+            match write_output(c, ctx) {
+                // A deferred exchange keeps reading while its output waits, to see the
+                // client go away.
+                Next::Wait if deferred::reads_meanwhile(c) => read_input(c, ctx),
+                next => next,
+            }
         } else if matches!(
             c.phase,
             Phase::Dispatched | Phase::Streaming { paused: true, .. }
-        ) {
+        ) || (matches!(c.phase, Phase::Deferred(_)) && !deferred::reads_meanwhile(c))
+        {
             Next::Wait
         } else {
             read_input(c, ctx)
@@ -104,6 +128,9 @@ pub(crate) fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
 fn write_output(c: &mut Conn, ctx: &mut Ctx) -> Next {
     match c.flush() {
         Ok(Flushed::NeedPiece) => {
+            if deferred::supply_piece(c, ctx) {
+                return Next::Again;
+            }
             request_piece(c, ctx);
             Next::Wait
         }
@@ -157,7 +184,9 @@ fn output_written(c: &mut Conn, ctx: &mut Ctx) -> Next {
         c.phase = Phase::Draining;
         c.idle_since = ctx.now;
         c.deadline = ctx.now + LINGER;
-    } else if c.is_idle() {
+    } else if c.is_idle() && c.read != ReadSide::Fresh {
+        // (`Fresh`: TLS handshake records went out, no request has come yet; the header
+        // deadline set at accept stays.)
         match ctx.cfg.keepalive {
             Some(k) => {
                 c.deadline = ctx.now + k;
@@ -178,6 +207,11 @@ fn output_written(c: &mut Conn, ctx: &mut Ctx) -> Next {
 /// when more comes) or the client has closed its side.
 fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
     if c.read == ReadSide::Closed {
+        if matches!(c.phase, Phase::Deferred(_)) {
+            // The application hears of it and still ends the exchange.
+            deferred::client_gone(c, ctx);
+            return Next::Wait;
+        }
         if matches!(c.phase, Phase::Streaming { .. }) {
             let message = "the connection closed before the body was complete";
             break_stream(c, 400, message.into());
@@ -213,7 +247,7 @@ fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
                     }
                 }
                 Phase::Head if was_empty => c.deadline = ctx.now + ctx.cfg.header_timeout,
-                Phase::Body { .. } | Phase::Streaming { .. } => {
+                Phase::Body { .. } | Phase::Streaming { .. } | Phase::Deferred(_) => {
                     c.body_received += n as u64;
                     let cfg = &ctx.cfg;
                     c.deadline = c.body_deadline(ctx.now, cfg.header_timeout, cfg.body_min_rate);
@@ -223,6 +257,10 @@ fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Wait,
         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) if crate::tls::is_plain_http(&e) => {
+            // As nginx: a plain answer the client can read, rather than a hang or an alert.
+            respond_error(c, ctx, 400, "plain HTTP request sent to a TLS port");
+        }
         Err(e) => {
             tracing::debug!("read failed: {e}");
             return Next::Close;

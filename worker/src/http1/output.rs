@@ -5,8 +5,9 @@
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 
-use super::{Conn, Stream};
+use super::{Conn, Stream, Transport};
 use crate::app::Body;
 
 /// The most a streamed response body is read at a time.
@@ -109,12 +110,17 @@ impl Conn {
                     if self.wbuf.capacity() > 64 * 1024 {
                         self.wbuf = Vec::with_capacity(4096);
                     }
+                    // Written means on the wire: TLS records the socket has not taken yet
+                    // are not.
+                    self.stream.send_queued()?;
                     return Ok(Flushed::Done);
                 }
                 Some(OutBody::Bytes { bytes, pos }) => write_bytes(&mut self.stream, bytes, pos)?,
-                Some(OutBody::File { file, offset, left }) => {
-                    send_file(&self.stream, file, offset, left)?
-                }
+                Some(OutBody::File { file, offset, left }) => match self.stream.plain_socket() {
+                    Some(socket) => send_file(socket, file, offset, left)?,
+                    // TLS encrypts in user space: read a piece, write it as buffered output.
+                    None => read_file_piece(file, offset, left, &mut self.wbuf)?,
+                },
                 Some(OutBody::Stream { .. }) => match self.frame_piece()? {
                     Piece::Framed => false,
                     Piece::End => true,
@@ -231,7 +237,7 @@ impl Conn {
 }
 
 /// Writes (some of) an owned body after its head. Returns whether it was all written before.
-fn write_bytes(stream: &mut Stream, bytes: &[u8], pos: &mut usize) -> io::Result<bool> {
+fn write_bytes(stream: &mut Transport, bytes: &[u8], pos: &mut usize) -> io::Result<bool> {
     if *pos >= bytes.len() {
         return Ok(true);
     }
@@ -240,6 +246,41 @@ fn write_bytes(stream: &mut Stream, bytes: &[u8], pos: &mut usize) -> io::Result
         return Err(io::ErrorKind::WriteZero.into());
     }
     *pos += n;
+    Ok(false)
+}
+
+/// The most of a file body read at a time to be encrypted (four TLS records).
+const FILE_PIECE: usize = 64 * 1024;
+
+/// Reads the next piece of a file body into the (empty) write buffer, for a transport that
+/// cannot `sendfile` (TLS). Returns whether the body was all read before.
+fn read_file_piece(
+    file: &File,
+    offset: &mut u64,
+    left: &mut u64,
+    wbuf: &mut Vec<u8>,
+) -> io::Result<bool> {
+    if *left == 0 {
+        return Ok(true);
+    }
+    let want = usize::try_from(*left).unwrap_or(FILE_PIECE).min(FILE_PIECE);
+    wbuf.resize(want, 0);
+    let n = match file.read_at(wbuf, *offset) {
+        Ok(n) => n,
+        Err(e) => {
+            wbuf.clear();
+            return Err(e);
+        }
+    };
+    wbuf.truncate(n);
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shorter than its content-length",
+        ));
+    }
+    *offset += n as u64;
+    *left -= n as u64;
     Ok(false)
 }
 

@@ -31,7 +31,9 @@ pub(super) fn process(c: &mut Conn, ctx: &mut Ctx) -> Step {
         return Step::Stall;
     }
     match c.phase {
-        Phase::Dispatched | Phase::Draining => Step::Stall,
+        Phase::Dispatched | Phase::Draining | Phase::Deferred(_) | Phase::WebSocket(_) => {
+            Step::Stall
+        }
         // The exchange is on the pool (not in this phase in practice).
         Phase::Head if c.exchange.is_none() => Step::Stall,
         Phase::Head if c.proxy != ProxyHeader::Done => read_proxy_header(c, ctx),
@@ -130,7 +132,7 @@ fn start_request(c: &mut Conn, ctx: &mut Ctx, head: Head) {
         c.wbuf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
     }
     // With a pool, a large body is streamed to the application (RequestBody).
-    let streamable = ctx.pool.is_some()
+    let streamable = (ctx.pool.is_some() || ctx.deferred.is_some())
         && match head.framing {
             Framing::Chunked => true,
             Framing::Length(n) => n > RequestBody::MEMORY_LIMIT as u64,
@@ -275,6 +277,9 @@ pub(crate) fn break_stream(c: &mut Conn, status: u16, message: String) {
 
 /// Hands the exchange to the pool now, with a body fed through a pipe as it arrives.
 fn start_streaming(c: &mut Conn, ctx: &mut Ctx) {
+    if ctx.deferred.is_some() {
+        return super::deferred::start_streaming(c, ctx);
+    }
     let Some(pool) = &ctx.pool else {
         return;
     };
@@ -303,6 +308,9 @@ fn start_streaming(c: &mut Conn, ctx: &mut Ctx) {
 
 /// Calls the application inline, or hands the exchange to the pool.
 fn dispatch(c: &mut Conn, ctx: &mut Ctx) {
+    if ctx.deferred.is_some() {
+        return super::deferred::dispatch(c, ctx, None);
+    }
     let Some(mut ex) = c.exchange.take() else {
         return;
     };

@@ -1,5 +1,6 @@
 //! Writing the application's response into a connection's output: the head, the body or
-//! what remains of it to send, whether the connection stays open, the access log line.
+//! what remains of it to send, whether the connection stays open, the access log line and
+//! the statsd lines.
 
 use super::{Conn, Ctx, Exchange, OutBody, ReadSide, WriteSide};
 use crate::access_log::LogEntry;
@@ -12,6 +13,12 @@ const COPY_BODY_MAX: usize = 16 * 1024;
 
 /// Writes the application's response into the connection's output.
 pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
+    if let Some(upgrade) = ex.res.websocket.take() {
+        if crate::ws::start(c, ctx, ex, upgrade) {
+            count_answer(c, ctx, ex, 101);
+            return;
+        }
+    }
     if !response::headers_valid(&ex.res) {
         tracing::error!(
             target = ex.req.target(),
@@ -20,17 +27,8 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
         ex.res.reset();
         ex.res.plain(500, "internal server error\n");
     }
-    let started = std::mem::take(&mut c.in_flight);
-    ctx.metrics.answered(
-        started,
-        metrics::method_of(&ex.req),
-        ex.res.status,
-        ctx.now_ns.wrapping_sub(ex.started_ns),
-    );
-    ctx.requests += 1;
-    if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
-        ctx.max_requests_reached = true;
-    }
+    count_answer(c, ctx, ex, ex.res.status);
+    count_request(ctx);
     let method = if ex.req.is_head() {
         Method::Head
     } else if ex.req.is_connect() {
@@ -76,6 +74,32 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
             WriteSide::CloseLingering
         };
     }
+    log_exchange(ctx, ex, body_len);
+}
+
+/// Counts a response for the metrics: its method, `status` and duration, and the request
+/// no longer in flight.
+#[inline]
+fn count_answer(c: &mut Conn, ctx: &Ctx, ex: &Exchange, status: u16) {
+    let started = std::mem::take(&mut c.in_flight);
+    ctx.metrics.answered(
+        started,
+        metrics::method_of(&ex.req),
+        status,
+        ctx.now_ns.wrapping_sub(ex.started_ns),
+    );
+}
+
+/// Counts an answered request against `max_requests`.
+pub(crate) fn count_request(ctx: &mut Ctx) {
+    ctx.requests += 1;
+    if ctx.cfg.max_requests > 0 && ctx.requests >= ctx.cfg.max_requests {
+        ctx.max_requests_reached = true;
+    }
+}
+
+/// Writes the access log line of an exchange whose response carries `body_len` bytes.
+pub(crate) fn log_exchange(ctx: &mut Ctx, ex: &Exchange, body_len: Option<u64>) {
     if let Some(log) = &mut ctx.log {
         log.log(&LogEntry {
             req: &ex.req,
@@ -84,5 +108,8 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
             started: ex.started,
             now_secs: ctx.date.secs(),
         });
+    }
+    if let Some(statsd) = &mut ctx.statsd {
+        statsd.request(ex.res.status, ex.started.elapsed());
     }
 }

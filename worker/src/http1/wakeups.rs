@@ -72,7 +72,13 @@ pub(crate) fn piece_read(
 /// Applies the connection's deadline at `ctx.now`, on the loop's tick. Returns false when
 /// the connection must be closed.
 pub(crate) fn check_deadline(c: &mut Conn, ctx: &mut Ctx) -> bool {
+    if matches!(c.phase, Phase::WebSocket(_)) {
+        return crate::ws::check_deadline(c, ctx);
+    }
     let now = ctx.now;
+    if matches!(c.phase, Phase::Deferred(_)) {
+        return super::deferred::check_deadline(c, ctx);
+    }
     if c.awaiting_piece() {
         // The application owes the next piece of its streamed body: `timeout`.
         if let Some(timeout) = ctx.cfg.piece_timeout.filter(|_| now >= c.deadline) {

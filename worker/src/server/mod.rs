@@ -24,15 +24,18 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::access_log::AccessLog;
 use crate::app::{App, Peer};
+use crate::app::{Replies, Reply};
 use crate::clock::Clock;
 use crate::date::DateCache;
-use crate::http1::{self, drive, Conn, Ctx, Phase};
+use crate::http1::{self, drive, Channel, Conn, Ctx, Phase, Transport};
 use crate::limits::Config;
 use crate::metrics::WorkerCounters;
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
 use crate::response::HeadCache;
+use crate::statsd::Statsd;
 use crate::throttle::{Throttle, REPORT_INTERVAL};
+use crate::tls::{TlsConfig, TlsStream};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
 use listener::MioListener;
 use slots::Slots;
@@ -59,6 +62,7 @@ const ACCEPT_BATCH: usize = 1;
 pub(crate) fn serve(
     settings: &Settings,
     listeners: Vec<Listener>,
+    tls: Option<TlsConfig>,
     access_log: Option<std::fs::File>,
     app: Arc<dyn App>,
     supervisor: &dyn Supervisor,
@@ -108,6 +112,7 @@ pub(crate) fn serve(
     let worker = Worker::new(
         settings,
         listeners,
+        tls,
         access_log,
         Arc::clone(&app),
         &mask,
@@ -119,6 +124,15 @@ pub(crate) fn serve(
             // The last heartbeat carries the final request count, which the arbiter logs
             // when the worker exits; ticks alone would miss those since the last one.
             supervisor.heartbeat(w.status());
+            if let Some(channel) = &w.ctx.deferred {
+                // How well hand-offs to the application's thread were batched.
+                tracing::debug!(
+                    requests = w.ctx.requests,
+                    hand_offs = channel.deliveries,
+                    events = channel.delivered,
+                    "deferred application channel"
+                );
+            }
             exit
         }
         Err(e) => WorkerExit::Failed(e),
@@ -141,6 +155,8 @@ fn wait(poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) -> Resu
 struct Worker<'s> {
     poll: Poll,
     listeners: Vec<MioListener>,
+    /// With it, every accepted connection is a TLS session.
+    tls: Option<TlsConfig>,
     listening: bool,
     signals: SignalFd,
     /// Readable every `TICK`.
@@ -165,6 +181,7 @@ impl<'s> Worker<'s> {
     fn new(
         settings: &Settings,
         listeners: Vec<Listener>,
+        tls: Option<TlsConfig>,
         access_log: Option<std::fs::File>,
         app: Arc<dyn App>,
         mask: &SigSet,
@@ -206,17 +223,31 @@ impl<'s> Worker<'s> {
         if mio_listeners.is_empty() {
             return Err("no listeners to serve".to_string());
         }
-        let pool = if settings.threads > 1 {
-            let waker = Arc::new(
-                mio::Waker::new(poll.registry(), WAKER)
-                    .map_err(|e| format!("cannot create the pool waker: {e}"))?,
-            );
-            Some(
-                Pool::start(settings.threads, Arc::clone(&app), waker)
-                    .map_err(|e| format!("cannot start {} threads: {e}", settings.threads))?,
-            )
-        } else {
-            None
+        // One waker per poll (mio's rule), always made: the pool's finished calls or a
+        // deferred application's replies (never both: a deferred application is never called
+        // on the pool), and WebSocket links, share it.
+        let waker = Arc::new(
+            mio::Waker::new(poll.registry(), WAKER)
+                .map_err(|e| format!("cannot create the event loop's waker: {e}"))?,
+        );
+        let links = Arc::new(crate::ws::LinkHub::new(Arc::clone(&waker)));
+        let deferred_app = app.deferred();
+        let (pool, deferred) = match deferred_app {
+            Some(deferred) => {
+                let replies = Replies::new(Arc::new(move || {
+                    let _ = waker.wake();
+                }));
+                let inbox = deferred.open(replies.clone())?;
+                (None, Some(Channel::new(inbox, replies)))
+            }
+            None if settings.threads > 1 => (
+                Some(
+                    Pool::start(settings.threads, Arc::clone(&app), waker)
+                        .map_err(|e| format!("cannot start {} threads: {e}", settings.threads))?,
+                ),
+                None,
+            ),
+            None => (None, None),
         };
         let mode = settings.created_file_mode();
         let format = &settings.access_log_format;
@@ -231,9 +262,21 @@ impl<'s> Worker<'s> {
                     .map_err(|e| format!("cannot open access log {target:?}: {e}"))?,
             ),
         };
+        // A worker without statsd still serves: the failure is said once, here.
+        let statsd = Statsd::from_settings(settings).and_then(|made| {
+            made.map_err(|e| {
+                let address = settings.statsd_host.as_ref().map(ToString::to_string);
+                tracing::error!(
+                    "statsd_host {}: {e}: no statsd from this worker",
+                    address.unwrap_or_default()
+                )
+            })
+            .ok()
+        });
         Ok(Worker {
             poll,
             listeners: mio_listeners,
+            tls,
             listening: false,
             signals,
             ticker,
@@ -243,15 +286,18 @@ impl<'s> Worker<'s> {
                 parser: Parser::from_settings(settings),
                 app,
                 pool,
+                deferred,
                 date: DateCache::new(),
                 heads: HeadCache::default(),
                 log,
+                statsd,
                 now: Instant::now(),
                 now_ns: 0,
                 clock: Clock::new(),
                 requests: 0,
                 stopping: false,
                 max_requests_reached: false,
+                links,
                 metrics,
             },
             parent: nix::unistd::getppid(),
@@ -275,11 +321,11 @@ impl<'s> Worker<'s> {
             },
             requests: self.ctx.requests,
             connections: u32::try_from(self.slots.open).unwrap_or(u32::MAX),
-            app_stalled_for: self
-                .ctx
-                .pool
-                .as_ref()
-                .map_or(Duration::ZERO, |pool| pool.stalled_for(Instant::now())),
+            app_stalled_for: match (&self.ctx.pool, &self.ctx.deferred) {
+                (Some(pool), _) => pool.stalled_for(Instant::now()),
+                (_, Some(channel)) => channel.stalled_for(Instant::now()),
+                _ => Duration::ZERO,
+            },
         }
     }
 
@@ -307,6 +353,7 @@ impl<'s> Worker<'s> {
         let mut events = Events::with_capacity(512);
         let mut done = Vec::new();
         let mut resumed = Vec::new();
+        let mut replies = Vec::new();
         let mut spin = Spin::new(self.ctx.cfg.busy_poll);
         let mut served = 0;
         loop {
@@ -343,6 +390,17 @@ impl<'s> Worker<'s> {
                         for (slot, serial) in resumed.drain(..) {
                             self.resume_stream(slot, serial);
                         }
+                        if let Some(channel) = &self.ctx.deferred {
+                            channel.take_replies(&mut replies);
+                        }
+                        served += replies.len();
+                        for reply in replies.drain(..) {
+                            self.deferred_reply(reply);
+                        }
+                        self.ctx.links.take_ready(&mut resumed);
+                        for (slot, serial) in resumed.drain(..) {
+                            self.with_conn(slot, serial, crate::ws::link_ready);
+                        }
                     }
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
                     Token(slot) => {
@@ -378,6 +436,13 @@ impl<'s> Worker<'s> {
             }
             if let Some(log) = &mut self.ctx.log {
                 log.flush();
+            }
+            if let Some(statsd) = &mut self.ctx.statsd {
+                statsd.flush(self.ctx.now);
+            }
+            // This turn's requests, body pieces and disconnects, in one hand-off.
+            if let Some(channel) = &mut self.ctx.deferred {
+                channel.deliver(&mut self.slots.gone);
             }
             if self.ctx.stopping {
                 if self.slots.open == 0 {
@@ -456,6 +521,13 @@ impl<'s> Worker<'s> {
             let Some(c) = self.slots.conns[slot].as_mut() else {
                 continue;
             };
+            if matches!(c.phase, Phase::WebSocket(_)) {
+                // RFC 6455 §7.4.1: 1001, going away; the client's close ends it.
+                if !crate::ws::go_away(c, &mut self.ctx) {
+                    self.slots.remove(slot);
+                }
+                continue;
+            }
             if c.is_idle() {
                 c.read.rearm();
                 // A connection that has sent nothing yet stays: its request may be on the
@@ -519,6 +591,16 @@ impl<'s> Worker<'s> {
                             "accepting again ({n} failed accepts since the last report)"
                         );
                     }
+                    let stream = match &self.tls {
+                        None => Transport::Plain(stream),
+                        Some(tls) => match TlsStream::new(stream, tls) {
+                            Ok(session) => Transport::Tls(Box::new(session)),
+                            Err(e) => {
+                                tracing::error!("cannot start a TLS session: {e}");
+                                continue;
+                            }
+                        },
+                    };
                     let slot = self.slots.insert(Conn::new(
                         stream,
                         peer,
@@ -619,6 +701,28 @@ impl<'s> Worker<'s> {
         };
         if !keep {
             self.slots.remove(job.slot);
+        }
+    }
+
+    /// Runs `f` on the connection in `slot` if it is still the one numbered `serial`, and
+    /// closes it if `f` says so.
+    fn with_conn(&mut self, slot: usize, serial: u64, f: fn(&mut Conn, &mut Ctx) -> bool) {
+        let Some(c) = self.slots.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.serial == serial && !f(c, &mut self.ctx) {
+            self.slots.remove(slot);
+        }
+    }
+
+    /// Hands a deferred application's reply to its connection, if it is still there.
+    fn deferred_reply(&mut self, reply: Reply) {
+        let slot = reply.id().slot;
+        let Some(c) = self.slots.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if !http1::deferred_reply(c, &mut self.ctx, reply) {
+            self.slots.remove(slot);
         }
     }
 

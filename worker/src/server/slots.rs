@@ -1,5 +1,6 @@
 //! The open connections, in slots indexed by their `mio` token.
 
+use crate::app::ExchangeId;
 use crate::http1::{Conn, Phase};
 use crate::metrics::WorkerCounters;
 
@@ -11,6 +12,9 @@ pub(super) struct Slots<'s> {
     pub(super) serial: u64,
     /// Where connections are counted, and a request in flight on a closed one uncounted.
     metrics: &'s WorkerCounters,
+    /// Deferred exchanges whose connection closed: the application is told at the end of
+    /// the loop's turn (`Event::Disconnect`).
+    pub(super) gone: Vec<ExchangeId>,
 }
 
 impl<'s> Slots<'s> {
@@ -21,6 +25,7 @@ impl<'s> Slots<'s> {
             open: 0,
             serial: 0,
             metrics,
+            gone: Vec::new(),
         }
     }
 
@@ -57,6 +62,11 @@ impl<'s> Slots<'s> {
             }
             if c.in_flight {
                 self.metrics.request_ended();
+            }
+            if let Phase::Deferred(st) = &c.phase {
+                if !st.gone {
+                    self.gone.push(st.id);
+                }
             }
             drop(c);
             self.open -= 1;

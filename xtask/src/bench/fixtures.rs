@@ -1,17 +1,26 @@
 //! The files the servers under test serve or read, written under `.bench/` by every run:
-//! the 1 MiB static file, the WSGI apps, and nginx's configuration.
+//! the 1 MiB static file, the WSGI apps, the TLS certificate, and nginx's configuration.
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::scenario::{STATIC_FILE_BYTES, STATIC_FILE_NAME};
 use super::servers::{BenchDir, WORKERS};
 
 /// Writes the static file, the WSGI apps and the directories the servers need.
 pub fn write_fixtures(dir: &BenchDir) -> Result<()> {
-    for sub in ["static", "wsgi", "nginx/tmp", "logs", "wrk"] {
+    for sub in [
+        "static",
+        "wsgi",
+        "nginx/tmp",
+        "nginx-tls/tmp",
+        "logs",
+        "wrk",
+        "tls",
+    ] {
         fs::create_dir_all(dir.abs(sub))
             .with_context(|| format!("could not create {}", dir.abs(sub).display()))?;
     }
@@ -29,11 +38,13 @@ pub fn write_fixtures(dir: &BenchDir) -> Result<()> {
             .collect();
         fs::write(&file, bytes).with_context(|| format!("could not write {}", file.display()))?;
     }
+    write_certificate(&dir.abs("tls"))?;
     for (name, text) in [
         ("bench_app.py", WSGI_APP),
         ("wsgi_hello.py", WSGI_HELLO_APP),
         ("wsgi_echo.py", WSGI_ECHO_APP),
         ("wsgi_loop.py", WSGI_LOOP),
+        ("asgi_hello.py", ASGI_HELLO_APP),
     ] {
         let app = dir.abs("wsgi").join(name);
         fs::write(&app, text).with_context(|| format!("could not write {}", app.display()))?;
@@ -51,6 +62,27 @@ BODY = b"Hello, World!\n"
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))])
     return [BODY]
+"#;
+
+/// The ASGI hello app (`asgi_hello:app`) that ferrocorn, granian, uvicorn and gunicorn's
+/// `asgi` worker run: a raw ASGI 3.0 function, the head with `Content-Length`, one body
+/// message; it ignores the lifespan scope (returns at once, which every server accepts).
+pub const ASGI_HELLO_APP: &str = r#""""ASGI hello for `cargo xtask bench`, written by the task."""
+
+BODY = b"Hello, World!\n"
+START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"14")],
+}
+MESSAGE = {"type": "http.response.body", "body": BODY}
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send(START)
+    await send(MESSAGE)
 "#;
 
 /// Calls a WSGI app `module:callable` N times with no server (`python wsgi_loop.py
@@ -138,9 +170,73 @@ def app(environ, start_response):
     return [HELLO]
 "#;
 
+/// The TLS scenarios' certificate and key in `.bench/tls/`: ECDSA P-256, self-signed for
+/// 127.0.0.1, served by ferrocorn and nginx alike.
+pub const TLS_CERT: &str = "cert.pem";
+pub const TLS_KEY: &str = "key.pem";
+
+/// Makes the certificate with the `openssl` command, unless it is there.
+fn write_certificate(tls: &Path) -> Result<()> {
+    if tls.join(TLS_CERT).exists() && tls.join(TLS_KEY).exists() {
+        return Ok(());
+    }
+    let output = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            TLS_KEY,
+            "-out",
+            TLS_CERT,
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            // An end-entity certificate (webpki refuses a CA's as a server's), which the
+            // client trusts as its own root.
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "keyUsage=critical,digitalSignature",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .current_dir(tls)
+        .output()
+        .context("could not run openssl (the TLS scenarios need it for their certificate)")?;
+    if !output.status.success() {
+        bail!(
+            "openssl could not make the TLS certificate: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// The nginx configuration for `port`: `return 200` for hello, the static directory for the
-/// file, `worker_processes` as for the others; all paths under `.bench/nginx/`.
-pub fn nginx_conf(port: u16, static_dir: &Path, run_as_root: bool) -> String {
+/// file, `worker_processes` as for the others; all paths under its prefix (`.bench/nginx/`,
+/// `.bench/nginx-tls/`). With `tls` (the directory of the certificate) the listener speaks
+/// TLS 1.2 and 1.3 as ferrocorn's does (nginx's defaults otherwise: session tickets on, no
+/// session cache, no kTLS).
+pub fn nginx_conf(port: u16, static_dir: &Path, run_as_root: bool, tls: Option<&Path>) -> String {
+    let listen = match tls {
+        None => format!("listen 127.0.0.1:{port};"),
+        Some(dir) => format!(
+            "listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;",
+            cert = dir.join(TLS_CERT).display(),
+            key = dir.join(TLS_KEY).display()
+        ),
+    };
     let user = if run_as_root {
         // As root nginx would switch its workers to `nobody`; keep them the current user.
         "user root;\n"
@@ -170,7 +266,7 @@ http {{
     uwsgi_temp_path tmp/uwsgi;
     scgi_temp_path tmp/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        {listen}
         location = /{STATIC_FILE_NAME} {{
             root {static};
         }}
@@ -191,7 +287,7 @@ mod tests {
 
     #[test]
     fn nginx_runs_as_many_workers_as_the_others() {
-        let conf = nginx_conf(8002, Path::new("/project/.bench/static"), false);
+        let conf = nginx_conf(8002, Path::new("/project/.bench/static"), false, None);
         assert!(conf.contains("worker_processes 2;"));
         assert!(conf.contains("listen 127.0.0.1:8002;"));
         assert!(!conf.contains("user root"));

@@ -1,12 +1,19 @@
 //! The built-in load generator, used when wrk is not installed: one thread per connection,
 //! blocking sockets, the same figures as the wrk scripts (requests, bytes, errors, p50/p99
 //! latency from the write of a request, or of a pipelined batch, to the end of its last
-//! response).
+//! response). It drives the TLS scenarios too, with a rustls client (TLS 1.3, no session
+//! resumption: every new connection is a full handshake).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,8 +32,76 @@ struct Tally {
     latencies_us: Vec<u32>,
 }
 
-/// Runs `scenario` against `addr` for `duration` and returns its figures.
-pub fn run(addr: SocketAddr, scenario: &Scenario, duration: Duration) -> LoadFigures {
+/// The TLS client of the TLS scenarios: TLS 1.3 only, trusting `cert` (the servers' own),
+/// keeping no session, so that `Connection: close` means a full handshake per request.
+pub fn tls_client(cert: &Path) -> Result<Arc<ClientConfig>> {
+    let cert = CertificateDer::from_pem_file(cert)
+        .with_context(|| format!("could not read {}", cert.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).context("the bench certificate")?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+/// A connection of the generator: plain TCP or TLS over it.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// A new connection to `addr`, with a finished TLS handshake when `tls` is given.
+fn open(addr: SocketAddr, tls: Option<&Arc<ClientConfig>>) -> io::Result<Conn> {
+    let stream = connect(addr)?;
+    let Some(config) = tls else {
+        return Ok(Conn::Plain(stream));
+    };
+    let name = ServerName::IpAddress(addr.ip().into());
+    let conn = ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
+    let mut tls = StreamOwned::new(conn, stream);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(Conn::Tls(Box::new(tls)))
+}
+
+/// Runs `scenario` against `addr` for `duration` and returns its figures; over TLS with
+/// `tls`.
+pub fn run(
+    addr: SocketAddr,
+    scenario: &Scenario,
+    duration: Duration,
+    tls: Option<Arc<ClientConfig>>,
+) -> LoadFigures {
     let request = Arc::new(scenario.request_bytes(&addr.to_string()));
     let depth = match scenario.mode {
         Mode::Pipeline(depth) => depth,
@@ -46,8 +121,10 @@ pub fn run(addr: SocketAddr, scenario: &Scenario, duration: Duration) -> LoadFig
     let start = Instant::now();
     let threads: Vec<_> = (0..scenario.connections)
         .map(|_| {
-            let (batch, stop) = (Arc::clone(&batch), Arc::clone(&stop));
-            thread::spawn(move || connection_loop(addr, &batch, depth, close_each, &stop))
+            let (batch, stop, tls) = (Arc::clone(&batch), Arc::clone(&stop), tls.clone());
+            thread::spawn(move || {
+                connection_loop(addr, tls.as_ref(), &batch, depth, close_each, &stop)
+            })
         })
         .collect();
     thread::sleep(duration);
@@ -90,6 +167,7 @@ fn percentile(sorted_us: &[u32], p: f64) -> Duration {
 /// One connection's loop: write a batch, read its `depth` responses, repeat until `stop`.
 fn connection_loop(
     addr: SocketAddr,
+    tls: Option<&Arc<ClientConfig>>,
     batch: &[u8],
     depth: usize,
     close_each: bool,
@@ -100,7 +178,7 @@ fn connection_loop(
     while !stop.load(Ordering::Relaxed) {
         let reader = match conn.as_mut() {
             Some(reader) => reader,
-            None => match connect(addr) {
+            None => match open(addr, tls) {
                 Ok(stream) => conn.insert(ResponseReader::new(stream)),
                 Err(_) => {
                     tally.errors += 1;
@@ -161,7 +239,7 @@ pub fn sequential(addr: SocketAddr, request: &[u8], count: u64) -> io::Result<()
 
 /// [`sequential`], then hands the connection back, open and idle.
 pub fn sequential_then_idle(addr: SocketAddr, request: &[u8], count: u64) -> io::Result<TcpStream> {
-    let mut reader = ResponseReader::new(connect(addr)?);
+    let mut reader = ResponseReader::new(Conn::Plain(connect(addr)?));
     for sent in 0..count {
         reader.stream.write_all(request)?;
         let response = reader.read_response()?;
@@ -169,7 +247,10 @@ pub fn sequential_then_idle(addr: SocketAddr, request: &[u8], count: u64) -> io:
             return Err(invalid("the server refused or closed the connection"));
         }
     }
-    Ok(reader.stream)
+    match reader.stream {
+        Conn::Plain(stream) => Ok(stream),
+        Conn::Tls(_) => Err(invalid("a plain connection was asked for")),
+    }
 }
 
 fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
@@ -193,7 +274,7 @@ struct Response {
 /// Reads responses off a connection: heads parsed, bodies counted and dropped, bytes of the
 /// next pipelined response kept.
 struct ResponseReader {
-    stream: TcpStream,
+    stream: Conn,
     /// Zeroed once: refilling must not clear it again on every read.
     buf: Box<[u8]>,
     /// The unread bytes are `buf[pos..end]`.
@@ -209,7 +290,7 @@ fn invalid(what: &str) -> io::Error {
 }
 
 impl ResponseReader {
-    fn new(stream: TcpStream) -> ResponseReader {
+    fn new(stream: Conn) -> ResponseReader {
         ResponseReader {
             stream,
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
@@ -403,7 +484,7 @@ mod tests {
             connections: 2,
             ..scenario
         };
-        let figures = run(addr, &scenario, Duration::from_millis(200));
+        let figures = run(addr, &scenario, Duration::from_millis(200), None);
         assert_eq!(figures.errors, 0);
         assert!(figures.requests >= 16, "{figures:?}");
         assert_eq!(figures.requests % 16, 0, "{figures:?}");
@@ -420,7 +501,7 @@ mod tests {
             connections: 1,
             ..Scenario::by_name("hello-ka-1").unwrap()
         };
-        let figures = run(addr, &scenario, Duration::from_millis(100));
+        let figures = run(addr, &scenario, Duration::from_millis(100), None);
         assert!(figures.requests > 0);
         // Every response is a 503: each counts as a request and as an error.
         assert_eq!(figures.errors, figures.requests);
@@ -437,7 +518,7 @@ mod tests {
                 .write_all(b"HTTP/1.0 200 OK\r\n\r\nbody until close")
                 .unwrap();
         });
-        let mut reader = ResponseReader::new(connect(addr).unwrap());
+        let mut reader = ResponseReader::new(Conn::Plain(connect(addr).unwrap()));
         let response = reader.read_response().unwrap();
         server.join().unwrap();
         assert_eq!(

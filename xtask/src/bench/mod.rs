@@ -11,7 +11,10 @@ mod procfs;
 mod report;
 mod scenario;
 mod servers;
+mod websocket;
 mod wrk;
+
+pub use websocket::run as run_websocket;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,9 +30,9 @@ use servers::{BenchDir, Installed, Instance, ServerKind};
 pub const USAGE: &str = "\
 usage: cargo xtask bench [OPTIONS]
 
-Benchmarks ferrocorn against nginx, gunicorn (sync, gthread) and granian on 127.0.0.1,
-2 workers each, and writes docs/BENCHMARKS.md. Needs python3 with venv and pip (gunicorn
-and granian go into .bench/venv); uses nginx and wrk where installed:
+Benchmarks ferrocorn against nginx, gunicorn (sync, gthread, asgi), granian and uvicorn on
+127.0.0.1, 2 workers each, and writes docs/BENCHMARKS.md. Needs python3 with venv and pip
+(gunicorn, granian and uvicorn go into .bench/venv); uses nginx and wrk where installed:
 apt-get install -y nginx wrk
 
 options:
@@ -39,10 +42,12 @@ options:
                       on a shared machine single rounds of the ka×64 ratios
                       range ±15 %: 5 to 9 rounds steady the medians
   --servers LIST      comma-separated, of: ferrocorn, nginx, gunicorn-gthread, gunicorn-sync,
-                      granian
+                      granian, uvicorn, gunicorn-asgi
   --scenarios LIST    comma-separated, of: hello-ka-1, hello-ka-64, hello-close-16,
                       hello-pipe-16, static-1m-8, echo-post-4k-64, wsgi-hello-ka-64,
-                      wsgi-echo-post-4k-64
+                      wsgi-echo-post-4k-64, asgi-hello-ka-64, tls-hello-ka-64,
+                      tls-hello-close-16, tls-static-1m-8 (TLS 1.3, against nginx,
+                      built-in generator)
   --generator KIND    auto (wrk if installed, else built-in), wrk or builtin (default auto)
   --no-parser         skip the parser against httparse (criterion, alternating rounds, callgrind)
   --no-callgrind      skip counting ferrocorn's instructions per request under valgrind
@@ -500,6 +505,24 @@ fn install_servers(
             ),
         }
     }
+    if wants(ServerKind::GunicornAsgi) {
+        match servers::install_gunicorn(dir) {
+            Ok((gthread, _)) => installed.push(Installed {
+                kind: ServerKind::GunicornAsgi,
+                ..gthread
+            }),
+            Err(err) => note(report, &format!("gunicorn asgi skipped: {err:#}")),
+        }
+    }
+    if wants(ServerKind::Uvicorn) {
+        match servers::install_uvicorn(dir) {
+            Ok(server) => installed.push(server),
+            Err(err) => note(
+                report,
+                &format!("uvicorn skipped (needs python3 with venv and pip, and PyPI): {err:#}"),
+            ),
+        }
+    }
     if wants(ServerKind::Granian) {
         match servers::install_granian(dir) {
             Ok(server) => installed.push(server),
@@ -511,7 +534,9 @@ fn install_servers(
     }
     for server in &installed {
         let name = match server.kind {
-            ServerKind::GunicornGthread | ServerKind::GunicornSync => "gunicorn",
+            ServerKind::GunicornGthread | ServerKind::GunicornSync | ServerKind::GunicornAsgi => {
+                "gunicorn"
+            }
             kind => kind.name(),
         };
         if !report.versions.iter().any(|(n, _)| n == name) {
@@ -535,6 +560,18 @@ fn measure(
     ticks: u64,
 ) -> Result<(Row, String)> {
     let label = format!("{}-{}", instance.kind.name(), scenario.name);
+    // TLS runs use the built-in generator's rustls client, whatever drives the others.
+    let tls = scenario
+        .app
+        .is_tls()
+        .then(|| loadgen::tls_client(&dir.abs("tls").join(fixtures::TLS_CERT)))
+        .transpose()?;
+    let driver = if tls.is_some() {
+        &Driver::Builtin
+    } else {
+        driver
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let load = |duration: Duration, log_suffix: &str| -> Result<(scenario::LoadFigures, String)> {
         match driver {
             Driver::Wrk => {
@@ -546,9 +583,9 @@ fn measure(
                 Ok((wrk::run(&args, &dir.root, &log)?, args.join(" ")))
             }
             Driver::Builtin => Ok((
-                loadgen::run(instance.addr, scenario, duration),
+                loadgen::run(instance.addr, scenario, duration, tls.clone()),
                 format!(
-                    "(built-in) {} against http://{}{}, {} s",
+                    "(built-in) {} against {scheme}://{}{}, {} s",
                     scenario.describe(),
                     instance.addr,
                     scenario.path,
@@ -628,8 +665,8 @@ mod tests {
         let options = Options::parse(&[]).unwrap();
         assert_eq!(options, Options::default());
         assert_eq!(options.duration, Duration::from_secs(5));
-        assert_eq!(options.servers.len(), 5);
-        assert_eq!(options.scenarios.len(), 8);
+        assert_eq!(options.servers.len(), 7);
+        assert_eq!(options.scenarios.len(), 12);
     }
 
     #[test]

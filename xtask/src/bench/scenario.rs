@@ -18,15 +18,25 @@ pub enum AppKind {
     /// A Python WSGI function returning the request body it read from `wsgi.input`
     /// (`.bench/wsgi/wsgi_echo.py`).
     WsgiEcho,
+    /// A raw ASGI 3.0 application answering `Hello, World!\n` in one body message
+    /// (`.bench/wsgi/asgi_hello.py`), served by every server that runs ASGI.
+    AsgiHello,
+    /// `Hello` over TLS 1.3, with the bench's ECDSA P-256 certificate (`.bench/tls/`).
+    TlsHello,
+    /// `Static` over TLS 1.3, the same certificate.
+    TlsStatic,
 }
 
 impl AppKind {
-    pub const ALL: [AppKind; 5] = [
+    pub const ALL: [AppKind; 8] = [
         AppKind::Hello,
         AppKind::Static,
         AppKind::Echo,
         AppKind::WsgiHello,
         AppKind::WsgiEcho,
+        AppKind::AsgiHello,
+        AppKind::TlsHello,
+        AppKind::TlsStatic,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,21 +46,40 @@ impl AppKind {
             AppKind::Echo => "echo",
             AppKind::WsgiHello => "wsgi-hello",
             AppKind::WsgiEcho => "wsgi-echo",
+            AppKind::AsgiHello => "asgi-hello",
+            AppKind::TlsHello => "tls-hello",
+            AppKind::TlsStatic => "tls-static",
         }
     }
 
-    /// The WSGI application (`module:callable` in `.bench/wsgi/`) that every server runs
-    /// for this app, `None` for the apps ferrocorn has built in.
+    /// Whether the app is served over TLS (its own listener, its own process tree).
+    pub fn is_tls(self) -> bool {
+        matches!(self, AppKind::TlsHello | AppKind::TlsStatic)
+    }
+
+    /// The Python application, WSGI or ASGI (`module:callable` in `.bench/wsgi/`), that
+    /// every server runs for this app, `None` for the apps ferrocorn has built in.
     pub fn wsgi_target(self) -> Option<&'static str> {
         match self {
             AppKind::WsgiHello => Some("wsgi_hello:app"),
             AppKind::WsgiEcho => Some("wsgi_echo:app"),
-            AppKind::Hello | AppKind::Static | AppKind::Echo => None,
+            AppKind::AsgiHello => Some("asgi_hello:app"),
+            AppKind::Hello
+            | AppKind::Static
+            | AppKind::Echo
+            | AppKind::TlsHello
+            | AppKind::TlsStatic => None,
         }
     }
 
+    /// A Python application (WSGI or ASGI): each server runs it in a process tree of its own.
     pub fn is_wsgi(self) -> bool {
         self.wsgi_target().is_some()
+    }
+
+    /// An ASGI application (only the servers that run ASGI have it).
+    pub fn is_asgi(self) -> bool {
+        self == AppKind::AsgiHello
     }
 }
 
@@ -88,7 +117,7 @@ pub const STATIC_FILE_NAME: &str = "file-1m.bin";
 pub const POST_BODY_BYTES: usize = 4096;
 
 /// All scenarios, in the order they run and print.
-pub const SCENARIOS: [Scenario; 8] = [
+pub const SCENARIOS: [Scenario; 12] = [
     Scenario {
         name: "hello-ka-1",
         app: AppKind::Hello,
@@ -151,6 +180,39 @@ pub const SCENARIOS: [Scenario; 8] = [
         path: "/echo",
         mode: Mode::Post(POST_BODY_BYTES),
         connections: 64,
+        threads: 2,
+    },
+    Scenario {
+        name: "asgi-hello-ka-64",
+        app: AppKind::AsgiHello,
+        path: "/",
+        mode: Mode::KeepAlive,
+        connections: 64,
+        threads: 2,
+    },
+    Scenario {
+        name: "tls-hello-ka-64",
+        app: AppKind::TlsHello,
+        path: "/",
+        mode: Mode::KeepAlive,
+        connections: 64,
+        threads: 2,
+    },
+    // Every request a new connection and a full handshake (the client keeps no session).
+    Scenario {
+        name: "tls-hello-close-16",
+        app: AppKind::TlsHello,
+        path: "/",
+        mode: Mode::Close,
+        connections: 16,
+        threads: 2,
+    },
+    Scenario {
+        name: "tls-static-1m-8",
+        app: AppKind::TlsStatic,
+        path: "/file-1m.bin",
+        mode: Mode::KeepAlive,
+        connections: 8,
         threads: 2,
     },
 ];

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::fixtures::nginx_conf;
+use super::fixtures::{nginx_conf, TLS_CERT, TLS_KEY};
 use super::procfs::{process_tree, ProcStat};
 use super::scenario::AppKind;
 
@@ -25,6 +25,8 @@ pub const GTHREAD_THREADS: usize = 4;
 pub const GUNICORN_PIN: &str = "gunicorn==27.0.1";
 /// The granian release installed beside it (issue 11 asks for granian 2.8).
 pub const GRANIAN_PIN: &str = "granian==2.8.9";
+/// uvicorn with what `uvicorn[standard]` brings for speed (issue 16: uvloop and httptools).
+pub const UVICORN_PINS: [&str; 3] = ["uvicorn==0.55.0", "uvloop==0.23.0", "httptools==0.9.0"];
 
 /// How granian runs the WSGI app, for the report. If its command line changes, change this.
 pub const GRANIAN_THREADING: &str = "granian runs with its default threading, as a user who \
@@ -47,18 +49,25 @@ pub enum ServerKind {
     Nginx,
     GunicornGthread,
     GunicornSync,
-    /// granian (Rust, hyper and tokio) with its WSGI interface; it runs only the WSGI apps.
+    /// granian (Rust, hyper and tokio) with its WSGI or ASGI interface; it runs only the
+    /// Python apps.
     Granian,
+    /// uvicorn with uvloop and httptools; it runs only the ASGI apps.
+    Uvicorn,
+    /// gunicorn 27's `asgi` worker; it runs only the ASGI apps.
+    GunicornAsgi,
 }
 
 impl ServerKind {
     /// All servers, in the order they run and print.
-    pub const ALL: [ServerKind; 5] = [
+    pub const ALL: [ServerKind; 7] = [
         ServerKind::Ferrocorn,
         ServerKind::Nginx,
         ServerKind::GunicornGthread,
         ServerKind::GunicornSync,
         ServerKind::Granian,
+        ServerKind::Uvicorn,
+        ServerKind::GunicornAsgi,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +77,8 @@ impl ServerKind {
             ServerKind::GunicornGthread => "gunicorn-gthread",
             ServerKind::GunicornSync => "gunicorn-sync",
             ServerKind::Granian => "granian",
+            ServerKind::Uvicorn => "uvicorn",
+            ServerKind::GunicornAsgi => "gunicorn-asgi",
         }
     }
 
@@ -79,9 +90,17 @@ impl ServerKind {
     /// and runs no Python; granian runs only the WSGI apps.
     pub fn serves(self, app: AppKind) -> bool {
         match self {
-            ServerKind::Nginx => matches!(app, AppKind::Hello | AppKind::Static),
+            ServerKind::Nginx => matches!(
+                app,
+                AppKind::Hello | AppKind::Static | AppKind::TlsHello | AppKind::TlsStatic
+            ),
             ServerKind::Granian => app.is_wsgi(),
-            ServerKind::Ferrocorn | ServerKind::GunicornGthread | ServerKind::GunicornSync => true,
+            ServerKind::Uvicorn | ServerKind::GunicornAsgi => app.is_asgi(),
+            // Their TLS is Python's ssl module; the TLS scenarios compare with nginx.
+            ServerKind::GunicornGthread | ServerKind::GunicornSync => {
+                !app.is_asgi() && !app.is_tls()
+            }
+            ServerKind::Ferrocorn => true,
         }
     }
 
@@ -272,6 +291,32 @@ pub fn install_granian(dir: &BenchDir) -> Result<Installed> {
     })
 }
 
+/// Installs the pinned uvicorn, uvloop and httptools into `.bench/venv` unless there.
+pub fn install_uvicorn(dir: &BenchDir) -> Result<Installed> {
+    let uvicorn = dir.rel("venv").join("bin/uvicorn");
+    for pin in UVICORN_PINS {
+        if !venv_has(dir, pin) {
+            // A program that does not exist: `pip_install` installs the pin.
+            pip_install(dir, Path::new("/nonexistent"), pin)?;
+        }
+    }
+    Ok(Installed {
+        kind: ServerKind::Uvicorn,
+        version: venv_version(dir, &uvicorn)?,
+        program: uvicorn,
+    })
+}
+
+/// Whether `.bench/venv` has the package at the version `pin` names.
+fn venv_has(dir: &BenchDir, pin: &str) -> bool {
+    capture(
+        &dir.root.join(dir.rel("venv").join("bin/pip")),
+        &["freeze", "--disable-pip-version-check"],
+        &dir.root,
+    )
+    .is_ok_and(|frozen| frozen.lines().any(|l| l.eq_ignore_ascii_case(pin)))
+}
+
 /// Finds nginx on PATH.
 pub fn find_nginx(dir: &BenchDir) -> Result<Installed> {
     let Some(program) = which("nginx") else {
@@ -298,11 +343,16 @@ pub fn instance_apps(kind: ServerKind, wanted: &[AppKind]) -> Vec<Vec<AppKind>> 
         .copied()
         .filter(|a| kind.serves(*a))
         .partition(|a| a.is_wsgi());
+    // TLS apps listen on a port of their own.
+    let (tls, builtin): (Vec<AppKind>, Vec<AppKind>) =
+        builtin.into_iter().partition(|a| a.is_tls());
     let mut instances = Vec::new();
-    if kind.one_instance_for_builtin_apps() && !builtin.is_empty() {
-        instances.push(builtin);
-    } else {
-        instances.extend(builtin.into_iter().map(|a| vec![a]));
+    for group in [builtin, tls] {
+        if kind.one_instance_for_builtin_apps() && !group.is_empty() {
+            instances.push(group);
+        } else {
+            instances.extend(group.into_iter().map(|a| vec![a]));
+        }
     }
     instances.extend(wsgi.into_iter().map(|a| vec![a]));
     instances
@@ -316,7 +366,22 @@ pub fn ferrocorn_app_args(app: AppKind, dir: &BenchDir) -> Vec<String> {
         AppKind::Hello => vec!["hello".into()],
         AppKind::Echo => vec!["echo".into()],
         AppKind::Static => vec![format!("static:{}", dir.rel("static").display())],
-        AppKind::WsgiHello | AppKind::WsgiEcho => vec![
+        AppKind::TlsHello | AppKind::TlsStatic => {
+            let mut args = vec![
+                "--certfile".into(),
+                dir.rel("tls").join(TLS_CERT).display().to_string(),
+                "--keyfile".into(),
+                dir.rel("tls").join(TLS_KEY).display().to_string(),
+            ];
+            let plain = if app == AppKind::TlsHello {
+                AppKind::Hello
+            } else {
+                AppKind::Static
+            };
+            args.extend(ferrocorn_app_args(plain, dir));
+            args
+        }
+        AppKind::WsgiHello | AppKind::WsgiEcho | AppKind::AsgiHello => vec![
             "--threads".into(),
             "1".into(),
             "--chdir".into(),
@@ -343,10 +408,12 @@ pub fn command_line(
             args.extend(ferrocorn_app_args(app, dir));
             args
         }
-        ServerKind::GunicornSync | ServerKind::GunicornGthread => {
+        ServerKind::GunicornSync | ServerKind::GunicornGthread | ServerKind::GunicornAsgi => {
             let mut args = vec![program, "--workers".into(), workers];
             if installed.kind == ServerKind::GunicornSync {
                 args.extend(["--worker-class".into(), "sync".into()]);
+            } else if installed.kind == ServerKind::GunicornAsgi {
+                args.extend(["--worker-class".into(), "asgi".into()]);
             } else {
                 args.extend([
                     "--worker-class".into(),
@@ -371,7 +438,11 @@ pub fn command_line(
         ServerKind::Granian => vec![
             program,
             "--interface".into(),
-            "wsgi".into(),
+            if apps.iter().any(|a| a.is_asgi()) {
+                "asgi".into()
+            } else {
+                "wsgi".into()
+            },
             "--workers".into(),
             workers,
             "--host".into(),
@@ -382,15 +453,43 @@ pub fn command_line(
             dir.rel("wsgi").display().to_string(),
             wsgi_target(apps).into(),
         ],
+        // uvloop and httptools named, so that a missing one fails instead of falling back;
+        // no access log, as the others run.
+        ServerKind::Uvicorn => vec![
+            program,
+            "--workers".into(),
+            workers,
+            "--loop".into(),
+            "uvloop".into(),
+            "--http".into(),
+            "httptools".into(),
+            "--no-access-log".into(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--app-dir".into(),
+            dir.rel("wsgi").display().to_string(),
+            wsgi_target(apps).into(),
+        ],
         ServerKind::Nginx => vec![
             program,
             "-p".into(),
-            format!("{}/", dir.rel("nginx").display()),
+            format!("{}/", dir.rel(nginx_prefix(apps)).display()),
             "-c".into(),
             "nginx.conf".into(),
             "-e".into(),
             "stderr".into(),
         ],
+    }
+}
+
+/// nginx's prefix directory for `apps` (one per instance: each has its pid file).
+fn nginx_prefix(apps: &[AppKind]) -> &'static str {
+    if apps.iter().any(|a| a.is_tls()) {
+        "nginx-tls"
+    } else {
+        "nginx"
     }
 }
 
@@ -420,9 +519,13 @@ impl Instance {
         let port = free_port()?;
         if installed.kind == ServerKind::Nginx {
             let root = nix::unistd::geteuid().is_root();
-            let conf = dir.abs("nginx").join("nginx.conf");
-            fs::write(&conf, nginx_conf(port, &dir.abs("static"), root))
-                .with_context(|| format!("could not write {}", conf.display()))?;
+            let conf = dir.abs(nginx_prefix(apps)).join("nginx.conf");
+            let tls = apps.iter().any(|a| a.is_tls()).then(|| dir.abs("tls"));
+            fs::write(
+                &conf,
+                nginx_conf(port, &dir.abs("static"), root, tls.as_deref()),
+            )
+            .with_context(|| format!("could not write {}", conf.display()))?;
         }
         let command = command_line(installed, apps, port, dir);
         let names: Vec<&str> = apps.iter().map(|a| a.name()).collect();
@@ -585,9 +688,12 @@ mod tests {
         let all = AppKind::ALL;
         assert_eq!(
             instance_apps(ServerKind::Nginx, &all),
-            vec![vec![AppKind::Hello, AppKind::Static]]
+            vec![
+                vec![AppKind::Hello, AppKind::Static],
+                vec![AppKind::TlsHello, AppKind::TlsStatic]
+            ]
         );
-        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 5);
+        assert_eq!(instance_apps(ServerKind::Ferrocorn, &all).len(), 8);
         assert!(instance_apps(ServerKind::Nginx, &[AppKind::Echo]).is_empty());
     }
 
@@ -600,9 +706,18 @@ mod tests {
         );
         assert_eq!(
             instance_apps(ServerKind::Granian, &AppKind::ALL),
-            vec![vec![WsgiHello], vec![WsgiEcho]]
+            vec![vec![WsgiHello], vec![WsgiEcho], vec![AsgiHello]]
         );
         assert!(instance_apps(ServerKind::Nginx, &[WsgiHello]).is_empty());
+        // The ASGI app only where ASGI runs.
+        assert_eq!(
+            instance_apps(ServerKind::Uvicorn, &AppKind::ALL),
+            vec![vec![AsgiHello]]
+        );
+        assert_eq!(
+            instance_apps(ServerKind::GunicornAsgi, &AppKind::ALL),
+            vec![vec![AsgiHello]]
+        );
     }
 
     #[test]

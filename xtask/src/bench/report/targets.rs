@@ -125,6 +125,34 @@ const ISSUE_6: [Comparison; 6] = [
     },
 ];
 
+/// The comparisons of issue 15: TLS 1.3 with the same ECDSA P-256 certificate.
+const TLS: [Comparison; 3] = [
+    Comparison {
+        what: "TLS hello keep-alive ×64: requests per server CPU-second ≥ 1.0× nginx",
+        scenario: "tls-hello-ka-64",
+        peer: ServerKind::Nginx,
+        figure: per_cpu,
+        bound: Bound::AtLeast(1.0),
+        show: show_per_cpu,
+    },
+    Comparison {
+        what: "TLS full handshake per request ×16: handshakes per server CPU-second ≥ 1.0× nginx",
+        scenario: "tls-hello-close-16",
+        peer: ServerKind::Nginx,
+        figure: per_cpu,
+        bound: Bound::AtLeast(1.0),
+        show: show_per_cpu,
+    },
+    Comparison {
+        what: "TLS 1 MiB static file: throughput ≥ 0.8× nginx",
+        scenario: "tls-static-1m-8",
+        peer: ServerKind::Nginx,
+        figure: mib_per_second,
+        bound: Bound::AtLeast(0.8),
+        show: show_mib_per_second,
+    },
+];
+
 /// The comparisons of issue 11: the same WSGI app on 2 workers under each server.
 const WSGI: [Comparison; 4] = [
     Comparison {
@@ -157,6 +185,26 @@ const WSGI: [Comparison; 4] = [
         peer: ServerKind::GunicornGthread,
         figure: per_second,
         bound: Bound::AtLeast(6.0),
+        show: show_per_second,
+    },
+];
+
+/// The comparisons of issue 16: the same raw ASGI app on 2 workers under each server.
+const ASGI: [Comparison; 2] = [
+    Comparison {
+        what: "ASGI hello keep-alive ×64: requests/s ≥ 1.2× granian",
+        scenario: "asgi-hello-ka-64",
+        peer: ServerKind::Granian,
+        figure: per_second,
+        bound: Bound::AtLeast(1.2),
+        show: show_per_second,
+    },
+    Comparison {
+        what: "ASGI hello keep-alive ×64: requests/s ≥ 2× uvicorn",
+        scenario: "asgi-hello-ka-64",
+        peer: ServerKind::Uvicorn,
+        figure: per_second,
+        bound: Bound::AtLeast(2.0),
         show: show_per_second,
     },
 ];
@@ -242,7 +290,9 @@ impl Report {
             self.idle.as_ref(),
             self.idle_note.as_deref(),
         ));
+        targets.extend(ASGI.iter().map(|c| self.compare(c)));
         targets.extend(WSGI.iter().map(|c| self.compare(c)));
+        targets.extend(TLS.iter().map(|c| self.compare(c)));
         targets
     }
 
@@ -474,7 +524,8 @@ mod tests {
             ..Report::default()
         };
         let targets = report.targets();
-        let wsgi = &targets[targets.len() - WSGI.len()..];
+        let end = targets.len() - TLS.len();
+        let wsgi = &targets[end - WSGI.len()..end];
         assert_eq!(wsgi[0].verdict, Verdict::Met, "{:?}", wsgi[0]);
         assert!(wsgi[0]
             .measured
