@@ -51,6 +51,10 @@ impl Slots {
                     self.gone.push(st.id);
                 }
             }
+            if let Phase::WebSocket(s) = &c.phase {
+                // A deferred application's WebSocket ended without a closing handshake.
+                self.gone.extend(s.unreported());
+            }
             drop(c);
             self.open -= 1;
             self.free.push(slot);
