@@ -321,10 +321,10 @@ impl Dispatcher {
     ) -> PyResult<Bound<'py, PyAny>> {
         let receive = cycle.getattr(intern!(py, "receive"))?;
         let send = cycle.getattr(intern!(py, "send"))?;
-        let coroutine = self
-            .serve
-            .bind(py)
-            .call1((self.app.bind(py), scope, receive, send, cycle))?;
+        let coroutine =
+            self.serve
+                .bind(py)
+                .call1((self.app.bind(py), scope, receive, send, cycle))?;
         b.create_task.bind(py).call1((coroutine,))
     }
 

@@ -275,12 +275,9 @@ impl fmt::Debug for Reply {
             Reply::Trailers { id, fields } => write!(f, "Trailers({}, {fields:?})", id.seq),
             Reply::Abort { id } => write!(f, "Abort({})", id.seq),
             Reply::Resume { id } => write!(f, "Resume({})", id.seq),
-            Reply::Send { id, message, wait } => write!(
-                f,
-                "Send({}, {} bytes, wait {wait})",
-                id.seq,
-                message.len()
-            ),
+            Reply::Send { id, message, wait } => {
+                write!(f, "Send({}, {} bytes, wait {wait})", id.seq, message.len())
+            }
             Reply::Close { id, code, reason } => write!(f, "Close({}, {code}, {reason:?})", id.seq),
         }
     }

@@ -170,10 +170,7 @@ impl Session {
     /// The deferred exchange to tell of the connection's end, if it has not heard of it:
     /// the connection goes without a closing handshake (1006).
     pub(crate) fn unreported(&self) -> Option<ExchangeId> {
-        self.deferred
-            .as_ref()
-            .filter(|d| !d.reported)
-            .map(|d| d.id)
+        self.deferred.as_ref().filter(|d| !d.reported).map(|d| d.id)
     }
 }
 
