@@ -104,14 +104,19 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
     let bind = format!("127.0.0.1:{ferrocorn_port}");
     let echo_port = free_port()?;
     let echo_bind = format!("127.0.0.1:{echo_port}");
+    // At debug level the workers log, as they exit, how many hand-offs carried how many
+    // events and replies (nothing per message).
+    let asgi_log = dir.join("ferrocorn-asgi.log");
     let mut servers = [
         Server::start(
             "ferrocorn asgi",
             Command::new(&ferrocorn_bin)
                 .args(["ws_echo:app", "-k", "asgi", "--asgi-loop", "uvloop"])
-                .args(["--workers", "2", "--bind", &bind, "--virtualenv"])
+                .args(["--workers", "2", "--bind", &bind, "--log-level", "debug"])
+                .arg("--virtualenv")
                 .arg(&venv)
-                .current_dir(&dir),
+                .current_dir(&dir)
+                .stderr(std::fs::File::create(&asgi_log)?),
             ferrocorn_port,
         )?,
         Server::start(
@@ -127,12 +132,15 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
                 ])
                 .args(["httptools", "--ws", "websockets", "--log-level", "warning"])
                 .args(["--port", &uvicorn_port.to_string()])
-                .current_dir(&dir),
+                .current_dir(&dir)
+                .stderr(Stdio::null()),
             uvicorn_port,
         )?,
         Server::start(
             "ferrocorn echo (Rust, extra)",
-            Command::new(&ferrocorn_bin).args(["echo", "--workers", "2", "--bind", &echo_bind]),
+            Command::new(&ferrocorn_bin)
+                .args(["echo", "--workers", "2", "--bind", &echo_bind])
+                .stderr(Stdio::null()),
             echo_port,
         )?,
     ];
@@ -167,13 +175,41 @@ pub fn run(args: &[String], root: PathBuf, cargo: fn() -> Command) -> Result<()>
     }
     println!();
     summary("ferrocorn asgi / uvicorn", &ratios, &mut efficiency);
-    summary("ferrocorn echo (Rust) / uvicorn", &echo_ratios, &mut echo_efficiency);
+    summary(
+        "ferrocorn echo (Rust) / uvicorn",
+        &echo_ratios,
+        &mut echo_efficiency,
+    );
     let verdict = if median(&mut ratios.clone()) >= TARGET {
         "met"
     } else {
         "MISSED"
     };
     println!("target: ferrocorn asgi >= {TARGET}x uvicorn's messages/s: {verdict}");
+    drop(servers);
+    hand_offs(&asgi_log)
+}
+
+/// Sums what the ASGI workers logged as they exited: events per hand-off to the event loop
+/// thread and replies per hand-off back (a message echoed is one event and one reply).
+fn hand_offs(log: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(log)?;
+    let sum = |key: &str| -> u64 {
+        text.lines()
+            .flat_map(|line| line.split_whitespace())
+            .filter_map(|field| field.strip_prefix(key)?.strip_prefix('='))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .sum()
+    };
+    let (deliveries, events) = (sum("hand_offs"), sum("events"));
+    let (batches, replies) = (sum("batches"), sum("replies"));
+    println!(
+        "ferrocorn asgi hand-offs over the whole run: worker -> event loop {events} events in \
+         {deliveries} hand-offs ({:.2} per hand-off), event loop -> worker {replies} replies \
+         in {batches} ({:.2} per hand-off)",
+        events as f64 / deliveries.max(1) as f64,
+        replies as f64 / batches.max(1) as f64,
+    );
     Ok(())
 }
 
@@ -235,11 +271,11 @@ struct Server {
 }
 
 impl Server {
+    /// Starts `command` (its stderr as the caller set it).
     fn start(name: &'static str, command: &mut Command, port: u16) -> Result<Server> {
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("start {name}"))?;
         let server = Server {
