@@ -15,7 +15,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, Registry};
@@ -207,6 +207,16 @@ where
     }
 }
 
+/// Counts the lines written at ERROR and WARN for statsd's `gunicorn.log.error` and
+/// `gunicorn.log.warning` (gunicorn's `Statsd` logger counts its own lines the same way).
+struct CountLines;
+
+impl<S: Subscriber> Layer<S> for CountLines {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        ferrocorn_worker::statsd::note_log_line(event.metadata().level());
+    }
+}
+
 /// The installed logging: where lines go and the level, both changeable on a reload.
 #[derive(Debug, Clone)]
 pub struct Logging {
@@ -251,7 +261,7 @@ pub fn init(settings: &Settings) -> io::Result<Logging> {
     let layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(SharedTarget(target.clone()));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(filter).with(CountLines);
     let result = match settings.log_format {
         LogFormat::Text => registry.with(layer.event_format(GunicornFormat)).try_init(),
         LogFormat::Json => {

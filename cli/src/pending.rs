@@ -13,7 +13,6 @@ pub(crate) fn unbuilt(settings: &Settings) -> Vec<&'static str> {
         }
     };
     check(settings.metrics_bind.is_some(), "metrics_bind");
-    check(settings.statsd_host.is_some(), "statsd_host");
     check(settings.limit_concurrency != 0, "limit_concurrency");
     names
 }

@@ -31,7 +31,7 @@ mod settings;
 
 pub use bind::{parse_bind, DEFAULT_PORT};
 pub use error::{closest, edit_distance, ConfigError, Origin};
-pub use kinds::{cipher_suite_names, Arity, CipherList};
+pub use kinds::{cipher_suite_names, Arity, CipherList, StatsdAddress, DEFAULT_STATSD_PORT};
 pub use load::{
     load, Loaded, Overrides, Sources, CMD_ARGS_VAR, DEFAULT_CONFIG_FILE, RESERVED_ENV_VARS,
 };

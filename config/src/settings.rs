@@ -14,6 +14,7 @@ use crate::kinds::{
     OptBind, OptPath, OptText, ProxyMode, Umask, UrlPrefix, NON_EMPTY_TEXT, PATHS,
     PATHS_WITH_COMMAS, TEXT,
 };
+use crate::kinds::{OptStatsd, StatsdAddress, DOGSTATSD_TAGS, STATSD_PREFIX};
 use crate::net::IpAllowList;
 use crate::registry::{declare_settings, flag, flag_with_alias, positional};
 
@@ -470,7 +471,8 @@ declare_settings! {
     accesslog: Option<String> = None;
         Logging, flag(None, "access-logfile", "FILE"), OptText;
 
-    /// The access log line, in gunicorn's `%(atom)s` language.
+    /// The access log line, in gunicorn's `%(atom)s` language; `json` writes one JSON object
+    /// a line instead (its fields are listed in `docs/operations.md`).
     access_log_format: String = DEFAULT_ACCESS_LOG_FORMAT.to_string();
         Logging, flag(None, "access-logformat", "STRING"), TEXT;
 
@@ -573,18 +575,20 @@ declare_settings! {
     metrics_bind: Option<BindAddress> = None;
         Metrics, flag(None, "metrics-bind", "ADDRESS"), OptBind;
 
-    /// Send gunicorn's statsd metrics to this address: `HOST:PORT` (UDP) or `unix:PATH`
-    /// (a datagram socket). Empty: off.
-    statsd_host: Option<String> = None;
-        Metrics, flag(None, "statsd-host", "ADDRESS"), OptText;
+    /// Send gunicorn's statsd metrics to this address: `HOST:PORT` (UDP; port 8125 when
+    /// omitted) or `unix:PATH` (a datagram socket; gunicorn's `unix://PATH` too). Empty:
+    /// off. A host name is resolved once when each process starts.
+    statsd_host: Option<StatsdAddress> = None;
+        Metrics, flag(None, "statsd-host", "ADDRESS"), OptStatsd;
 
-    /// A prefix for the statsd metric names (a `.` is added when missing).
+    /// A prefix for the statsd metric names (a `.` is added when missing, as gunicorn
+    /// does).
     statsd_prefix: String = String::new();
-        Metrics, flag(None, "statsd-prefix", "STRING"), TEXT;
+        Metrics, flag(None, "statsd-prefix", "STRING"), STATSD_PREFIX;
 
     /// DogStatsD tags added to every statsd metric, as comma-separated `key:value` pairs.
     dogstatsd_tags: String = String::new();
-        Metrics, flag(None, "dogstatsd-tags", "TAGS"), TEXT;
+        Metrics, flag(None, "dogstatsd-tags", "TAGS"), DOGSTATSD_TAGS;
 
     /// The PEM certificate chain served over TLS; with it, every listener speaks TLS.
     certfile: Option<PathBuf> = None;

@@ -22,6 +22,7 @@ mod pool;
 mod proto;
 mod response;
 mod server;
+pub mod statsd;
 mod throttle;
 mod tls;
 pub mod ws;

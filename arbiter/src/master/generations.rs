@@ -13,7 +13,9 @@ use nix::unistd::Pid;
 use super::{Master, Previous, RestartReason};
 use crate::error::ArbiterError;
 use crate::listeners::{self, Listener, ListenerOrigin};
+use crate::notify::sd_notify;
 use crate::pidfile::Pidfile;
+use crate::scoreboard::monotonic_ns;
 use crate::worker_setup::WorkerSetup;
 
 impl Master {
@@ -21,6 +23,12 @@ impl Master {
     /// generation; the old one is retired once the new one serves. On any error the
     /// running configuration stays, in the directory it ran in.
     pub(super) fn reload(&mut self) {
+        // systemd: reloading until READY=1, sent once this reload is over (`notify_reloaded`).
+        sd_notify(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}",
+            monotonic_ns() / 1000
+        ));
+        self.reload_notified = false;
         let Some(settings) = self.reread_settings() else {
             return;
         };

@@ -2,12 +2,13 @@
 //! resizing (TTIN/TTOU) and readiness. By concern, the rest lives beside it: `spawn`
 //! (forking and reaping workers), `generations` (HUP and rollback), `recycle` (memory and
 //! lifetime recycling, the rolling strategy's limit; `memory` reads `/proc`), `upgrade`
-//! (USR2) and `stop` (TERM/INT/QUIT).
+//! (USR2), `stop` (TERM/INT/QUIT) and `statsd` (the arbiter's statsd lines).
 
 mod generations;
 mod memory;
 mod recycle;
 mod spawn;
+mod statsd;
 mod stop;
 mod upgrade;
 
@@ -213,6 +214,10 @@ pub(crate) struct Master {
     served: bool,
     /// Workers that ended, by why (not counted while the arbiter itself stops).
     restarts: RestartCounts,
+    /// READY=1 went out after the last RELOADING=1 (see `notify_reloaded`).
+    reload_notified: bool,
+    /// The statsd client and the `gunicorn.workers` value it last sent.
+    statsd: statsd::StatsdReport,
 }
 
 impl Master {
@@ -321,6 +326,8 @@ impl Master {
             ready_notified: false,
             served: false,
             restarts: RestartCounts::default(),
+            reload_notified: true,
+            statsd: statsd::StatsdReport::default(),
         })
     }
 
@@ -363,6 +370,8 @@ impl Master {
             self.retire_old_generations();
             self.manage_workers();
             self.notify_ready();
+            self.notify_reloaded();
+            self.report_statsd();
             self.take_over_from_parent();
         }
     }
@@ -503,6 +512,16 @@ impl Master {
                 sd_notify("READY=1");
             }
         }
+    }
+
+    /// After a HUP's RELOADING=1: READY=1 once the reload is over, whichever way: the old
+    /// generation retired, the new one rolled back, or the new configuration refused.
+    fn notify_reloaded(&mut self) {
+        if self.reload_notified || !self.ready_notified || self.previous.is_some() {
+            return;
+        }
+        self.reload_notified = true;
+        sd_notify("READY=1");
     }
 }
 

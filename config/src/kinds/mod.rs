@@ -610,9 +610,11 @@ impl<T: Copy + PartialEq + 'static> Kind for Choice<T> {
 }
 
 mod lists;
+mod statsd;
 #[cfg(test)]
 mod tests;
 mod tls;
 
 pub use lists::{Binds, EnvList, IpList, OptBind, UrlPrefix, PATHS, PATHS_WITH_COMMAS};
+pub use statsd::{OptStatsd, StatsdAddress, DEFAULT_STATSD_PORT, DOGSTATSD_TAGS, STATSD_PREFIX};
 pub use tls::{cipher_suite_names, CipherList, Ciphers};

@@ -22,6 +22,7 @@ use crate::limits::Config;
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
 use crate::response::{write_error, HeadCache};
+use crate::statsd::Statsd;
 
 pub(crate) use conn::{Conn, Exchange, Phase, ReadSide, Spool, Stream, WriteSide};
 pub(crate) use deferred::{reply as deferred_reply, Channel};
@@ -54,6 +55,8 @@ pub(crate) struct Ctx {
     /// The last response head, reused while responses keep the same shape.
     pub(crate) heads: HeadCache,
     pub(crate) log: Option<AccessLog>,
+    /// `statsd_host`'s client: one timer and two counters per request (`statsd.rs`).
+    pub(crate) statsd: Option<Statsd>,
     pub(crate) now: Instant,
     pub(crate) requests: u64,
     /// Set when the worker stops taking new requests (TERM, max_requests).

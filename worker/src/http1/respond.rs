@@ -1,5 +1,6 @@
 //! Writing the application's response into a connection's output: the head, the body or
-//! what remains of it to send, whether the connection stays open, the access log line.
+//! what remains of it to send, whether the connection stays open, the access log line and
+//! the statsd lines.
 
 use super::{Conn, Ctx, Exchange, OutBody, ReadSide, WriteSide};
 use crate::access_log::LogEntry;
@@ -91,5 +92,8 @@ pub(crate) fn log_exchange(ctx: &mut Ctx, ex: &Exchange, body_len: Option<u64>) 
             started: ex.started,
             now_secs: ctx.date.secs(),
         });
+    }
+    if let Some(statsd) = &mut ctx.statsd {
+        statsd.request(ex.res.status, ex.started.elapsed());
     }
 }

@@ -31,6 +31,7 @@ use crate::limits::Config;
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
 use crate::response::HeadCache;
+use crate::statsd::Statsd;
 use crate::throttle::{Throttle, REPORT_INTERVAL};
 use crate::tls::{TlsConfig, TlsStream};
 use crate::{Listener, Settings, Supervisor, WorkerExit, WorkerState, WorkerStatus};
@@ -246,6 +247,17 @@ impl Worker {
                     .map_err(|e| format!("cannot open access log {target:?}: {e}"))?,
             ),
         };
+        // A worker without statsd still serves: the failure is said once, here.
+        let statsd = Statsd::from_settings(settings).and_then(|made| {
+            made.map_err(|e| {
+                let address = settings.statsd_host.as_ref().map(ToString::to_string);
+                tracing::error!(
+                    "statsd_host {}: {e}: no statsd from this worker",
+                    address.unwrap_or_default()
+                )
+            })
+            .ok()
+        });
         Ok(Worker {
             poll,
             listeners: mio_listeners,
@@ -263,6 +275,7 @@ impl Worker {
                 date: DateCache::new(),
                 heads: HeadCache::default(),
                 log,
+                statsd,
                 now: Instant::now(),
                 requests: 0,
                 stopping: false,
@@ -401,6 +414,9 @@ impl Worker {
             }
             if let Some(log) = &mut self.ctx.log {
                 log.flush();
+            }
+            if let Some(statsd) = &mut self.ctx.statsd {
+                statsd.flush(self.ctx.now);
             }
             // This turn's requests, body pieces and disconnects, in one hand-off.
             if let Some(channel) = &mut self.ctx.deferred {
