@@ -32,7 +32,7 @@ pub mod ws;
 
 pub use app::{
     reason_phrase, App, Body, DeferredApp, Event, ExchangeId, HeaderText, Inbox, Peer, Replies,
-    Reply, Request, RequestBody, Response, Version,
+    Reply, Request, RequestBody, Response, Version, WsMessage,
 };
 
 pub use date::http_date;

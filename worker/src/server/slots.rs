@@ -68,6 +68,10 @@ impl<'s> Slots<'s> {
                     self.gone.push(st.id);
                 }
             }
+            if let Phase::WebSocket(s) = &c.phase {
+                // A deferred application's WebSocket ended without a closing handshake.
+                self.gone.extend(s.unreported());
+            }
             drop(c);
             self.open -= 1;
             self.metrics.set_connections(self.open);
