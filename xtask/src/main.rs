@@ -1,4 +1,4 @@
-//! `cargo xtask ci | bench | fuzz | docs`: project automation.
+//! `cargo xtask ci | bench | bench-ws | count | fuzz | docs`: project automation.
 //!
 //! xtask links none of the server crates: it drives them through `cargo`, the way
 //! CI and a developer would, so that it keeps building when they do not.
@@ -21,7 +21,9 @@ commands:
                   decode_frames (websocket); needs cargo-fuzz and a nightly toolchain
   bench [OPTIONS] benchmark ferrocorn against nginx and gunicorn, write docs/BENCHMARKS.md
                   (cargo xtask bench --help for the options)
-  bench-ws        WebSocket echo, ferrocorn against uvicorn (cargo xtask bench-ws --help)";
+  bench-ws        WebSocket echo, ferrocorn against uvicorn (cargo xtask bench-ws --help)
+  count BUILD...  instructions per hello request of builds (binaries, git revisions, the
+                  work tree) under callgrind, metrics off and on (cargo xtask count --help)";
 
 fn main() {
     if let Err(err) = run() {
@@ -45,6 +47,7 @@ fn run() -> Result<()> {
         "fuzz" => fuzz(rest),
         "bench" => bench(rest),
         "bench-ws" => bench::run_websocket(rest, project_root(), cargo),
+        "count" => bench::run_count(rest, project_root(), cargo),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

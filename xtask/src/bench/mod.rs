@@ -3,6 +3,7 @@
 //! links none of them.
 
 mod callgrind;
+mod count;
 mod fixtures;
 mod idle;
 mod loadgen;
@@ -14,6 +15,7 @@ mod servers;
 mod websocket;
 mod wrk;
 
+pub use count::run as run_count;
 pub use websocket::run as run_websocket;
 
 use std::fs;
