@@ -2,7 +2,9 @@
 //! applications), the `Date` header cached once a second, and the access log's
 //! `[10/Oct/2000:13:55:36 +0000]`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::clock::Moment;
 
 /// The last second `httpdate` can format (9999-12-31T23:59:59Z): a later time (a file
 /// modified in the far future) is shown as this one rather than making it panic.
@@ -39,7 +41,7 @@ pub(crate) struct DateCache {
     secs: u64,
     line: [u8; 37],
     /// When (on the loop's monotonic clock) the wall clock's second next changes.
-    next_check: Option<Instant>,
+    next_check: Option<Moment>,
 }
 
 impl DateCache {
@@ -52,14 +54,14 @@ impl DateCache {
             line,
             next_check: None,
         };
-        cache.refresh(Instant::now());
+        cache.refresh(Moment::now());
         cache
     }
 
     /// Brings the date up to `now` (the loop's clock, read once per loop turn). Reads the wall
     /// clock only when a new second may have begun.
     #[inline]
-    pub fn refresh(&mut self, now: Instant) {
+    pub fn refresh(&mut self, now: Moment) {
         if self.next_check.is_some_and(|t| now < t) {
             return;
         }
@@ -67,7 +69,7 @@ impl DateCache {
     }
 
     #[cold]
-    fn refresh_wall(&mut self, now: Instant) {
+    fn refresh_wall(&mut self, now: Moment) {
         let since_epoch = self.set(SystemTime::now());
         // The monotonic and the wall clock run at the same rate (both are slewed by NTP); a
         // step of the wall clock shows at the next second.
@@ -147,7 +149,7 @@ mod tests {
     #[test]
     fn refresh_reads_the_wall_clock_once_the_second_may_have_changed() {
         let mut cache = DateCache::new();
-        let start = Instant::now();
+        let start = Moment::now();
         cache.refresh(start);
         let next = cache.next_check.unwrap();
         assert!(next > start && next <= start + Duration::from_secs(1));

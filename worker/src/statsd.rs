@@ -14,7 +14,9 @@ use std::net::{ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Moment;
 
 use ferrocorn_config::{Settings, StatsdAddress};
 
@@ -198,8 +200,13 @@ impl Statsd {
     }
 
     /// Sends what is buffered, as few datagrams as fit, with the error-log counts since the
-    /// last flush. Never waits: a full socket drops the rest of this turn's lines.
-    pub fn flush(&mut self, now: Instant) {
+    /// last flush. Never waits: a full socket drops the rest of the lines.
+    pub fn flush(&mut self) {
+        self.flush_at(Moment::now());
+    }
+
+    /// [`Statsd::flush`] at `now` (the loop's time): the end of each turn of the loop.
+    pub(crate) fn flush_at(&mut self, now: Moment) {
         for (name, count) in [
             ("gunicorn.log.error", &LOG_ERRORS),
             ("gunicorn.log.warning", &LOG_WARNINGS),
@@ -237,7 +244,7 @@ impl Statsd {
     }
 
     /// Says, throttled, that sending fails (or that it works again).
-    fn report(&mut self, now: Instant, error: Option<io::Error>) {
+    fn report(&mut self, now: Moment, error: Option<io::Error>) {
         match error {
             Some(e) => {
                 if let Some(n) = self.failures.failure(now) {
@@ -320,7 +327,7 @@ fn push_millis(out: &mut Vec<u8>, elapsed: Duration) {
 impl Drop for Statsd {
     /// Sends what is left when the process ends.
     fn drop(&mut self) {
-        self.flush(Instant::now());
+        self.flush();
     }
 }
 

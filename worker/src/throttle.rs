@@ -3,7 +3,9 @@
 //! once per interval with how many there were, so that the error log stays readable and
 //! cannot fill a disk of its own.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Moment;
 
 /// How often a repeating failure is reported at most.
 pub(crate) const REPORT_INTERVAL: Duration = Duration::from_secs(10);
@@ -13,7 +15,7 @@ pub(crate) const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 pub(crate) struct Throttle {
     interval: Duration,
     /// No report before this time (`None`: report the next failure at once).
-    quiet_until: Option<Instant>,
+    quiet_until: Option<Moment>,
     /// Failures since the last report.
     unreported: u64,
 }
@@ -30,7 +32,7 @@ impl Throttle {
 
     /// Counts one failure at `now`. `Some(n)` when it is to be reported now: `n` failures
     /// since the last report, this one included (1 for the first).
-    pub fn failure(&mut self, now: Instant) -> Option<u64> {
+    pub fn failure(&mut self, now: Moment) -> Option<u64> {
         self.unreported += 1;
         self.report(now)
     }
@@ -38,14 +40,14 @@ impl Throttle {
     /// Notes a success at `now`. `Some(n)` when the failures have stopped and `n` of them are
     /// not reported yet, and the interval allows a report: the caller says the failure is
     /// over. Cheap when nothing failed.
-    pub fn success(&mut self, now: Instant) -> Option<u64> {
+    pub fn success(&mut self, now: Moment) -> Option<u64> {
         if self.unreported == 0 {
             return None;
         }
         self.report(now)
     }
 
-    fn report(&mut self, now: Instant) -> Option<u64> {
+    fn report(&mut self, now: Moment) -> Option<u64> {
         if self.quiet_until.is_some_and(|until| now < until) {
             return None;
         }
@@ -63,7 +65,7 @@ mod tests {
     #[test]
     fn the_first_failure_is_reported_then_one_report_per_interval_with_a_count() {
         let mut t = Throttle::new(10 * SECOND);
-        let start = Instant::now();
+        let start = Moment::now();
         assert_eq!(t.failure(start), Some(1));
         // 35,000 failures in 5 s: silence.
         for i in 0..35_000u32 {
@@ -79,7 +81,7 @@ mod tests {
     #[test]
     fn successes_report_what_is_left_once_the_interval_allows() {
         let mut t = Throttle::new(10 * SECOND);
-        let start = Instant::now();
+        let start = Moment::now();
         assert_eq!(t.success(start), None, "nothing failed");
         assert_eq!(t.failure(start), Some(1));
         assert_eq!(t.success(start + SECOND), None, "all reported");

@@ -1,8 +1,6 @@
 //! The arbiter's statsd lines: gunicorn's `gunicorn.workers` gauge, sent when the number
 //! of workers changes, and the arbiter's own error-log counts, sent once per loop turn.
 
-use std::time::Instant;
-
 use ferrocorn_config::{Settings, StatsdAddress};
 use ferrocorn_worker::statsd::Statsd;
 
@@ -56,7 +54,7 @@ impl Master {
             client.gauge("gunicorn.workers", workers as u64);
             report.workers_sent = Some(workers);
         }
-        client.flush(Instant::now());
+        client.flush();
     }
 }
 

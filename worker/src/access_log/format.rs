@@ -295,7 +295,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use crate::clock::Moment;
 
     use super::*;
     use crate::app::{Body, Response};
@@ -307,7 +307,7 @@ mod tests {
                 req,
                 res,
                 body_bytes: bytes,
-                started: Instant::now(),
+                started: Moment::now(),
                 now_secs: 971_182_536,
             },
             &mut out,

@@ -90,7 +90,7 @@ fn push_iso_date(secs: u64, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use crate::clock::Moment;
 
     use super::*;
     use crate::app::{Body, Request, Response};
@@ -102,7 +102,7 @@ mod tests {
                 req,
                 res,
                 body_bytes: bytes,
-                started: Instant::now(),
+                started: Moment::now(),
                 now_secs: 971_182_536,
             },
             &mut out,

@@ -5,12 +5,12 @@
 mod format;
 mod json;
 
+use crate::clock::Moment;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use crate::app::{Request, Response};
 use crate::throttle::{Throttle, REPORT_INTERVAL};
@@ -48,7 +48,7 @@ pub(crate) struct LogEntry<'a> {
     pub res: &'a Response,
     /// Body bytes sent (`None`: unknown, streamed).
     pub body_bytes: Option<u64>,
-    pub started: Instant,
+    pub started: Moment,
     pub now_secs: u64,
 }
 
@@ -144,7 +144,7 @@ impl AccessLog {
                     if !mine.is_empty() {
                         // A closed pipe or a full disk fails every batch: said once, then at
                         // most once per REPORT_INTERVAL with a count.
-                        let now = Instant::now();
+                        let now = Moment::now();
                         match sink.write_all(&mine) {
                             Err(e) => match failures.failure(now) {
                                 Some(1) => tracing::error!("access log write failed: {e}"),
@@ -248,7 +248,7 @@ mod tests {
             req: &req,
             res: &res,
             body_bytes: None,
-            started: Instant::now(),
+            started: Moment::now(),
             now_secs: now,
         };
         {

@@ -5,7 +5,9 @@ use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Moment;
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
@@ -110,9 +112,7 @@ pub(crate) struct Exchange {
     pub req: Request,
     pub res: Response,
     /// When the head was complete (for the access log's duration atoms).
-    pub started: Instant,
-    /// The same time in nanoseconds on the loop's clock (for the duration histogram).
-    pub started_ns: u64,
+    pub started: Moment,
     /// Whether the connection may stay open after this response.
     pub keep_alive: bool,
     /// The request asked to close the connection (`Connection: close`, or HTTP/1.0 without
@@ -328,15 +328,15 @@ pub(crate) struct Conn {
     pub phase: Phase,
     /// `None` while the exchange is on the pool.
     pub exchange: Option<Box<Exchange>>,
-    pub deadline: Instant,
+    pub deadline: Moment,
     /// When the connection last became idle (accepted, a response written with nothing
     /// after it, a lingering close begun): at `worker_connections`, the connections idle
     /// longest are closed first (see [`Conn::is_reclaimable`]).
-    pub idle_since: Instant,
+    pub idle_since: Moment,
     /// When the body being received began (its head ended, or a paused stream resumed) and
     /// the bytes read since: the body's deadline follows from them (see
     /// [`Conn::body_deadline`]).
-    pub body_started: Instant,
+    pub body_started: Moment,
     pub body_received: u64,
     /// What is known of the input: whether to read now, wait for an edge, or expect no more.
     pub read: ReadSide,
@@ -364,8 +364,8 @@ impl Conn {
         peer: Peer,
         local: Option<std::net::SocketAddr>,
         serial: u64,
-        now: Instant,
-        deadline: Instant,
+        now: Moment,
+        deadline: Moment,
     ) -> Conn {
         let tls = matches!(stream, Transport::Tls(_));
         Conn {
@@ -384,7 +384,6 @@ impl Conn {
                 req: Request::new(peer, local, tls),
                 res: Response::new(),
                 started: deadline,
-                started_ns: 0,
                 keep_alive: true,
                 client_last: false,
             })),
@@ -426,14 +425,14 @@ impl Conn {
     }
 
     /// Starts counting a request body's bytes from `now` (see [`Conn::body_deadline`]).
-    pub fn start_body_clock(&mut self, now: Instant) {
+    pub fn start_body_clock(&mut self, now: Moment) {
         self.body_started = now;
         self.body_received = 0;
     }
 
     /// When the body being received times out, after a read at `now` (see
     /// [`body_deadline`]).
-    pub fn body_deadline(&self, now: Instant, timeout: Duration, min_rate: u64) -> Instant {
+    pub fn body_deadline(&self, now: Moment, timeout: Duration, min_rate: u64) -> Moment {
         body_deadline(
             self.body_started,
             self.body_received,
@@ -494,12 +493,12 @@ impl Conn {
 /// sending a few bytes at a time held its connection forever, as long as some byte came
 /// within each `timeout`.
 pub(crate) fn body_deadline(
-    started: Instant,
+    started: Moment,
     received: u64,
-    now: Instant,
+    now: Moment,
     timeout: Duration,
     min_rate: u64,
-) -> Instant {
+) -> Moment {
     let idle = now + timeout;
     if min_rate == 0 {
         return idle;
@@ -541,7 +540,7 @@ mod tests {
     /// second held a connection forever. With a minimum rate it comes once the body is behind.
     #[test]
     fn a_trickling_body_runs_out_of_time() {
-        let start = Instant::now();
+        let start = Moment::now();
         let at = |secs: u64| start + SECOND * secs as u32;
         // 40 bytes a second against 500: the deadline stops following the reads.
         let mut received = 0;
@@ -560,7 +559,7 @@ mod tests {
 
     #[test]
     fn a_fast_body_is_bounded_by_its_pauses_only() {
-        let start = Instant::now();
+        let start = Moment::now();
         // 1 MB in the first second at 500 bytes/s earns 2000 s: a pause of 10 s still ends it.
         let d = body_deadline(start, 1_000_000, start + SECOND, 10 * SECOND, 500);
         assert_eq!(d, start + 11 * SECOND);

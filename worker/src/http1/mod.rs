@@ -13,11 +13,12 @@ mod wakeups;
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Moment;
 
 use crate::access_log::AccessLog;
 use crate::app::App;
-use crate::clock::Clock;
 use crate::date::DateCache;
 use crate::limits::Config;
 use crate::metrics::{self, WorkerCounters};
@@ -59,10 +60,8 @@ pub(crate) struct Ctx<'s> {
     pub(crate) log: Option<AccessLog>,
     /// `statsd_host`'s client: one timer and two counters per request (`statsd.rs`).
     pub(crate) statsd: Option<Statsd>,
-    pub(crate) now: Instant,
-    /// `now` in nanoseconds on CLOCK_MONOTONIC (see `clock.rs`).
-    pub(crate) now_ns: u64,
-    pub(crate) clock: Clock,
+    /// The time the loop's turn began, or the last inline call returned.
+    pub(crate) now: Moment,
     pub(crate) requests: u64,
     /// Set when the worker stops taking new requests (TERM, max_requests).
     pub(crate) stopping: bool,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{queue_response, respond_error, Conn, Ctx, Phase, Spool};
 use crate::app::{BodyPipe, Peer, RequestBody};
+use crate::clock::Moment;
 use crate::pool::{call_app, Job, Work};
 use crate::proto::{Framing, Head, HeadOutcome, HttpError, ProxyHeader, ProxyOutcome};
 
@@ -116,7 +117,6 @@ fn start_request(c: &mut Conn, ctx: &mut Ctx, head: Head) {
     }
     c.rpos += head.len;
     ex.started = ctx.now;
-    ex.started_ns = ctx.now_ns;
     ex.keep_alive = head.keep_alive && ctx.cfg.keepalive.is_some();
     ex.client_last = !head.keep_alive;
     // No body, or `Content-Length: 0`: complete now (no more input may ever come, and the
@@ -162,7 +162,6 @@ fn refuse_over_limit(c: &mut Conn, ctx: &mut Ctx, head_len: usize) {
     ctx.metrics.refused();
     c.rpos += head_len;
     ex.started = ctx.now;
-    ex.started_ns = ctx.now_ns;
     ex.keep_alive = false;
     ex.client_last = false;
     ex.req.body.clear();
@@ -325,7 +324,7 @@ fn dispatch(c: &mut Conn, ctx: &mut Ctx) {
     }
     call_app(&*ctx.app, &mut ex);
     // The call may have taken a while: timeouts set from here on count from now.
-    (ctx.now, ctx.now_ns) = ctx.clock.now();
+    ctx.now = Moment::now();
     queue_response(c, ctx, &mut ex);
     c.exchange = Some(ex);
 }

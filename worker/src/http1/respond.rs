@@ -87,7 +87,7 @@ fn count_answer(c: &mut Conn, ctx: &Ctx, ex: &Exchange, status: u16) {
         started,
         metrics::method_of(&ex.req),
         status,
-        ctx.now_ns.wrapping_sub(ex.started_ns),
+        ctx.now.nanos_since(ex.started),
     );
 }
 

@@ -13,7 +13,9 @@ mod spin;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Moment;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -25,7 +27,6 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use crate::access_log::AccessLog;
 use crate::app::{App, Peer};
 use crate::app::{Replies, Reply};
-use crate::clock::Clock;
 use crate::date::DateCache;
 use crate::http1::{self, drive, Channel, Conn, Ctx, Phase, Transport};
 use crate::limits::Config;
@@ -164,12 +165,12 @@ struct Worker<'s> {
     slots: Slots<'s>,
     ctx: Ctx<'s>,
     parent: nix::unistd::Pid,
-    stop_deadline: Option<Instant>,
+    stop_deadline: Option<Moment>,
     /// While stopping: idle keep-alive connections are closed from this time on.
-    idle_close_at: Option<Instant>,
+    idle_close_at: Option<Moment>,
     exit_reason: WorkerExit,
     /// After an accept error (EMFILE, ENOMEM), listening resumes at this time.
-    accept_paused_until: Option<Instant>,
+    accept_paused_until: Option<Moment>,
     /// Accept errors repeat every `TICK` while they last: reported once, then at most once
     /// per `REPORT_INTERVAL`.
     accept_failures: Throttle,
@@ -291,9 +292,7 @@ impl<'s> Worker<'s> {
                 heads: HeadCache::default(),
                 log,
                 statsd,
-                now: Instant::now(),
-                now_ns: 0,
-                clock: Clock::new(),
+                now: Moment::now(),
                 requests: 0,
                 stopping: false,
                 max_requests_reached: false,
@@ -322,8 +321,8 @@ impl<'s> Worker<'s> {
             requests: self.ctx.requests,
             connections: u32::try_from(self.slots.open).unwrap_or(u32::MAX),
             app_stalled_for: match (&self.ctx.pool, &self.ctx.deferred) {
-                (Some(pool), _) => pool.stalled_for(Instant::now()),
-                (_, Some(channel)) => channel.stalled_for(Instant::now()),
+                (Some(pool), _) => pool.stalled_for(std::time::Instant::now()),
+                (_, Some(channel)) => channel.stalled_for(std::time::Instant::now()),
                 _ => Duration::ZERO,
             },
         }
@@ -358,11 +357,10 @@ impl<'s> Worker<'s> {
         let mut served = 0;
         loop {
             let mut tick = false;
-            (self.ctx.now, self.ctx.now_ns) =
-                match spin.wait(&mut self.poll, &mut events, served > 0, &self.ctx.clock) {
-                    Ok(now) => now,
-                    Err(exit) => return exit,
-                };
+            self.ctx.now = match spin.wait(&mut self.poll, &mut events, served > 0) {
+                Ok(now) => now,
+                Err(exit) => return exit,
+            };
             self.ctx.date.refresh(self.ctx.now);
             served = 0;
             for event in events.iter() {
@@ -438,7 +436,7 @@ impl<'s> Worker<'s> {
                 log.flush();
             }
             if let Some(statsd) = &mut self.ctx.statsd {
-                statsd.flush(self.ctx.now);
+                statsd.flush_at(self.ctx.now);
             }
             // This turn's requests, body pieces and disconnects, in one hand-off.
             if let Some(channel) = &mut self.ctx.deferred {
@@ -655,7 +653,7 @@ impl<'s> Worker<'s> {
     /// every slot for `header_timeout` and be renewed forever (nginx reuses its idle
     /// connections the same way). Returns how many it closed.
     fn reclaim_idle(&mut self) -> usize {
-        let mut idle: Vec<(Instant, usize)> = self
+        let mut idle: Vec<(Moment, usize)> = self
             .slots
             .conns
             .iter()

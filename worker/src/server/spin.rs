@@ -1,12 +1,13 @@
 //! The poll before sleeping: how long the loop keeps polling after a turn that served
 //! connections, adapted to how soon events come.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Moment;
 
 use mio::{Events, Poll};
 
 use super::wait;
-use crate::clock::Clock;
 use crate::WorkerExit;
 
 /// The shortest poll before sleeping that the loop starts; it doubles from here (see `Spin`).
@@ -31,7 +32,7 @@ impl Spin {
         }
     }
 
-    /// Fills `events` and returns the time it came back (see [`Clock::now`]).
+    /// Fills `events` and returns the time it came back.
     ///
     /// The clients a turn answered are about to send again. Sleeping in `epoll_wait` until
     /// they do costs a sleep, a wake-up by the client's write (on another CPU, an interrupt
@@ -46,26 +47,25 @@ impl Spin {
         poll: &mut Poll,
         events: &mut Events,
         served: bool,
-        clock: &Clock,
-    ) -> Result<(Instant, u64), WorkerExit> {
+    ) -> Result<Moment, WorkerExit> {
         if !served {
             wait(poll, events, None)?;
-            return Ok(clock.now());
+            return Ok(Moment::now());
         }
-        let start = Instant::now();
+        let start = Moment::now();
         while !self.window.is_zero() {
             let _ = nix::sched::sched_yield();
             wait(poll, events, Some(Duration::ZERO))?;
             if !events.is_empty() {
-                return Ok(clock.now());
+                return Ok(Moment::now());
             }
             if start.elapsed() >= self.window {
                 break;
             }
         }
         wait(poll, events, None)?;
-        let now = clock.now();
-        self.adapt(now.0.saturating_duration_since(start));
+        let now = Moment::now();
+        self.adapt(now.saturating_duration_since(start));
         Ok(now)
     }
 

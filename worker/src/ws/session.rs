@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Moment;
 
 use ferrocorn_websocket::{close_code, encode, is_valid_close_code, Decoder, Item, Opcode};
 
@@ -43,12 +45,12 @@ pub(crate) struct State {
     pub closing: Closing,
     pub paused: bool,
     /// When the close frame we sent must be answered by.
-    close_by: Option<Instant>,
+    close_by: Option<Moment>,
     link: Option<Arc<LinkShared>>,
     hub: Arc<LinkHub>,
     slot: usize,
     serial: u64,
-    now: Instant,
+    now: Moment,
 }
 
 impl State {
@@ -156,7 +158,7 @@ pub(crate) struct Session {
     /// The output went past the high-water mark: `on_writable` once it is written.
     full: bool,
     /// A client that accepts no output by then is dropped (`write_timeout`).
-    write_by: Option<Instant>,
+    write_by: Option<Moment>,
     commands: VecDeque<Command>,
 }
 
@@ -593,7 +595,7 @@ pub(crate) fn check_deadline(c: &mut Conn, ctx: &mut Ctx) -> bool {
     let Phase::WebSocket(s) = &c.phase else {
         return true;
     };
-    let passed = |t: Option<Instant>| t.is_some_and(|t| ctx.now >= t);
+    let passed = |t: Option<Moment>| t.is_some_and(|t| ctx.now >= t);
     if passed(s.write_by) {
         tracing::debug!("WebSocket client accepts no output: closing");
         return false;
