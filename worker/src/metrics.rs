@@ -11,15 +11,64 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::app::Request;
-
 /// The `method` label values: the methods of RFC 9110 and PATCH, then `other` for any
 /// other token, so that a client cannot make the label set grow.
 pub const METHODS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other",
 ];
-/// The index of `other` in [`METHODS`].
-pub(crate) const OTHER: u8 = 9;
+
+/// A request's method as its `method` label, an index into [`METHODS`] (in its order), told
+/// once when the head is parsed, so that counting a response is one indexed store and
+/// `HEAD` and `CONNECT` are told by one comparison.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MethodLabel {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Connect,
+    Options,
+    Trace,
+    Patch,
+    Other,
+}
+
+impl MethodLabel {
+    /// Every label, in [`METHODS`]' order.
+    const ALL: [MethodLabel; METHODS.len()] = [
+        MethodLabel::Get,
+        MethodLabel::Head,
+        MethodLabel::Post,
+        MethodLabel::Put,
+        MethodLabel::Delete,
+        MethodLabel::Connect,
+        MethodLabel::Options,
+        MethodLabel::Trace,
+        MethodLabel::Patch,
+        MethodLabel::Other,
+    ];
+
+    /// The label of `method` (its bytes as received; methods are case-sensitive).
+    #[inline]
+    pub(crate) fn of(method: &[u8]) -> MethodLabel {
+        // `GET` first: it is most requests.
+        if method == b"GET" {
+            MethodLabel::Get
+        } else {
+            MethodLabel::of_other(method)
+        }
+    }
+
+    #[cold]
+    fn of_other(method: &[u8]) -> MethodLabel {
+        METHODS[..METHODS.len() - 1]
+            .iter()
+            .position(|name| name.as_bytes() == method)
+            .map_or(MethodLabel::Other, |i| MethodLabel::ALL[i])
+    }
+}
 
 /// The statuses counted, one counter each: 100 to 999, every status a response may have.
 pub const STATUSES: std::ops::RangeInclusive<u16> = 100..=999;
@@ -81,25 +130,6 @@ fn bump(cell: &AtomicU64, by: u64) {
     );
 }
 
-/// The index in [`METHODS`] of `req`'s method (`GET` first, it is most requests).
-#[inline]
-pub(crate) fn method_of(req: &Request) -> u8 {
-    if req.is_get() {
-        0
-    } else {
-        method_index(req.method_bytes())
-    }
-}
-
-/// The index of `method` in [`METHODS`].
-#[cold]
-pub(crate) fn method_index(method: &[u8]) -> u8 {
-    METHODS[..METHODS.len() - 1]
-        .iter()
-        .position(|name| name.as_bytes() == method)
-        .map_or(OTHER, |i| i as u8)
-}
-
 impl Default for WorkerCounters {
     fn default() -> WorkerCounters {
         WorkerCounters::new()
@@ -124,23 +154,19 @@ impl WorkerCounters {
 
     // ---- the worker's side (one writer: the event loop thread) ----------------------
 
-    /// Counts a response of `status` to a request of method `method` (a [`METHODS`]
-    /// index).
+    /// Counts a response of `status` to a request of method `method`.
     #[inline]
-    pub(crate) fn response(&self, method: u8, status: u16) {
+    pub(crate) fn response(&self, method: MethodLabel, status: u16) {
         let status = usize::from(status.wrapping_sub(*STATUSES.start()));
-        if status < STATUS_COUNT {
-            let cells = self.responses.as_flattened();
-            if let Some(cell) = cells.get(usize::from(method) * STATUS_COUNT + status) {
-                bump(cell, 1);
-            }
+        if let Some(cell) = self.responses[method as usize].get(status) {
+            bump(cell, 1);
         }
     }
 
     /// Counts a response the application gave (or `limit_concurrency`'s 503): its method,
     /// status and duration, and one request fewer in flight if it was `started`.
     #[inline]
-    pub(crate) fn answered(&self, started: bool, method: u8, status: u16, ns: u64) {
+    pub(crate) fn answered(&self, started: bool, method: MethodLabel, status: u16, ns: u64) {
         if started {
             self.request_ended();
         }
@@ -309,13 +335,12 @@ mod tests {
     #[test]
     fn responses_and_durations_are_counted_and_folded() {
         let c = WorkerCounters::new();
-        c.response(method_index(b"GET"), 200);
-        c.response(method_index(b"GET"), 200);
-        c.response(method_index(b"BREW"), 404);
-        c.response(method_index(b"PATCH"), 999);
-        c.response(method_index(b"PATCH"), 1000);
-        c.response(method_index(b"PATCH"), 99);
-        c.response(10, 200);
+        c.response(MethodLabel::of(b"GET"), 200);
+        c.response(MethodLabel::of(b"GET"), 200);
+        c.response(MethodLabel::of(b"BREW"), 404);
+        c.response(MethodLabel::of(b"PATCH"), 999);
+        c.response(MethodLabel::of(b"PATCH"), 1000);
+        c.response(MethodLabel::of(b"PATCH"), 99);
         c.observe_ns(1_000_000);
         c.observe_ns(5_000_000);
         c.observe_ns(5_001_000);
@@ -364,14 +389,19 @@ mod tests {
 
     #[test]
     fn methods_are_told_apart() {
-        for (i, name) in METHODS.iter().enumerate().take(METHODS.len() - 1) {
-            assert_eq!(method_index(name.as_bytes()), i as u8, "{name}");
-            let req = Request::for_test(name, "/", &[], b"");
-            assert_eq!(method_of(&req), i as u8, "{name}");
+        for (i, name) in METHODS.iter().enumerate() {
+            assert_eq!(MethodLabel::ALL[i] as usize, i, "{name}");
+            let expected = if *name == "other" {
+                MethodLabel::Other
+            } else {
+                MethodLabel::ALL[i]
+            };
+            assert_eq!(MethodLabel::of(name.as_bytes()), expected, "{name}");
+            let req = crate::app::Request::for_test(name, "/", &[], b"");
+            assert_eq!(req.method_label(), expected, "{name}");
         }
-        for other in [&b"get"[..], b"GETS", b"PROPFIND", b"", b"BREW", b"other"] {
-            assert_eq!(method_index(other), OTHER);
+        for other in [&b"get"[..], b"GETS", b"GE", b"PROPFIND", b"", b"BREW"] {
+            assert_eq!(MethodLabel::of(other), MethodLabel::Other);
         }
-        assert_eq!(method_of(&Request::for_test("GETS", "/", &[], b"")), OTHER);
     }
 }

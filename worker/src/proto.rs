@@ -8,6 +8,7 @@ use ferrocorn_config::{HeaderMap, IpAllowList, ProxyProtocol, Settings};
 use ferrocorn_http_parser as hp;
 
 use crate::app::{Request, Version};
+use crate::metrics::MethodLabel;
 
 pub(crate) use hp::Framing;
 
@@ -237,7 +238,9 @@ impl Parser {
                 push(copy, part)
             }
         };
-        req.method = place(&mut req.head, head.method().as_bytes());
+        let method = head.method().as_bytes();
+        req.method = place(&mut req.head, method);
+        req.method_label = MethodLabel::of(method);
         // Visible ASCII only (`allow_non_ascii_target` stays off), so `Request::target` is
         // always a whole `&str`.
         req.target = place(&mut req.head, head.target());

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 
 use super::{Peer, RequestBody, Version};
+use crate::metrics::MethodLabel;
 
 /// A parsed request: the head's bytes kept in one reusable buffer, the parts as ranges into
 /// it, and the body.
@@ -11,6 +12,8 @@ use super::{Peer, RequestBody, Version};
 pub struct Request {
     pub(crate) head: Vec<u8>,
     pub(crate) method: Range<usize>,
+    /// The method's label, told when the head is parsed (`GET`, …, or `other`).
+    pub(crate) method_label: MethodLabel,
     pub(crate) target: Range<usize>,
     pub(crate) version: Version,
     pub(crate) headers: Vec<(Range<usize>, Range<usize>)>,
@@ -28,6 +31,7 @@ impl Request {
         Request {
             head: Vec::new(),
             method: 0..0,
+            method_label: MethodLabel::Other,
             target: 0..0,
             version: Version::Http11,
             headers: Vec::new(),
@@ -47,6 +51,7 @@ impl Request {
             false,
         );
         req.method = push_range(&mut req.head, method.as_bytes());
+        req.method_label = MethodLabel::of(method.as_bytes());
         req.target = push_range(&mut req.head, target.as_bytes());
         for (name, value) in headers {
             let n = push_range(&mut req.head, name.as_bytes());
@@ -63,6 +68,7 @@ impl Request {
         Request {
             head: self.head.clone(),
             method: self.method.clone(),
+            method_label: self.method_label,
             target: self.target.clone(),
             version: self.version,
             headers: self.headers.clone(),
@@ -85,26 +91,22 @@ impl Request {
         self.text(&self.method)
     }
 
-    /// Whether the method is `GET`: one load and a comparison, as a parsed head starts with
-    /// its method and a space (a method the parser rewrote lies elsewhere, and is not `GET`).
+    /// The method's `method` label in the metrics (`other` for any method not listed).
     #[inline]
-    pub(crate) fn is_get(&self) -> bool {
-        self.method == (0..3) && self.head.get(..4) == Some(&b"GET "[..])
+    pub(crate) fn method_label(&self) -> MethodLabel {
+        self.method_label
     }
 
-    /// The method as bytes (no UTF-8 check).
-    pub(crate) fn method_bytes(&self) -> &[u8] {
-        self.head.get(self.method.clone()).unwrap_or_default()
-    }
-
-    /// Whether the method is `HEAD` (compared as bytes: no UTF-8 check on the hot path).
+    /// Whether the method is `HEAD`.
+    #[inline]
     pub(crate) fn is_head(&self) -> bool {
-        self.head.get(self.method.clone()) == Some(&b"HEAD"[..])
+        self.method_label == MethodLabel::Head
     }
 
     /// Whether the method is `CONNECT`.
+    #[inline]
     pub(crate) fn is_connect(&self) -> bool {
-        self.head.get(self.method.clone()) == Some(&b"CONNECT"[..])
+        self.method_label == MethodLabel::Connect
     }
 
     /// The request target, exactly as received (`/a/b?x=1`).

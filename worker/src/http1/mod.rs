@@ -21,7 +21,7 @@ use crate::access_log::AccessLog;
 use crate::app::App;
 use crate::date::DateCache;
 use crate::limits::Config;
-use crate::metrics::{self, WorkerCounters};
+use crate::metrics::{MethodLabel, WorkerCounters};
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
 use crate::response::{write_error, HeadCache};
@@ -273,11 +273,11 @@ fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
 fn respond_error(c: &mut Conn, ctx: &Ctx, status: u16, message: &str) {
     tracing::debug!(status, "refusing request: {message}");
     // A malformed request has no method to speak of: `other`.
-    let mut method = metrics::OTHER;
+    let mut method = MethodLabel::Other;
     if std::mem::take(&mut c.in_flight) {
         ctx.metrics.request_ended();
         if let Some(ex) = &c.exchange {
-            method = metrics::method_of(&ex.req);
+            method = ex.req.method_label();
         }
     }
     ctx.metrics.response(method, status);

@@ -5,7 +5,6 @@
 use super::{Conn, Ctx, Exchange, OutBody, ReadSide, WriteSide};
 use crate::access_log::LogEntry;
 use crate::app::Body;
-use crate::metrics;
 use crate::response::{self, plan, Method};
 
 /// Owned bodies up to this size are copied behind the head so that both go out in one write.
@@ -85,7 +84,7 @@ fn count_answer(c: &mut Conn, ctx: &Ctx, ex: &Exchange, status: u16) {
     let started = std::mem::take(&mut c.in_flight);
     ctx.metrics.answered(
         started,
-        metrics::method_of(&ex.req),
+        ex.req.method_label(),
         status,
         ctx.now.nanos_since(ex.started),
     );

@@ -164,10 +164,13 @@ fn prepare(spec: &str, name: &str, dir: &BenchDir, cargo: fn() -> Command) -> Re
         bail!("git archive {rev} | tar -x failed with {status}");
     }
     if let Some(patch) = patch {
+        // Outside any repository (the work tree's would make git apply skip every path
+        // above `src` without a word).
         let status = Command::new("git")
             .arg("apply")
             .arg(&patch)
             .current_dir(&src)
+            .env("GIT_CEILING_DIRECTORIES", dir.abs("src"))
             .status()
             .context("could not start git apply")?;
         if !status.success() {
