@@ -183,9 +183,10 @@ fn output_written(c: &mut Conn, ctx: &mut Ctx) -> Next {
         c.phase = Phase::Draining;
         c.idle_since = ctx.now;
         c.deadline = ctx.now + LINGER;
-    } else if c.is_idle() && c.read != ReadSide::Fresh {
-        // (`Fresh`: TLS handshake records went out, no request has come yet; the header
-        // deadline set at accept stays.)
+    } else if matches!(c.phase, Phase::Head) && c.rpos == c.rend && c.read != ReadSide::Fresh {
+        // Idle (`Conn::is_idle`, whose output check `Flushed::Done` has just answered). Not
+        // `Fresh`: TLS handshake records went out, no request has come yet; the header
+        // deadline set at accept stays.
         match ctx.cfg.keepalive {
             Some(k) => {
                 c.deadline = ctx.now + k;

@@ -51,7 +51,8 @@ impl Report {
             "**{:.0} instructions per keep-alive {what}** in a ferrocorn worker's user space \
              (`GET / HTTP/1.1` with a `Host`, one connection): ({} − {}) instructions / ({} − {}) requests, \
              two sessions under callgrind so that start-up and shutdown cancel out. Counted, not timed: \
-             it does not move with the machine's load. The kernel's share (most of the CPU, see \
+             with `--busy-poll 0` (polling before sleeping follows timing) it does not move with the \
+             machine's load. The kernel's share (most of the CPU, see \
              \"What limits it\") is not counted.\n\n\
              Command (run twice, {} and {} requests, then SIGTERM): `{}`\n\n",
             cg.per_request,
