@@ -48,7 +48,8 @@ impl Spin {
         events: &mut Events,
         served: bool,
     ) -> Result<Moment, WorkerExit> {
-        if !served {
+        // Without `busy_poll` there is nothing to adapt: no reading before the wait.
+        if !served || self.max.is_zero() {
             wait(poll, events, None)?;
             return Ok(Moment::now());
         }
