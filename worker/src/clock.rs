@@ -90,17 +90,17 @@ mod tests {
 
     #[test]
     fn moments_follow_the_monotonic_clock() {
-        let (a, real_a) = (Moment::now(), Instant::now());
+        // The moments are read between the instants: on the same clock, their interval
+        // lies within the instants' whatever the scheduling.
+        let real_a = Instant::now();
+        let a = Moment::now();
         std::thread::sleep(Duration::from_millis(20));
-        let (b, real_b) = (Moment::now(), Instant::now());
-        assert!(b > a);
+        let b = Moment::now();
+        let real_b = Instant::now();
         let ours = b.saturating_duration_since(a);
         let theirs = real_b.duration_since(real_a);
         assert!(ours >= Duration::from_millis(20));
-        assert!(
-            ours.abs_diff(theirs) < Duration::from_millis(5),
-            "{ours:?} {theirs:?}"
-        );
+        assert!(ours <= theirs, "{ours:?} {theirs:?}");
         assert_eq!(a.saturating_duration_since(b), Duration::ZERO);
         assert!(a.elapsed() >= ours);
     }
