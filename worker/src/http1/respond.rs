@@ -110,6 +110,7 @@ pub(crate) fn log_exchange(ctx: &mut Ctx, ex: &Exchange, body_len: Option<u64>) 
         });
     }
     if let Some(statsd) = &mut ctx.statsd {
-        statsd.request(ex.res.status, ex.started.elapsed());
+        // The loop's time, as for the metrics' histogram: no clock reading of its own.
+        statsd.request(ex.res.status, ctx.now.saturating_duration_since(ex.started));
     }
 }
