@@ -407,3 +407,22 @@ fn usr2_hands_the_metrics_socket_to_the_new_arbiter() {
         server.stderr()
     );
 }
+
+#[test]
+fn a_tls_listener_is_labelled_https_as_listening_at_shows_it() {
+    let pki = ferrocorn_tests::tls::Pki::new("metrics-tls");
+    pki.issue_server("server", "localhost");
+    let cert = pki.path("server.pem").display().to_string();
+    let key = pki.path("server.key").display().to_string();
+    let (server, metrics) = start(&["--certfile", &cert, "--keyfile", &key, "hello"]);
+    let Some(samples) = scrape(metrics) else {
+        return;
+    };
+    let label = format!("https://{}", server.addr);
+    let queues: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.name == "ferrocorn_listen_queue_max")
+        .collect();
+    assert_eq!(queues.len(), 1, "{queues:?}");
+    assert_eq!(queues[0].labels["listener"], label.as_str(), "{queues:?}");
+}

@@ -200,6 +200,7 @@ impl Master {
         let exposition = Exposition {
             scoreboard: &self.scoreboard,
             listeners: &self.listeners,
+            tls: self.settings.certfile.is_some(),
             arbiter: self.pid,
         };
         let exit = ferrocorn_worker::serve_probes(listener, &exposition);

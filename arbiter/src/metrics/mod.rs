@@ -30,6 +30,8 @@ pub(crate) const HEALTH_STALE_NS: u64 = 10_000_000_000;
 pub(crate) struct Exposition<'a> {
     pub scoreboard: &'a Scoreboard,
     pub listeners: &'a [Listener],
+    /// The listeners speak TLS: their label is `https://…`, as `Listening at:` shows them.
+    pub tls: bool,
     pub arbiter: Pid,
 }
 
@@ -51,7 +53,7 @@ impl Probes for Exposition<'_> {
                 } else {
                     queue::tcp_queue(l.as_fd())
                 };
-                queue.ok().map(|q| (l.to_string(), q.waiting, q.max))
+                queue.ok().map(|q| (l.url(self.tls), q.waiting, q.max))
             })
             .collect();
         let reading = Reading {
