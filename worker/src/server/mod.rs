@@ -29,7 +29,7 @@ use crate::date::DateCache;
 use crate::http1::{self, drive, Channel, Conn, Ctx, Phase, Transport};
 use crate::limits::Config;
 use crate::pool::{Job, Pool, Work};
-use crate::proto::Parser;
+use crate::proto::{Parser, ProxyHeader};
 use crate::response::HeadCache;
 use crate::statsd::Statsd;
 use crate::throttle::{Throttle, REPORT_INTERVAL};
@@ -571,13 +571,16 @@ impl Worker {
                     }
                     let stream = match &self.tls {
                         None => Transport::Plain(stream),
-                        Some(tls) => match TlsStream::new(stream, tls) {
-                            Ok(session) => Transport::Tls(Box::new(session)),
-                            Err(e) => {
-                                tracing::error!("cannot start a TLS session: {e}");
-                                continue;
+                        // A PROXY header comes in the clear, before the ClientHello.
+                        Some(tls) => {
+                            match TlsStream::new(stream, tls, proxy != ProxyHeader::Done) {
+                                Ok(session) => Transport::Tls(Box::new(session)),
+                                Err(e) => {
+                                    tracing::error!("cannot start a TLS session: {e}");
+                                    continue;
+                                }
                             }
-                        },
+                        }
                     };
                     let slot = self.slots.insert(Conn::new(
                         stream,

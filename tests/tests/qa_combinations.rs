@@ -1,0 +1,88 @@
+//! Black-box regression tests for defects found where features meet (TLS with the PROXY
+//! protocol, WebSockets, ASGI, recycling, logs, statsd, configuration), by using the real
+//! binary as a new user would; each test names the bug it pins down.
+
+use std::io::{BufReader, Write};
+
+use ferrocorn_tests::tls::Pki;
+use ferrocorn_tests::{read_response, wait_until, Server, IO_TIMEOUT};
+
+/// `--certfile` and `--keyfile` of `pki`, then `args`.
+fn tls_args<'a>(pki: &'a Pki, args: &[&'a str]) -> Vec<String> {
+    let mut all = vec![
+        "--certfile".to_string(),
+        pki.path("server.pem").display().to_string(),
+        "--keyfile".to_string(),
+        pki.path("server.key").display().to_string(),
+    ];
+    all.extend(args.iter().map(ToString::to_string));
+    all
+}
+
+/// Bug: with `--proxy-protocol` on a TLS listener, the PROXY header a proxy sends in the
+/// clear before the ClientHello (HAProxy's `send-proxy`, as nginx's `listen ... ssl
+/// proxy_protocol` reads it) was taken for plain HTTP: the client got a plain `400` instead
+/// of a handshake. The header is now read before the session starts, whether it arrives
+/// alone or in one packet with the ClientHello; the address it names is the request's peer.
+#[test]
+fn bug_a_proxy_header_before_the_tls_handshake_is_read_in_the_clear() {
+    let pki = Pki::new("qa-proxy-tls");
+    let server = Server::builder()
+        .args(tls_args(
+            &pki,
+            &[
+                "--proxy-protocol",
+                "auto",
+                "--proxy-allow-from",
+                "127.0.0.1",
+                "--access-logfile",
+                "-",
+                "--access-logformat",
+                "%(h)s %(r)s %(s)s",
+                "echo",
+            ],
+        ))
+        .start();
+    let client = pki.client();
+    let v1 = b"PROXY TCP4 10.1.2.3 10.0.0.1 5555 443\r\n".to_vec();
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[10, 4, 5, 6, 10, 0, 0, 1, 0x15, 0xb3, 0x01, 0xbb]);
+    let cases: [(&str, &[u8], bool, &str); 5] = [
+        ("v1 alone", &v1, false, "10.1.2.3 GET /v1-alone"),
+        (
+            "v1 with the ClientHello",
+            &v1,
+            true,
+            "10.1.2.3 GET /v1-with",
+        ),
+        ("v2 alone", &v2, false, "10.4.5.6 GET /v2-alone"),
+        (
+            "v2 with the ClientHello",
+            &v2,
+            true,
+            "10.4.5.6 GET /v2-with",
+        ),
+        // Without a header (optional in `auto`), a direct client still works.
+        ("no header", b"", false, "127.0.0.1 GET /none"),
+    ];
+    for (name, prefix, same_write, line) in cases {
+        let path = line.split(' ').nth(2).unwrap();
+        let mut stream = client
+            .connect_after(server.addr, prefix, same_write)
+            .unwrap_or_else(|e| panic!("{name}: handshake: {e}\n{}", server.stderr()));
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(raw.as_bytes()).unwrap();
+        stream.flush().unwrap();
+        let response = read_response(&mut BufReader::new(stream), false)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(response.status, 200, "{name}: {}", response.text());
+        assert!(
+            wait_until(IO_TIMEOUT, || server.stdout().contains(line)),
+            "{name}: no access log line {line:?} in {}",
+            server.stdout()
+        );
+    }
+    // A malformed header is refused in the clear, as plain HTTP on a TLS port is.
+    let response = ferrocorn_tests::request(server.addr, b"PROXY TCP4 nonsense\r\n").unwrap();
+    assert_eq!(response.status, 400, "{}", response.text());
+}
