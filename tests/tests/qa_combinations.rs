@@ -86,3 +86,74 @@ fn bug_a_proxy_header_before_the_tls_handshake_is_read_in_the_clear() {
     let response = ferrocorn_tests::request(server.addr, b"PROXY TCP4 nonsense\r\n").unwrap();
     assert_eq!(response.status, 400, "{}", response.text());
 }
+
+/// Bug: a TLS file that cannot be used stopped the start (and `--check-config`) with the
+/// setting and the file but not where the value came from, as every other configuration
+/// error says it; and a relative path, looked for in `chdir`, did not say so.
+#[test]
+fn bug_tls_file_errors_name_the_source_of_the_value() {
+    let dir = ferrocorn_tests::TempDir::new("qa-tls-source");
+    let config = dir.join("ferrocorn.toml");
+    std::fs::write(&config, "workers = 1\ncertfile = \"/no/such/cert.pem\"\n").unwrap();
+    let file_source = format!("file {} line 2", config.display());
+    let cases: [(&str, Vec<&str>, Vec<(&str, &str)>, String); 4] = [
+        (
+            "cli",
+            vec!["--certfile", "/no/such/cert.pem"],
+            vec![],
+            "TLS: cli --certfile: certfile /no/such/cert.pem: cannot read it".to_string(),
+        ),
+        (
+            "env",
+            vec![],
+            vec![("FERROCORN_CERTFILE", "/no/such/cert.pem")],
+            "TLS: env FERROCORN_CERTFILE: certfile /no/such/cert.pem: cannot read it".to_string(),
+        ),
+        (
+            "file",
+            vec!["-c", config.to_str().unwrap()],
+            vec![],
+            format!("TLS: {file_source}: certfile /no/such/cert.pem: cannot read it"),
+        ),
+        (
+            "relative, in chdir",
+            vec![
+                "--certfile",
+                "cert.pem",
+                "--chdir",
+                dir.path().to_str().unwrap(),
+            ],
+            vec![],
+            format!(
+                "TLS: cli --certfile: certfile cert.pem (in {}): cannot read it",
+                dir.path().display()
+            ),
+        ),
+    ];
+    for (name, args, env, expected) in cases {
+        for check in [false, true] {
+            let mut builder = Server::builder().no_default_bind();
+            if check {
+                builder = builder.args(["--check-config"]);
+            } else {
+                builder = builder.args(["--bind", "127.0.0.1:0"]);
+            }
+            for (key, value) in &env {
+                builder = builder.env(key, value);
+            }
+            let (status, stderr) = builder
+                .args(args.iter().copied())
+                .args(["hello"])
+                .run_to_exit(std::time::Duration::from_secs(30));
+            assert_eq!(
+                status.and_then(|s| s.code()),
+                Some(2),
+                "{name} (check {check}): {stderr}"
+            );
+            assert!(
+                stderr.contains(&expected),
+                "{name} (check {check}): want {expected:?} in {stderr}"
+            );
+        }
+    }
+}
