@@ -157,3 +157,60 @@ fn bug_tls_file_errors_name_the_source_of_the_value() {
         }
     }
 }
+
+/// Bug: an ASGI application in a module named like a built-in application (`echo:app`,
+/// `python:hello`, `helo:app`) was wrapped for the built-in name hint by a wrapper that did
+/// not pass `App::deferred` on: its event loop never started, no lifespan ran, and every
+/// request was a 500 ("the WSGI application ... is not loaded").
+#[test]
+fn bug_an_asgi_app_in_a_module_named_like_a_builtin_is_served_as_asgi() {
+    let dir = ferrocorn_tests::TempDir::new("qa-asgi-builtin-name");
+    std::fs::write(
+        dir.join("echo.py"),
+        "async def app(scope, receive, send):\n\
+         \x20   if scope['type'] == 'lifespan':\n\
+         \x20       while True:\n\
+         \x20           message = await receive()\n\
+         \x20           if message['type'] == 'lifespan.startup':\n\
+         \x20               scope['state']['ready'] = 'lifespan ran'\n\
+         \x20               await send({'type': 'lifespan.startup.complete'})\n\
+         \x20           else:\n\
+         \x20               await send({'type': 'lifespan.shutdown.complete'})\n\
+         \x20               return\n\
+         \x20   body = f\"{scope['state']['ready']}, {scope['scheme']}\".encode()\n\
+         \x20   await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n\
+         \x20   await send({'type': 'http.response.body', 'body': body})\n",
+    )
+    .unwrap();
+    for (args, app) in [
+        (&["-k", "asgi"][..], "echo:app"),
+        (&[][..], "echo:app"),
+        (&["-k", "asgi"][..], "python:echo:app"),
+    ] {
+        let mut server = ferrocorn_tests::python::python_server()
+            .cwd(dir.path())
+            .args(["--workers", "1"])
+            .args(args)
+            .args([app])
+            .start();
+        let response = server.get("/").unwrap();
+        assert_eq!(
+            (response.status, response.text().as_str()),
+            (200, "lifespan ran, http"),
+            "{args:?} {app}: {}",
+            server.stderr()
+        );
+        server.signal(ferrocorn_tests::Signal::SIGTERM);
+        assert!(
+            server
+                .wait_exit(std::time::Duration::from_secs(30))
+                .is_some(),
+            "{app}: no exit after TERM"
+        );
+        assert!(
+            server.stderr().contains("Worker exiting"),
+            "{app}: the worker did not stop gracefully: {}",
+            server.stderr()
+        );
+    }
+}
