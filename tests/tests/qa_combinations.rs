@@ -214,3 +214,39 @@ fn bug_an_asgi_app_in_a_module_named_like_a_builtin_is_served_as_asgi() {
         );
     }
 }
+
+/// Bug: `--asgi-loop uvloop` where uvloop is not installed passed `--check-config` and only
+/// failed in each booting worker's event loop thread, with a message naming neither the
+/// setting nor what to do. The import of the application now judges it, so both say so.
+#[test]
+fn bug_asgi_loop_uvloop_without_uvloop_fails_check_config_naming_the_setting() {
+    use ferrocorn_tests::python::{base_python_imports, python_server};
+    if base_python_imports("uvloop") {
+        eprintln!("skipped: the base Python has uvloop");
+        return;
+    }
+    let expected = "asgi_loop is uvloop, but uvloop cannot be imported";
+    for check in [true, false] {
+        let mut builder = python_server().no_default_bind();
+        builder = if check {
+            builder.args(["--check-config"])
+        } else {
+            builder.args(["--bind", "127.0.0.1:0"])
+        };
+        let (status, stderr) = builder
+            .args(["--asgi-loop", "uvloop", "asgi_app:app"])
+            .run_to_exit(std::time::Duration::from_secs(30));
+        assert_ne!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "check {check}: {stderr}"
+        );
+        assert!(stderr.contains(expected), "check {check}: {stderr}");
+        assert!(stderr.contains("set asgi_loop to auto"), "{stderr}");
+    }
+    // `auto` falls back to asyncio.
+    let server = python_server()
+        .args(["--asgi-loop", "auto", "asgi_app:no_lifespan"])
+        .start();
+    assert_eq!(server.get("/").unwrap().status, 200);
+}
