@@ -323,6 +323,7 @@ pub struct ServerBuilder {
     systemd: bool,
     wait_for_listening: bool,
     open_files: Option<u64>,
+    own_group: bool,
 }
 
 impl ServerBuilder {
@@ -386,6 +387,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts the server in a process group of its own (its pid is the group's id), as a
+    /// shell's job is, so that a test can signal the whole group as a terminal's Ctrl-C does
+    /// (`kill -INT -PID`) without reaching the test process.
+    pub fn own_process_group(mut self) -> Self {
+        self.own_group = true;
+        self
+    }
+
     /// Returns from [`ServerBuilder::start`] without waiting for `Listening at:` on stderr
     /// (when the log goes to a file); `Server::addr` is then `127.0.0.1:0` until the test
     /// sets it.
@@ -420,6 +429,9 @@ impl ServerBuilder {
         }
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
+        }
+        if self.own_group {
+            command.process_group(0);
         }
         command
             .stdin(Stdio::null())
@@ -612,6 +624,7 @@ impl Server {
             systemd: false,
             wait_for_listening: true,
             open_files: None,
+            own_group: false,
         }
     }
 

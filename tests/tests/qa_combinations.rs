@@ -250,3 +250,37 @@ fn bug_asgi_loop_uvloop_without_uvloop_fails_check_config_naming_the_setting() {
         .start();
     assert_eq!(server.get("/").unwrap().status, 200);
 }
+
+/// Bug: Ctrl-C in a terminal sends SIGINT to the whole process group, so each worker got
+/// it twice (from the terminal and from the arbiter). A second stop signal still pending
+/// when the worker restored its signal mask on the way out killed it, and the arbiter logged
+/// "[ERROR] Worker (pid:N) was killed by int" for a clean stop (one run in two or three).
+#[test]
+fn bug_ctrl_c_to_the_process_group_stops_every_worker_cleanly() {
+    for run in 0..8 {
+        let mut server = Server::builder()
+            .own_process_group()
+            .args(["--workers", "4", "hello"])
+            .start();
+        assert!(
+            server.wait_for_workers(4, IO_TIMEOUT),
+            "{}",
+            server.stderr()
+        );
+        assert_eq!(server.get("/").unwrap().status, 200);
+        nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(server.pid),
+            ferrocorn_tests::Signal::SIGINT,
+        )
+        .expect("signal the server's process group");
+        assert!(
+            server
+                .wait_exit(std::time::Duration::from_secs(30))
+                .is_some(),
+            "run {run}: no exit"
+        );
+        let log = server.stderr();
+        assert!(!log.contains("killed by"), "run {run}: {log}");
+        assert_eq!(log.matches("Worker exiting").count(), 4, "run {run}: {log}");
+    }
+}

@@ -124,8 +124,23 @@ pub(crate) fn serve(
         Err(e) => WorkerExit::Failed(e),
     };
     app.exit_worker();
+    ignore_stop_signals();
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     exit
+}
+
+/// The worker is done: a stop signal pending or still to come has nothing left to stop. A
+/// terminal's Ctrl-C reaches the workers as well as the arbiter (which then sends its own),
+/// and once the mask is restored such a signal would kill the worker on its way out, which
+/// the arbiter reports as an error ("killed by int"). Ignoring discards the pending ones.
+fn ignore_stop_signals() {
+    use nix::sys::signal::{signal, SigHandler};
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT] {
+        // SAFETY: installing SIG_IGN runs no code in signal context.
+        unsafe {
+            let _ = signal(s, SigHandler::SigIgn);
+        }
+    }
 }
 
 /// One `epoll_wait` into `events`; an interrupted wait is an empty one.
