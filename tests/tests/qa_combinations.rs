@@ -96,7 +96,9 @@ fn bug_tls_file_errors_name_the_source_of_the_value() {
     let config = dir.join("ferrocorn.toml");
     std::fs::write(&config, "workers = 1\ncertfile = \"/no/such/cert.pem\"\n").unwrap();
     let file_source = format!("file {} line 2", config.display());
-    let cases: [(&str, Vec<&str>, Vec<(&str, &str)>, String); 4] = [
+    // (what, arguments, environment, the line expected on stderr)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, String);
+    let cases: [Case; 4] = [
         (
             "cli",
             vec!["--certfile", "/no/such/cert.pem"],
