@@ -11,6 +11,7 @@ mod child;
 mod error;
 mod listeners;
 mod master;
+mod metrics;
 mod notify;
 mod pidfile;
 mod process;
@@ -23,12 +24,16 @@ use std::sync::Arc;
 pub use error::ArbiterError;
 pub use ferrocorn_config::Settings;
 pub use ferrocorn_worker::App;
-pub use listeners::FERROCORN_FD_ENV;
+pub use listeners::{FERROCORN_FD_ENV, FERROCORN_METRICS_FD_ENV};
 pub use scoreboard::DEFAULT_CAPACITY as SCOREBOARD_CAPACITY;
 
 /// The process name (`/proc/PID/comm`) every worker takes, so tools and tests can tell
 /// workers from the arbiter and from a re-executed arbiter.
 pub const WORKER_PROCESS_NAME: &str = "ferrocorn-wrk";
+
+/// The process name of the metrics endpoint's process (`metrics_bind`), which is not a
+/// worker.
+pub const METRICS_PROCESS_NAME: &str = "ferrocorn-mtr";
 
 /// Builds an application from the settings (their `app`: `hello`, `echo`, `static:DIR`,
 /// a Python `module:callable`, ...). Called after `chdir`, and again on HUP with the new

@@ -25,6 +25,10 @@ use crate::error::ArbiterError;
 /// binary it re-executes on SIGUSR2: a comma-separated list of descriptor numbers.
 pub const FERROCORN_FD_ENV: &str = "FERROCORN_FD";
 
+/// The environment variable that carries the metrics endpoint's listening descriptor
+/// (`metrics_bind`) to the binary re-executed on SIGUSR2.
+pub const FERROCORN_METRICS_FD_ENV: &str = "FERROCORN_METRICS_FD";
+
 /// systemd passes activated sockets from this descriptor on (sd_listen_fds(3)).
 const SD_LISTEN_FDS_START: RawFd = 3;
 
@@ -63,6 +67,11 @@ impl Listener {
         }
     }
 
+    /// Whether it is a Unix-domain socket.
+    pub(crate) fn is_unix(&self) -> bool {
+        matches!(self.socket, Socket::Unix { .. })
+    }
+
     /// The Unix socket file this process created, if any.
     pub(crate) fn unix_path(&self) -> Option<&Path> {
         match &self.socket {
@@ -90,11 +99,29 @@ impl Listener {
         }
     }
 
+    /// After an upgrade: the inherited metrics socket is `address`'s file, ours to remove.
+    fn claim_metrics_socket_file(&mut self, address: &BindAddress) {
+        if let (Socket::Unix { path, .. }, BindAddress::Unix(configured)) =
+            (&mut self.socket, address)
+        {
+            *path = Some(configured.clone());
+        }
+    }
+
     /// Forgets the socket file so that dropping the listener leaves it in place (it was
     /// handed to another process that still listens on it).
     pub(crate) fn keep_socket_file(&mut self) {
         if let Socket::Unix { path, .. } = &mut self.socket {
             *path = None;
+        }
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match &self.socket {
+            Socket::Tcp(listener) => listener.as_fd(),
+            Socket::Unix { listener, .. } => listener.as_fd(),
         }
     }
 }
@@ -193,6 +220,29 @@ pub fn open(settings: &Settings) -> Result<(Vec<Listener>, ListenerOrigin), Arbi
         listeners.push(bind(address, settings, &mut vetted)?);
     }
     Ok((listeners, ListenerOrigin::Bound))
+}
+
+/// The metrics endpoint's listener (`metrics_bind`): inherited from the previous arbiter
+/// through `FERROCORN_METRICS_FD` on upgrade, else bound (or adopted, for `fd://N`) like a
+/// `bind` entry. `None` when `metrics_bind` is not set. Clears the variable it consumed.
+pub(crate) fn open_metrics(
+    settings: &Settings,
+    listeners: &[Listener],
+) -> Result<Option<Listener>, ArbiterError> {
+    let inherited = std::env::var_os(FERROCORN_METRICS_FD_ENV);
+    std::env::remove_var(FERROCORN_METRICS_FD_ENV);
+    let Some(address) = &settings.metrics_bind else {
+        return Ok(None);
+    };
+    if let Some(fd) = inherited.and_then(|fd| fd.to_str()?.trim().parse::<RawFd>().ok()) {
+        let inherited = BindAddress::Fd(fd);
+        let mut vetted = vet_descriptors(std::slice::from_ref(&inherited), listeners)?;
+        let mut listener = adopt(&inherited, Some(address.clone()), &mut vetted)?;
+        listener.claim_metrics_socket_file(address);
+        return Ok(Some(listener));
+    }
+    let mut vetted = vet_descriptors(std::slice::from_ref(address), listeners)?;
+    bind(address, settings, &mut vetted).map(Some)
 }
 
 /// Descriptors [`vet_descriptors`] checked: each an open listening stream socket, owned by

@@ -2,13 +2,18 @@
 //! slot per worker (pid, generation, last heartbeat on the monotonic clock, requests served,
 //! open connections, state). Workers write their own slot; the arbiter reads all of them.
 //! This replaces gunicorn's temporary file per worker (one `fchmod` per heartbeat).
+//!
+//! Each slot also holds the worker's [`WorkerCounters`] (what `/metrics` shows), and a
+//! header before the slots holds what the arbiter publishes about itself ([`ArbiterState`])
+//! and the counters of the workers that are gone ([`Scoreboard::release`] folds a slot's
+//! counters into them under a sequence lock, so that a reader never sees a sum go down).
 
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use ferrocorn_worker::{Supervisor, WorkerState, WorkerStatus};
+use ferrocorn_worker::{Snapshot, Supervisor, WorkerCounters, WorkerState, WorkerStatus};
 use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 use nix::time::{clock_gettime, ClockId};
 
@@ -21,9 +26,10 @@ pub const MESSAGE_CAPACITY: usize = 240;
 /// included. The mapping is reserved, not committed: untouched pages cost nothing.
 pub const DEFAULT_CAPACITY: usize = 1024;
 
-/// The most slots a scoreboard may have (about 300 MB of address space): far beyond any
-/// machine's worker count, and far below what would overflow the mapping's size.
-pub const MAX_CAPACITY: usize = 1 << 20;
+/// The most slots a scoreboard may have (about 5 GB of address space, reserved, not
+/// committed): far beyond any machine's worker count (`workers` is at most 1024), and far
+/// below what would overflow the mapping's size.
+pub const MAX_CAPACITY: usize = 1 << 16;
 
 /// Slot state values. `FREE` slots belong to nobody.
 const FREE: u32 = 0;
@@ -48,6 +54,45 @@ pub struct Slot {
     connections: AtomicU32,
     message_len: AtomicU32,
     message: [AtomicU8; MESSAGE_CAPACITY],
+    /// What the worker counts for `/metrics`; folded into the header's totals on release.
+    counters: WorkerCounters,
+}
+
+/// What the arbiter publishes about itself for the metrics process; written by the arbiter
+/// only (`master/metrics.rs`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct ArbiterState {
+    /// The arbiter's last loop turn, on CLOCK_MONOTONIC: `/healthz` says whether it is
+    /// recent.
+    pub heartbeat_ns: AtomicU64,
+    /// Set from the moment TERM, INT or QUIT arrives: `/readyz` answers 503.
+    pub stopping: AtomicU32,
+    pub workers_desired: AtomicU64,
+    pub reloads: AtomicU64,
+    /// Workers replaced, by `RestartReason` (in the order of `RestartReason::ALL`).
+    pub restarts: [AtomicU64; crate::master::RestartReason::ALL.len()],
+}
+
+/// The start of the mapping, before the slots.
+#[repr(C)]
+#[derive(Debug)]
+struct Header {
+    /// Odd while the arbiter folds a slot into `retired` (a sequence lock: readers retry).
+    fold_seq: AtomicU64,
+    /// One past the highest slot index ever claimed: readers look no further.
+    slots_used: AtomicU64,
+    arbiter: ArbiterState,
+    /// The counters of every worker reaped so far.
+    retired: WorkerCounters,
+}
+
+/// One worker in a [`Scoreboard::read_metrics`] reading.
+#[derive(Debug, Clone)]
+pub struct WorkerReading {
+    pub index: usize,
+    pub view: SlotView,
+    pub counters: Snapshot,
 }
 
 /// What the arbiter reads from a slot.
@@ -148,6 +193,7 @@ impl Slot {
 /// The shared mapping. Cloned into every worker by `fork`; unmapped when the arbiter drops it.
 #[derive(Debug)]
 pub struct Scoreboard {
+    header: NonNull<Header>,
     slots: NonNull<Slot>,
     capacity: usize,
     /// Which slots the arbiter has handed out (arbiter-side bookkeeping only).
@@ -162,25 +208,32 @@ impl Scoreboard {
         let bytes = Some(capacity)
             .filter(|&slots| slots <= MAX_CAPACITY)
             .and_then(|slots| std::mem::size_of::<Slot>().checked_mul(slots))
+            .and_then(|slots| slots.checked_add(SLOTS_OFFSET))
             .and_then(NonZeroUsize::new)
             .ok_or(ArbiterError::TooManyWorkers {
                 requested: capacity,
                 limit: MAX_CAPACITY,
             })?;
-        // SAFETY: a fresh anonymous mapping aliases nothing; zeroed memory is a valid `Slot`
-        // (all atomics zero, state FREE, empty message); `bytes` was computed without
-        // overflow, so the mapping holds `capacity` whole slots.
+        // SAFETY: a fresh anonymous mapping aliases nothing; zeroed memory is a valid
+        // `Header` and `Slot` (all atomics zero, state FREE, empty message, empty counters);
+        // `bytes` was computed without overflow, so the mapping holds the header and
+        // `capacity` whole slots after it. NORESERVE: the pages of unused slots and status
+        // counters are never touched, and need no swap set aside.
         let ptr = unsafe {
             mmap_anonymous(
                 None,
                 bytes,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
+                MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE,
             )
         }
         .map_err(|e| system("mmap", e))?;
+        // SAFETY: SLOTS_OFFSET is within the mapping (added to its size above) and a
+        // multiple of `Slot`'s alignment; the mapping is page-aligned.
+        let slots = unsafe { ptr.cast::<u8>().add(SLOTS_OFFSET) };
         Ok(Scoreboard {
-            slots: ptr.cast(),
+            header: ptr.cast(),
+            slots: slots.cast(),
             capacity,
             used: vec![false; capacity],
         })
@@ -196,6 +249,9 @@ impl Scoreboard {
         let index = self.used.iter().position(|used| !used)?;
         self.used[index] = true;
         self.slot(index).claim(generation);
+        self.header()
+            .slots_used
+            .fetch_max(index as u64 + 1, Ordering::Release);
         Some(index)
     }
 
@@ -204,11 +260,76 @@ impl Scoreboard {
         self.slot(index).pid.store(pid, Ordering::Relaxed);
     }
 
-    /// Returns slot `index` to the pool once its worker is reaped.
+    /// Returns slot `index` to the pool once its worker is reaped (or was never started):
+    /// its counters are added to the totals of the workers gone and zeroed, under the
+    /// sequence lock, so that a reader sees them either in the slot or in the totals.
     pub fn release(&mut self, index: usize) {
-        if index < self.capacity {
-            self.slot(index).state.store(FREE, Ordering::Release);
-            self.used[index] = false;
+        if index >= self.capacity {
+            return;
+        }
+        let header = self.header();
+        let slot = self.slot(index);
+        let seq = header.fold_seq.load(Ordering::Relaxed);
+        header
+            .fold_seq
+            .store(seq.wrapping_add(1), Ordering::Relaxed);
+        // Readers that see the counters change also see the odd sequence number.
+        fence(Ordering::Release);
+        slot.counters.add_counters_to(&header.retired);
+        slot.counters.clear();
+        slot.state.store(FREE, Ordering::Relaxed);
+        header
+            .fold_seq
+            .store(seq.wrapping_add(2), Ordering::Release);
+        self.used[index] = false;
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping starts with a `Header` and lives as long as `self`.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// What the arbiter publishes about itself.
+    pub fn arbiter_state(&self) -> &ArbiterState {
+        &self.header().arbiter
+    }
+
+    /// The counters of every worker, those gone included, summed; and each live worker's
+    /// slot and own counters. A consistent reading: taken again if the arbiter folded a
+    /// slot meanwhile. For the metrics process; never blocks the arbiter.
+    pub fn read_metrics(&self) -> (Snapshot, Vec<WorkerReading>) {
+        let header = self.header();
+        loop {
+            let seq = header.fold_seq.load(Ordering::Acquire);
+            if seq % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let mut totals = Snapshot::default();
+            header.retired.read_into(&mut totals);
+            let used = header.slots_used.load(Ordering::Acquire);
+            let used = usize::try_from(used)
+                .unwrap_or(usize::MAX)
+                .min(self.capacity);
+            let mut workers = Vec::new();
+            for index in 0..used {
+                let slot = self.slot(index);
+                if slot.state.load(Ordering::Relaxed) == FREE {
+                    continue;
+                }
+                let mut counters = Snapshot::default();
+                slot.counters.read_into(&mut counters);
+                slot.counters.read_into(&mut totals);
+                workers.push(WorkerReading {
+                    index,
+                    view: slot.view(),
+                    counters,
+                });
+            }
+            fence(Ordering::Acquire);
+            if header.fold_seq.load(Ordering::Relaxed) == seq {
+                return (totals, workers);
+            }
         }
     }
 
@@ -236,12 +357,16 @@ impl Scoreboard {
 
 impl Drop for Scoreboard {
     fn drop(&mut self) {
-        let bytes = std::mem::size_of::<Slot>() * self.capacity;
+        let bytes = SLOTS_OFFSET + std::mem::size_of::<Slot>() * self.capacity;
         // SAFETY: the mapping was created by `new` with this length and nothing borrows it
         // once the scoreboard is dropped.
-        let _ = unsafe { munmap(self.slots.cast(), bytes) };
+        let _ = unsafe { munmap(self.header.cast(), bytes) };
     }
 }
+
+/// Where the slots start in the mapping: after the header, aligned for a `Slot`.
+const SLOTS_OFFSET: usize = std::mem::size_of::<Header>().next_multiple_of(64);
+const _: () = assert!(std::mem::align_of::<Slot>() <= 64 && std::mem::align_of::<Header>() <= 64);
 
 /// The worker's side: heartbeats go to its slot, log reopening to the binary's hook.
 pub struct SlotSupervisor<'a> {
@@ -260,6 +385,10 @@ impl std::fmt::Debug for SlotSupervisor<'_> {
 impl Supervisor for SlotSupervisor<'_> {
     fn heartbeat(&self, status: WorkerStatus) {
         self.slot.beat(status);
+    }
+
+    fn counters(&self) -> Option<&WorkerCounters> {
+        Some(&self.slot.counters)
     }
 
     fn reopen_logs(&self) {

@@ -8,7 +8,6 @@ mod apps;
 mod args;
 mod invocation;
 mod logging;
-mod pending;
 mod server;
 
 use std::process::ExitCode;

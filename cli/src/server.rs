@@ -168,14 +168,6 @@ impl Server {
                 };
             }
         }
-        let unbuilt = crate::pending::unbuilt(&loaded.settings);
-        if !unbuilt.is_empty() {
-            eprintln!(
-                "{name}: error: not implemented yet in this build: {}",
-                unbuilt.join(", ")
-            );
-            return ExitCode::from(EXIT_USAGE);
-        }
         // What can be judged without loading the app is judged before anything is bound.
         if let Err(message) = app.check(&loaded.settings) {
             eprintln!("{name}: error: app: {message}");

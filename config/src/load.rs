@@ -24,10 +24,16 @@ pub const DEFAULT_CONFIG_FILE: &str = "ferrocorn.toml";
 pub const CMD_ARGS_VAR: &str = "FERROCORN_CMD_ARGS";
 
 /// `FERROCORN_*` variables that are not settings, so not reported as unknown:
-/// `FERROCORN_CMD_ARGS`, `FERROCORN_FD` (listeners handed over during an upgrade) and
-/// `FERROCORN_SHARED` (where the tests find the shared corpora). A new internal variable
-/// must be added here, or every start would fail with "unknown variable".
-pub const RESERVED_ENV_VARS: &[&str] = &[CMD_ARGS_VAR, "FERROCORN_FD", "FERROCORN_SHARED"];
+/// `FERROCORN_CMD_ARGS`, `FERROCORN_FD` and `FERROCORN_METRICS_FD` (listeners handed over
+/// during an upgrade) and `FERROCORN_SHARED` (where the tests find the shared corpora). A
+/// new internal variable must be added here, or every start would fail with "unknown
+/// variable".
+pub const RESERVED_ENV_VARS: &[&str] = &[
+    CMD_ARGS_VAR,
+    "FERROCORN_FD",
+    "FERROCORN_METRICS_FD",
+    "FERROCORN_SHARED",
+];
 
 const ENV_PREFIX: &str = "FERROCORN_";
 

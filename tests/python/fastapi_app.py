@@ -1,11 +1,12 @@
 """A FastAPI application for ferrocorn's black-box tests: path and query parameters, a
 validated JSON body (and FastAPI's 422), a streamed response, lifespan state, a plain
-`def` endpoint (run on anyio's thread pool)."""
+`def` endpoint (run on anyio's thread pool), a WebSocket endpoint (a path parameter, a
+token checked before accept, JSON messages, the disconnect recorded)."""
 
 import os
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -55,3 +56,17 @@ async def state(request: Request):
 @app.get("/sync")
 def sync_endpoint():
     return {"ran": "in a thread"}
+
+
+@app.websocket("/ws/{room}")
+async def room_socket(websocket: WebSocket, room: str, token: str | None = None):
+    if token != "secret":
+        await websocket.close(code=1008)  # before accept: 403
+        return
+    await websocket.accept(subprotocol="json" if "json" in websocket.scope["subprotocols"] else None)
+    try:
+        while True:
+            text = await websocket.receive_text()
+            await websocket.send_json({"room": room, "echo": text, "db": websocket.state.db})
+    except WebSocketDisconnect as exc:
+        record(f"fastapi websocket disconnect {exc.code}")

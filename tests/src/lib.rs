@@ -741,6 +741,18 @@ impl Server {
         get(self.addr, path)
     }
 
+    /// The metrics endpoint's address (`--metrics-bind 127.0.0.1:0`), from the arbiter's
+    /// `Serving metrics at: http://ADDR (PID)` line; `None` without one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.stderr()
+            .lines()
+            .filter(|line| line.contains(&format!("({})", self.pid)))
+            .find_map(|line| {
+                let rest = line.split("Serving metrics at: http://").nth(1)?;
+                rest.split_whitespace().next()?.parse().ok()
+            })
+    }
+
     /// Every arbiter pid this test has seen: the one it started and any that logged a
     /// `Listening at:` line since (re-executed on USR2).
     pub fn arbiter_pids(&self) -> Vec<i32> {

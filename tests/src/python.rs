@@ -40,6 +40,27 @@ pub fn python_server() -> ServerBuilder {
         .env("PYTHONDONTWRITEBYTECODE", "1")
 }
 
+/// Runs `script` (in `tests/python/`) with `python` against `server` (its address as the
+/// arguments); returns its stdout. A script that fails fails the test, with its output and
+/// the server's log.
+pub fn run_script(python: &std::ffi::OsStr, script: &str, server: &Server) -> String {
+    let output = Command::new(python)
+        .arg(fixtures_dir().join(script))
+        .args([server.addr.ip().to_string(), server.addr.port().to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{script} failed ({}):\n{stdout}\n{}\nserver:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        server.stderr()
+    );
+    stdout
+}
+
 /// A file the fixtures append lines to (`fixture_support.record`, through the
 /// `FIXTURE_RECORD` variable): how an application reports what no response can show, such
 /// as `close()` being called after its client went away. Removed on drop.

@@ -28,6 +28,48 @@ pub fn handshake_request(path: &str, extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Judges the JSON report of `tests/python/autobahn_cases.py`: every section is there with
+/// Autobahn's case count (section 9 at moderate sizes), and every case is `OK` unless
+/// `not_strict` lists it (id, the result allowed, why). Returns the cases that fall short.
+pub fn judge_autobahn(stdout: &str, not_strict: &[(&str, &str, &str)]) -> Vec<String> {
+    let report: serde_json::Value = serde_json::from_str(stdout).expect("the suite prints JSON");
+    let cases = report["cases"].as_object().expect("cases");
+    let mut per_section: std::collections::BTreeMap<&str, usize> = Default::default();
+    for id in cases.keys() {
+        *per_section
+            .entry(id.split('.').next().unwrap_or(""))
+            .or_default() += 1;
+    }
+    let expected = [
+        ("1", 16),
+        ("2", 11),
+        ("3", 7),
+        ("4", 10),
+        ("5", 20),
+        ("6", 144),
+        ("7", 37),
+    ];
+    for (section, count) in expected {
+        assert_eq!(per_section.get(section), Some(&count), "section {section}");
+    }
+    assert!(
+        per_section.get("9").is_some_and(|&n| n >= 40),
+        "{per_section:?}"
+    );
+    let mut wrong = Vec::new();
+    for (id, case) in cases {
+        let result = case["result"].as_str().unwrap_or("?");
+        let allowed = not_strict
+            .iter()
+            .find(|(listed, _, _)| listed == id)
+            .map_or("OK", |(_, result, _)| *result);
+        if result != "OK" && result != allowed {
+            wrong.push(format!("{id}: {result}: {}", case["detail"]));
+        }
+    }
+    wrong
+}
+
 /// One client connection after a `101`.
 #[derive(Debug)]
 pub struct WsClient {
@@ -39,8 +81,13 @@ pub struct WsClient {
 impl WsClient {
     /// Connects and completes the handshake for `path`; an error if the answer is not 101.
     pub fn connect(addr: SocketAddr, path: &str) -> io::Result<WsClient> {
+        WsClient::connect_with(addr, path, "")
+    }
+
+    /// As [`WsClient::connect`], with `extra` header lines (each ending in CRLF).
+    pub fn connect_with(addr: SocketAddr, path: &str, extra: &str) -> io::Result<WsClient> {
         let mut stream = connect(addr)?;
-        stream.write_all(&handshake_request(path, ""))?;
+        stream.write_all(&handshake_request(path, extra))?;
         let mut reader = BufReader::new(stream);
         // A 101 has no body: read_response stops after the head (no framing, HEAD-like).
         let response = read_response(&mut reader, true)?;

@@ -201,19 +201,6 @@ fn assert_command_line_runs(what: &str, args: &[String], default_bind: bool) {
         server.stderr()
     );
     let log = server.stderr();
-    if let Some(pending) = log.lines().find_map(|l| {
-        l.split_once("not implemented yet in this build: ")
-            .map(|(_, n)| n)
-    }) {
-        // Straight to the process's stderr: the harness captures `eprintln!` of a passing
-        // test, and a skip must be seen.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "\n!!!!!!!! {what}: START SKIPPED: this build does not serve {pending} yet \
-             (cli/src/pending.rs); --check-config accepted the command line !!!!!!!!\n"
-        );
-        return;
-    }
     assert!(log.contains("Listening at:"), "{what}: {args:?}:\n{log}");
 }
 

@@ -4,14 +4,13 @@
 //! the server process can show: bad handshakes, the message limit, keep-alive not applying,
 //! a graceful stop closing with 1001, an unanswered close frame cut off, a thread pool.
 
-use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ferrocorn_tests::python::{base_python, fixtures_dir, test_venv};
-use ferrocorn_tests::websocket::{handshake_request, WsClient, BINARY, CLOSE, PING, PONG, TEXT};
+use ferrocorn_tests::python::{base_python, run_script, test_venv};
+use ferrocorn_tests::websocket::{
+    handshake_request, judge_autobahn, WsClient, BINARY, CLOSE, PING, PONG, TEXT,
+};
 use ferrocorn_tests::{faulty_app, request, Server, Signal};
-use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -40,65 +39,11 @@ fn echo(args: &[&str]) -> Server {
     Server::start(["echo"].iter().chain(args))
 }
 
-/// Runs `script` (in `tests/python/`) with `python` against `server`; returns its stdout.
-fn run_python(python: &std::ffi::OsStr, script: &str, server: &Server) -> String {
-    let output = Command::new(python)
-        .arg(fixtures_dir().join(script))
-        .args([server.addr.ip().to_string(), server.addr.port().to_string()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {script}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{script} failed ({}):\n{stdout}\n{}\nserver:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr),
-        server.stderr()
-    );
-    stdout
-}
-
 #[test]
 fn autobahn_style_cases_pass_strictly() {
     let server = echo(&["--workers", "2"]);
-    let stdout = run_python(&base_python(), "autobahn_cases.py", &server);
-    let report: Value = serde_json::from_str(&stdout).expect("the suite prints JSON");
-    let cases = report["cases"].as_object().expect("cases");
-    // Every section reproduced, with its Autobahn case count (section 9 at moderate sizes).
-    let mut per_section: BTreeMap<&str, usize> = BTreeMap::new();
-    for id in cases.keys() {
-        *per_section
-            .entry(id.split('.').next().unwrap_or(""))
-            .or_default() += 1;
-    }
-    let expected = [
-        ("1", 16),
-        ("2", 11),
-        ("3", 7),
-        ("4", 10),
-        ("5", 20),
-        ("6", 144),
-        ("7", 37),
-    ];
-    for (section, count) in expected {
-        assert_eq!(per_section.get(section), Some(&count), "section {section}");
-    }
-    assert!(
-        per_section.get("9").is_some_and(|&n| n >= 40),
-        "{per_section:?}"
-    );
-    let mut wrong = Vec::new();
-    for (id, case) in cases {
-        let result = case["result"].as_str().unwrap_or("?");
-        let allowed = NOT_STRICT
-            .iter()
-            .find(|(listed, _, _)| listed == id)
-            .map_or("OK", |(_, result, _)| *result);
-        if result != "OK" && result != allowed {
-            wrong.push(format!("{id}: {result}: {}", case["detail"]));
-        }
-    }
+    let stdout = run_script(&base_python(), "autobahn_cases.py", &server);
+    let wrong = judge_autobahn(&stdout, NOT_STRICT);
     assert!(wrong.is_empty(), "cases not passed:\n{}", wrong.join("\n"));
 }
 
@@ -108,7 +53,7 @@ fn the_websockets_client_library_talks_to_echo() {
         return;
     };
     let server = echo(&["--workers", "2"]);
-    let stdout = run_python(
+    let stdout = run_script(
         venv.dir().join("bin/python").as_os_str(),
         "websockets_client.py",
         &server,

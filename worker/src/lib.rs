@@ -15,10 +15,13 @@ use std::sync::Arc;
 
 mod access_log;
 mod app;
+mod clock;
 mod date;
 mod http1;
 mod limits;
+mod metrics;
 mod pool;
+mod probes;
 mod proto;
 mod response;
 mod server;
@@ -29,12 +32,14 @@ pub mod ws;
 
 pub use app::{
     reason_phrase, App, Body, DeferredApp, Event, ExchangeId, HeaderText, Inbox, Peer, Replies,
-    Reply, Request, RequestBody, Response, Version,
+    Reply, Request, RequestBody, Response, Version, WsMessage,
 };
 
 pub use date::http_date;
 pub use ferrocorn_config::Settings;
+pub use metrics::{Snapshot, WorkerCounters, BUCKETS, DURATION_BOUNDS, METHODS, STATUSES};
 pub use pool::panic_message;
+pub use probes::{serve_probes, Probes, METRICS_CONTENT_TYPE};
 pub use tls::{TlsConfig, TlsError};
 
 /// A listening socket inherited from the arbiter, already bound and listening.
@@ -82,6 +87,11 @@ pub trait Supervisor {
     /// Reopens the log files the arbiter set up for this process (SIGUSR1). The worker
     /// reopens its own access log itself.
     fn reopen_logs(&self);
+    /// Where the worker counts what `/metrics` shows, in memory the arbiter reads without
+    /// asking the worker. `None`: the worker counts in memory of its own, seen by nobody.
+    fn counters(&self) -> Option<&WorkerCounters> {
+        None
+    }
 }
 
 /// Why a worker's [`run`] returned; the process then exits with [`WorkerExit::code`].

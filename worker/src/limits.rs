@@ -24,6 +24,9 @@ pub(crate) struct Config {
     pub(crate) max_requests: u64,
     /// `busy_poll`: the longest poll before sleeping.
     pub(crate) busy_poll: Duration,
+    /// `limit_concurrency`: requests in progress past which a new one is refused; 0 for
+    /// no limit.
+    pub(crate) limit_concurrency: u64,
     /// `websocket_max_message_size`: the longest WebSocket message, fragments joined.
     pub(crate) websocket_max_message: u64,
 }
@@ -56,6 +59,7 @@ impl Config {
             reclaim_batch: (s.worker_connections / 16).clamp(1, 32),
             max_requests,
             busy_poll: Duration::from_micros(s.busy_poll),
+            limit_concurrency: s.limit_concurrency as u64,
             websocket_max_message: s.websocket_max_message_size,
         }
     }

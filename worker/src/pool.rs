@@ -121,6 +121,13 @@ impl Busy {
         self.since[thread].store(0, Ordering::Relaxed);
     }
 
+    fn busy(&self) -> usize {
+        self.since
+            .iter()
+            .filter(|since| since.load(Ordering::Relaxed) != 0)
+            .count()
+    }
+
     /// How long every thread has been busy: since the youngest start; zero while one is
     /// free.
     fn stalled_for(&self, now: Instant) -> Duration {
@@ -278,6 +285,11 @@ impl Pool {
             threads: handles,
             busy,
         })
+    }
+
+    /// How many threads are in the application now (not waiting for their client).
+    pub fn busy_threads(&self) -> usize {
+        self.busy.busy()
     }
 
     /// How long every thread has been busy without progress (see

@@ -189,6 +189,11 @@ impl Parser {
     /// (see [`hp::HeadParser::parse_resuming`]): after `Partial`, call again with the same
     /// bytes and more appended, so a head arriving in small pieces is not re-parsed from its
     /// start on every read.
+    ///
+    /// Always inlined: the connection's read path is the call that matters, and a second
+    /// caller (the metrics endpoint) would otherwise make the compiler call it out of line
+    /// there too.
+    #[inline(always)]
     pub fn parse_head(
         &mut self,
         buf: &[u8],

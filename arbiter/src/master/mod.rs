@@ -6,6 +6,7 @@
 
 mod generations;
 mod memory;
+mod metrics;
 mod recycle;
 mod spawn;
 mod statsd;
@@ -214,6 +215,8 @@ pub(crate) struct Master {
     served: bool,
     /// Workers that ended, by why (not counted while the arbiter itself stops).
     restarts: RestartCounts,
+    /// The metrics endpoint (`metrics_bind`) and its process.
+    metrics: Option<metrics::MetricsProcess>,
     /// READY=1 went out after the last RELOADING=1 (see `notify_reloaded`).
     reload_notified: bool,
     /// The statsd client and the `gunicorn.workers` value it last sent.
@@ -251,6 +254,10 @@ impl Master {
         // `Listening at:` waits for a worker that serves (`notify_ready`): a start that
         // fails on its configuration after binding must not look like a server.
         let (listeners, origin) = listeners::open(&settings)?;
+        let metrics = listeners::open_metrics(&settings, &listeners)?;
+        if let Some(listener) = &metrics {
+            tracing::info!("Serving metrics at: {listener} ({pid})");
+        }
         match origin {
             ListenerOrigin::Bound => {}
             ListenerOrigin::Systemd => tracing::info!("Using systemd socket activation"),
@@ -326,6 +333,7 @@ impl Master {
             ready_notified: false,
             served: false,
             restarts: RestartCounts::default(),
+            metrics: metrics.map(metrics::MetricsProcess::new),
             reload_notified: true,
             statsd: statsd::StatsdReport::default(),
         })
@@ -334,6 +342,8 @@ impl Master {
     /// The loop: wait for a signal or a tick, act on signals, reap, check timeouts, retire
     /// old generations, keep the worker count, notify readiness, take over after upgrade.
     pub(crate) fn supervise(mut self) -> Result<(), ArbiterError> {
+        // Before the workers: the metrics process is no worker's child.
+        self.publish_state();
         self.manage_workers();
         loop {
             let received = self.signals.wait(self.tick());
@@ -373,6 +383,7 @@ impl Master {
             self.notify_reloaded();
             self.report_statsd();
             self.take_over_from_parent();
+            self.publish_state();
         }
     }
 

@@ -225,6 +225,9 @@ impl Master {
             log_upgrade_end(pid, how);
             return;
         }
+        if self.metrics_process_ended(pid, how) {
+            return;
+        }
         let Some(worker) = self.workers.remove(&pid) else {
             return;
         };

@@ -16,11 +16,13 @@ impl Master {
     /// Stops every worker: TERM (graceful) or QUIT (quick), then SIGKILL whatever is left
     /// after `graceful_timeout`. A second INT/QUIT during a graceful stop makes it quick.
     pub(super) fn stop(mut self, how: Stop) -> Result<(), ArbiterError> {
+        self.publish_stopping();
         sd_notify("STOPPING=1");
         tracing::debug!("Workers replaced since start: {}", self.restarts.summary());
         // Has the arbiter we were to replace exited meanwhile? Then its files are ours.
         self.take_over_from_parent();
-        if self.reexec_child.is_some() || self.upgrade_parent.is_some() {
+        let shared = self.reexec_child.is_some() || self.upgrade_parent.is_some();
+        if shared {
             // Another arbiter (the upgraded one, or the one we were to replace and which
             // still runs) listens on the same socket files: leave them.
             for listener in &mut self.listeners {
@@ -56,6 +58,7 @@ impl Master {
                 }
             }
             self.reap_children();
+            self.publish_state();
         }
         if !self.workers.is_empty() {
             tracing::warn!(
@@ -76,6 +79,7 @@ impl Master {
             }
         }
         self.reap_children();
+        self.stop_metrics_process(shared);
         tracing::info!("Shutting down: Master");
         Ok(())
     }

@@ -9,7 +9,7 @@ use nix::unistd::{fork, getppid, ForkResult};
 
 use super::Master;
 use crate::child;
-use crate::listeners::{self, Listener, FERROCORN_FD_ENV};
+use crate::listeners::{self, Listener, FERROCORN_FD_ENV, FERROCORN_METRICS_FD_ENV};
 use crate::notify::sd_notify;
 use crate::signals::{self, BlockedSignals};
 
@@ -46,9 +46,16 @@ impl Master {
             .map(|arg| cstring(arg.as_bytes()))
             .collect();
         let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-            .filter(|(key, _)| key != FERROCORN_FD_ENV)
+            .filter(|(key, _)| key != FERROCORN_FD_ENV && key != FERROCORN_METRICS_FD_ENV)
             .collect();
         env.push((FERROCORN_FD_ENV.into(), fd_list.into()));
+        let metrics_listener = self.metrics.as_ref().map(|m| &m.listener);
+        if let Some(listener) = metrics_listener {
+            env.push((
+                FERROCORN_METRICS_FD_ENV.into(),
+                listener.raw_fd().to_string().into(),
+            ));
+        }
         let envp: Option<Vec<CString>> = env
             .iter()
             .map(|(key, value)| {
@@ -85,7 +92,12 @@ impl Master {
                     if let Some(dir) = &start_dir {
                         let _ = nix::unistd::chdir(dir.as_c_str());
                     }
-                    if listeners::prepare_inheritance(&self.listeners).is_ok() {
+                    let metrics = metrics_listener
+                        .map(std::slice::from_ref)
+                        .unwrap_or_default();
+                    if listeners::prepare_inheritance(&self.listeners).is_ok()
+                        && listeners::prepare_inheritance(metrics).is_ok()
+                    {
                         let _ = nix::unistd::execve(&program, &argv, &envp);
                     }
                     EXEC_FAILED

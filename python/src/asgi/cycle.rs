@@ -399,44 +399,13 @@ impl Cycle {
 impl Cycle {
     fn start(&self, message: &Bound<'_, PyDict>) -> PyResult<()> {
         let py = message.py();
-        let status = message
-            .get_item(intern!(py, "status"))?
-            .ok_or_else(|| PyValueError::new_err("http.response.start needs a 'status'"))?
-            .extract::<u16>()
-            .map_err(|_| PyValueError::new_err("the 'status' must be an int in 100..=999"))?;
-        if !(100..=999).contains(&status) {
-            return Err(PyValueError::new_err(format!(
-                "status {status} is not in 100..=999"
-            )));
-        }
+        let status = status(message, "http.response.start")?;
         let mut response = Response::new();
         response.status = status;
-        let mut length = None;
-        let mut latin1 = false;
-        if let Some(headers) = message.get_item(intern!(py, "headers"))? {
-            for pair in headers.try_iter()? {
-                let pair = pair?;
-                let (name, value): (Vec<u8>, Vec<u8>) = pair.extract().map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "a header must be a pair of bytes, not {}",
-                        type_name(&pair)
-                    ))
-                })?;
-                let name = String::from_utf8(name)
-                    .map_err(|_| PyValueError::new_err("a header name must be ASCII"))?;
-                latin1 |= !value.is_ascii();
-                let value: String = value.iter().map(|&b| char::from(b)).collect();
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = Some(value.trim().parse::<u64>().map_err(|_| {
-                        PyValueError::new_err(format!("content-length {value:?} is not a number"))
-                    })?);
-                }
-                response.header(name, value);
-            }
-        }
-        if latin1 {
-            response.set_latin1();
-        }
+        let length = match message.get_item(intern!(py, "headers"))? {
+            Some(headers) => set_headers(&mut response, &headers)?,
+            None => None,
+        };
         let trailers = message
             .get_item(intern!(py, "trailers"))?
             .map(|t| t.is_truthy())
@@ -614,6 +583,55 @@ impl Cycle {
     }
 }
 
+/// Sets the application's header fields (`[(name, value), ...]`, bytes) on `response`, as
+/// latin-1 text; returns the declared `content-length`, if any.
+pub(crate) fn set_headers(
+    response: &mut Response,
+    headers: &Bound<'_, PyAny>,
+) -> PyResult<Option<u64>> {
+    let mut length = None;
+    let mut latin1 = false;
+    for pair in headers.try_iter()? {
+        let pair = pair?;
+        let (name, value): (Vec<u8>, Vec<u8>) = pair.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "a header must be a pair of bytes, not {}",
+                type_name(&pair)
+            ))
+        })?;
+        let name = String::from_utf8(name)
+            .map_err(|_| PyValueError::new_err("a header name must be ASCII"))?;
+        latin1 |= !value.is_ascii();
+        let value: String = value.iter().map(|&b| char::from(b)).collect();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(value.trim().parse::<u64>().map_err(|_| {
+                PyValueError::new_err(format!("content-length {value:?} is not a number"))
+            })?);
+        }
+        response.header(name, value);
+    }
+    if latin1 {
+        response.set_latin1();
+    }
+    Ok(length)
+}
+
+/// The status of an `http.response.start`-shaped message.
+pub(crate) fn status(message: &Bound<'_, PyDict>, kind: &str) -> PyResult<u16> {
+    let py = message.py();
+    let status = message
+        .get_item(intern!(py, "status"))?
+        .ok_or_else(|| PyValueError::new_err(format!("{kind} needs a 'status'")))?
+        .extract::<u16>()
+        .map_err(|_| PyValueError::new_err("the 'status' must be an int in 100..=999"))?;
+    if !(100..=999).contains(&status) {
+        return Err(PyValueError::new_err(format!(
+            "status {status} is not in 100..=999"
+        )));
+    }
+    Ok(status)
+}
+
 /// The state after a body message: more body, trailers, or done.
 fn after_body(more: bool, trailers: bool) -> Out {
     if more {
@@ -640,7 +658,7 @@ pub(crate) fn disconnect_message(py: Python<'_>) -> Py<PyAny> {
 }
 
 /// Whether a future still waits (a cancelled waiter must not be resolved).
-fn is_pending(py: Python<'_>, future: &Py<PyAny>) -> bool {
+pub(crate) fn is_pending(py: Python<'_>, future: &Py<PyAny>) -> bool {
     future
         .bind(py)
         .call_method0(intern!(py, "done"))
@@ -648,7 +666,7 @@ fn is_pending(py: Python<'_>, future: &Py<PyAny>) -> bool {
         .is_ok_and(|done| !done)
 }
 
-fn resolve(py: Python<'_>, future: &Py<PyAny>, value: Py<PyAny>) {
+pub(crate) fn resolve(py: Python<'_>, future: &Py<PyAny>, value: Py<PyAny>) {
     if is_pending(py, future) {
         if let Err(e) = future
             .bind(py)

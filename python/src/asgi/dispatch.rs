@@ -10,12 +10,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use ferrocorn_worker::ws::close_code;
 use ferrocorn_worker::{Event, ExchangeId, Replies, Reply, Request};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use super::cycle::Cycle;
 use super::scope::ScopeBuilder;
+use super::websocket::WsCycle;
 use crate::loader::{describe, traceback};
 
 /// How often the event loop beats (runner.py's `BEAT_SECONDS`): a beat older than this
@@ -102,11 +105,26 @@ pub(crate) struct Shared {
     /// `loop.call_soon`, `loop.call_later`, `loop.create_future`, `loop.create_task` and
     /// the dispatcher's `flush`, bound once the loop runs.
     bound: OnceLock<Bound_>,
-    cycles: Mutex<HashMap<u64, Py<Cycle>>>,
+    cycles: Mutex<HashMap<u64, Exchange>>,
     grace: f64,
     /// Hand-offs back to the worker, and the replies in them.
     pub(crate) batches: AtomicU64,
     pub(crate) replied: AtomicU64,
+}
+
+/// An exchange the application holds: an `http` or a `websocket` scope's.
+enum Exchange {
+    Http(Py<Cycle>),
+    WebSocket(Py<WsCycle>),
+}
+
+impl Exchange {
+    fn clone_ref(&self, py: Python<'_>) -> Exchange {
+        match self {
+            Exchange::Http(c) => Exchange::Http(c.clone_ref(py)),
+            Exchange::WebSocket(c) => Exchange::WebSocket(c.clone_ref(py)),
+        }
+    }
 }
 
 struct Bound_ {
@@ -184,7 +202,7 @@ impl Shared {
             .remove(&id.seq());
     }
 
-    fn cycle(&self, py: Python<'_>, id: ExchangeId) -> Option<Py<Cycle>> {
+    fn cycle(&self, py: Python<'_>, id: ExchangeId) -> Option<Exchange> {
         self.cycles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -221,11 +239,104 @@ impl Dispatcher {
     }
 
     /// Starts the application on a new request.
-    fn start(&self, py: Python<'_>, id: ExchangeId, mut request: Request, more_body: bool) {
+    fn start(&self, py: Python<'_>, id: ExchangeId, request: Request, more_body: bool) {
+        if request.is_websocket() {
+            return self.start_websocket(py, id, request);
+        }
+        let target = request.target().to_owned();
+        let started = self.start_http(py, id, request, more_body);
+        if let Err(e) = started {
+            self.not_started(py, id, &target, &e);
+        }
+    }
+
+    /// The application could not be called: 500.
+    fn not_started(&self, py: Python<'_>, id: ExchangeId, target: &str, e: &PyErr) {
+        tracing::error!(
+            "cannot start the ASGI application for {target}: {}\n{}",
+            describe(py, e),
+            traceback(py, e)
+        );
+        let mut response = ferrocorn_worker::Response::new();
+        response.plain(500, "internal server error\n");
+        self.shared.reply(
+            py,
+            Reply::Respond {
+                id,
+                response,
+                more: false,
+                length: None,
+            },
+        );
+    }
+
+    /// A WebSocket handshake: refused at once (400, 426) unless it is valid, else the
+    /// application gets a `websocket` scope.
+    fn start_websocket(&self, py: Python<'_>, id: ExchangeId, request: Request) {
+        let mut check = ferrocorn_worker::Response::new();
+        if !check.accept_websocket_deferred(&request, None) {
+            self.shared.reply(
+                py,
+                Reply::Respond {
+                    id,
+                    response: check,
+                    more: false,
+                    length: None,
+                },
+            );
+            return;
+        }
+        let target = request.target().to_owned();
         let started = (|| -> PyResult<()> {
-            let b = self.shared.bound.get().ok_or_else(|| {
-                pyo3::exceptions::PyRuntimeError::new_err("the ASGI event loop is not running")
-            })?;
+            let b = self.bound(py)?;
+            let scope = self.scope.build_websocket(py, &request)?;
+            let cycle = Bound::new(py, WsCycle::new(id, Arc::clone(&self.shared), request))?;
+            let task = self.task(py, b, scope, cycle.as_any())?;
+            cycle.get().set_task(task.unbind());
+            self.shared
+                .cycles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.seq(), Exchange::WebSocket(cycle.unbind()));
+            Ok(())
+        })();
+        if let Err(e) = started {
+            self.not_started(py, id, &target, &e);
+        }
+    }
+
+    fn bound<'a>(&'a self, _py: Python<'_>) -> PyResult<&'a Bound_> {
+        self.shared.bound.get().ok_or_else(|| {
+            pyo3::exceptions::PyRuntimeError::new_err("the ASGI event loop is not running")
+        })
+    }
+
+    /// The task running the application for one exchange (`runner.serve`).
+    fn task<'py>(
+        &self,
+        py: Python<'py>,
+        b: &Bound_,
+        scope: Bound<'py, PyDict>,
+        cycle: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let receive = cycle.getattr(intern!(py, "receive"))?;
+        let send = cycle.getattr(intern!(py, "send"))?;
+        let coroutine =
+            self.serve
+                .bind(py)
+                .call1((self.app.bind(py), scope, receive, send, cycle))?;
+        b.create_task.bind(py).call1((coroutine,))
+    }
+
+    fn start_http(
+        &self,
+        py: Python<'_>,
+        id: ExchangeId,
+        mut request: Request,
+        more_body: bool,
+    ) -> PyResult<()> {
+        {
+            let b = self.bound(py)?;
             let scope = self.scope.build(py, &request)?;
             let mut body = Vec::new();
             request
@@ -242,39 +353,14 @@ impl Dispatcher {
                     more_body,
                 ),
             )?;
-            let receive = cycle.getattr(intern!(py, "receive"))?;
-            let send = cycle.getattr(intern!(py, "send"))?;
-            let coroutine =
-                self.serve
-                    .bind(py)
-                    .call1((self.app.bind(py), scope, receive, send, &cycle))?;
-            let task = b.create_task.bind(py).call1((coroutine,))?;
+            let task = self.task(py, b, scope, cycle.as_any())?;
             cycle.get().set_task(task.unbind());
             self.shared
                 .cycles
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(id.seq(), cycle.unbind());
+                .insert(id.seq(), Exchange::Http(cycle.unbind()));
             Ok(())
-        })();
-        if let Err(e) = started {
-            tracing::error!(
-                "cannot start the ASGI application for {}: {}\n{}",
-                request.target(),
-                describe(py, &e),
-                traceback(py, &e)
-            );
-            let mut response = ferrocorn_worker::Response::new();
-            response.plain(500, "internal server error\n");
-            self.shared.reply(
-                py,
-                Reply::Respond {
-                    id,
-                    response,
-                    more: false,
-                    length: None,
-                },
-            );
         }
     }
 }
@@ -315,23 +401,37 @@ impl Dispatcher {
                     more,
                     paused,
                 } => {
-                    if let Some(cycle) = me.shared.cycle(py, id) {
+                    if let Some(Exchange::Http(cycle)) = me.shared.cycle(py, id) {
                         cycle.get().body(py, data, more, paused);
                     }
                 }
-                Event::Disconnect { id } => {
-                    if let Some(cycle) = me.shared.cycle(py, id) {
-                        Cycle::disconnect(cycle.bind(py));
+                Event::Disconnect { id } => match me.shared.cycle(py, id) {
+                    Some(Exchange::Http(cycle)) => Cycle::disconnect(cycle.bind(py)),
+                    Some(Exchange::WebSocket(cycle)) => {
+                        // Gone without a close frame (RFC 6455 §7.1.5: 1006).
+                        WsCycle::closed(cycle.bind(py), close_code::ABNORMAL, String::new());
+                    }
+                    None => {}
+                },
+                Event::Writable { id } => match me.shared.cycle(py, id) {
+                    Some(Exchange::Http(cycle)) => cycle.get().writable(py),
+                    Some(Exchange::WebSocket(cycle)) => cycle.get().writable(py),
+                    None => {}
+                },
+                Event::Message {
+                    id,
+                    message,
+                    paused,
+                } => {
+                    if let Some(Exchange::WebSocket(cycle)) = me.shared.cycle(py, id) {
+                        cycle.get().message(py, message, paused);
                     }
                 }
-                Event::Writable { id } => {
-                    if let Some(cycle) = me.shared.cycle(py, id) {
-                        cycle.get().writable(py);
+                Event::Closed { id, code, reason } => {
+                    if let Some(Exchange::WebSocket(cycle)) = me.shared.cycle(py, id) {
+                        WsCycle::closed(cycle.bind(py), code, reason);
                     }
                 }
-                // Events a later scope type (websocket) adds are not http's.
-                #[allow(unreachable_patterns)]
-                _ => {}
             }
         }
         Ok(me.mailbox.stop.load(Ordering::SeqCst))

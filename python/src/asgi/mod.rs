@@ -9,12 +9,14 @@
 //! turn's replies back in one batch.
 //!
 //! Inside: `dispatch.rs` (the mailbox, the dispatcher runner.py calls, the replies),
-//! `cycle.rs` (one exchange's `receive` and `send`), `scope.rs` (the `http` scope),
+//! `cycle.rs` (one `http` exchange's `receive` and `send`), `websocket.rs` (one
+//! WebSocket's), `scope.rs` (the `http` and `websocket` scopes),
 //! `runner.py` (the thread's body: the loop, the lifespan protocol, the heartbeat).
 
 mod cycle;
 mod dispatch;
 mod scope;
+mod websocket;
 
 use std::ffi::CString;
 use std::sync::{mpsc, Arc, Mutex};

@@ -1,7 +1,7 @@
-//! The ASGI 3.0 `http` connection scope of a request: what every scope shares is built once
-//! per process (the `asgi` and `extensions` dicts, interned keys); per request, the path
-//! percent-decoded as UTF-8, the headers as lower-cased byte pairs in received order, and a
-//! shallow copy of the lifespan `state`.
+//! The ASGI 3.0 `http` and `websocket` connection scopes of a request: what every scope
+//! shares is built once per process (the `asgi` and `extensions` dicts, interned keys); per
+//! request, the path percent-decoded as UTF-8, the headers as lower-cased byte pairs in
+//! received order, and a shallow copy of the lifespan `state`.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -14,10 +14,11 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 /// The ASGI specification version served (`scope["asgi"]["spec_version"]`).
 pub(crate) const SPEC_VERSION: &str = "2.4";
 
-/// What every `http` scope of this process shares.
+/// What every scope of this process shares.
 pub(crate) struct ScopeBuilder {
     asgi: Py<PyDict>,
     extensions: Py<PyDict>,
+    ws_extensions: Py<PyDict>,
     root_path: Py<PyString>,
     root: String,
     /// The lifespan state, copied into each scope.
@@ -32,9 +33,13 @@ impl ScopeBuilder {
         let extensions = PyDict::new(py);
         extensions.set_item("http.response.trailers", PyDict::new(py))?;
         extensions.set_item("http.response.pathsend", PyDict::new(py))?;
+        // The WebSocket Denial Response extension: `websocket.http.response.*` before accept.
+        let ws_extensions = PyDict::new(py);
+        ws_extensions.set_item("websocket.http.response", PyDict::new(py))?;
         Ok(ScopeBuilder {
             asgi: asgi.unbind(),
             extensions: extensions.unbind(),
+            ws_extensions: ws_extensions.unbind(),
             root_path: PyString::new(py, root_path).unbind(),
             root: root_path.to_owned(),
             state,
@@ -49,18 +54,47 @@ impl ScopeBuilder {
     ) -> PyResult<Bound<'py, PyDict>> {
         let scope = PyDict::new(py);
         scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
-        scope.set_item(intern!(py, "asgi"), self.asgi.bind(py))?;
-        let version = match req.version() {
-            Version::Http10 => intern!(py, "1.0"),
-            Version::Http11 => intern!(py, "1.1"),
-        };
-        scope.set_item(intern!(py, "http_version"), version)?;
         scope.set_item(intern!(py, "method"), method(py, req.method()))?;
         let scheme = match req.scheme() {
             "https" => intern!(py, "https"),
             _ => intern!(py, "http"),
         };
         scope.set_item(intern!(py, "scheme"), scheme)?;
+        self.connection(&scope, req)?;
+        scope.set_item(intern!(py, "extensions"), self.extensions.bind(py))?;
+        Ok(scope)
+    }
+
+    /// The `websocket` scope of a handshake request: `scheme` is `wss` where an `http`
+    /// scope's would be `https`; `subprotocols` as the client offers them.
+    pub(crate) fn build_websocket<'py>(
+        &self,
+        py: Python<'py>,
+        req: &Request,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let scope = PyDict::new(py);
+        scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
+        let scheme = match req.scheme() {
+            "https" => intern!(py, "wss"),
+            _ => intern!(py, "ws"),
+        };
+        scope.set_item(intern!(py, "scheme"), scheme)?;
+        self.connection(&scope, req)?;
+        let offered = PyList::new(py, req.websocket_protocols())?;
+        scope.set_item(intern!(py, "subprotocols"), offered)?;
+        scope.set_item(intern!(py, "extensions"), self.ws_extensions.bind(py))?;
+        Ok(scope)
+    }
+
+    /// What the `http` and `websocket` scopes share.
+    fn connection(&self, scope: &Bound<'_, PyDict>, req: &Request) -> PyResult<()> {
+        let py = scope.py();
+        scope.set_item(intern!(py, "asgi"), self.asgi.bind(py))?;
+        let version = match req.version() {
+            Version::Http10 => intern!(py, "1.0"),
+            Version::Http11 => intern!(py, "1.1"),
+        };
+        scope.set_item(intern!(py, "http_version"), version)?;
         // The full path, root_path included (ASGI, as Starlette reads it): as received when
         // the proxy passed the prefix on, else with the prefix put back. raw_path as
         // received.
@@ -81,9 +115,8 @@ impl ScopeBuilder {
         scope.set_item(intern!(py, "headers"), headers(py, req)?)?;
         scope.set_item(intern!(py, "client"), client(py, req)?)?;
         scope.set_item(intern!(py, "server"), address(py, req.local_addr())?)?;
-        scope.set_item(intern!(py, "extensions"), self.extensions.bind(py))?;
         scope.set_item(intern!(py, "state"), self.state.bind(py).copy()?)?;
-        Ok(scope)
+        Ok(())
     }
 }
 

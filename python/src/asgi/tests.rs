@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ferrocorn_worker::{App, Body, Event, ExchangeId, Inbox, Replies, Reply, Request};
+use ferrocorn_worker::{App, Body, Event, ExchangeId, Inbox, Replies, Reply, Request, WsMessage};
 
 use crate::{load, Interface, PythonOptions};
 
@@ -225,5 +225,99 @@ fn an_exception_before_the_head_is_a_500_and_wsgi_is_not_deferred() {
     assert!(
         wsgi.deferred().is_none(),
         "a WSGI function is called, not deferred"
+    );
+}
+
+const WS_ECHO: &str = r#"
+async def app(scope, receive, send):
+    if scope["type"] != "websocket":
+        return
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept", "subprotocol": scope["subprotocols"][-1]})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            await send({"type": "websocket.send", "text": "never sent"})
+        await send({"type": "websocket.send", "text": message.get("text") or "binary"})
+"#;
+
+impl Channel {
+    /// The next batch of replies.
+    fn next_batch(&self) -> Vec<Reply> {
+        self.woken.recv_timeout(WAIT).expect("a reply in time");
+        let mut batch = Vec::new();
+        self.replies.take(&mut batch);
+        batch
+    }
+}
+
+#[test]
+fn a_websocket_is_accepted_and_its_messages_go_both_ways() {
+    let app = load_module("asgi_unit_ws", WS_ECHO, Interface::Asgi);
+    let mut channel = Channel::open(&*app);
+    let id = ExchangeId::for_test(9);
+    let headers = [
+        ("Host", "h"),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Protocol", "a, b"),
+    ];
+    channel.deliver(Event::Request {
+        id,
+        request: Request::for_test("GET", "/ws", &headers, b""),
+        more_body: false,
+    });
+    let replies = channel.replies_until_final();
+    assert!(
+        matches!(&replies[..], [Reply::Respond { response, .. }] if response.status == 101),
+        "{replies:?}"
+    );
+    // Two messages in one hand-off, the second marked paused: both echoed, and reading
+    // resumed once the application took it.
+    channel.inbox.deliver(&mut vec![
+        Event::Message {
+            id,
+            message: WsMessage::Text("one".into()),
+            paused: false,
+        },
+        Event::Message {
+            id,
+            message: WsMessage::Binary(vec![1, 2]),
+            paused: true,
+        },
+    ]);
+    let mut replies = Vec::new();
+    while replies.len() < 3 {
+        replies.extend(channel.next_batch());
+    }
+    let sent: Vec<&WsMessage> = replies
+        .iter()
+        .filter_map(|r| match r {
+            Reply::Send { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            &WsMessage::Text("one".into()),
+            &WsMessage::Text("binary".into())
+        ]
+    );
+    assert!(replies.iter().any(|r| matches!(r, Reply::Resume { .. })));
+    // After the client's close, a send raises: the task ends without another reply.
+    channel.deliver(Event::Closed {
+        id,
+        code: 1000,
+        reason: String::new(),
+    });
+    assert!(
+        channel
+            .woken
+            .recv_timeout(Duration::from_millis(500))
+            .is_err(),
+        "nothing is sent after the close"
     );
 }

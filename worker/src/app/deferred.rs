@@ -15,6 +15,17 @@
 //!   [`Reply::Trailers`]; or [`Reply::Abort`] (close the connection) at any time;
 //!   [`Reply::Resume`] after an [`Event::Body`] marked `paused`.
 //!
+//! A WebSocket handshake the application accepts with a response filled by
+//! [`Response::accept_websocket_deferred`](super::Response::accept_websocket_deferred)
+//! goes on as the same conversation after the `101`: [`Event::Message`] for each message
+//! (`paused` when the worker stopped decoding after
+//! [`RequestBody::STREAM_BUFFER`](super::RequestBody::STREAM_BUFFER) bytes the application
+//! has not resumed), [`Event::Closed`] for the closing handshake (the client's close frame,
+//! the server failing the connection, or a graceful stop: 1001), [`Event::Disconnect`] when
+//! the connection ended without one (1006); [`Reply::Send`] (with `wait`, answered by
+//! [`Event::Writable`] once it is all written), [`Reply::Close`], [`Reply::Resume`],
+//! [`Reply::Abort`]. No reply is owed after `Closed` or `Disconnect`.
+//!
 //! Every exchange must end with a final reply (a complete response or `Abort`), also after
 //! a `Disconnect`: the worker keeps the connection until then. Replies for an exchange that
 //! is gone are dropped.
@@ -53,6 +64,30 @@ impl ExchangeId {
     }
 }
 
+/// A whole WebSocket message, owned: what [`Event::Message`] and [`Reply::Send`] carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsMessage {
+    /// A text message (checked to be UTF-8 on the way in).
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+impl WsMessage {
+    /// The payload's length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            WsMessage::Text(t) => t.len(),
+            WsMessage::Binary(b) => b.len(),
+        }
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What the worker tells a deferred application.
 pub enum Event {
     /// A request head. `request.body()` holds the body bytes received so far: all of them
@@ -75,8 +110,23 @@ pub enum Event {
     /// timed out): nothing more comes for `id`. The application still owes a final reply.
     Disconnect { id: ExchangeId },
     /// Everything the application queued has been written, after a [`Reply::Piece`] with
-    /// `wait: true`.
+    /// `wait: true`, or a [`Reply::Send`] with `wait: true`.
     Writable { id: ExchangeId },
+    /// A message on an accepted WebSocket. `paused`: the worker stopped decoding after
+    /// this one and goes on after [`Reply::Resume`].
+    Message {
+        id: ExchangeId,
+        message: WsMessage,
+        paused: bool,
+    },
+    /// The WebSocket's closing handshake: the code and reason of the client's close frame
+    /// (1005 when it had none), the code the server failed the connection with (1002, 1007,
+    /// 1009), or 1001 when the worker stops gracefully. Nothing more comes for `id`.
+    Closed {
+        id: ExchangeId,
+        code: u16,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -86,7 +136,9 @@ impl Event {
             Event::Request { id, .. }
             | Event::Body { id, .. }
             | Event::Disconnect { id }
-            | Event::Writable { id } => *id,
+            | Event::Writable { id }
+            | Event::Message { id, .. }
+            | Event::Closed { id, .. } => *id,
         }
     }
 }
@@ -117,6 +169,19 @@ impl fmt::Debug for Event {
             ),
             Event::Disconnect { id } => write!(f, "Disconnect({})", id.seq),
             Event::Writable { id } => write!(f, "Writable({})", id.seq),
+            Event::Message {
+                id,
+                message,
+                paused,
+            } => write!(
+                f,
+                "Message({}, {} bytes, paused {paused})",
+                id.seq,
+                message.len()
+            ),
+            Event::Closed { id, code, reason } => {
+                write!(f, "Closed({}, {code}, {reason:?})", id.seq)
+            }
         }
     }
 }
@@ -150,8 +215,22 @@ pub enum Reply {
     },
     /// Close the connection now (the application failed after the head was sent).
     Abort { id: ExchangeId },
-    /// The application took the body piece marked `paused`: read on.
+    /// The application took the body piece or WebSocket message marked `paused`: read on.
     Resume { id: ExchangeId },
+    /// Sends a message on an accepted WebSocket (dropped once a close frame was sent).
+    /// `wait`: the application waits for [`Event::Writable`] before sending more.
+    Send {
+        id: ExchangeId,
+        message: WsMessage,
+        wait: bool,
+    },
+    /// Starts a WebSocket's closing handshake with `code` and `reason` (as
+    /// [`crate::ws::Outbox::close`]); [`Event::Closed`] follows with the client's answer.
+    Close {
+        id: ExchangeId,
+        code: u16,
+        reason: String,
+    },
 }
 
 impl Reply {
@@ -162,7 +241,9 @@ impl Reply {
             | Reply::Piece { id, .. }
             | Reply::Trailers { id, .. }
             | Reply::Abort { id }
-            | Reply::Resume { id } => *id,
+            | Reply::Resume { id }
+            | Reply::Send { id, .. }
+            | Reply::Close { id, .. } => *id,
         }
     }
 }
@@ -194,6 +275,10 @@ impl fmt::Debug for Reply {
             Reply::Trailers { id, fields } => write!(f, "Trailers({}, {fields:?})", id.seq),
             Reply::Abort { id } => write!(f, "Abort({})", id.seq),
             Reply::Resume { id } => write!(f, "Resume({})", id.seq),
+            Reply::Send { id, message, wait } => {
+                write!(f, "Send({}, {} bytes, wait {wait})", id.seq, message.len())
+            }
+            Reply::Close { id, code, reason } => write!(f, "Close({}, {code}, {reason:?})", id.seq),
         }
     }
 }

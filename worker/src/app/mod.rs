@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 
 pub(crate) use body::BodyPipe;
 pub use body::RequestBody;
-pub use deferred::{DeferredApp, Event, ExchangeId, Inbox, Replies, Reply};
+pub use deferred::{DeferredApp, Event, ExchangeId, Inbox, Replies, Reply, WsMessage};
 pub use request::Request;
 pub(crate) use response::{is_hop_or_ours, is_latin1};
 pub use response::{Body, HeaderText, Response};

@@ -85,6 +85,18 @@ impl Request {
         self.text(&self.method)
     }
 
+    /// Whether the method is `GET`: one load and a comparison, as a parsed head starts with
+    /// its method and a space (a method the parser rewrote lies elsewhere, and is not `GET`).
+    #[inline]
+    pub(crate) fn is_get(&self) -> bool {
+        self.method == (0..3) && self.head.get(..4) == Some(&b"GET "[..])
+    }
+
+    /// The method as bytes (no UTF-8 check).
+    pub(crate) fn method_bytes(&self) -> &[u8] {
+        self.head.get(self.method.clone()).unwrap_or_default()
+    }
+
     /// Whether the method is `HEAD` (compared as bytes: no UTF-8 check on the hot path).
     pub(crate) fn is_head(&self) -> bool {
         self.head.get(self.method.clone()) == Some(&b"HEAD"[..])

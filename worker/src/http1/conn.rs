@@ -111,6 +111,8 @@ pub(crate) struct Exchange {
     pub res: Response,
     /// When the head was complete (for the access log's duration atoms).
     pub started: Instant,
+    /// The same time in nanoseconds on the loop's clock (for the duration histogram).
+    pub started_ns: u64,
     /// Whether the connection may stay open after this response.
     pub keep_alive: bool,
     /// The request asked to close the connection (`Connection: close`, or HTTP/1.0 without
@@ -351,6 +353,9 @@ pub(crate) struct Conn {
     pub pending_error: Option<HttpError>,
     /// TCP_NODELAY has been set (see `queue_response`).
     pub nodelay: bool,
+    /// A request whose head has arrived and whose response is not queued yet: counted in
+    /// flight until then (or until the connection closes).
+    pub in_flight: bool,
 }
 
 impl Conn {
@@ -379,6 +384,7 @@ impl Conn {
                 req: Request::new(peer, local, tls),
                 res: Response::new(),
                 started: deadline,
+                started_ns: 0,
                 keep_alive: true,
                 client_last: false,
             })),
@@ -393,6 +399,7 @@ impl Conn {
             trusted: false,
             pending_error: None,
             nodelay: false,
+            in_flight: false,
         }
     }
 

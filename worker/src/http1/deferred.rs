@@ -56,6 +56,11 @@ impl Channel {
         self.events.clear();
     }
 
+    /// Adds an event to this turn's hand-off.
+    pub fn push(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
     /// Takes the replies sent so far (after the waker fired).
     pub fn take_replies(&self, into: &mut Vec<Reply>) {
         self.replies.take(into);
@@ -235,6 +240,9 @@ fn body_broke(c: &mut Conn, ctx: &mut Ctx, status: u16, message: &str) {
 /// The application's `reply` for the exchange the connection holds. Returns false when the
 /// connection must be closed.
 pub(crate) fn reply(c: &mut Conn, ctx: &mut Ctx, reply: Reply) -> bool {
+    if let Phase::WebSocket(_) = c.phase {
+        return crate::ws::deferred_reply(c, ctx, reply);
+    }
     let Phase::Deferred(st) = &mut c.phase else {
         return true;
     };
@@ -266,6 +274,8 @@ pub(crate) fn reply(c: &mut Conn, ctx: &mut Ctx, reply: Reply) -> bool {
             st.ended = true;
         }
         Reply::Piece { .. } | Reply::Trailers { .. } => {}
+        // A WebSocket's, before its 101 went out: dropped.
+        Reply::Send { .. } | Reply::Close { .. } => {}
         Reply::Abort { .. } => return false,
         Reply::Resume { .. } => {
             if st.paused {

@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLog;
 use crate::app::App;
+use crate::clock::Clock;
 use crate::date::DateCache;
 use crate::limits::Config;
+use crate::metrics::{self, WorkerCounters};
 use crate::pool::{Job, Pool, Work};
 use crate::proto::Parser;
 use crate::response::{write_error, HeadCache};
@@ -42,7 +44,7 @@ const LINGER_MAX_BYTES: usize = 1 << 20;
 const WBUF_HIGH: usize = 64 * 1024;
 
 /// Everything the connection handlers share.
-pub(crate) struct Ctx {
+pub(crate) struct Ctx<'s> {
     pub(crate) cfg: Config,
     /// The head parser, shared by the connections of the loop (a head is copied into its
     /// `Request` before the next parse). State, not configuration: it keeps its scratch.
@@ -58,11 +60,16 @@ pub(crate) struct Ctx {
     /// `statsd_host`'s client: one timer and two counters per request (`statsd.rs`).
     pub(crate) statsd: Option<Statsd>,
     pub(crate) now: Instant,
+    /// `now` in nanoseconds on CLOCK_MONOTONIC (see `clock.rs`).
+    pub(crate) now_ns: u64,
+    pub(crate) clock: Clock,
     pub(crate) requests: u64,
     /// Set when the worker stops taking new requests (TERM, max_requests).
     pub(crate) stopping: bool,
     /// Set by a handler when `max_requests` is reached; the loop then begins the stop.
     pub(crate) max_requests_reached: bool,
+    /// Where responses, durations and requests in flight are counted (`metrics.rs`).
+    pub(crate) metrics: &'s WorkerCounters,
     /// Where WebSocket links (`crate::ws::Link`) say which connections have sends queued.
     pub(crate) links: Arc<crate::ws::LinkHub>,
 }
@@ -266,6 +273,15 @@ fn read_input(c: &mut Conn, ctx: &mut Ctx) -> Next {
 /// a malformed request is served.
 fn respond_error(c: &mut Conn, ctx: &Ctx, status: u16, message: &str) {
     tracing::debug!(status, "refusing request: {message}");
+    // A malformed request has no method to speak of: `other`.
+    let mut method = metrics::OTHER;
+    if std::mem::take(&mut c.in_flight) {
+        ctx.metrics.request_ended();
+        if let Some(ex) = &c.exchange {
+            method = metrics::method_of(&ex.req);
+        }
+    }
+    ctx.metrics.response(method, status);
     c.rpos = c.rend;
     c.phase = Phase::Head;
     write_error(&mut c.wbuf, status, message, ctx.date.line());

@@ -2,7 +2,6 @@
 //! application already running on the pool), then the call. One function per phase.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::{queue_response, respond_error, Conn, Ctx, Phase, Spool};
 use crate::app::{BodyPipe, Peer, RequestBody};
@@ -111,6 +110,13 @@ fn start_request(c: &mut Conn, ctx: &mut Ctx, head: Head) {
     let Some(ex) = c.exchange.as_mut() else {
         return;
     };
+    let limit = ctx.cfg.limit_concurrency;
+    if limit != 0 && ctx.metrics.in_flight() >= limit {
+        refuse_over_limit(c, ctx, head.len);
+        return;
+    }
+    ctx.metrics.request_started();
+    c.in_flight = true;
     if ex.req.is_connect() && !ctx.app.handles_connect() {
         // RFC 9110 §9.3.6: CONNECT asks for a tunnel, which an application that does not
         // handle it must never seem to grant (a 2xx). 501, as for any method the server does
@@ -120,6 +126,7 @@ fn start_request(c: &mut Conn, ctx: &mut Ctx, head: Head) {
     }
     c.rpos += head.len;
     ex.started = ctx.now;
+    ex.started_ns = ctx.now_ns;
     ex.keep_alive = head.keep_alive && ctx.cfg.keepalive.is_some();
     ex.client_last = !head.keep_alive;
     // No body, or `Content-Length: 0`: complete now (no more input may ever come, and the
@@ -152,6 +159,31 @@ fn start_request(c: &mut Conn, ctx: &mut Ctx, head: Head) {
     };
     c.deadline = ctx.now + ctx.cfg.header_timeout;
     c.start_body_clock(ctx.now);
+}
+
+/// `limit_concurrency` requests are in progress: answers 503 with `Retry-After` at once
+/// (RFC 9110 §15.6.4) instead of queueing the request, and closes the connection after
+/// it, without reading a body that may follow.
+#[cold]
+fn refuse_over_limit(c: &mut Conn, ctx: &mut Ctx, head_len: usize) {
+    let Some(mut ex) = c.exchange.take() else {
+        return;
+    };
+    ctx.metrics.refused();
+    c.rpos += head_len;
+    ex.started = ctx.now;
+    ex.started_ns = ctx.now_ns;
+    ex.keep_alive = false;
+    ex.client_last = false;
+    ex.req.body.clear();
+    ex.res.reset();
+    ex.res.header("Retry-After", "1");
+    ex.res
+        .plain(503, "service unavailable: too many requests in progress\n");
+    queue_response(c, ctx, &mut ex);
+    c.exchange = Some(ex);
+    // Nothing after it is answered: what follows on the connection is drained.
+    c.rpos = c.rend;
 }
 
 /// Receives (more of) a body before the call: in memory, or in a temporary file beyond
@@ -303,7 +335,7 @@ fn dispatch(c: &mut Conn, ctx: &mut Ctx) {
     }
     call_app(&*ctx.app, &mut ex);
     // The call may have taken a while: timeouts set from here on count from now.
-    ctx.now = Instant::now();
+    (ctx.now, ctx.now_ns) = ctx.clock.now();
     queue_response(c, ctx, &mut ex);
     c.exchange = Some(ex);
 }

@@ -5,6 +5,7 @@
 use super::{Conn, Ctx, Exchange, OutBody, ReadSide, WriteSide};
 use crate::access_log::LogEntry;
 use crate::app::Body;
+use crate::metrics;
 use crate::response::{self, plan, Method};
 
 /// Owned bodies up to this size are copied behind the head so that both go out in one write.
@@ -14,6 +15,7 @@ const COPY_BODY_MAX: usize = 16 * 1024;
 pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
     if let Some(upgrade) = ex.res.websocket.take() {
         if crate::ws::start(c, ctx, ex, upgrade) {
+            count_answer(c, ctx, ex, 101);
             return;
         }
     }
@@ -25,6 +27,7 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
         ex.res.reset();
         ex.res.plain(500, "internal server error\n");
     }
+    count_answer(c, ctx, ex, ex.res.status);
     count_request(ctx);
     let method = if ex.req.is_head() {
         Method::Head
@@ -72,6 +75,20 @@ pub(crate) fn queue_response(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange) {
         };
     }
     log_exchange(ctx, ex, body_len);
+}
+
+/// Counts a response for the metrics: its method, `status` and duration, and the request
+/// no longer in flight. Inlined in both callers: out of line it costs the response path a
+/// call and its spills.
+#[inline(always)]
+fn count_answer(c: &mut Conn, ctx: &Ctx, ex: &Exchange, status: u16) {
+    let started = std::mem::take(&mut c.in_flight);
+    ctx.metrics.answered(
+        started,
+        metrics::method_of(&ex.req),
+        status,
+        ctx.now_ns.wrapping_sub(ex.started_ns),
+    );
 }
 
 /// Counts an answered request against `max_requests`.

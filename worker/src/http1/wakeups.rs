@@ -24,7 +24,10 @@ pub(crate) fn call_returned(c: &mut Conn, ctx: &mut Ctx, mut ex: Box<Exchange>) 
     };
     c.phase = Phase::Head;
     if let Some(e) = c.pending_error.take() {
+        // Back first, so that the error is counted under the request's method.
+        c.exchange = Some(ex);
         respond_error(c, ctx, e.status, &e.message);
+        return drive(c, ctx);
     } else {
         if mid_body {
             ex.keep_alive = false;

@@ -6,14 +6,14 @@ use crate::app::Peer;
 use crate::http1::Stream;
 use crate::Listener;
 
-pub(super) enum MioListener {
+pub(crate) enum MioListener {
     /// The listener and the address it is bound to, given to each request it accepts.
     Tcp(mio::net::TcpListener, Option<std::net::SocketAddr>),
     Unix(mio::net::UnixListener),
 }
 
 impl MioListener {
-    pub(super) fn from_std(l: Listener) -> io::Result<MioListener> {
+    pub(crate) fn from_std(l: Listener) -> io::Result<MioListener> {
         Ok(match l {
             Listener::Tcp(l) => {
                 l.set_nonblocking(true)?;
@@ -28,7 +28,7 @@ impl MioListener {
     }
 
     /// A new connection, its peer and the listener's own address (`None` for Unix sockets).
-    pub(super) fn accept(&self) -> io::Result<(Stream, Peer, Option<std::net::SocketAddr>)> {
+    pub(crate) fn accept(&self) -> io::Result<(Stream, Peer, Option<std::net::SocketAddr>)> {
         match self {
             MioListener::Tcp(l, local) => {
                 let (s, addr) = l.accept()?;
@@ -41,7 +41,7 @@ impl MioListener {
         }
     }
 
-    pub(super) fn source(&mut self) -> &mut dyn mio::event::Source {
+    pub(crate) fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
             MioListener::Tcp(l, _) => l,
             MioListener::Unix(l) => l,

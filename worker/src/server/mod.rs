@@ -6,7 +6,7 @@
 //! never re-registered; what its events mean for reading is `http1::ReadSide`'s business.
 //! The protocol itself is `http1/`: the loop hands it ready connections through `drive`.
 
-mod listener;
+pub(crate) mod listener;
 mod slots;
 mod spin;
 
@@ -25,9 +25,11 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use crate::access_log::AccessLog;
 use crate::app::{App, Peer};
 use crate::app::{Replies, Reply};
+use crate::clock::Clock;
 use crate::date::DateCache;
 use crate::http1::{self, drive, Channel, Conn, Ctx, Phase, Transport};
 use crate::limits::Config;
+use crate::metrics::WorkerCounters;
 use crate::pool::{Job, Pool, Work};
 use crate::proto::{Parser, ProxyHeader};
 use crate::response::HeadCache;
@@ -97,14 +99,26 @@ pub(crate) fn serve(
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
         return WorkerExit::Failed(message);
     }
-    let exit = match Worker::new(
+    // Counted where the arbiter reads them, or else in memory of our own.
+    let own_counters;
+    let metrics = match supervisor.counters() {
+        Some(counters) => counters,
+        None => {
+            own_counters = Box::new(WorkerCounters::new());
+            &*own_counters
+        }
+    };
+    metrics.set_threads(settings.threads);
+    let worker = Worker::new(
         settings,
         listeners,
         tls,
         access_log,
         Arc::clone(&app),
         &mask,
-    ) {
+        metrics,
+    );
+    let exit = match worker {
         Ok(mut w) => {
             let exit = w.run(supervisor);
             // The last heartbeat carries the final request count, which the arbiter logs
@@ -153,7 +167,7 @@ fn wait(poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) -> Resu
     }
 }
 
-struct Worker {
+struct Worker<'s> {
     poll: Poll,
     listeners: Vec<MioListener>,
     /// With it, every accepted connection is a TLS session.
@@ -162,8 +176,8 @@ struct Worker {
     signals: SignalFd,
     /// Readable every `TICK`.
     ticker: TimerFd,
-    slots: Slots,
-    ctx: Ctx,
+    slots: Slots<'s>,
+    ctx: Ctx<'s>,
     parent: nix::unistd::Pid,
     stop_deadline: Option<Instant>,
     /// While stopping: idle keep-alive connections are closed from this time on.
@@ -178,7 +192,7 @@ struct Worker {
     capacity_reports: Throttle,
 }
 
-impl Worker {
+impl<'s> Worker<'s> {
     fn new(
         settings: &Settings,
         listeners: Vec<Listener>,
@@ -186,7 +200,8 @@ impl Worker {
         access_log: Option<std::fs::File>,
         app: Arc<dyn App>,
         mask: &SigSet,
-    ) -> Result<Worker, String> {
+        metrics: &'s WorkerCounters,
+    ) -> Result<Worker<'s>, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
         let signals = SignalFd::with_flags(mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| format!("cannot create a signalfd: {e}"))?;
@@ -280,7 +295,7 @@ impl Worker {
             listening: false,
             signals,
             ticker,
-            slots: Slots::default(),
+            slots: Slots::new(metrics),
             ctx: Ctx {
                 cfg: Config::from_settings(settings),
                 parser: Parser::from_settings(settings),
@@ -292,10 +307,13 @@ impl Worker {
                 log,
                 statsd,
                 now: Instant::now(),
+                now_ns: 0,
+                clock: Clock::new(),
                 requests: 0,
                 stopping: false,
                 max_requests_reached: false,
                 links,
+                metrics,
             },
             parent: nix::unistd::getppid(),
             stop_deadline: None,
@@ -355,10 +373,11 @@ impl Worker {
         let mut served = 0;
         loop {
             let mut tick = false;
-            self.ctx.now = match spin.wait(&mut self.poll, &mut events, served > 0) {
-                Ok(now) => now,
-                Err(exit) => return exit,
-            };
+            (self.ctx.now, self.ctx.now_ns) =
+                match spin.wait(&mut self.poll, &mut events, served > 0, &self.ctx.clock) {
+                    Ok(now) => now,
+                    Err(exit) => return exit,
+                };
             self.ctx.date.refresh(self.ctx.now);
             served = 0;
             for event in events.iter() {
@@ -421,6 +440,9 @@ impl Worker {
             }
             if tick {
                 self.sweep();
+                if let Some(pool) = &self.ctx.pool {
+                    self.ctx.metrics.set_busy_threads(pool.busy_threads());
+                }
                 supervisor.heartbeat(self.status());
                 if nix::unistd::getppid() != self.parent {
                     tracing::warn!("parent changed: worker exiting");

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll};
 
 use super::wait;
+use crate::clock::Clock;
 use crate::WorkerExit;
 
 /// The shortest poll before sleeping that the loop starts; it doubles from here (see `Spin`).
@@ -30,7 +31,7 @@ impl Spin {
         }
     }
 
-    /// Fills `events` and returns the time it came back.
+    /// Fills `events` and returns the time it came back (see [`Clock::now`]).
     ///
     /// The clients a turn answered are about to send again. Sleeping in `epoll_wait` until
     /// they do costs a sleep, a wake-up by the client's write (on another CPU, an interrupt
@@ -45,25 +46,26 @@ impl Spin {
         poll: &mut Poll,
         events: &mut Events,
         served: bool,
-    ) -> Result<Instant, WorkerExit> {
+        clock: &Clock,
+    ) -> Result<(Instant, u64), WorkerExit> {
         if !served {
             wait(poll, events, None)?;
-            return Ok(Instant::now());
+            return Ok(clock.now());
         }
         let start = Instant::now();
         while !self.window.is_zero() {
             let _ = nix::sched::sched_yield();
             wait(poll, events, Some(Duration::ZERO))?;
             if !events.is_empty() {
-                return Ok(Instant::now());
+                return Ok(clock.now());
             }
             if start.elapsed() >= self.window {
                 break;
             }
         }
         wait(poll, events, None)?;
-        let now = Instant::now();
-        self.adapt(now.saturating_duration_since(start));
+        let now = clock.now();
+        self.adapt(now.0.saturating_duration_since(start));
         Ok(now)
     }
 

@@ -17,7 +17,9 @@ use ferrocorn_websocket::handshake;
 pub use ferrocorn_websocket::close_code;
 pub use link::{Closed, Link};
 pub(crate) use link::{LinkHub, LinkShared};
-pub(crate) use session::{check_deadline, drive, go_away, link_ready, start, Session};
+pub(crate) use session::{
+    check_deadline, deferred_reply, drive, go_away, link_ready, start, Session,
+};
 
 use crate::app::{Request, Response};
 
@@ -132,7 +134,9 @@ impl Outbox<'_> {
 pub(crate) struct Upgrade {
     pub accept: String,
     pub protocol: Option<String>,
-    pub handler: Box<dyn Handler>,
+    /// `None`: the connection stays with the deferred application that accepted it
+    /// ([`Response::accept_websocket_deferred`]).
+    pub handler: Option<Box<dyn Handler>>,
 }
 
 impl std::fmt::Debug for Upgrade {
@@ -171,6 +175,25 @@ impl Response {
         request: &Request,
         protocol: Option<&str>,
         handler: Box<dyn Handler>,
+    ) -> bool {
+        self.accept(request, protocol, Some(handler))
+    }
+
+    /// Accepts the handshake as [`Response::accept_websocket`] does, for a deferred
+    /// application ([`crate::DeferredApp`]) that answers with this response in a
+    /// [`crate::Reply::Respond`]: the WebSocket then goes on as the exchange's conversation
+    /// ([`crate::Event::Message`], [`crate::Reply::Send`], ...) instead of a [`Handler`].
+    /// Returns false, with the `400`/`426` filled in, for a request that is not a valid
+    /// handshake. Such a response given back by [`crate::App::call`] is answered 500.
+    pub fn accept_websocket_deferred(&mut self, request: &Request, protocol: Option<&str>) -> bool {
+        self.accept(request, protocol, None)
+    }
+
+    fn accept(
+        &mut self,
+        request: &Request,
+        protocol: Option<&str>,
+        handler: Option<Box<dyn Handler>>,
     ) -> bool {
         let http11 = request.version() == crate::Version::Http11;
         match handshake::check(request.method(), http11, request.headers()) {

@@ -17,6 +17,7 @@ use ferrocorn_websocket::{close_code, encode, is_valid_close_code, Decoder, Item
 
 use super::link::Command;
 use super::{head, Handler, Link, LinkHub, LinkShared, Message, Outbox, Upgrade, OUTPUT_HIGH};
+use crate::app::{Event, ExchangeId, Reply, RequestBody, WsMessage};
 use crate::http1::{self, Conn, Ctx, Exchange, Phase, WriteSide, LINGER};
 use crate::pool::panic_message;
 
@@ -94,11 +95,63 @@ impl State {
     }
 }
 
+/// A WebSocket a deferred application accepted: its messages and its end go out as events
+/// of the exchange `id`, its sends come back as replies (`crate::app::deferred`).
+#[derive(Debug)]
+struct Deferred {
+    id: ExchangeId,
+    /// Message bytes handed over since the application last resumed reading.
+    unacked: usize,
+    /// `Event::Closed` was sent (or the disconnect is reported when the connection goes).
+    reported: bool,
+    /// The application waits for `Event::Writable`.
+    writer_waiting: bool,
+}
+
+impl Deferred {
+    /// Reports the closing handshake to the application, once.
+    fn closed(&mut self, ctx: &mut Ctx, code: u16, reason: &str) {
+        if !std::mem::replace(&mut self.reported, true) {
+            emit(
+                ctx,
+                Event::Closed {
+                    id: self.id,
+                    code,
+                    reason: reason.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// Hands a message over; past `STREAM_BUFFER` unresumed bytes, decoding pauses.
+    fn message(&mut self, ctx: &mut Ctx, state: &mut State, message: WsMessage) {
+        self.unacked += message.len();
+        let paused = self.unacked > RequestBody::STREAM_BUFFER;
+        state.paused |= paused;
+        emit(
+            ctx,
+            Event::Message {
+                id: self.id,
+                message,
+                paused,
+            },
+        );
+    }
+}
+
+fn emit(ctx: &mut Ctx, event: Event) {
+    if let Some(channel) = ctx.deferred.as_mut() {
+        channel.push(event);
+    }
+}
+
 /// A WebSocket connection's state besides its `Conn`.
 pub(crate) struct Session {
     decoder: Decoder,
-    /// `None` once the close was reported (or the handler panicked).
+    /// `None` once the close was reported (or the handler panicked), or for a deferred
+    /// application's WebSocket.
     handler: Option<Box<dyn Handler>>,
+    deferred: Option<Deferred>,
     state: State,
     /// The output went past the high-water mark: `on_writable` once it is written.
     full: bool,
@@ -110,6 +163,14 @@ pub(crate) struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Session({:?})", self.state.closing)
+    }
+}
+
+impl Session {
+    /// The deferred exchange to tell of the connection's end, if it has not heard of it:
+    /// the connection goes without a closing handshake (1006).
+    pub(crate) fn unreported(&self) -> Option<ExchangeId> {
+        self.deferred.as_ref().filter(|d| !d.reported).map(|d| d.id)
     }
 }
 
@@ -170,6 +231,25 @@ fn call(
 /// writes the `101` head, then `on_open`. Returns false (the response replaced by a 500) when
 /// the application's header fields cannot be sent.
 pub(crate) fn start(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange, upgrade: Box<Upgrade>) -> bool {
+    let deferred = match (&upgrade.handler, &c.phase) {
+        (Some(_), _) => None,
+        (None, Phase::Deferred(st)) => Some(Deferred {
+            id: st.id,
+            unacked: 0,
+            // A client gone before the 101: the application has heard already.
+            reported: st.gone,
+            writer_waiting: false,
+        }),
+        (None, _) => {
+            tracing::error!(
+                target = ex.req.target(),
+                "accept_websocket_deferred outside a deferred application: sending 500"
+            );
+            ex.res.reset();
+            ex.res.plain(500, "internal server error\n");
+            return false;
+        }
+    };
     if !head::write(&mut c.wbuf, &ex.res, &upgrade, ctx.date.line()) {
         tracing::error!(
             target = ex.req.target(),
@@ -189,7 +269,8 @@ pub(crate) fn start(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange, upgrade: Box
     let Upgrade { handler, .. } = *upgrade;
     let mut session = Box::new(Session {
         decoder: Decoder::new(ctx.cfg.websocket_max_message),
-        handler: Some(handler),
+        handler,
+        deferred,
         state: State {
             closing: Closing::Open,
             paused: false,
@@ -217,6 +298,9 @@ pub(crate) fn start(c: &mut Conn, ctx: &mut Ctx, ex: &mut Exchange, upgrade: Box
     if ctx.stopping {
         s.state
             .close(&mut c.wbuf, close_code::GOING_AWAY, "server shutting down");
+        if let Some(d) = &mut s.deferred {
+            d.closed(ctx, close_code::GOING_AWAY, "server shutting down");
+        }
     }
     c.phase = Phase::WebSocket(session);
     c.deadline = ctx.now + Duration::from_secs(365 * 24 * 3600);
@@ -240,12 +324,12 @@ pub(crate) fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
         let pending = c.wbuf.len() - c.wpos;
         // A handler that sees `is_full` waits for `on_writable`: note it whoever filled it.
         s.full |= pending > OUTPUT_HIGH;
-        if c.rpos < c.rend && !s.state.paused && pending <= OUTPUT_HIGH && decode_one(c) {
+        if c.rpos < c.rend && !s.state.paused && pending <= OUTPUT_HIGH && decode_one(c, ctx) {
             continue;
         }
         if c.output_pending() && !blocked {
             match c.flush() {
-                Ok(_) => written(c),
+                Ok(_) => written(c, ctx),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     blocked = true;
                     if let Phase::WebSocket(s) = &mut c.phase {
@@ -282,13 +366,14 @@ pub(crate) fn drive(c: &mut Conn, ctx: &mut Ctx) -> bool {
 
 /// Decodes one item from the buffered input and acts on it. Returns whether input was
 /// consumed or an item handled.
-fn decode_one(c: &mut Conn) -> bool {
+fn decode_one(c: &mut Conn, ctx: &mut Ctx) -> bool {
     let Phase::WebSocket(s) = &mut c.phase else {
         return false;
     };
     let Session {
         decoder,
         handler,
+        deferred,
         state,
         ..
     } = &mut **s;
@@ -301,12 +386,18 @@ fn decode_one(c: &mut Conn) -> bool {
             };
             let open = state.closing == Closing::Open;
             match item {
-                Item::Text(text) if open => call(handler, state, wbuf, written, |h, out| {
-                    h.on_message(Message::Text(text), out)
-                }),
-                Item::Binary(bytes) if open => call(handler, state, wbuf, written, |h, out| {
-                    h.on_message(Message::Binary(bytes), out)
-                }),
+                Item::Text(text) if open => match deferred {
+                    Some(d) => d.message(ctx, state, WsMessage::Text(text.to_owned())),
+                    None => call(handler, state, wbuf, written, |h, out| {
+                        h.on_message(Message::Text(text), out)
+                    }),
+                },
+                Item::Binary(bytes) if open => match deferred {
+                    Some(d) => d.message(ctx, state, WsMessage::Binary(bytes.to_vec())),
+                    None => call(handler, state, wbuf, written, |h, out| {
+                        h.on_message(Message::Binary(bytes), out)
+                    }),
+                },
                 // RFC 6455 §5.5.2: a ping is answered with a pong carrying its bytes.
                 Item::Ping(bytes) if open => encode::frame(wbuf, Opcode::Pong, bytes),
                 Item::Close(frame) => {
@@ -321,6 +412,9 @@ fn decode_one(c: &mut Conn) -> bool {
                     }
                     state.closing = Closing::Done;
                     report(handler, state, code, reason);
+                    if let Some(d) = deferred {
+                        d.closed(ctx, code, reason);
+                    }
                 }
                 // Pongs, and messages arriving after our close frame, are dropped.
                 _ => {}
@@ -334,6 +428,9 @@ fn decode_one(c: &mut Conn) -> bool {
             state.close(wbuf, e.code, e.reason);
             state.closing = Closing::Done;
             report(handler, state, e.code, e.reason);
+            if let Some(d) = deferred {
+                d.closed(ctx, e.code, e.reason);
+            }
             true
         }
     }
@@ -341,11 +438,15 @@ fn decode_one(c: &mut Conn) -> bool {
 
 /// All output is written: the write deadline is off, and a handler that filled the output
 /// hears that it may send again.
-fn written(c: &mut Conn) {
+fn written(c: &mut Conn, ctx: &mut Ctx) {
     let Phase::WebSocket(s) = &mut c.phase else {
         return;
     };
     s.write_by = None;
+    if let Some(d) = s.deferred.as_mut().filter(|d| d.writer_waiting) {
+        d.writer_waiting = false;
+        emit(ctx, Event::Writable { id: d.id });
+    }
     if let Some(link) = &s.state.link {
         link.set_backlog(0);
     }
@@ -390,6 +491,11 @@ fn read(c: &mut Conn) -> Option<bool> {
 /// The closing handshake is over and the output written: shut down our side and drain the
 /// client's until it closes (the HTTP side's lingering close).
 fn linger(c: &mut Conn, ctx: &mut Ctx) -> bool {
+    if let Phase::WebSocket(s) = &c.phase {
+        if let Some(id) = s.unreported() {
+            emit(ctx, Event::Disconnect { id });
+        }
+    }
     c.stream.shutdown_write();
     c.rpos = c.rend;
     c.phase = Phase::Draining;
@@ -408,6 +514,46 @@ pub(crate) fn go_away(c: &mut Conn, ctx: &mut Ctx) -> bool {
     s.state.now = ctx.now;
     s.state
         .close(&mut c.wbuf, close_code::GOING_AWAY, "server shutting down");
+    if let Some(d) = &mut s.deferred {
+        // The application need not wait for the client's answer to finish.
+        d.closed(ctx, close_code::GOING_AWAY, "server shutting down");
+    }
+    drive(c, ctx)
+}
+
+/// A deferred application's reply for the WebSocket this connection is (see
+/// `crate::app::deferred`). Returns false when the connection must be closed.
+pub(crate) fn deferred_reply(c: &mut Conn, ctx: &mut Ctx, reply: Reply) -> bool {
+    let Phase::WebSocket(s) = &mut c.phase else {
+        return true;
+    };
+    let Some(d) = s.deferred.as_mut().filter(|d| d.id == reply.id()) else {
+        return true; // an earlier exchange's
+    };
+    s.state.now = ctx.now;
+    match reply {
+        Reply::Send { message, wait, .. } => {
+            let sent = match &message {
+                WsMessage::Text(t) => s.state.send(&mut c.wbuf, Opcode::Text, t.as_bytes()),
+                WsMessage::Binary(b) => s.state.send(&mut c.wbuf, Opcode::Binary, b),
+            };
+            if wait && sent {
+                d.writer_waiting = true;
+            } else if wait {
+                // Nothing queued: nothing to wait for.
+                emit(ctx, Event::Writable { id: d.id });
+            }
+        }
+        Reply::Close { code, reason, .. } => s.state.close(&mut c.wbuf, code, &reason),
+        Reply::Resume { .. } => {
+            d.unacked = 0;
+            if std::mem::take(&mut s.state.paused) {
+                c.read.rearm();
+            }
+        }
+        Reply::Abort { .. } => return false,
+        Reply::Respond { .. } | Reply::Piece { .. } | Reply::Trailers { .. } => {}
+    }
     drive(c, ctx)
 }
 

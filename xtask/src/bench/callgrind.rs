@@ -20,6 +20,9 @@ use super::servers::{ferrocorn_app_args, free_port, which, BenchDir, Installed, 
 
 /// Requests sent in the small and the large session.
 const REQUESTS: (u64, u64) = (2_000, 22_000);
+/// The process name of a ferrocorn worker (`ferrocorn_arbiter::WORKER_PROCESS_NAME`; xtask
+/// links no server crate).
+const WORKER_NAME: &str = "ferrocorn-wrk";
 /// valgrind starts slowly: how long ferrocorn may take to answer under it.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -189,6 +192,10 @@ fn session(
         "1".into(),
         "--bind".into(),
         format!("127.0.0.1:{port}"),
+        // Counted with the metrics endpoint on, as issue 14's 2 % bound asks (the worker
+        // counts either way; the endpoint is a process of its own).
+        "--metrics-bind".into(),
+        format!("127.0.0.1:{}", free_port()?),
     ];
     command.extend(ferrocorn_app_args(app, dir));
     let shown = command.join(" ");
@@ -202,10 +209,15 @@ fn session(
         1,
         START_TIMEOUT,
     )?;
+    // The worker by its name: the metrics process is a child of the arbiter too.
     let worker = instance
         .processes()
-        .get(1)
+        .iter()
         .map(|p| p.pid)
+        .find(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == WORKER_NAME)
+        })
         .context("ferrocorn under valgrind has no worker")?;
     loadgen::sequential(instance.addr, request, count)
         .with_context(|| format!("sending {count} requests to ferrocorn under valgrind"))?;
