@@ -148,6 +148,14 @@ impl App for Hinted {
     fn after_fork_child(&self) {
         self.app.after_fork_child();
     }
+    // Every other method too: an ASGI application is served through `deferred`, and one
+    // in a module named like a built-in (`echo:app`) was called as WSGI without it.
+    fn handles_connect(&self) -> bool {
+        self.app.handles_connect()
+    }
+    fn deferred(&self) -> Option<&dyn ferrocorn_worker::DeferredApp> {
+        self.app.deferred()
+    }
 }
 
 #[cfg(not(feature = "python"))]

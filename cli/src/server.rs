@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ferrocorn_arbiter::{AppLoader, Arbiter};
-use ferrocorn_config::Settings;
-use ferrocorn_worker::App;
+use ferrocorn_arbiter::{AppLoader, Arbiter, ArbiterError};
+use ferrocorn_config::{Loaded, Settings};
+use ferrocorn_worker::{App, TlsError};
 
 use crate::args::{Action, Program};
 use crate::invocation::{DisplayOnly, Invocation};
@@ -159,7 +159,7 @@ impl Server {
                 return ExitCode::SUCCESS;
             }
             Action::CheckConfig => {
-                return match check_app(&loaded.settings, &loader) {
+                return match check_app(&loaded, &loader) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(message) => {
                         eprintln!("{name}: error: {message}");
@@ -173,7 +173,7 @@ impl Server {
             eprintln!("{name}: error: app: {message}");
             return ExitCode::from(EXIT_USAGE);
         }
-        serve(name, loaded.settings, invocation, loader)
+        serve(name, &loaded, invocation, loader)
     }
 }
 
@@ -205,18 +205,33 @@ impl AppChoice {
 /// For `--check-config`: reads the TLS files and loads the application as the server
 /// would, from the directory it would serve from (`chdir`), as gunicorn's `--check-config`
 /// loads the app. Changes this process's working directory; the process exits right after.
-fn check_app(settings: &Settings, loader: &AppLoader) -> Result<(), String> {
+fn check_app(loaded: &Loaded, loader: &AppLoader) -> Result<(), String> {
+    let settings = &loaded.settings;
     if let Some(dir) = &settings.chdir {
         std::env::set_current_dir(dir)
             .map_err(|err| format!("app: cannot chdir to {}: {err}", dir.display()))?;
     }
-    ferrocorn_worker::TlsConfig::from_settings(settings).map_err(|e| format!("TLS: {e}"))?;
+    ferrocorn_worker::TlsConfig::from_settings(settings).map_err(|e| tls_error(&e, loaded))?;
     let app = loader(settings).map_err(|e| format!("app: {e}"))?;
     app.init_worker().map_err(|e| format!("app: {e}"))
 }
 
+/// A TLS file or setting the arbiter refused, with where its value came from, as a
+/// configuration error says it: `TLS: env FERROCORN_CERTFILE: certfile /x.pem: cannot
+/// read it: ...`.
+fn tls_error(error: &TlsError, loaded: &Loaded) -> String {
+    match error
+        .setting()
+        .and_then(|setting| loaded.source_of(setting))
+    {
+        Some(source) => format!("TLS: {source}: {error}"),
+        None => format!("TLS: {error}"),
+    }
+}
+
 /// Installs the error log and runs the arbiter until it stops.
-fn serve(name: &str, settings: Settings, invocation: Invocation, loader: AppLoader) -> ExitCode {
+fn serve(name: &str, loaded: &Loaded, invocation: Invocation, loader: AppLoader) -> ExitCode {
+    let settings = loaded.settings.clone();
     let log = match logging::init(&settings) {
         Ok(log) => log,
         Err(error) => {
@@ -249,12 +264,16 @@ fn serve(name: &str, settings: Settings, invocation: Invocation, loader: AppLoad
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let line = match &error {
+                ArbiterError::Tls(tls) => tls_error(tls, loaded),
+                other => other.to_string(),
+            };
             if !logs_to_stderr {
                 // The one line on stderr is what a person at a terminal sees; the log
                 // file gets it too.
-                tracing::error!("{error}");
+                tracing::error!("{line}");
             }
-            eprintln!("{name}: error: {error}");
+            eprintln!("{name}: error: {line}");
             if error.is_config() {
                 ExitCode::from(EXIT_USAGE)
             } else {

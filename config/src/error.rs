@@ -38,7 +38,7 @@ impl fmt::Display for Origin {
 
 impl Origin {
     /// The origin with the detail an error message needs: the file line, the flag.
-    fn precise(&self, setting: Option<&Setting>) -> String {
+    pub(crate) fn precise(&self, setting: Option<&Setting>) -> String {
         match (self, setting) {
             (
                 Origin::File {

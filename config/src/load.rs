@@ -121,6 +121,14 @@ impl Loaded {
         self.origins.get(index)
     }
 
+    /// Where `name`'s value came from, as configuration errors say it (`cli --certfile`,
+    /// `env FERROCORN_CERTFILE`, `file PATH line N`, `default`), for a value judged after
+    /// loading (a file a setting names); `None` for a name that is not a setting.
+    pub fn source_of(&self, name: &str) -> Option<String> {
+        let index = SETTINGS.iter().position(|s| s.name == name)?;
+        Some(self.origins.get(index)?.precise(SETTINGS.get(index)))
+    }
+
     /// Every setting, one per line, as `name = value  # source`, value in TOML.
     pub fn print_config(&self) -> String {
         let mut out = String::new();
@@ -624,6 +632,23 @@ mod tests {
                 line: Some(2)
             })
         );
+    }
+
+    #[test]
+    fn source_of_names_a_value_as_errors_do() {
+        let dir = TempDir::new();
+        let path = dir.write(DEFAULT_CONFIG_FILE, "workers = 2\n\ncertfile = \"c.pem\"\n");
+        let mut sources = sources(&dir);
+        sources.env = env(&[("FERROCORN_KEYFILE", "k.pem")]);
+        let loaded = load(&sources).unwrap();
+        let file = format!("file {} line 3", path.display());
+        assert_eq!(loaded.source_of("certfile").as_deref(), Some(file.as_str()));
+        assert_eq!(
+            loaded.source_of("keyfile").as_deref(),
+            Some("env FERROCORN_KEYFILE")
+        );
+        assert_eq!(loaded.source_of("ca_certs").as_deref(), Some("default"));
+        assert_eq!(loaded.source_of("no_such_setting"), None);
     }
 
     #[test]

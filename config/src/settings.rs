@@ -458,7 +458,8 @@ declare_settings! {
 
     /// Accept a PROXY protocol header at the start of each connection from `proxy_allow_ips`:
     /// `v1` (text), `v2` (binary), `auto` (either; what the flag alone and the older `true`
-    /// mean) or `off`, as gunicorn's `--proxy-protocol [MODE]`.
+    /// mean) or `off`, as gunicorn's `--proxy-protocol [MODE]`. On a TLS listener the header
+    /// comes in the clear before the handshake, where proxies send it.
     proxy_protocol: ProxyProtocol = ProxyProtocol::Off;
         Proxy, flag(None, "proxy-protocol", "MODE"), ProxyMode;
 

@@ -176,6 +176,18 @@ impl PythonApp {
                     )
                 })?,
             };
+            if asgi && self.options.asgi_loop == AsgiLoop::Uvloop {
+                // Judged here, at the import, so that `--check-config` (which imports)
+                // finds it too, not only the event loop thread of a booting worker.
+                py.import("uvloop").map_err(|e| {
+                    format!(
+                        "asgi_loop is uvloop, but uvloop cannot be imported ({}): install it \
+                         in the virtualenv, or set asgi_loop to auto (uvloop when installed) \
+                         or asyncio",
+                        loader::describe(py, &e)
+                    )
+                })?;
+            }
             if asgi {
                 tracing::info!(
                     "serving '{}' as an ASGI 3.0 application ({})",

@@ -115,6 +115,56 @@ pub fn corpus_dir() -> Option<PathBuf> {
     )
 }
 
+/// Decodes a Python bytes-literal escape string (`codecs.escape_decode`): `\\`, `\'`, `\"`,
+/// `\a \b \f \n \r \t \v`, `\xNN`, octal `\NNN`; other backslashes stay as they are.
+pub fn python_unescape(raw: &str) -> Vec<u8> {
+    let b: Vec<u8> = raw.chars().map(|c| c as u32 as u8).collect();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 == b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let c = b[i + 1];
+        i += 2;
+        match c {
+            b'\\' => out.push(b'\\'),
+            b'\'' => out.push(b'\''),
+            b'"' => out.push(b'"'),
+            b'a' => out.push(7),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'\n' => {}
+            b'x' => {
+                let hex = std::str::from_utf8(&b[i..(i + 2).min(b.len())]).unwrap_or("");
+                out.push(u8::from_str_radix(hex, 16).expect("valid \\x escape in corpus"));
+                i += 2;
+            }
+            b'0'..=b'7' => {
+                let mut v = u32::from(c - b'0');
+                let mut n = 1;
+                while n < 3 && i < b.len() && (b'0'..=b'7').contains(&b[i]) {
+                    v = v * 8 + u32::from(b[i] - b'0');
+                    i += 1;
+                    n += 1;
+                }
+                out.push(v as u8);
+            }
+            other => {
+                out.push(b'\\');
+                out.push(other);
+            }
+        }
+    }
+    out
+}
+
 /// [`corpus_dir`] with its inputs given: the folder beside the workspace, the value of
 /// `$FERROCORN_SHARED` and whether this is CI. CI always has the corpus: a test there must
 /// fail rather than pass by skipping, with a message only `--nocapture` would show.
@@ -323,6 +373,7 @@ pub struct ServerBuilder {
     systemd: bool,
     wait_for_listening: bool,
     open_files: Option<u64>,
+    own_group: bool,
 }
 
 impl ServerBuilder {
@@ -386,6 +437,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts the server in a process group of its own (its pid is the group's id), as a
+    /// shell's job is, so that a test can signal the whole group as a terminal's Ctrl-C does
+    /// (`kill -INT -PID`) without reaching the test process.
+    pub fn own_process_group(mut self) -> Self {
+        self.own_group = true;
+        self
+    }
+
     /// Returns from [`ServerBuilder::start`] without waiting for `Listening at:` on stderr
     /// (when the log goes to a file); `Server::addr` is then `127.0.0.1:0` until the test
     /// sets it.
@@ -420,6 +479,9 @@ impl ServerBuilder {
         }
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
+        }
+        if self.own_group {
+            command.process_group(0);
         }
         command
             .stdin(Stdio::null())
@@ -612,6 +674,7 @@ impl Server {
             systemd: false,
             wait_for_listening: true,
             open_files: None,
+            own_group: false,
         }
     }
 

@@ -233,6 +233,38 @@ impl TlsClient {
         Ok(stream)
     }
 
+    /// A new connection to `addr` that sends `prefix` in the clear first (a PROXY protocol
+    /// header, as a proxy sends it before the ClientHello), then completes the handshake.
+    /// With `same_write`, the prefix and the ClientHello go out in one write, so that the
+    /// server reads both at once.
+    pub fn connect_after(
+        &self,
+        addr: SocketAddr,
+        prefix: &[u8],
+        same_write: bool,
+    ) -> io::Result<TlsStream> {
+        let name = ServerName::try_from("localhost").expect("a name");
+        let mut conn = ClientConnection::new(Arc::clone(&self.config), name)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut sock = connect(addr)?;
+        let mut first = prefix.to_vec();
+        if same_write {
+            conn.write_tls(&mut first)?;
+        } else {
+            sock.write_all(&first)?;
+            sock.flush()?;
+            // Let the prefix arrive on its own.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            first.clear();
+        }
+        sock.write_all(&first)?;
+        let mut stream = StreamOwned::new(conn, sock);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock)?;
+        }
+        Ok(stream)
+    }
+
     /// Sends `raw` on a new connection and reads one response.
     pub fn request(&self, addr: SocketAddr, raw: &[u8]) -> io::Result<Response> {
         let mut stream = self.connect(addr)?;

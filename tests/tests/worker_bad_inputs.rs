@@ -4,57 +4,7 @@
 
 use std::io::{BufReader, Read, Write};
 
-use ferrocorn_tests::{connect, corpus_dir, read_response, Server};
-
-/// Decodes a Python bytes-literal escape string (`codecs.escape_decode`): `\\`, `\'`, `\"`,
-/// `\a \b \f \n \r \t \v`, `\xNN`, octal `\NNN`; other backslashes stay as they are.
-fn python_unescape(raw: &str) -> Vec<u8> {
-    let b: Vec<u8> = raw.chars().map(|c| c as u32 as u8).collect();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\\' || i + 1 == b.len() {
-            out.push(b[i]);
-            i += 1;
-            continue;
-        }
-        let c = b[i + 1];
-        i += 2;
-        match c {
-            b'\\' => out.push(b'\\'),
-            b'\'' => out.push(b'\''),
-            b'"' => out.push(b'"'),
-            b'a' => out.push(7),
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'v' => out.push(11),
-            b'\n' => {}
-            b'x' => {
-                let hex = std::str::from_utf8(&b[i..(i + 2).min(b.len())]).unwrap_or("");
-                out.push(u8::from_str_radix(hex, 16).expect("valid \\x escape in corpus"));
-                i += 2;
-            }
-            b'0'..=b'7' => {
-                let mut v = u32::from(c - b'0');
-                let mut n = 1;
-                while n < 3 && i < b.len() && (b'0'..=b'7').contains(&b[i]) {
-                    v = v * 8 + u32::from(b[i] - b'0');
-                    i += 1;
-                    n += 1;
-                }
-                out.push(v as u8);
-            }
-            other => {
-                out.push(b'\\');
-                out.push(other);
-            }
-        }
-    }
-    out
-}
+use ferrocorn_tests::{connect, corpus_dir, python_unescape, read_response, Server};
 
 #[test]
 fn python_unescape_handles_the_corpus_escapes() {

@@ -59,17 +59,27 @@ fn read_proxy_header(c: &mut Conn, ctx: &mut Ctx) -> Step {
                 "PROXY protocol header from a peer not in proxy_allow_ips",
             );
         }
-        ProxyOutcome::Absent => {}
+        ProxyOutcome::Absent => end_prelude(c),
         ProxyOutcome::Complete { len, source } => {
             c.rpos += len;
             if let (Some(addr), Some(ex)) = (source, c.exchange.as_mut()) {
                 ex.req.peer = Peer::Tcp(addr);
             }
+            end_prelude(c);
         }
         ProxyOutcome::Error(e) => respond_error(c, ctx, e.status, &e.message),
     }
     c.proxy = ProxyHeader::Done;
     Step::Progress
+}
+
+/// On a TLS listener the PROXY header precedes the session: what was read after it is the
+/// session's first bytes, handed back to the TLS layer and read again through it.
+fn end_prelude(c: &mut Conn) {
+    if c.stream.end_prelude(&c.rbuf[c.rpos..c.rend]) {
+        c.rpos = c.rend;
+        c.read.rearm();
+    }
 }
 
 /// Parses (more of) a request head into the connection's request.

@@ -59,6 +59,16 @@ impl Transport {
         }
     }
 
+    /// The PROXY header (sent in the clear before a TLS session) is read: `early`, the bytes
+    /// after it, begin the session. Returns whether there were any (they are read before
+    /// the socket's, without a readable edge). Nothing to do for a plain socket.
+    pub fn end_prelude(&mut self, early: &[u8]) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(t) => t.end_prelude(early),
+        }
+    }
+
     /// Sets TCP_NODELAY (TCP only); a failure only costs latency, so it is ignored.
     pub fn set_nodelay(&self) {
         match self {

@@ -32,7 +32,7 @@ use crate::http1::{self, drive, Channel, Conn, Ctx, Phase, Transport};
 use crate::limits::Config;
 use crate::metrics::WorkerCounters;
 use crate::pool::{Job, Pool, Work};
-use crate::proto::Parser;
+use crate::proto::{Parser, ProxyHeader};
 use crate::response::HeadCache;
 use crate::statsd::Statsd;
 use crate::throttle::{Throttle, REPORT_INTERVAL};
@@ -139,8 +139,23 @@ pub(crate) fn serve(
         Err(e) => WorkerExit::Failed(e),
     };
     app.exit_worker();
+    ignore_stop_signals();
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     exit
+}
+
+/// The worker is done: a stop signal pending or still to come has nothing left to stop. A
+/// terminal's Ctrl-C reaches the workers as well as the arbiter (which then sends its own),
+/// and once the mask is restored such a signal would kill the worker on its way out, which
+/// the arbiter reports as an error ("killed by int"). Ignoring discards the pending ones.
+fn ignore_stop_signals() {
+    use nix::sys::signal::{signal, SigHandler};
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT] {
+        // SAFETY: installing SIG_IGN runs no code in signal context.
+        unsafe {
+            let _ = signal(s, SigHandler::SigIgn);
+        }
+    }
 }
 
 /// One `epoll_wait` into `events`; an interrupted wait is an empty one.
@@ -591,13 +606,16 @@ impl<'s> Worker<'s> {
                     }
                     let stream = match &self.tls {
                         None => Transport::Plain(stream),
-                        Some(tls) => match TlsStream::new(stream, tls) {
-                            Ok(session) => Transport::Tls(Box::new(session)),
-                            Err(e) => {
-                                tracing::error!("cannot start a TLS session: {e}");
-                                continue;
+                        // A PROXY header comes in the clear, before the ClientHello.
+                        Some(tls) => {
+                            match TlsStream::new(stream, tls, proxy != ProxyHeader::Done) {
+                                Ok(session) => Transport::Tls(Box::new(session)),
+                                Err(e) => {
+                                    tracing::error!("cannot start a TLS session: {e}");
+                                    continue;
+                                }
                             }
-                        },
+                        }
                     };
                     let slot = self.slots.insert(Conn::new(
                         stream,

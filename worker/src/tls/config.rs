@@ -31,19 +31,42 @@ impl fmt::Debug for TlsConfig {
 
 /// Why the TLS configuration cannot be built: the setting or file at fault and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsError(String);
+pub struct TlsError {
+    setting: Option<&'static str>,
+    message: String,
+}
+
+impl TlsError {
+    fn new(setting: Option<&'static str>, message: String) -> TlsError {
+        TlsError { setting, message }
+    }
+
+    /// The setting whose value is at fault (`None`: none is, such as a failure to create
+    /// session ticket keys), so that the caller can say where that value came from.
+    pub fn setting(&self) -> Option<&'static str> {
+        self.setting
+    }
+}
 
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for TlsError {}
 
-/// A file given to a setting, for messages: `certfile /etc/x.pem`.
-fn file_error(setting: &str, path: &Path, reason: impl fmt::Display) -> TlsError {
-    TlsError(format!("{setting} {}: {reason}", path.display()))
+/// A file given to a setting, for messages: `certfile /etc/x.pem`. A relative path says
+/// the directory it was looked for in (`chdir`'s, which may not be where the command ran).
+fn file_error(setting: &'static str, path: &Path, reason: impl fmt::Display) -> TlsError {
+    let dir = match std::env::current_dir() {
+        Ok(dir) if path.is_relative() => format!(" (in {})", dir.display()),
+        _ => String::new(),
+    };
+    TlsError::new(
+        Some(setting),
+        format!("{setting} {}{dir}: {reason}", path.display()),
+    )
 }
 
 impl TlsConfig {
@@ -54,9 +77,10 @@ impl TlsConfig {
     pub fn from_settings(settings: &Settings) -> Result<Option<TlsConfig>, TlsError> {
         let Some(certfile) = &settings.certfile else {
             return match refused_without_certfile(settings) {
-                Some(setting) => Err(TlsError(format!(
-                    "{setting} is set but certfile is not: TLS needs a certificate"
-                ))),
+                Some(setting) => Err(TlsError::new(
+                    Some(setting),
+                    format!("{setting} is set but certfile is not: TLS needs a certificate"),
+                )),
                 None => Ok(None),
             };
         };
@@ -70,18 +94,21 @@ impl TlsConfig {
         let versions = versions(settings.tls_min_version);
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
-            .map_err(|e| TlsError(format!("ciphers: {e}")))?;
+            .map_err(|e| TlsError::new(Some("ciphers"), format!("ciphers: {e}")))?;
         let builder = match client_verifier(settings, &provider)? {
             Some(verifier) => builder.with_client_cert_verifier(verifier),
             None => builder.with_no_client_auth(),
         };
         let mut server = builder.with_single_cert(chain, key).map_err(|e| {
-            TlsError(format!(
-                "certfile {} and {key_setting} {}: {}",
-                certfile.display(),
-                key_path.display(),
-                describe_key_error(&e)
-            ))
+            TlsError::new(
+                Some(key_setting),
+                format!(
+                    "certfile {} and {key_setting} {}: {}",
+                    certfile.display(),
+                    key_path.display(),
+                    describe_key_error(&e)
+                ),
+            )
         })?;
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
         server.ticketer = shared_ticketer(settings.cert_reqs != CertReqs::None)?;
@@ -106,14 +133,17 @@ fn shared_ticketer(
     client_chains: bool,
 ) -> Result<Arc<dyn rustls::server::ProducesTickets>, TlsError> {
     let ticketer = rustls::crypto::ring::Ticketer::new()
-        .map_err(|e| TlsError(format!("cannot create session ticket keys: {e}")))?;
+        .map_err(|e| TlsError::new(None, format!("cannot create session ticket keys: {e}")))?;
     let largest = if client_chains {
         TICKET_PLAINTEXT_MAX_WITH_CLIENT_CHAIN
     } else {
         TICKET_PLAINTEXT_MAX
     };
     if ticketer.encrypt(&vec![0; largest]).is_none() {
-        return Err(TlsError("cannot create session ticket keys".to_string()));
+        return Err(TlsError::new(
+            None,
+            "cannot create session ticket keys".to_string(),
+        ));
     }
     Ok(ticketer)
 }
@@ -134,7 +164,7 @@ fn refused_without_certfile(settings: &Settings) -> Option<&'static str> {
 }
 
 /// The PEM file's bytes, refusing what cannot be read.
-fn read_pem(setting: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
+fn read_pem(setting: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| file_error(setting, path, format!("cannot read it: {e}")))
 }
 
@@ -169,7 +199,7 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 /// The private key in `path` (PKCS#8, PKCS#1 or SEC1). An encrypted key is refused: the
 /// server starts unattended, with no one to type its passphrase.
-fn read_key(setting: &str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+fn read_key(setting: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read_pem(setting, path)?;
     let text = String::from_utf8_lossy(&pem);
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
@@ -215,7 +245,12 @@ fn provider(settings: &Settings) -> Result<CryptoProvider, TlsError> {
         let suite = all
             .iter()
             .find(|s| s.suite().as_str() == Some(*name))
-            .ok_or_else(|| TlsError(format!("ciphers: {name} is not implemented by rustls")))?;
+            .ok_or_else(|| {
+                TlsError::new(
+                    Some("ciphers"),
+                    format!("ciphers: {name} is not implemented by rustls"),
+                )
+            })?;
         provider.cipher_suites.push(*suite);
     }
     let tls13 = provider
@@ -223,11 +258,14 @@ fn provider(settings: &Settings) -> Result<CryptoProvider, TlsError> {
         .iter()
         .any(|s| s.version() == &rustls::version::TLS13);
     if settings.tls_min_version == TlsVersion::Tls13 && !tls13 {
-        return Err(TlsError(format!(
-            "ciphers ({}) names no TLS 1.3 suite, and tls_min_version is 1.3: no connection \
-             could be made",
-            list.names().join(",")
-        )));
+        return Err(TlsError::new(
+            Some("ciphers"),
+            format!(
+                "ciphers ({}) names no TLS 1.3 suite, and tls_min_version is 1.3: no \
+                 connection could be made",
+                list.names().join(",")
+            ),
+        ));
     }
     Ok(provider)
 }
@@ -260,7 +298,8 @@ fn client_verifier(
         return Ok(None);
     }
     let Some(path) = &settings.ca_certs else {
-        return Err(TlsError(
+        return Err(TlsError::new(
+            Some("cert_reqs"),
             "cert_reqs asks for client certificates but ca_certs is not set: give the PEM \
              file of the authorities they are verified against"
                 .to_string(),

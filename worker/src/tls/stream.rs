@@ -22,6 +22,13 @@ pub(crate) struct TlsStream {
     plain: bool,
     /// A TLS error ended the session: no `close_notify` follows the alert.
     failed: bool,
+    /// Bytes before the session: a PROXY protocol header, which a proxy sends in the clear
+    /// before the ClientHello (HAProxy's `send-proxy`, nginx's `proxy_protocol`). Until
+    /// [`TlsStream::end_prelude`], reads and writes pass unencrypted.
+    prelude: bool,
+    /// What was read with the prelude beyond it: the session's first bytes, read before
+    /// the socket's.
+    early: Vec<u8>,
 }
 
 impl std::fmt::Debug for TlsStream {
@@ -30,6 +37,7 @@ impl std::fmt::Debug for TlsStream {
             .field("sock", &self.sock)
             .field("handshaking", &self.conn.is_handshaking())
             .field("plain", &self.plain)
+            .field("prelude", &self.prelude)
             .finish_non_exhaustive()
     }
 }
@@ -59,10 +67,12 @@ fn starts_tls(byte: u8) -> bool {
     byte == 0x16 || byte & 0x80 != 0
 }
 
-/// The socket as rustls reads it, noting whether the read filled the room offered (if not,
-/// the socket is drained until the next edge) and what the first byte was.
+/// The socket as rustls reads it (after the bytes the prelude read beyond itself), noting
+/// whether the read filled the room offered (if not, the socket is drained until the next
+/// edge) and what the first byte was.
 struct Probe<'a> {
     sock: &'a mut Stream,
+    early: &'a mut Vec<u8>,
     filled: bool,
     check_first: bool,
     plain: bool,
@@ -70,8 +80,18 @@ struct Probe<'a> {
 
 impl Read for Probe<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.sock.read(buf)?;
-        self.filled = n == buf.len();
+        let n = if self.early.is_empty() {
+            let n = self.sock.read(buf)?;
+            self.filled = n == buf.len();
+            n
+        } else {
+            let n = self.early.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.early[..n]);
+            self.early.drain(..n);
+            // The socket has not been read: more may wait there.
+            self.filled = true;
+            n
+        };
         if self.check_first && n > 0 && !starts_tls(buf[0]) {
             self.plain = true;
         }
@@ -80,15 +100,35 @@ impl Read for Probe<'_> {
 }
 
 impl TlsStream {
-    /// A server session over a newly accepted socket.
-    pub(crate) fn new(sock: Stream, config: &TlsConfig) -> Result<TlsStream, rustls::Error> {
+    /// A server session over a newly accepted socket. With `prelude`, the connection may
+    /// start with a PROXY protocol header in the clear: bytes pass unencrypted until
+    /// [`TlsStream::end_prelude`].
+    pub(crate) fn new(
+        sock: Stream,
+        config: &TlsConfig,
+        prelude: bool,
+    ) -> Result<TlsStream, rustls::Error> {
         Ok(TlsStream {
             sock,
             conn: ServerConnection::new(Arc::clone(&config.server))?,
             first: true,
             plain: false,
             failed: false,
+            prelude,
+            early: Vec::new(),
         })
+    }
+
+    /// The prelude (the PROXY header) is over: `early`, the bytes read after it, begin the
+    /// TLS session and are read before the socket's. Returns whether there were any (then
+    /// read again: no edge will announce them).
+    pub(crate) fn end_prelude(&mut self, early: &[u8]) -> bool {
+        if !self.prelude {
+            return false;
+        }
+        self.prelude = false;
+        self.early.extend_from_slice(early);
+        !self.early.is_empty()
     }
 
     /// The socket.
@@ -107,7 +147,7 @@ impl TlsStream {
     /// edge; `InvalidData` when the TLS session failed (the alert is sent); the
     /// [`is_plain_http`] error when the client does not speak TLS.
     pub(crate) fn read_some(&mut self, buf: &mut [u8]) -> io::Result<(usize, bool)> {
-        if self.plain {
+        if self.plain || self.prelude {
             let n = self.sock.read(buf)?;
             return Ok((n, n == buf.len()));
         }
@@ -135,6 +175,7 @@ impl TlsStream {
     fn receive(&mut self) -> io::Result<bool> {
         let mut probe = Probe {
             sock: &mut self.sock,
+            early: &mut self.early,
             filled: false,
             check_first: self.first,
             plain: false,
@@ -173,7 +214,9 @@ impl TlsStream {
     /// Encrypts (some of) `bufs` as one run of records and sends what the socket takes.
     /// `WouldBlock` while earlier records are still queued.
     pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if self.plain {
+        // A refused prelude (a malformed or forbidden PROXY header) is answered in the clear,
+        // as plain HTTP is: no session exists to encrypt it.
+        if self.plain || self.prelude {
             return self.sock.write_vectored(bufs);
         }
         self.send_queued()?;
@@ -197,13 +240,13 @@ impl TlsStream {
 
     /// Whether encrypted records wait to be sent.
     pub(crate) fn has_queued(&self) -> bool {
-        !self.plain && self.conn.wants_write()
+        !self.plain && !self.prelude && self.conn.wants_write()
     }
 
     /// Ends our side: a `close_notify` (so that the client can tell the end from a cut),
     /// then the socket's shutdown.
     pub(crate) fn shutdown_write(&mut self) {
-        if !self.plain && !self.failed {
+        if !self.plain && !self.prelude && !self.failed {
             self.conn.send_close_notify();
             let _ = self.send_queued();
         }
