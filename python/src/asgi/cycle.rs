@@ -237,6 +237,19 @@ impl Cycle {
         self.shared.reply(py, reply);
     }
 
+    /// Sends `response` as the whole answer: its body is all there is.
+    fn respond_whole(&self, py: Python<'_>, response: Response) {
+        self.reply(
+            py,
+            Reply::Respond {
+                id: self.id,
+                response,
+                more: false,
+                length: None,
+            },
+        );
+    }
+
     /// The final reply when the application ended without one: 500 while nothing is on the
     /// wire, else the connection is closed.
     fn end(&self, py: Python<'_>, failure: Option<String>) {
@@ -268,15 +281,7 @@ impl Cycle {
         } else {
             let mut response = Response::new();
             response.plain(500, "internal server error\n");
-            self.reply(
-                py,
-                Reply::Respond {
-                    id: self.id,
-                    response,
-                    more: false,
-                    length: None,
-                },
-            );
+            self.respond_whole(py, response);
         }
         self.shared.forget(self.id);
     }
@@ -301,30 +306,15 @@ impl Cycle {
         }
         // Nothing yet: the next body piece, or the disconnect, resolves it.
         let future = self.shared.create_future(py)?;
-        let mut st = self.lock();
-        if st
-            .receive_waiter
-            .as_ref()
-            .is_some_and(|w| is_pending(py, w))
-        {
-            return Err(PyRuntimeError::new_err(
-                "receive() called while another receive() is waiting",
-            ));
-        }
-        st.receive_waiter = Some(future.clone().unbind());
+        set_receive_waiter(py, &mut self.lock().receive_waiter, &future)?;
         Ok(future)
     }
 
     /// `await send(message)`.
     fn send<'py>(&self, message: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let py = message.py();
-        let message = message
-            .cast::<PyDict>()
-            .map_err(|_| PyTypeError::new_err("an ASGI message must be a dict"))?;
-        let kind = message
-            .get_item(intern!(py, "type"))?
-            .ok_or_else(|| PyValueError::new_err("an ASGI message needs a 'type'"))?;
-        let kind = kind.cast::<PyString>()?.to_str()?.to_owned();
+        let (message, kind) = message_type(message)?;
+        let message = &message;
         let wait = match kind.as_str() {
             "http.response.start" => {
                 self.start(message)?;
@@ -339,11 +329,7 @@ impl Cycle {
                 self.pathsend(message)?;
                 false
             }
-            other => {
-                return Err(PyRuntimeError::new_err(format!(
-                    "unexpected ASGI message type {other:?} for an http scope"
-                )))
-            }
+            other => return Err(unexpected_type(other, "an http")),
         };
         if wait {
             let future = self.shared.create_future(py)?;
@@ -364,11 +350,7 @@ impl Cycle {
     /// The application's coroutine raised `exc`.
     fn failed(&self, exc: &Bound<'_, PyAny>) {
         let py = exc.py();
-        let cancelled_after_disconnect = self.lock().disconnected
-            && py
-                .import("asyncio")
-                .and_then(|a| a.getattr("CancelledError"))
-                .is_ok_and(|c| exc.is_instance(&c).unwrap_or(false));
+        let cancelled_after_disconnect = self.lock().disconnected && is_cancelled_error(exc);
         if cancelled_after_disconnect {
             return self.end(py, None);
         }
@@ -385,14 +367,7 @@ impl Cycle {
             }
             st.task.as_ref().map(|t| t.clone_ref(py))
         };
-        if let Some(task) = task {
-            tracing::debug!(
-                target = self.target.as_str(),
-                "the client went away: cancelling the ASGI application after the grace period"
-            );
-            task.bind(py).call_method0(intern!(py, "cancel"))?;
-        }
-        Ok(())
+        cancel_task(py, task, &self.target, "the client went away")
     }
 }
 
@@ -570,15 +545,7 @@ impl Cycle {
             offset: 0,
             len,
         };
-        self.reply(
-            py,
-            Reply::Respond {
-                id: self.id,
-                response,
-                more: false,
-                length: None,
-            },
-        );
+        self.respond_whole(py, response);
         Ok(())
     }
 }
@@ -675,4 +642,67 @@ pub(crate) fn resolve(py: Python<'_>, future: &Py<PyAny>, value: Py<PyAny>) {
             tracing::debug!("cannot resolve an ASGI waiter: {e}");
         }
     }
+}
+
+/// Keeps `future` as the one `receive()` waiting; an error while another one still waits.
+pub(crate) fn set_receive_waiter(
+    py: Python<'_>,
+    slot: &mut Option<Py<PyAny>>,
+    future: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if slot.as_ref().is_some_and(|w| is_pending(py, w)) {
+        return Err(PyRuntimeError::new_err(
+            "receive() called while another receive() is waiting",
+        ));
+    }
+    *slot = Some(future.clone().unbind());
+    Ok(())
+}
+
+/// The dict a `send(message)` got and its `type`; an error if it is not a dict with one.
+pub(crate) fn message_type<'py>(
+    message: &Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyDict>, String)> {
+    let py = message.py();
+    let message = message
+        .cast::<PyDict>()
+        .map_err(|_| PyTypeError::new_err("an ASGI message must be a dict"))?;
+    let kind = message
+        .get_item(intern!(py, "type"))?
+        .ok_or_else(|| PyValueError::new_err("an ASGI message needs a 'type'"))?;
+    let kind = kind.cast::<PyString>()?.to_str()?.to_owned();
+    Ok((message.clone(), kind))
+}
+
+/// The error for a message `type` the scope (`"an http"`, `"a websocket"`) does not take.
+pub(crate) fn unexpected_type(kind: &str, scope: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "unexpected ASGI message type {kind:?} for {scope} scope"
+    ))
+}
+
+/// Whether `exc` is an `asyncio.CancelledError`.
+pub(crate) fn is_cancelled_error(exc: &Bound<'_, PyAny>) -> bool {
+    exc.py()
+        .import("asyncio")
+        .and_then(|a| a.getattr("CancelledError"))
+        .is_ok_and(|c| exc.is_instance(&c).unwrap_or(false))
+}
+
+/// Cancels the application's task, if it has one, after the disconnect grace period;
+/// `why` says what ended (for the log).
+pub(crate) fn cancel_task(
+    py: Python<'_>,
+    task: Option<Py<PyAny>>,
+    target: &str,
+    why: &str,
+) -> PyResult<()> {
+    if let Some(task) = task {
+        tracing::debug!(
+            target = target,
+            "{why}: cancelling the ASGI application after the grace period"
+        );
+        task.bind(py).call_method0(intern!(py, "cancel"))?;
+    }
+    Ok(())
 }

@@ -21,7 +21,10 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
-use super::cycle::{is_pending, resolve, set_headers, status, Ready};
+use super::cycle::{
+    cancel_task, is_cancelled_error, is_pending, message_type, resolve, set_headers,
+    set_receive_waiter, status, unexpected_type, Ready,
+};
 use super::dispatch::Shared;
 
 pyo3::create_exception!(
@@ -255,30 +258,15 @@ impl WsCycle {
         }
         // Nothing yet: the next message, or the end, resolves it.
         let future = self.shared.create_future(py)?;
-        let mut st = self.lock();
-        if st
-            .receive_waiter
-            .as_ref()
-            .is_some_and(|w| is_pending(py, w))
-        {
-            return Err(PyRuntimeError::new_err(
-                "receive() called while another receive() is waiting",
-            ));
-        }
-        st.receive_waiter = Some(future.clone().unbind());
+        set_receive_waiter(py, &mut self.lock().receive_waiter, &future)?;
         Ok(future)
     }
 
     /// `await send(message)`.
     fn send<'py>(&self, message: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let py = message.py();
-        let message = message
-            .cast::<PyDict>()
-            .map_err(|_| PyTypeError::new_err("an ASGI message must be a dict"))?;
-        let kind = message
-            .get_item(intern!(py, "type"))?
-            .ok_or_else(|| PyValueError::new_err("an ASGI message needs a 'type'"))?;
-        let kind = kind.cast::<PyString>()?.to_str()?.to_owned();
+        let (message, kind) = message_type(message)?;
+        let message = &message;
         let wait = match kind.as_str() {
             "websocket.send" => self.send_message(message)?,
             "websocket.accept" => {
@@ -297,11 +285,7 @@ impl WsCycle {
                 self.denial_body(message)?;
                 false
             }
-            other => {
-                return Err(PyRuntimeError::new_err(format!(
-                    "unexpected ASGI message type {other:?} for a websocket scope"
-                )))
-            }
+            other => return Err(unexpected_type(other, "a websocket")),
         };
         if wait {
             let future = self.shared.create_future(py)?;
@@ -322,11 +306,7 @@ impl WsCycle {
     /// The application's coroutine raised `exc`.
     fn failed(&self, exc: &Bound<'_, PyAny>) {
         let py = exc.py();
-        let quiet = self.lock().ended.is_some()
-            && py
-                .import("asyncio")
-                .and_then(|a| a.getattr("CancelledError"))
-                .is_ok_and(|c| exc.is_instance(&c).unwrap_or(false));
+        let quiet = self.lock().ended.is_some() && is_cancelled_error(exc);
         if quiet {
             // Cancelled after the grace period that followed the disconnect.
             return self.end(py, None);
@@ -344,14 +324,7 @@ impl WsCycle {
             }
             st.task.as_ref().map(|t| t.clone_ref(py))
         };
-        if let Some(task) = task {
-            tracing::debug!(
-                target = self.target.as_str(),
-                "the WebSocket ended: cancelling the ASGI application after the grace period"
-            );
-            task.bind(py).call_method0(intern!(py, "cancel"))?;
-        }
-        Ok(())
+        cancel_task(py, task, &self.target, "the WebSocket ended")
     }
 }
 
