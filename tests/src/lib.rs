@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+pub mod corpus;
 pub mod python;
 mod watch;
 pub mod websocket;

@@ -6,7 +6,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use crate::{connect, read_response, Response};
+use crate::{connect, read_response, Response, Server};
 
 /// Opcodes (RFC 6455 §5.2).
 pub const TEXT: u8 = 0x1;
@@ -177,5 +177,24 @@ impl WsClient {
     /// Changes the read timeout.
     pub fn set_read_timeout(&self, timeout: std::time::Duration) {
         let _ = self.reader.get_ref().set_read_timeout(Some(timeout));
+    }
+}
+
+/// Runs `tests/python/websockets_client.py` (the `websockets` library as the client) with
+/// `python` against `server` and asserts that each of its checks passed.
+pub fn assert_websockets_client_passes(python: &std::ffi::OsStr, server: &Server) {
+    let stdout = crate::python::run_script(python, "websockets_client.py", server);
+    for check in [
+        "text",
+        "binary",
+        "1MiB",
+        "subprotocol",
+        "rejection",
+        "concurrent100",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok {check}\n")),
+            "{check}: {stdout}"
+        );
     }
 }

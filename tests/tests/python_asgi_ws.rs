@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use ferrocorn_tests::python::{base_python, python_server, run_script, test_venv, Record};
 use ferrocorn_tests::websocket::{
-    handshake_request, judge_autobahn, WsClient, BINARY, CLOSE, TEXT,
+    assert_websockets_client_passes, handshake_request, judge_autobahn, WsClient, BINARY, CLOSE,
+    TEXT,
 };
 use ferrocorn_tests::{connect, request, Server, ServerBuilder, Signal};
 use serde_json::Value;
@@ -254,21 +255,7 @@ fn the_websockets_library_and_the_autobahn_cases_pass_against_an_asgi_echo() {
     let Some(venv) = test_venv() else {
         return;
     };
-    let python = venv.dir().join("bin/python");
-    let stdout = run_script(python.as_os_str(), "websockets_client.py", &server);
-    for check in [
-        "text",
-        "binary",
-        "1MiB",
-        "subprotocol",
-        "rejection",
-        "concurrent100",
-    ] {
-        assert!(
-            stdout.contains(&format!("ok {check}\n")),
-            "{check}: {stdout}"
-        );
-    }
+    assert_websockets_client_passes(venv.dir().join("bin/python").as_os_str(), &server);
 }
 
 #[test]

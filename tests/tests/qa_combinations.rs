@@ -292,27 +292,10 @@ fn bug_ctrl_c_to_the_process_group_stops_every_worker_cleanly() {
 /// the parser and the TLS layer meet; no defect found.)
 #[test]
 fn the_bad_input_corpus_over_tls_is_answered_as_over_tcp() {
-    use std::io::Read;
-    let Some(dir) = ferrocorn_tests::corpus_dir() else {
+    let Some(corpus) = ferrocorn_tests::corpus::bad_inputs() else {
         return;
     };
-    let text = std::fs::read_to_string(dir.join("bad_inputs.json")).expect("read corpus");
-    let corpus: serde_json::Value = serde_json::from_str(&text).expect("corpus is json");
-    let limits: Vec<String> = [
-        "limit_request_line",
-        "limit_request_fields",
-        "limit_request_field_size",
-        "limit_request_body",
-    ]
-    .iter()
-    .flat_map(|name| {
-        let value = corpus["settings"][name]
-            .as_u64()
-            .expect("a numeric setting");
-        [format!("--{}", name.replace('_', "-")), value.to_string()]
-    })
-    .collect();
-    let limits: Vec<&str> = limits.iter().map(String::as_str).collect();
+    let limits: Vec<&str> = corpus.limit_args.iter().map(String::as_str).collect();
     let pki = Pki::new("qa-corpus-tls");
     let tls = Server::builder()
         .args(tls_args(&pki, &limits))
@@ -321,15 +304,12 @@ fn the_bad_input_corpus_over_tls_is_answered_as_over_tcp() {
     let plain = Server::builder().args(&limits).args(["echo"]).start();
     let client = pki.client();
     let mut failures = Vec::new();
-    let cases = corpus["cases"].as_array().expect("cases");
-    assert!(!cases.is_empty());
-    for case in cases {
-        let name = case["name"].as_str().unwrap_or("?");
-        let raw = ferrocorn_tests::python_unescape(case["raw"].as_str().expect("raw"));
-        let over_tcp = plain.request(&raw).map(|r| r.status).ok();
+    for case in &corpus.cases {
+        let name = &case.name;
+        let over_tcp = plain.request(&case.raw).map(|r| r.status).ok();
         let mut stream = client.connect(tls.addr).expect("handshake");
         // The server may answer and close before reading everything.
-        let _ = stream.write_all(&raw).and_then(|()| stream.flush());
+        let _ = stream.write_all(&case.raw).and_then(|()| stream.flush());
         let mut reader = BufReader::new(stream);
         let response = match read_response(&mut reader, false) {
             Ok(r) => r,
@@ -344,31 +324,20 @@ fn the_bad_input_corpus_over_tls_is_answered_as_over_tcp() {
                 response.status
             ));
         }
-        if !response
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-        {
-            failures.push(format!("{name}: no Connection: close over TLS"));
-        }
-        let mut rest = Vec::new();
-        match reader.read_to_end(&mut rest) {
-            Ok(_) if rest.is_empty() => {}
-            Ok(_) => failures.push(format!(
-                "{name}: bytes after the answer: {:?}",
-                String::from_utf8_lossy(&rest)
-            )),
-            // A reset after our unread input (no close_notify then) is also a close.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
-            Err(e) => failures.push(format!("{name}: connection not closed: {e}")),
-        }
+        ferrocorn_tests::corpus::check_closing_answer(
+            name,
+            " over TLS",
+            &response,
+            &mut reader,
+            &mut failures,
+        );
     }
     assert_eq!(client.get(tls.addr, "/after").unwrap().status, 200);
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
         failures.len(),
-        cases.len(),
+        corpus.cases.len(),
         failures.join("\n")
     );
 }

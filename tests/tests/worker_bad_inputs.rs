@@ -4,7 +4,8 @@
 
 use std::io::{BufReader, Read, Write};
 
-use ferrocorn_tests::{connect, corpus_dir, python_unescape, read_response, Server};
+use ferrocorn_tests::corpus::{bad_inputs, check_closing_answer};
+use ferrocorn_tests::{connect, python_unescape, read_response, Server};
 
 #[test]
 fn python_unescape_handles_the_corpus_escapes() {
@@ -16,45 +17,21 @@ fn python_unescape_handles_the_corpus_escapes() {
 
 #[test]
 fn bad_input_corpus_each_gets_one_closing_answer() {
-    let Some(dir) = corpus_dir() else {
+    let Some(corpus) = bad_inputs() else {
         return;
     };
-    let text = std::fs::read_to_string(dir.join("bad_inputs.json")).expect("read corpus");
-    let corpus: serde_json::Value = serde_json::from_str(&text).expect("corpus is json");
-    let settings = &corpus["settings"];
-    let arg = |name: &str| {
-        settings[name]
-            .as_u64()
-            .expect("numeric setting")
-            .to_string()
-    };
-    let server = Server::start([
-        "--limit-request-line",
-        &arg("limit_request_line"),
-        "--limit-request-fields",
-        &arg("limit_request_fields"),
-        "--limit-request-field-size",
-        &arg("limit_request_field_size"),
-        "--limit-request-body",
-        &arg("limit_request_body"),
-        "echo",
-    ]);
-    let cases = corpus["cases"].as_array().expect("cases");
-    assert!(!cases.is_empty());
+    let server = Server::builder()
+        .args(&corpus.limit_args)
+        .args(["echo"])
+        .start();
     let mut failures = Vec::new();
-    for case in cases {
-        let name = case["name"].as_str().unwrap_or("?");
-        let raw = python_unescape(case["raw"].as_str().expect("raw"));
-        let expect: Vec<u64> = case["expect_any"]
-            .as_array()
-            .expect("expect_any")
-            .iter()
-            .filter_map(|v| v.as_u64())
-            .collect();
+    for case in &corpus.cases {
+        let name = &case.name;
+        let expect = &case.expect_any;
         let mut stream = connect(server.addr).expect("connect");
         // The server may answer and close before reading everything: a failed write of the
         // rest is fine, the answer is what counts.
-        let _ = stream.write_all(&raw);
+        let _ = stream.write_all(&case.raw);
         let mut reader = BufReader::new(stream);
         let response = match read_response(&mut reader, false) {
             Ok(r) => r,
@@ -70,23 +47,7 @@ fn bad_input_corpus_each_gets_one_closing_answer() {
                 response.text().trim()
             ));
         }
-        if !response
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-        {
-            failures.push(format!("{name}: no Connection: close"));
-        }
-        let mut rest = Vec::new();
-        match reader.read_to_end(&mut rest) {
-            Ok(_) if rest.is_empty() => {}
-            Ok(_) => failures.push(format!(
-                "{name}: bytes after the answer: {:?}",
-                String::from_utf8_lossy(&rest)
-            )),
-            // A reset after our unread input is also a close.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) => failures.push(format!("{name}: connection not closed: {e}")),
-        }
+        check_closing_answer(name, "", &response, &mut reader, &mut failures);
     }
     // The worker kept serving through all of it.
     assert_eq!(server.get("/after").expect("still serving").status, 200);
@@ -94,7 +55,7 @@ fn bad_input_corpus_each_gets_one_closing_answer() {
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
         failures.len(),
-        cases.len(),
+        corpus.cases.len(),
         failures.join("\n")
     );
 }
