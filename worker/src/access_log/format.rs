@@ -295,23 +295,12 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::clock::Moment;
-
     use super::*;
     use crate::app::{Body, Response};
 
     fn line(format: &str, req: &Request, res: &Response, bytes: Option<u64>) -> String {
         let mut out = String::new();
-        LogFormat::compile(format).format(
-            &LogEntry {
-                req,
-                res,
-                body_bytes: bytes,
-                started: Moment::now(),
-                now_secs: 971_182_536,
-            },
-            &mut out,
-        );
+        LogFormat::compile(format).format(&LogEntry::for_test(req, res, bytes), &mut out);
         out
     }
 

@@ -90,23 +90,12 @@ fn push_iso_date(secs: u64, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use crate::clock::Moment;
-
     use super::*;
     use crate::app::{Body, Request, Response};
 
     fn line(req: &Request, res: &Response, bytes: Option<u64>) -> String {
         let mut out = String::new();
-        format(
-            &LogEntry {
-                req,
-                res,
-                body_bytes: bytes,
-                started: Moment::now(),
-                now_secs: 971_182_536,
-            },
-            &mut out,
-        );
+        format(&LogEntry::for_test(req, res, bytes), &mut out);
         out
     }
 

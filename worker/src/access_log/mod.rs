@@ -52,6 +52,21 @@ pub(crate) struct LogEntry<'a> {
     pub now_secs: u64,
 }
 
+#[cfg(test)]
+impl<'a> LogEntry<'a> {
+    /// An entry for the formatters' tests: started now, logged at a fixed time
+    /// (2000-10-10 12:55:36 UTC).
+    pub(crate) fn for_test(req: &'a Request, res: &'a Response, body_bytes: Option<u64>) -> Self {
+        LogEntry {
+            req,
+            res,
+            body_bytes,
+            started: Moment::now(),
+            now_secs: 971_182_536,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     pending: Vec<u8>,
