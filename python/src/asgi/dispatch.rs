@@ -194,6 +194,14 @@ impl Shared {
         }
     }
 
+    /// The exchange's application runs: its events go to `exchange` until [`Self::forget`].
+    fn keep(&self, id: ExchangeId, exchange: Exchange) {
+        self.cycles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.seq(), exchange);
+    }
+
     /// The exchange ended: its replies are final.
     pub(crate) fn forget(&self, id: ExchangeId) {
         self.cycles
@@ -293,11 +301,7 @@ impl Dispatcher {
             let cycle = Bound::new(py, WsCycle::new(id, Arc::clone(&self.shared), request))?;
             let task = self.task(py, b, scope, cycle.as_any())?;
             cycle.get().set_task(task.unbind());
-            self.shared
-                .cycles
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id.seq(), Exchange::WebSocket(cycle.unbind()));
+            self.shared.keep(id, Exchange::WebSocket(cycle.unbind()));
             Ok(())
         })();
         if let Err(e) = started {
@@ -355,11 +359,7 @@ impl Dispatcher {
             )?;
             let task = self.task(py, b, scope, cycle.as_any())?;
             cycle.get().set_task(task.unbind());
-            self.shared
-                .cycles
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id.seq(), Exchange::Http(cycle.unbind()));
+            self.shared.keep(id, Exchange::Http(cycle.unbind()));
             Ok(())
         }
     }
