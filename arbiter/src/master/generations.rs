@@ -262,11 +262,7 @@ impl Master {
         let serving = self
             .workers
             .values()
-            .filter(|w| {
-                w.generation == self.generation
-                    && w.retire_sent.is_none()
-                    && w.recycling.due.is_none()
-            })
+            .filter(|w| w.counts_in(self.generation))
             .filter(|w| self.scoreboard.slot(w.slot).view().state == WorkerState::Serving)
             .count();
         let retiring = match self.settings.reload_strategy {

@@ -68,6 +68,14 @@ struct Worker {
     recycling: recycle::Recycling,
 }
 
+impl Worker {
+    /// Whether it is one of the `target` workers: of the current `generation`, neither
+    /// being retired nor due for recycling (gunicorn's `manage_workers` count).
+    fn counts_in(&self, generation: u64) -> bool {
+        self.generation == generation && self.retire_sent.is_none() && self.recycling.due.is_none()
+    }
+}
+
 /// Why a worker was replaced: the `reason` label of `ferrocorn_worker_restarts_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum RestartReason {

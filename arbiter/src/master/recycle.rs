@@ -144,12 +144,7 @@ impl Master {
         let mut due: Vec<(u64, Pid, RestartReason)> = self
             .workers
             .iter()
-            .filter(|(_, w)| {
-                w.generation == self.generation
-                    && w.retire_sent.is_none()
-                    && w.abort_sent.is_none()
-                    && w.recycling.due.is_none()
-            })
+            .filter(|(_, w)| w.counts_in(self.generation) && w.abort_sent.is_none())
             .filter_map(|(&pid, w)| {
                 let reason = if w.recycling.over_limit >= SAMPLES_OVER_LIMIT {
                     RestartReason::MaxMemory

@@ -30,11 +30,7 @@ impl Master {
         let mut current: Vec<(u64, Pid)> = self
             .workers
             .iter()
-            .filter(|(_, w)| {
-                w.generation == self.generation
-                    && w.retire_sent.is_none()
-                    && w.recycling.due.is_none()
-            })
+            .filter(|(_, w)| w.counts_in(self.generation))
             .map(|(pid, w)| (w.seq, *pid))
             .collect();
         current.sort();

@@ -44,11 +44,7 @@ impl Master {
         let workers = self
             .workers
             .values()
-            .filter(|w| {
-                w.generation == self.generation
-                    && w.retire_sent.is_none()
-                    && w.recycling.due.is_none()
-            })
+            .filter(|w| w.counts_in(self.generation))
             .count();
         if report.workers_sent != Some(workers) {
             client.gauge("gunicorn.workers", workers as u64);
