@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, getppid, ForkResult, Pid};
+use nix::unistd::{getppid, ForkResult, Pid};
 
 use super::{Ended, Master, RestartReason, PANIC_EXIT_CODE};
 use crate::child;
 use crate::listeners::Listener;
 use crate::metrics::Exposition;
 use crate::scoreboard::monotonic_ns;
-use crate::signals::{self, BlockedSignals};
+use crate::signals;
 use crate::METRICS_PROCESS_NAME;
 
 /// The shortest time between two starts of the metrics process.
@@ -123,15 +123,9 @@ impl Master {
     }
 
     fn start_metrics_process(&mut self) {
-        let blocked = BlockedSignals::block_all();
-        self.app.before_fork();
-        // SAFETY: as for a worker (`spawn_worker`): the arbiter is single-threaded and the
-        // child leaves through `child::guard`'s _exit, never returning into the loop.
-        let forked = unsafe { fork() };
-        if !matches!(forked, Ok(ForkResult::Child)) {
-            self.app.after_fork_parent();
-            drop(blocked);
-        }
+        // SAFETY: the child leaves through `child::guard`'s _exit, never returning into the
+        // loop.
+        let forked = unsafe { self.fork_guarded() };
         let generation = self.newest_generation;
         match forked {
             Err(error) => {

@@ -26,6 +26,31 @@ impl Master {
     /// backing off after crashes, or the rolling strategy's limit is reached) and retires
     /// the oldest extra ones. A worker due for recycling does not count: its replacement
     /// is one of the missing.
+    /// Forks with every signal blocked and the application's fork hooks around the call;
+    /// in the parent (and when fork fails) the signals are unblocked again, while the child
+    /// keeps them blocked until it resets its signal state (`signals::reset_in_child`).
+    ///
+    /// # Safety
+    ///
+    /// The caller makes the child leave through `child::guard` (which ends it in _exit):
+    /// it must never return or unwind into the arbiter's loop.
+    pub(super) unsafe fn fork_guarded(&mut self) -> nix::Result<ForkResult> {
+        let blocked = BlockedSignals::block_all();
+        self.app.before_fork();
+        // SAFETY: the arbiter started single-threaded (`Master::start` checks it), so the
+        // child may run arbitrary code; an application loaded here (`--preload`) that
+        // started threads keeps its own state consistent through the fork hooks around
+        // this call. The caller keeps the child out of the arbiter's loop (see above).
+        let forked = unsafe { fork() };
+        if matches!(forked, Ok(ForkResult::Child)) {
+            std::mem::forget(blocked);
+        } else {
+            self.app.after_fork_parent();
+            drop(blocked);
+        }
+        forked
+    }
+
     pub(super) fn manage_workers(&mut self) {
         let mut current: Vec<(u64, Pid)> = self
             .workers
@@ -91,18 +116,9 @@ impl Master {
             return;
         };
         self.spawn_seq += 1;
-        let blocked = BlockedSignals::block_all();
-        self.app.before_fork();
-        // SAFETY: the arbiter started single-threaded (`Master::start` checks it), so the
-        // child may run arbitrary code; an application loaded here (`--preload`) that
-        // started threads keeps its own state consistent through the fork hooks around
-        // this call. The child runs under `child::guard`, which ends it in _exit: it never
+        // SAFETY: the child runs under `child::guard`, which ends it in _exit: it never
         // returns or unwinds into the arbiter's loop.
-        let forked = unsafe { fork() };
-        if !matches!(forked, Ok(ForkResult::Child)) {
-            self.app.after_fork_parent();
-            drop(blocked);
-        }
+        let forked = unsafe { self.fork_guarded() };
         match forked {
             Err(error) => {
                 self.scoreboard.release(slot);
