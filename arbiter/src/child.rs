@@ -38,6 +38,7 @@ pub(crate) fn guard(body: impl FnOnce() -> i32, on_panic: impl FnOnce(&str), pan
 mod tests {
     use super::*;
 
+    use ferrocorn_tests::in_child_process;
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::{fork, ForkResult};
 
@@ -52,16 +53,23 @@ mod tests {
         }
     }
 
+    // Each test forks from a process of its own (`in_child_process!`): a fork of the
+    // multi-threaded test runner copies whatever lock another thread holds at that moment
+    // (stdout's, while the runner prints a result), and the child's flush in `guard` would
+    // wait on it forever.
+
     #[test]
     fn a_panic_in_the_child_ends_in_exit_with_its_message() {
-        let path = std::env::temp_dir().join(format!("ferrocorn-guard-{}", std::process::id()));
-        let status = in_child(
-            || panic!("boom {}", 7),
-            |message| std::fs::write(&path, message).expect("write"),
-        );
-        assert!(matches!(status, WaitStatus::Exited(_, 42)), "{status:?}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "boom 7");
-        std::fs::remove_file(&path).unwrap();
+        in_child_process!(a_panic_in_the_child_ends_in_exit_with_its_message, || {
+            let path = std::env::temp_dir().join(format!("ferrocorn-guard-{}", std::process::id()));
+            let status = in_child(
+                || panic!("boom {}", 7),
+                |message| std::fs::write(&path, message).expect("write"),
+            );
+            assert!(matches!(status, WaitStatus::Exited(_, 42)), "{status:?}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "boom 7");
+            std::fs::remove_file(&path).unwrap();
+        });
     }
 
     #[test]
@@ -73,22 +81,30 @@ mod tests {
                 let _ = std::fs::write(&self.0, "dropped");
             }
         }
-        let path = std::env::temp_dir().join(format!("ferrocorn-drop-{}", std::process::id()));
-        let owner = Owner(path.clone());
-        let status = in_child(|| panic!("in the child"), |_| {});
-        assert!(matches!(status, WaitStatus::Exited(_, 42)), "{status:?}");
-        assert!(
-            !path.exists(),
-            "the child dropped a value of the parent's frames"
+        in_child_process!(
+            a_panic_in_the_child_drops_nothing_of_the_frames_it_was_forked_in,
+            || {
+                let path =
+                    std::env::temp_dir().join(format!("ferrocorn-drop-{}", std::process::id()));
+                let owner = Owner(path.clone());
+                let status = in_child(|| panic!("in the child"), |_| {});
+                assert!(matches!(status, WaitStatus::Exited(_, 42)), "{status:?}");
+                assert!(
+                    !path.exists(),
+                    "the child dropped a value of the parent's frames"
+                );
+                drop(owner);
+                assert!(path.exists());
+                std::fs::remove_file(&path).unwrap();
+            }
         );
-        drop(owner);
-        assert!(path.exists());
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
     fn the_body_chooses_the_exit_code() {
-        let status = in_child(|| 3, |_| {});
-        assert!(matches!(status, WaitStatus::Exited(_, 3)), "{status:?}");
+        in_child_process!(the_body_chooses_the_exit_code, || {
+            let status = in_child(|| 3, |_| {});
+            assert!(matches!(status, WaitStatus::Exited(_, 3)), "{status:?}");
+        });
     }
 }
