@@ -70,8 +70,23 @@ pub struct ArbiterState {
     pub stopping: AtomicU32,
     pub workers_desired: AtomicU64,
     pub reloads: AtomicU64,
-    /// Workers replaced, by `RestartReason` (in the order of `RestartReason::ALL`).
+    /// Workers replaced, by `RestartReason` (in the order of `RestartReason::ALL`): counted
+    /// here directly when the arbiter reaps one, the only count there is.
     pub restarts: [AtomicU64; crate::master::RestartReason::ALL.len()],
+}
+
+impl ArbiterState {
+    /// Counts one worker that ended for `reason`. The arbiter is the only writer, so a
+    /// load and a store do.
+    pub(crate) fn count_restart(&self, reason: crate::master::RestartReason) {
+        let counter = &self.restarts[reason as usize];
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// How many workers ended for `reason` so far.
+    pub(crate) fn restarts(&self, reason: crate::master::RestartReason) -> u64 {
+        self.restarts[reason as usize].load(Ordering::Relaxed)
+    }
 }
 
 /// The start of the mapping, before the slots.

@@ -103,6 +103,16 @@ const WORKER_CLASSES: &[(&str, WorkerClass)] = &[
     ("asgi", WorkerClass::Asgi),
 ];
 
+impl WorkerClass {
+    /// The name it is given by (`-k NAME`), as the accepted names list it.
+    pub fn name(self) -> &'static str {
+        WORKER_CLASSES
+            .iter()
+            .find(|(_, class)| *class == self)
+            .map_or("mio", |(name, _)| name)
+    }
+}
+
 /// `memory_metric`: how the arbiter measures a worker's memory for `max_worker_memory`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemoryMetric {

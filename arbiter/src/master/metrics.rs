@@ -15,7 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{getppid, ForkResult, Pid};
 
-use super::{Ended, Master, RestartReason, PANIC_EXIT_CODE};
+use super::{Ended, Master, PANIC_EXIT_CODE};
 use crate::child;
 use crate::listeners::Listener;
 use crate::metrics::Exposition;
@@ -59,9 +59,6 @@ impl Master {
         state
             .reloads
             .store(self.newest_generation - 1, Ordering::Relaxed);
-        for (reason, published) in RestartReason::ALL.iter().zip(&state.restarts) {
-            published.store(self.restarts.get(*reason), Ordering::Relaxed);
-        }
         state.heartbeat_ns.store(monotonic_ns(), Ordering::Relaxed);
         let Some(metrics) = &mut self.metrics else {
             return;

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrocorn_config::{Settings, WorkerClass};
+use ferrocorn_config::Settings;
 use ferrocorn_worker::{App, WorkerState};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getpid, getppid, Pid};
@@ -28,7 +28,7 @@ use crate::error::ArbiterError;
 use crate::listeners::{self, Listener, ListenerOrigin, FERROCORN_FD_ENV};
 use crate::notify::sd_notify;
 use crate::pidfile::Pidfile;
-use crate::scoreboard::{monotonic_ns, Scoreboard, DEFAULT_CAPACITY, MAX_CAPACITY};
+use crate::scoreboard::{monotonic_ns, ArbiterState, Scoreboard, DEFAULT_CAPACITY, MAX_CAPACITY};
 use crate::signals::SignalPipe;
 use crate::worker_setup::WorkerSetup;
 use crate::{AppLoader, AppSource, Arbiter, LogReopener, SettingsReloader};
@@ -121,31 +121,18 @@ impl RestartReason {
     }
 }
 
-/// How many workers ended for each [`RestartReason`] since the arbiter started.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct RestartCounts([u64; RestartReason::ALL.len()]);
-
-impl RestartCounts {
-    pub(crate) fn count(&mut self, reason: RestartReason) {
-        self.0[reason as usize] += 1;
-    }
-
-    pub(crate) fn get(&self, reason: RestartReason) -> u64 {
-        self.0[reason as usize]
-    }
-
-    /// `reload 2, crash 1`: the reasons that occurred, for the log.
-    pub(crate) fn summary(&self) -> String {
-        let parts: Vec<String> = RestartReason::ALL
-            .iter()
-            .filter(|&&reason| self.get(reason) > 0)
-            .map(|&reason| format!("{} {}", reason.as_str(), self.get(reason)))
-            .collect();
-        if parts.is_empty() {
-            "none".to_string()
-        } else {
-            parts.join(", ")
-        }
+/// `reload 2, crash 1`: the reasons workers ended for so far (as published for the metrics
+/// process), for the log.
+fn restart_summary(state: &ArbiterState) -> String {
+    let parts: Vec<String> = RestartReason::ALL
+        .iter()
+        .filter(|&&reason| state.restarts(reason) > 0)
+        .map(|&reason| format!("{} {}", reason.as_str(), state.restarts(reason)))
+        .collect();
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -221,8 +208,6 @@ pub(crate) struct Master {
     /// Some worker has served: the loop saw one `Serving`, or reaped one that had been.
     /// Before that, a worker that fails to boot stops the arbiter.
     served: bool,
-    /// Workers that ended, by why (not counted while the arbiter itself stops).
-    restarts: RestartCounts,
     /// The metrics endpoint (`metrics_bind`) and its process.
     metrics: Option<metrics::MetricsProcess>,
     /// READY=1 went out after the last RELOADING=1 (see `notify_reloaded`).
@@ -299,12 +284,7 @@ impl Master {
         let scoreboard = scoreboard_for(settings.workers)?;
         // gunicorn's line, with the class as given (`sync`, `gthread` and `mio` are one
         // worker; `asgi` runs the application on an event loop thread).
-        let class = match settings.worker_class {
-            WorkerClass::Mio => "mio",
-            WorkerClass::Sync => "sync",
-            WorkerClass::Gthread => "gthread",
-            WorkerClass::Asgi => "asgi",
-        };
+        let class = settings.worker_class.name();
         tracing::info!(
             "Using worker: {class} ({} thread(s) each)",
             settings.threads
@@ -340,7 +320,6 @@ impl Master {
             next_spawn_at: None,
             ready_notified: false,
             served: false,
-            restarts: RestartCounts::default(),
             metrics: metrics.map(metrics::MetricsProcess::new),
             reload_notified: true,
             statsd: statsd::StatsdReport::default(),

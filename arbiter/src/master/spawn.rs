@@ -252,12 +252,14 @@ impl Master {
         let ever_served = view.state != WorkerState::Booting;
         self.served |= ever_served;
         let unasked = self.log_worker_end(pid, &worker, &view, message.as_deref(), how);
-        self.restarts.count(match (worker.retire_reason, how) {
-            (Some(reason), _) => reason,
-            // A worker ends itself with 0 after `max_requests` (or when its parent is gone).
-            (None, Ended::Exit(0)) => RestartReason::MaxRequests,
-            (None, _) => RestartReason::Crash,
-        });
+        self.scoreboard
+            .arbiter_state()
+            .count_restart(match (worker.retire_reason, how) {
+                (Some(reason), _) => reason,
+                // A worker ends itself with 0 after `max_requests` (or when its parent is gone).
+                (None, Ended::Exit(0)) => RestartReason::MaxRequests,
+                (None, _) => RestartReason::Crash,
+            });
         if !unasked || ever_served {
             return;
         }

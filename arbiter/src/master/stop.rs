@@ -18,7 +18,10 @@ impl Master {
     pub(super) fn stop(mut self, how: Stop) -> Result<(), ArbiterError> {
         self.publish_stopping();
         sd_notify("STOPPING=1");
-        tracing::debug!("Workers replaced since start: {}", self.restarts.summary());
+        tracing::debug!(
+            "Workers replaced since start: {}",
+            super::restart_summary(self.scoreboard.arbiter_state())
+        );
         // Has the arbiter we were to replace exited meanwhile? Then its files are ours.
         self.take_over_from_parent();
         let shared = self.reexec_child.is_some() || self.upgrade_parent.is_some();
