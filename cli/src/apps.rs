@@ -93,14 +93,7 @@ fn load_builtin(spec: &str) -> Result<Arc<dyn App>, String> {
 
 #[cfg(feature = "python")]
 fn load_python(spec: &str, settings: &Settings) -> Result<Arc<dyn App>, String> {
-    let hint = builtin_hint(spec);
-    let app = ferrocorn_python::load(spec, &python_options(settings))
-        .map_err(|e| format!("{e}{}", hint.clone().unwrap_or_default()))?;
-    Ok(match hint {
-        // A typo of a built-in's name (`helo`) fails to import in the worker: say so there.
-        Some(hint) => Arc::new(Hinted { app, hint }),
-        None => app,
-    })
+    ferrocorn_python::load(spec, &python_options(spec, settings))
 }
 
 /// For a bare name close to a built-in's (`helo`, `statc:x`), the hint added to a failure
@@ -113,49 +106,6 @@ fn builtin_hint(spec: &str) -> Option<String> {
     Some(format!(
         " (the built-in applications are hello, echo and static:DIR: did you mean {builtin}?)"
     ))
-}
-
-/// An application whose worker setup failure carries a hint.
-#[cfg(feature = "python")]
-struct Hinted {
-    app: Arc<dyn App>,
-    hint: String,
-}
-
-#[cfg(feature = "python")]
-impl App for Hinted {
-    fn call(
-        &self,
-        request: &mut ferrocorn_worker::Request,
-        response: &mut ferrocorn_worker::Response,
-    ) {
-        self.app.call(request, response);
-    }
-    fn init_worker(&self) -> Result<(), String> {
-        self.app
-            .init_worker()
-            .map_err(|e| format!("{e}{}", self.hint))
-    }
-    fn exit_worker(&self) {
-        self.app.exit_worker();
-    }
-    fn before_fork(&self) {
-        self.app.before_fork();
-    }
-    fn after_fork_parent(&self) {
-        self.app.after_fork_parent();
-    }
-    fn after_fork_child(&self) {
-        self.app.after_fork_child();
-    }
-    // Every other method too: an ASGI application is served through `deferred`, and one
-    // in a module named like a built-in (`echo:app`) was called as WSGI without it.
-    fn handles_connect(&self) -> bool {
-        self.app.handles_connect()
-    }
-    fn deferred(&self) -> Option<&dyn ferrocorn_worker::DeferredApp> {
-        self.app.deferred()
-    }
 }
 
 #[cfg(not(feature = "python"))]
@@ -171,7 +121,7 @@ fn load_python(spec: &str, _settings: &Settings) -> Result<Arc<dyn App>, String>
 use ferrocorn_config::{AsgiLifespan, AsgiLoop, WorkerClass};
 
 #[cfg(feature = "python")]
-fn python_options(settings: &Settings) -> ferrocorn_python::PythonOptions {
+fn python_options(spec: &str, settings: &Settings) -> ferrocorn_python::PythonOptions {
     ferrocorn_python::PythonOptions {
         pythonpath: settings.pythonpath.clone(),
         virtualenv: settings.virtualenv.clone(),
@@ -200,6 +150,9 @@ fn python_options(settings: &Settings) -> ferrocorn_python::PythonOptions {
         },
         asgi_disconnect_grace: settings.asgi_disconnect_grace_period,
         graceful_timeout: settings.graceful_timeout,
+        // A typo of a built-in's name (`helo`) fails to import, at load or in each worker:
+        // the failure says which built-in was meant.
+        failure_hint: builtin_hint(spec),
     }
 }
 

@@ -72,6 +72,20 @@ pub struct PythonOptions {
     pub asgi_disconnect_grace: Duration,
     /// How long a stopping worker waits for the ASGI lifespan shutdown (`graceful_timeout`).
     pub graceful_timeout: Duration,
+    /// Added to every failure to load or start the application, where it is reported (at
+    /// load, or in each worker): the caller's hint, such as a built-in's name close to
+    /// the one given.
+    pub failure_hint: Option<String>,
+}
+
+impl PythonOptions {
+    /// `error` with the failure hint after it.
+    fn hinted(&self, error: String) -> String {
+        match &self.failure_hint {
+            Some(hint) => format!("{error}{hint}"),
+            None => error,
+        }
+    }
 }
 
 /// The interface a Python application is served with.
@@ -120,6 +134,10 @@ pub enum AsgiLifespan {
 /// exception. With `preload`, Python starts and the application is imported now, so an
 /// import error is returned from here.
 pub fn load(spec: &str, options: &PythonOptions) -> Result<Arc<dyn App>, String> {
+    load_unhinted(spec, options).map_err(|e| options.hinted(e))
+}
+
+fn load_unhinted(spec: &str, options: &PythonOptions) -> Result<Arc<dyn App>, String> {
     let spec = AppSpec::parse(spec)?;
     let app = PythonApp {
         spec,
@@ -159,6 +177,26 @@ enum Hosted {
 }
 
 impl PythonApp {
+    /// What a worker does before it serves: imports the application (unless preloaded),
+    /// starts the WSGI host's threads, and the reloader under `reload`.
+    fn start_worker(&self) -> Result<(), String> {
+        let since = std::time::SystemTime::now();
+        let host = match self.host.get() {
+            Some(host) => host.clone(),
+            None => {
+                let host = self.import()?;
+                self.host.get_or_init(|| host).clone()
+            }
+        };
+        if let Hosted::Wsgi(host) = host {
+            host.start_worker()?;
+        }
+        if self.options.reload {
+            reload::start(self.options.reload_extra_files.clone(), since)?;
+        }
+        Ok(())
+    }
+
     /// Starts Python in this process if needed, imports the application and chooses its
     /// interface.
     fn import(&self) -> Result<Hosted, String> {
@@ -306,21 +344,7 @@ impl App for PythonApp {
     }
 
     fn init_worker(&self) -> Result<(), String> {
-        let since = std::time::SystemTime::now();
-        let host = match self.host.get() {
-            Some(host) => host.clone(),
-            None => {
-                let host = self.import()?;
-                self.host.get_or_init(|| host).clone()
-            }
-        };
-        if let Hosted::Wsgi(host) = host {
-            host.start_worker()?;
-        }
-        if self.options.reload {
-            reload::start(self.options.reload_extra_files.clone(), since)?;
-        }
-        Ok(())
+        self.start_worker().map_err(|e| self.options.hinted(e))
     }
 
     fn deferred(&self) -> Option<&dyn DeferredApp> {
