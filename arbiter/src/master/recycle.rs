@@ -60,10 +60,10 @@ impl Recycling {
     }
 }
 
-/// Whether the arbiter samples its workers' memory: for `max_worker_memory`, and for the
-/// metrics (which publish the last sample).
+/// Whether the arbiter samples its workers' memory: only for `max_worker_memory` (the
+/// metrics process reads each worker's RSS itself, when scraped).
 fn samples_memory(settings: &Settings) -> bool {
-    settings.max_worker_memory > 0 || settings.metrics_bind.is_some()
+    settings.max_worker_memory > 0
 }
 
 /// A random duration from 0 to `max`, different for each call.
