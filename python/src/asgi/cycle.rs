@@ -239,15 +239,7 @@ impl Cycle {
 
     /// Sends `response` as the whole answer: its body is all there is.
     fn respond_whole(&self, py: Python<'_>, response: Response) {
-        self.reply(
-            py,
-            Reply::Respond {
-                id: self.id,
-                response,
-                more: false,
-                length: None,
-            },
-        );
+        self.shared.respond_whole(py, self.id, response);
     }
 
     /// The final reply when the application ended without one: 500 while nothing is on the

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferrocorn_worker::ws::close_code;
-use ferrocorn_worker::{Event, ExchangeId, Replies, Reply, Request};
+use ferrocorn_worker::{Event, ExchangeId, Replies, Reply, Request, Response};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -147,6 +147,20 @@ impl Shared {
             batches: AtomicU64::new(0),
             replied: AtomicU64::new(0),
         }
+    }
+
+    /// Answers exchange `id` with `response` whole: its body is all there is (an HTTP
+    /// answer, or a WebSocket handshake refused with a plain response).
+    pub(crate) fn respond_whole(&self, py: Python<'_>, id: ExchangeId, response: Response) {
+        self.reply(
+            py,
+            Reply::Respond {
+                id,
+                response,
+                more: false,
+                length: None,
+            },
+        );
     }
 
     /// Queues a reply; the first of a turn schedules the flush.

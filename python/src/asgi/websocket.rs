@@ -179,15 +179,7 @@ impl WsCycle {
 
     /// Answers the handshake with a plain response (403, 500, a denial) instead of the 101.
     fn refuse(&self, py: Python<'_>, response: Response) {
-        self.reply(
-            py,
-            Reply::Respond {
-                id: self.id,
-                response,
-                more: false,
-                length: None,
-            },
-        );
+        self.shared.respond_whole(py, self.id, response);
     }
 
     /// The application's coroutine ended (`failure`: its traceback): before the handshake
